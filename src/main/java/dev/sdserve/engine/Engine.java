@@ -1,0 +1,48 @@
+package dev.sdserve.engine;
+
+import java.util.List;
+
+/**
+ * The boundary between the scheduler and the tensors. Every call works on a batch, so the scheduler can merge
+ * requests that sit at different steps, with different samplers and guidance scales, into one engine call.
+ *
+ * <p>All arrays are float32, one per sample, in NCHW order without the batch dimension. Implementations must be
+ * safe to call from one scheduler thread; they need not be re-entrant.
+ */
+public interface Engine extends AutoCloseable {
+
+    /** What the model expects: latent channels, the VAE downscale factor, text-encoder width and scaling factor. */
+    ModelInfo describe(String model);
+
+    /**
+     * Text-encodes a batch of prompts (tokenisation included). Returns one conditioning per item, each
+     * {@code tokens × dim} floats row-major.
+     */
+    float[][] encode(String model, List<EncodeItem> items);
+
+    /**
+     * One UNet evaluation for every item of the batch. Items share the model and latent shape but may differ in
+     * timestep, conditioning, guidance scale and LoRA set. With an unconditional embedding and guidance ≠ 1 the
+     * engine doubles the sample (classifier-free guidance) and returns the guided prediction
+     * {@code eps_u + g·(eps_c − eps_u)}; without one it returns the conditional prediction.
+     */
+    float[][] denoise(DenoiseBatch batch);
+
+    /**
+     * Decodes latents (already divided by nothing: pass the sampler's latents as they are; the engine applies the
+     * model's scaling factor) into RGB images in [0, 1], each {@code height × width × 3} floats, row-major HWC.
+     */
+    float[][] decode(String model, LatentShape shape, List<float[]> latents);
+
+    /** Encodes RGB images (HWC floats in [0, 1]) into scaled latent means, for img2img. */
+    default float[][] encodeImage(String model, LatentShape shape, List<float[]> images) {
+        throw new UnsupportedOperationException("this engine does not encode images");
+    }
+
+    /** Counters the scheduler and tests read: calls and samples per stage. */
+    EngineStats stats();
+
+    @Override
+    default void close() {
+    }
+}

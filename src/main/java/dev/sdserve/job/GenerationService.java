@@ -1,0 +1,25 @@
+package dev.sdserve.job;
+
+import java.util.Collection;
+import java.util.Optional;
+
+/**
+ * What the transports (gRPC, REST, CLI, A1111 routes) call. Implemented by the admission + scheduler rooms.
+ * Every method throws {@link ServeException} for a public failure.
+ */
+public interface GenerationService {
+    /**
+     * Validates and admits a request, or refuses it (INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED with a retry
+     * hint, UNAVAILABLE while draining).
+     *
+     * @param detached true for the asynchronous Submit form (no watcher owns the job)
+     */
+    Job submit(GenerationRequest request, boolean detached);
+
+    Optional<Job> find(String jobId);
+
+    /** Cancels a job; returns false when it had already ended. Throws NOT_FOUND for an unknown id. */
+    boolean cancel(String jobId);
+
+    Collection<Job> jobs();
+}
