@@ -11,7 +11,10 @@ import java.util.List;
  */
 public interface Engine extends AutoCloseable {
 
-    /** What the model expects: latent channels, the VAE downscale factor, text-encoder width and scaling factor. */
+    /**
+     * What the model expects: latent channels, the VAE downscale factor, text-encoder width and scaling factor.
+     * Throws {@link dev.sdserve.job.ServeException} with code NOT_FOUND for a model the engine does not know.
+     */
     ModelInfo describe(String model);
 
     /**

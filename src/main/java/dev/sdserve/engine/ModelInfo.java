@@ -10,7 +10,8 @@ package dev.sdserve.engine;
  * @param contextDim      width of a conditioning (768 for SD 1.5)
  * @param scalingFactor   VAE scaling factor (0.18215 for SD 1.x)
  * @param architecture    e.g. "sd1"
+ * @param defaultImageSize image edge in pixels used when a request gives none (512 for SD 1.x, less for tiny models)
  */
 public record ModelInfo(String name, int latentChannels, int vaeScale, int contextTokens, int contextDim,
-                        double scalingFactor, String architecture) {
+                        double scalingFactor, String architecture, int defaultImageSize) {
 }
