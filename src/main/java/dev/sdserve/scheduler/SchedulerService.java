@@ -518,6 +518,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 continue;
             }
             double s = slackMillis(w, now, load);
+            if (w.wasInLastBatch) {
+                s -= config.slackStickinessMillis; // hysteresis: no least-laxity thrashing between equal jobs
+            }
             slack.put(w, s);
             if (urgent == null || before(w, s, urgent, slack.get(urgent))) {
                 urgent = w;

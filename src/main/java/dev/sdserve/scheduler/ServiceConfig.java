@@ -17,6 +17,11 @@ public final class ServiceConfig {
 
     /** Largest UNet batch in latent samples (a guided image counts twice); the cost model may choose less. */
     public int maxLatentBatch = 64;
+    /**
+     * Hysteresis of least-slack ordering: a job in the running batch keeps its place unless another has this much
+     * less slack (ms). Without it, jobs of equal slack take turns step by step and all finish late together.
+     */
+    public double slackStickinessMillis = 250;
     /** Largest text-encoder batch in prompts. */
     public int maxEncodeBatch = 32;
     /** Largest VAE decode batch in images. */
