@@ -16,7 +16,7 @@ import java.util.TreeMap;
 public final class OnlineCostModel implements CostModel {
     private final CostModel prior;
     private final double alpha;
-    private final Map<String, TreeMap<Integer, double[]>> measured = new HashMap<>();
+    private final Map<Key, TreeMap<Integer, double[]>> measured = new HashMap<>();
 
     /**
      * @param prior what to predict before a bucket is measured (seed defaults)
@@ -31,9 +31,11 @@ public final class OnlineCostModel implements CostModel {
         this(prior, 0.2);
     }
 
-    private static String key(String model, Stage stage, LatentShape shape) {
-        return model + '|' + stage + '|' + (stage == Stage.ENCODE || shape == null ? "-"
-                : shape.channels() + "x" + shape.height() + "x" + shape.width());
+    private record Key(String model, Stage stage, LatentShape shape) {
+    }
+
+    private static Key key(String model, Stage stage, LatentShape shape) {
+        return new Key(model, stage, stage == Stage.ENCODE ? null : shape);
     }
 
     /** Records a measured call. */

@@ -5,7 +5,7 @@ import dev.sdserve.sampler.NoiseSource;
 import java.util.SplittableRandom;
 
 /**
- * A seeded standard-normal source (SplittableRandom + Box–Muller). Interim: the service will use the sampler
+ * A seeded standard-normal source (SplittableRandom + Marsaglia polar method). Interim: the service will use the sampler
  * room's torch-compatible generator once it lands, so that seeds reproduce other tools' images.
  */
 public final class SeededGaussian implements NoiseSource {
@@ -29,13 +29,16 @@ public final class SeededGaussian implements NoiseSource {
             spare = Double.NaN;
             return s;
         }
-        double u1;
-        do {
-            u1 = random.nextDouble();
-        } while (u1 <= Double.MIN_NORMAL);
-        double u2 = random.nextDouble();
-        double r = Math.sqrt(-2 * Math.log(u1));
-        spare = r * Math.sin(2 * Math.PI * u2);
-        return r * Math.cos(2 * Math.PI * u2);
+        double u;
+        double v;
+        double q;
+        do { // Marsaglia's polar method: no trigonometry
+            u = 2 * random.nextDouble() - 1;
+            v = 2 * random.nextDouble() - 1;
+            q = u * u + v * v;
+        } while (q >= 1 || q == 0);
+        double f = Math.sqrt(-2 * Math.log(q) / q);
+        spare = v * f;
+        return u * f;
     }
 }

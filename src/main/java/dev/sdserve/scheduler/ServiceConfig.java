@@ -56,6 +56,11 @@ public final class ServiceConfig {
     public CostModel costPrior = CostModel.proportional(20, 1000);
     /** Scheduler thread: how long to wait for work when idle (real ms). */
     public long idleWaitMillis = 50;
+    /**
+     * Timer of the overhead statistics (planning, sampler, engine nanoseconds); the overhead benchmark uses the
+     * thread's CPU time so that a shared machine does not inflate it.
+     */
+    public LongSupplier statsTimer = System::nanoTime;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 
