@@ -281,6 +281,67 @@ public final class ModelConfigs {
         return v.isTextual() ? v.asText() : dflt;
     }
 
+    /**
+     * A diffusers-style config JSON ({@code unet} / {@code text_encoder} / {@code vae} objects, diffusers names) that
+     * {@link #fromShapes(Map, JsonNode)} reads back to {@code c} for a checkpoint of that architecture.
+     */
+    public static com.fasterxml.jackson.databind.node.ObjectNode toJson(ModelConfig c) {
+        var root = JSON.createObjectNode();
+        UNetConfig u = c.unet();
+        var un = root.putObject("unet");
+        un.put("sample_size", u.sampleSize());
+        un.put("in_channels", u.inChannels());
+        un.put("out_channels", u.outChannels());
+        var down = un.putArray("down_block_types");
+        u.crossAttnDown().forEach(a -> down.add(a ? "CrossAttnDownBlock2D" : "DownBlock2D"));
+        un.put("mid_block_type", u.midAttention() ? "UNetMidBlock2DCrossAttn" : "UNetMidBlock2D");
+        var up = un.putArray("up_block_types");
+        u.crossAttnUp().forEach(a -> up.add(a ? "CrossAttnUpBlock2D" : "UpBlock2D"));
+        var bo = un.putArray("block_out_channels");
+        u.blockOutChannels().forEach(bo::add);
+        un.put("layers_per_block", u.layersPerBlock());
+        un.put("norm_num_groups", u.normGroups());
+        un.put("norm_eps", u.normEps());
+        un.put("cross_attention_dim", u.crossAttentionDim());
+        un.put("transformer_layers_per_block", u.transformerLayers());
+        if (u.attentionHeads().stream().distinct().count() == 1) {
+            un.put("attention_head_dim", u.attentionHeads().get(0));
+        } else {
+            var h = un.putArray("attention_head_dim");
+            u.attentionHeads().forEach(h::add);
+        }
+        un.put("use_linear_projection", u.useLinearProjection());
+        un.put("prediction_type", u.predictionType());
+        TextEncoderConfig t = c.textEncoder();
+        var te = root.putObject("text_encoder");
+        te.put("vocab_size", t.vocabSize());
+        te.put("hidden_size", t.hiddenSize());
+        te.put("intermediate_size", t.intermediateSize());
+        te.put("num_hidden_layers", t.layers());
+        te.put("num_attention_heads", t.heads());
+        te.put("max_position_embeddings", t.maxPositions());
+        te.put("hidden_act", t.hiddenAct());
+        te.put("layer_norm_eps", t.layerNormEps());
+        te.put("bos_token_id", t.bosToken());
+        te.put("eos_token_id", t.eosToken());
+        te.put("pad_token_id", t.padToken());
+        var tok = root.putObject("tokenizer");
+        tok.put("bos_token_id", t.bosToken());
+        tok.put("eos_token_id", t.eosToken());
+        tok.put("pad_token_id", t.padToken());
+        VaeConfig v = c.vae();
+        var va = root.putObject("vae");
+        va.put("in_channels", v.inChannels());
+        va.put("out_channels", v.outChannels());
+        va.put("latent_channels", v.latentChannels());
+        var vb = va.putArray("block_out_channels");
+        v.blockOutChannels().forEach(vb::add);
+        va.put("layers_per_block", v.layersPerBlock());
+        va.put("norm_num_groups", v.normGroups());
+        va.put("scaling_factor", v.scalingFactor());
+        return root;
+    }
+
     // ---------------------------------------------------------------- config JSON beside a checkpoint
 
     /**
