@@ -1,11 +1,17 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.model.Half;
 import dev.sdserve.model.SafeTensors;
+import org.tensorflow.ndarray.buffer.FloatDataBuffer;
 import org.tensorflow.ndarray.Shape;
 import org.tensorflow.ndarray.buffer.DataBuffers;
 import org.tensorflow.types.TFloat32;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -17,8 +23,9 @@ import java.util.Set;
  * of the model. Keys are the checkpoint's LDM names. Layouts: k×k convolutions (k &gt; 1) are stored HWIO (TF's
  * Conv2D filter layout), 1×1 convolutions as [out, in] (a linear), everything else as in the file.
  *
- * <p>Loading converts one tensor at a time (fp16/bf16/fp32 → one float[] → the TF tensor), so peak memory is the
- * float32 weights plus one tensor, not several copies of the checkpoint.
+ * <p>Loading streams each tensor from the file in 1M-element chunks straight into native tensor memory (fp16/bf16
+ * converted on the way); only k×k convolution kernels, which are transposed to HWIO, pass through one float[] of
+ * their size. Peak memory is the float32 weights plus a few MB, not several copies of the checkpoint.
  */
 public final class Weights implements AutoCloseable {
     /** LDM prefixes of the three networks; other keys (EMA copies, schedule buffers, position ids) are ignored. */
@@ -36,20 +43,94 @@ public final class Weights implements AutoCloseable {
 
     public static Weights load(SafeTensors st) throws IOException {
         Weights w = new Weights(st.path().toString());
-        try {
+        try (FileChannel ch = FileChannel.open(st.path(), StandardOpenOption.READ)) {
+            Streamer streamer = new Streamer(ch);
             for (var e : st.tensors().entrySet()) {
                 String key = e.getKey();
                 SafeTensors.TensorInfo info = e.getValue();
                 if (!info.dtype().floating() || PREFIXES.stream().noneMatch(key::startsWith)) {
                     continue;
                 }
-                w.put(key, info.shape(), st.floats(key));
+                long[] s = info.shape();
+                if (s.length == 4 && s[2] * s[3] > 1) {
+                    w.put(key, s, st.floats(key)); // transposed to HWIO through one float[] of this tensor
+                } else {
+                    long[] shape = s.length == 4 ? new long[]{s[0], s[1]} : s.clone();
+                    w.putStreamed(key, shape, info, streamer);
+                }
             }
         } catch (IOException | RuntimeException ex) {
             w.close();
             throw ex;
         }
         return w;
+    }
+
+    /** Converts file bytes chunk by chunk into native tensor memory (no tensor-sized heap copies). */
+    private static final class Streamer {
+        static final int CHUNK = 1 << 20; // elements
+        final FileChannel ch;
+        final ByteBuffer bytes = ByteBuffer.allocateDirect(CHUNK * 8).order(ByteOrder.LITTLE_ENDIAN);
+        final float[] floats = new float[CHUNK];
+
+        Streamer(FileChannel ch) {
+            this.ch = ch;
+        }
+
+        void copy(SafeTensors.TensorInfo info, FloatDataBuffer dst) throws IOException {
+            long n = info.elements();
+            int es = info.dtype().bytes;
+            long pos = info.offset();
+            for (long done = 0; done < n; ) {
+                int k = (int) Math.min(CHUNK, n - done);
+                bytes.clear().limit(k * es);
+                while (bytes.hasRemaining()) {
+                    int r = ch.read(bytes, pos + bytes.position());
+                    if (r < 0) {
+                        throw new IOException("unexpected end of file reading " + info.name());
+                    }
+                }
+                bytes.flip();
+                switch (info.dtype()) {
+                    case F32 -> bytes.asFloatBuffer().get(floats, 0, k);
+                    case F16 -> {
+                        for (int i = 0; i < k; i++) {
+                            floats[i] = Half.toFloat(bytes.getShort(i * 2));
+                        }
+                    }
+                    case BF16 -> {
+                        for (int i = 0; i < k; i++) {
+                            floats[i] = Half.bf16ToFloat(bytes.getShort(i * 2));
+                        }
+                    }
+                    case F64 -> {
+                        for (int i = 0; i < k; i++) {
+                            floats[i] = (float) bytes.getDouble(i * 8);
+                        }
+                    }
+                    default -> throw new IOException(info.name() + ": not a float tensor (" + info.dtype() + ")");
+                }
+                dst.offset(done).write(floats, 0, k);
+                done += k;
+                pos += (long) k * es;
+            }
+        }
+    }
+
+    private void putStreamed(String key, long[] shape, SafeTensors.TensorInfo info, Streamer s) throws IOException {
+        TFloat32 t = TFloat32.tensorOf(Shape.of(shape));
+        try {
+            s.copy(info, t.asRawTensor().data().asFloats());
+        } catch (IOException | RuntimeException e) {
+            t.close();
+            throw e;
+        }
+        TFloat32 old = tensors.put(key, t);
+        if (old != null) {
+            old.close();
+        }
+        shapes.put(key, shape);
+        bytes += 4L * info.elements();
     }
 
     /** Adds a tensor given in PyTorch layout (convolutions OIHW); takes ownership of {@code values}. */
