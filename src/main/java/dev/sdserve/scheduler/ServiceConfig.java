@@ -2,6 +2,7 @@ package dev.sdserve.scheduler;
 
 import dev.sdserve.admission.AdmissionConfig;
 import dev.sdserve.sampler.NoiseSource;
+import dev.sdserve.sampler.TorchGenerator;
 
 import java.util.concurrent.Executor;
 import java.util.function.LongFunction;
@@ -47,9 +48,12 @@ public final class ServiceConfig {
     /** Where events are rendered (previews, PNGs) and published; null = a dedicated daemon thread. */
     public Executor publishExecutor;
     /** Samplers by id / name. */
-    public SamplerCatalog samplers = new InterimSamplers();
-    /** Per-sample Gaussian source from a seed (initial noise first, then per-step draws). */
-    public LongFunction<NoiseSource> noise = SeededGaussian::new;
+    public SamplerCatalog samplers = new LibrarySamplers();
+    /**
+     * Per-image Gaussian source from the image's seed (initial noise first, then per-step draws): by default
+     * PyTorch's CPU generator, so a seed gives the latents diffusers / A1111 give.
+     */
+    public LongFunction<NoiseSource> noise = TorchGenerator::new;
     /** Source of seeds for requests without one (null = SecureRandom). */
     public LongSupplier randomSeed;
     /** Cost predictions before a bucket has been measured. */

@@ -7,7 +7,7 @@ import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.job.SloClass;
-import dev.sdserve.scheduler.InterimSamplers;
+import dev.sdserve.scheduler.LibrarySamplers;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -18,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.*;
 class ValidationTest {
     private final FakeEngine engine = new FakeEngine(new FakeEngine.Config().models(8, 512, "embedded", "other"));
     private final AdmissionConfig config = new AdmissionConfig();
-    private final Validation v = new Validation(config, engine::describe, new InterimSamplers(), () -> 0x1_2345_6789L);
+    private final Validation v = new Validation(config, engine::describe, new LibrarySamplers(), () -> 0x1_2345_6789L);
     private static final long NOW = 1_000_000L;
 
     private static GenerationRequest base() {
