@@ -11,7 +11,8 @@ import java.util.TreeMap;
  * exponentially weighted mean of measured milliseconds. Between measured batch sizes it interpolates linearly;
  * below the smallest it uses the smallest (a smaller batch never costs more, so this errs on the safe side); above
  * the largest it extrapolates with the prior's shape (or linearly per item without a prior). Buckets without any
- * measurement fall back to the prior. Thread-safe.
+ * measurement fall back to the prior. A measurement under half the running mean replaces it (the first calls of a
+ * model include loading and graph warm-up; those must not make admission pessimistic for long). Thread-safe.
  */
 public final class OnlineCostModel implements CostModel {
     private final CostModel prior;
@@ -47,6 +48,9 @@ public final class OnlineCostModel implements CostModel {
         double[] v = m.get(batch);
         if (v == null) {
             m.put(batch, new double[]{millis, 1});
+        } else if (millis < v[0] / 2) {
+            v[0] = millis; // the earlier figure was an outlier (warm-up, model load, GC): recover at once
+            v[1]++;
         } else {
             v[0] += alpha * (millis - v[0]);
             v[1]++;

@@ -919,6 +919,13 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     }
 
     private void complete(Work w, List<float[]> images) {
+        if (config.imageListener != null) {
+            try {
+                config.imageListener.accept(w.job, images);
+            } catch (RuntimeException e) {
+                LOG.log(Level.WARNING, "image listener failed for job " + w.job.id(), e);
+            }
+        }
         w.phase = Work.Phase.DONE;
         remove(w);
         stats.completed.incrementAndGet();

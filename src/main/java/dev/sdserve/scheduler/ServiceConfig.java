@@ -4,7 +4,11 @@ import dev.sdserve.admission.AdmissionConfig;
 import dev.sdserve.sampler.NoiseSource;
 import dev.sdserve.sampler.TorchGenerator;
 
+import dev.sdserve.job.Job;
+
+import java.util.List;
 import java.util.concurrent.Executor;
+import java.util.function.BiConsumer;
 import java.util.function.LongFunction;
 import java.util.function.LongSupplier;
 
@@ -65,6 +69,11 @@ public final class ServiceConfig {
      * thread's CPU time so that a shared machine does not inflate it.
      */
     public LongSupplier statsTimer = System::nanoTime;
+    /**
+     * Called on the scheduler thread with each completed job's decoded images (HWC floats in [0, 1]) before PNG
+     * encoding; null = none. Tests compare images at float precision through it.
+     */
+    public BiConsumer<Job, List<float[]>> imageListener;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 
