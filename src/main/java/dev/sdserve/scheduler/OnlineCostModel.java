@@ -2,6 +2,7 @@ package dev.sdserve.scheduler;
 
 import dev.sdserve.engine.LatentShape;
 
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeMap;
@@ -18,6 +19,9 @@ public final class OnlineCostModel implements CostModel {
     private final CostModel prior;
     private final double alpha;
     private final Map<Key, TreeMap<Integer, double[]>> measured = new HashMap<>();
+    /** Predictions by bucket for batch sizes up to {@link #CACHED}, cleared when the bucket gets a measurement. */
+    private final Map<Key, double[]> cache = new HashMap<>();
+    private static final int CACHED = 256;
 
     /**
      * @param prior what to predict before a bucket is measured (seed defaults)
@@ -44,7 +48,12 @@ public final class OnlineCostModel implements CostModel {
         if (batch <= 0 || !(millis >= 0)) {
             return;
         }
-        TreeMap<Integer, double[]> m = measured.computeIfAbsent(key(model, stage, shape), k -> new TreeMap<>());
+        Key key = key(model, stage, shape);
+        double[] c = cache.get(key);
+        if (c != null) {
+            Arrays.fill(c, Double.NaN);
+        }
+        TreeMap<Integer, double[]> m = measured.computeIfAbsent(key, k -> new TreeMap<>());
         double[] v = m.get(batch);
         if (v == null) {
             m.put(batch, new double[]{millis, 1});
@@ -69,7 +78,26 @@ public final class OnlineCostModel implements CostModel {
 
     @Override
     public synchronized double predictMillis(String model, Stage stage, LatentShape shape, int batch) {
-        TreeMap<Integer, double[]> m = measured.get(key(model, stage, shape));
+        Key key = key(model, stage, shape);
+        if (batch < 0 || batch > CACHED) {
+            return compute(key, model, stage, shape, batch);
+        }
+        double[] c = cache.get(key);
+        if (c == null) {
+            c = new double[CACHED + 1];
+            Arrays.fill(c, Double.NaN);
+            cache.put(key, c);
+        }
+        double v = c[batch];
+        if (Double.isNaN(v)) {
+            v = compute(key, model, stage, shape, batch);
+            c[batch] = v;
+        }
+        return v;
+    }
+
+    private double compute(Key key, String model, Stage stage, LatentShape shape, int batch) {
+        TreeMap<Integer, double[]> m = measured.get(key);
         if (m == null || m.isEmpty()) {
             return prior == null ? 0 : prior.predictMillis(model, stage, shape, batch);
         }

@@ -59,7 +59,7 @@ public final class SimulateCommand implements CliCommand {
                   512x512, guidance 7.5), Poisson arrivals at a sweep of rates, steps uniform in [min, max], SLO =
                   factor x the request's isolated latency. Baselines in the same harness: FCFS one request at a
                   time (A1111/ComfyUI) and request-level dynamic batching (Triton; best of a grid of max batch and
-                  queue-delay window). Prints per policy and SLO the goodput (highest rate with >= 99% of requests
+                  queue-delay window). Prints per policy and SLO the goodput (highest rate with >= 99%% of requests
                   finished within their SLO; rejected requests count as misses), p50/p99 latency, mean batch and
                   rejections at that rate; the last line compares goodputs at SLO 3x on the eager table.
 
