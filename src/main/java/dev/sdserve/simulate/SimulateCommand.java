@@ -154,13 +154,13 @@ public final class SimulateCommand implements CliCommand {
             for (double f : slos) {
                 final int n = requests;
                 final long sd = seed;
-                Simulator.Goodput ours = Simulator.goodput(r -> sim.runSdServe(sim.trace(n, r, f, sd)), target, 0.05, 100, 1.04);
-                Simulator.Goodput fcfs = Simulator.goodput(r -> sim.runFcfs(sim.trace(n, r, f, sd)), target, 0.05, 100, 1.04);
+                Simulator.Goodput ours = Simulator.goodput(r -> sim.runSdServe(sim.trace(n, r, f, sd)), target, 0.01, 100, 1.04);
+                Simulator.Goodput fcfs = Simulator.goodput(r -> sim.runFcfs(sim.trace(n, r, f, sd)), target, 0.01, 100, 1.04);
                 Simulator.Goodput dyn = null;
                 String dynCfg = "";
                 for (int mb : new int[]{2, 4, 8, 16, 32}) {
                     for (double w : new double[]{0, 50, 200, 800}) {
-                        Simulator.Goodput g = Simulator.goodput(r -> sim.runDynamic(sim.trace(n, r, f, sd), mb, w), target, 0.05, 100, 1.04);
+                        Simulator.Goodput g = Simulator.goodput(r -> sim.runDynamic(sim.trace(n, r, f, sd), mb, w), target, 0.01, 100, 1.04);
                         if (dyn == null || g.rate() > dyn.rate()) {
                             dyn = g;
                             dynCfg = "max_batch=" + mb + " window=" + (int) w + "ms";
@@ -198,7 +198,7 @@ public final class SimulateCommand implements CliCommand {
     private static void print(PrintStream out, String policy, double slo, Simulator.Goodput g, String notes) {
         Simulator.Result r = g.result();
         if (r == null) {
-            out.printf(Locale.ROOT, "%-8s %3sx %10s %9s %9s %7s %9s %8s  %s%n", policy, fmt(slo), "<0.05", "-", "-", "-", "-", "-", notes);
+            out.printf(Locale.ROOT, "%-8s %3sx %10s %9s %9s %7s %9s %8s  %s%n", policy, fmt(slo), "<0.01", "-", "-", "-", "-", "-", notes);
             return;
         }
         out.printf(Locale.ROOT, "%-8s %3sx %10.2f %9.0f %9.0f %7.2f %9d %7.1f%%  %s%n", policy, fmt(slo), g.rate(),
