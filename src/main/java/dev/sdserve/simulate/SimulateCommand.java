@@ -66,7 +66,7 @@ public final class SimulateCommand implements CliCommand {
                 Options:
                   --costs PATH      cost file (default %s, also found under /work/shared/gpu)
                   --table NAME      eager | compiled | both (default both)
-                  --requests N      requests per trace (default 1000)
+                  --requests N      requests per trace (default 600)
                   --slo LIST        SLO factors (default 2,3,5)
                   --steps MIN-MAX   step range (default 20-50)
                   --seed S          trace seed (default 1)
@@ -80,7 +80,7 @@ public final class SimulateCommand implements CliCommand {
     public int run(List<String> args, PrintStream out) throws Exception {
         String costs = null;
         String table = "both";
-        int requests = 1000;
+        int requests = 600;
         List<Double> slos = List.of(2.0, 3.0, 5.0);
         int minSteps = 20;
         int maxSteps = 50;
