@@ -859,11 +859,21 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     private void runDenoise(String model, LatentShape shape, List<Work> members) {
         withIsolation(members, ms -> {
             long s0 = config.statsTimer.getAsLong();
-            List<DenoiseItem> items = new ArrayList<>();
+            List<SamplerState> flat = new ArrayList<>();
+            List<Work> owner = new ArrayList<>();
             for (Work w : ms) {
                 for (SamplerState s : w.states) {
-                    items.add(new DenoiseItem(s.modelInput(), s.timestep(), w.cond, w.uncond, w.req.guidance(), w.req.loras()));
+                    flat.add(s);
+                    owner.add(w);
                 }
+            }
+            // Sampler maths is per image and independent: spread it over cores for large batches.
+            float[][] inputs = new float[flat.size()][];
+            forEachImage(flat.size(), i -> inputs[i] = flat.get(i).modelInput());
+            List<DenoiseItem> items = new ArrayList<>(flat.size());
+            for (int i = 0; i < flat.size(); i++) {
+                Work w = owner.get(i);
+                items.add(new DenoiseItem(inputs[i], flat.get(i).timestep(), w.cond, w.uncond, w.req.guidance(), w.req.loras()));
             }
             stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s0);
             DenoiseBatch batch = new DenoiseBatch(model, shape, items);
@@ -880,12 +890,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 throw new IllegalStateException("engine returned " + eps.length + " predictions for " + items.size() + " samples");
             }
             long s1 = config.statsTimer.getAsLong();
-            int k = 0;
-            for (Work w : ms) {
-                for (SamplerState s : w.states) {
-                    s.advance(eps[k++]);
-                }
-            }
+            forEachImage(flat.size(), i -> flat.get(i).advance(eps[i]));
             stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s1);
             long now = clock.nanoTime();
             synchronized (lock) {
@@ -911,6 +916,16 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 }
             }
         }, "a denoising step");
+    }
+
+    private void forEachImage(int n, java.util.function.IntConsumer body) {
+        if (n >= config.parallelSamplerImages && config.parallelSamplerImages > 0) {
+            java.util.stream.IntStream.range(0, n).parallel().forEach(body);
+        } else {
+            for (int i = 0; i < n; i++) {
+                body.accept(i);
+            }
+        }
     }
 
     private void publishStep(Work w, int index, double stepMs) {

@@ -45,6 +45,11 @@ public final class ServiceConfig {
     public boolean dropLateRequests = true;
     /** On an engine failure of a batch, retry it split in halves to isolate the failing request(s). */
     public boolean splitFailedBatches = true;
+    /**
+     * Batches with at least this many images run their sampler maths (model inputs, updates, noise) in parallel
+     * on the common fork-join pool; 0 = always on the scheduler thread.
+     */
+    public int parallelSamplerImages = 8;
     /** Finished jobs kept for {@code find}/{@code jobs}. */
     public int retainFinishedJobs = 1000;
     /** Encode PNG results and previews (the simulator turns this off). */
