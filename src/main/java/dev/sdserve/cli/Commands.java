@@ -11,6 +11,8 @@ public final class Commands {
 
     static {
         // Each room registers its commands here.
+        FACTORIES.add(ListCommands.Models::new);
+        FACTORIES.add(ListCommands.Loras::new);
     }
 
     private Commands() {
