@@ -11,6 +11,7 @@ public final class Commands {
 
     static {
         // Each room registers its commands here.
+        FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
         FACTORIES.add(ListCommands.Models::new);
         FACTORIES.add(ListCommands.Loras::new);
     }

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sdserve.api.PromptLoras;
 import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.job.ResolvedRequest;
-import dev.sdserve.sampler.SamplerCatalog;
+import dev.sdserve.sampler.Samplers;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -97,12 +97,11 @@ public final class InfoText {
         if (sampler == null) {
             return "";
         }
-        for (SamplerCatalog.Entry e : SamplerCatalog.entries()) {
-            if (e.id().equalsIgnoreCase(sampler) || e.displayName().equalsIgnoreCase(sampler)) {
-                return e.displayName();
-            }
+        try {
+            return Samplers.info(sampler).displayName();
+        } catch (IllegalArgumentException unknown) {
+            return sampler;
         }
-        return sampler;
     }
 
     /** A1111 shows a checkpoint by its file name without directory and extension. */

@@ -19,7 +19,7 @@ import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.model.ModelCatalog;
-import dev.sdserve.sampler.SamplerCatalog;
+import dev.sdserve.sampler.Samplers;
 import io.smallrye.mutiny.Uni;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
@@ -389,10 +389,7 @@ public class A1111Service {
         if (name == null) {
             return null;
         }
-        List<SamplerCatalog.Entry> entries = SamplerCatalog.entries();
-        if (entries.isEmpty()) {
-            return name;
-        }
+        List<Samplers.Info> entries = Samplers.list();
         boolean explicitScheduler = scheduler != null && !scheduler.equalsIgnoreCase("automatic");
         List<String> tries = new ArrayList<>();
         if (explicitScheduler && !scheduler.equalsIgnoreCase("uniform") && !scheduler.equalsIgnoreCase("normal")) {
@@ -401,15 +398,16 @@ public class A1111Service {
             tries.add(name);
         }
         for (String t : tries) {
-            for (SamplerCatalog.Entry e : entries) {
-                if (e.displayName().equalsIgnoreCase(t) || e.id().equalsIgnoreCase(t)) {
+            for (Samplers.Info e : entries) {
+                if (e.displayName().equalsIgnoreCase(t) || e.id().equalsIgnoreCase(t)
+                        || e.aliases().contains(t.toLowerCase(Locale.ROOT))) {
                     return e.id();
                 }
             }
         }
         if (explicitScheduler) {
             throw A1111Exception.at("sampler '" + name + "' with scheduler '" + scheduler + "' is not available; "
-                    + "sd-serve offers " + String.join(", ", entries.stream().map(SamplerCatalog.Entry::displayName).toList()),
+                    + "sd-serve offers " + String.join(", ", entries.stream().map(Samplers.Info::displayName).toList()),
                     "value_error", "scheduler");
         }
         throw new ServeException(ServeException.Code.NOT_FOUND, "sampler_name", "Sampler not found", null);
@@ -508,10 +506,11 @@ public class A1111Service {
 
     public ArrayNode samplers() {
         ArrayNode a = JSON.createArrayNode();
-        for (SamplerCatalog.Entry e : SamplerCatalog.entries()) {
+        for (Samplers.Info e : Samplers.list()) {
             ObjectNode o = a.addObject();
             o.put("name", e.displayName());
-            o.putArray("aliases").add(e.id());
+            ArrayNode aliases = o.putArray("aliases").add(e.id());
+            e.aliases().forEach(aliases::add);
             ObjectNode opts = o.putObject("options");
             String dn = e.displayName().toLowerCase(Locale.ROOT);
             if (dn.contains("karras")) {
