@@ -28,7 +28,7 @@ public final class RemoteGenerate {
     /** The options this class reads (GenerateCommand's parser must accept them). */
     public static final Set<String> VALUED = Set.of("server", "prompt", "negative-prompt", "negative", "model", "lora",
             "width", "height", "steps", "sampler", "guidance", "cfg", "seed", "images", "clip-skip", "out");
-    public static final Set<String> FLAGS = Set.of("help", "no-progress");
+    public static final Set<String> FLAGS = Set.of("help", "no-progress", "quiet");
 
     private RemoteGenerate() {
     }
@@ -41,7 +41,7 @@ public final class RemoteGenerate {
     public static int run(Args args, PrintStream out, PrintStream err) throws IOException {
         GenerateRequest request = request(args);
         Path outPath = Path.of(args.get("out", "out.png"));
-        boolean progress = !args.has("no-progress");
+        boolean progress = !args.has("no-progress") && !args.has("quiet");
         Context.CancellableContext ctx = Context.current().withCancellation();
         Thread hook = new Thread(() -> ctx.cancel(null), "sd-serve-cancel");
         try (GrpcTarget target = new GrpcTarget(args.get("server", GrpcTarget.DEFAULT))) {
