@@ -18,6 +18,7 @@ const state = {
   last: null,         // the last shown result {id, params, infotext, seed}
 };
 window.sdServe = state;
+const samplerNames = {}; // sampler id → A1111 display name
 
 // ------------------------------------------------------------------ API
 
@@ -60,12 +61,16 @@ async function loadCatalog() {
   for (const m of models.models || []) {
     const isDefault = m.is_default ?? m.isDefault ?? m.default ?? false;
     const hash = m.short_hash ?? m.shortHash ?? '';
-    modelSel.append(option(m.name, m.name + (hash ? ` [${hash}]` : '') + (isDefault ? ' (default)' : ''), isDefault));
+    const o = option(m.name, m.name + (hash ? ` [${hash}]` : ''), isDefault);
+    if (isDefault) o.title = 'the server default';
+    modelSel.append(o);
   }
   const samplerSel = $('sampler');
   samplerSel.replaceChildren(option('', 'server default'));
   for (const s of samplers.samplers || []) {
-    samplerSel.append(option(s.id, s.display_name ?? s.displayName ?? s.id));
+    const name = s.display_name ?? s.displayName ?? s.id;
+    samplerNames[s.id] = name;
+    samplerSel.append(option(s.id, name));
   }
   const loraSel = $('lora-select');
   const list = loras.loras || [];
@@ -327,7 +332,7 @@ function showResult({ id, src, params, infotext, seed }) {
   const rows = params ? [
     ['Seed', seed ?? params.seed],
     ['Model', params.model],
-    ['Sampler', params.sampler],
+    ['Sampler', samplerNames[params.sampler] || params.sampler],
     ['Steps', params.steps],
     ['Guidance', params.guidance_scale],
     ['Size', `${params.width} × ${params.height}`],
