@@ -167,7 +167,7 @@ public final class RemoteGenerate {
         String name = s;
         double weight = 1.0;
         int colon = s.lastIndexOf(':');
-        if (colon > 0) {
+        if (colon >= 0) {
             try {
                 weight = Double.parseDouble(s.substring(colon + 1));
                 name = s.substring(0, colon);
