@@ -13,6 +13,8 @@ public final class Commands {
         FACTORIES.add(GenerateCommand::new);
         FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
         FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
+        FACTORIES.add(ListCommands.Models::new);
+        FACTORIES.add(ListCommands.Loras::new);
     }
 
     private Commands() {
