@@ -51,8 +51,10 @@ public final class ProtoMapper {
         }
         // Boxed on both sides: a long/Long conditional would unbox a null gRPC deadline (NPE).
         Long deadline = p.getDeadlineMs() > 0 ? Long.valueOf(nowMillis + p.getDeadlineMs()) : grpcDeadlineMillis;
+        dev.sdserve.api.PromptLoras pl = dev.sdserve.api.PromptLoras.parse(p.getPrompt(), "prompt");
+        loras = dev.sdserve.api.PromptLoras.merge(loras, pl.loras());
         return new GenerationRequest(
-                p.getPrompt(),
+                pl.prompt(),
                 p.getNegativePrompt(),
                 p.getModel().isEmpty() ? null : p.getModel(),
                 loras,
