@@ -106,6 +106,28 @@ class CheckpointTest {
     }
 
     @Test
+    void acceptsOldTextEncoderNamesWithoutTextModel() throws IOException {
+        Path old = tmp.resolve("old.safetensors");
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        try (SafeTensors st = SafeTensors.open(GOLDEN.resolve("tiny-sd15-fp16.safetensors"))) {
+            for (var t : st.tensors().values()) {
+                w.add(t.name().replace("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer."),
+                        DType.F16, t.shape(), st.floats(t.name()));
+            }
+        }
+        w.write(old);
+        try (Checkpoint c = Checkpoint.open(old, goldenJson());
+             Checkpoint ref = Checkpoint.open(GOLDEN.resolve("tiny-sd15-fp16.safetensors"), goldenJson())) {
+            assertEquals(ref.config(), c.config());
+            String k = ModelConfigs.TEXT + "encoder.layers.2.mlp.fc1.weight";
+            assertEquals("cond_stage_model.transformer.encoder.layers.2.mlp.fc1.weight", c.fileKey(k));
+            assertArrayEquals(ref.floats(k), c.floats(k));
+            assertArrayEquals(ref.shape(k), c.shape(k));
+            assertEquals(k, ref.fileKey(k));
+        }
+    }
+
+    @Test
     void rejectsFilesThatAreNotSd1Checkpoints() throws IOException {
         CheckpointException lora = assertThrows(CheckpointException.class,
                 () -> Checkpoint.open(GOLDEN.resolve("tiny-lora.safetensors")));
