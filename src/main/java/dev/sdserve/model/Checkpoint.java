@@ -80,7 +80,7 @@ public final class Checkpoint implements AutoCloseable {
                 SafeTensors.TensorInfo t = st.tensors().get(aliases.getOrDefault(e.name(), e.name()));
                 if (t == null) {
                     missing.add(e.name());
-                } else if (!Arrays.equals(t.shape(), e.shape())) {
+                } else if (!Arrays.equals(t.shape(), e.shape()) && !sameAs1x1(t.shape(), e.shape())) {
                     wrong.add(e.name() + " is " + Arrays.toString(t.shape()) + ", expected " + Arrays.toString(e.shape()));
                 } else if (!t.dtype().floating()) {
                     wrong.add(e.name() + " is " + t.dtype() + ", not a float type");
@@ -131,6 +131,16 @@ public final class Checkpoint implements AutoCloseable {
             out.putIfAbsent(c, e.getValue().shape());
         }
         return out;
+    }
+
+    /**
+     * A 1×1 conv weight [o, i, 1, 1] stored as [o, i] (VAE attention weights of checkpoints converted back from
+     * diffusers), or the reverse: the same values in the same order.
+     */
+    static boolean sameAs1x1(long[] actual, long[] expected) {
+        long[] a = actual.length == 4 && actual[2] == 1 && actual[3] == 1 ? new long[]{actual[0], actual[1]} : actual;
+        long[] e = expected.length == 4 && expected[2] == 1 && expected[3] == 1 ? new long[]{expected[0], expected[1]} : expected;
+        return a.length == 2 && Arrays.equals(a, e);
     }
 
     private static List<String> names(List<CheckpointLayout.Entry> entries) {
@@ -262,6 +272,7 @@ public final class Checkpoint implements AutoCloseable {
         return file.has(fileKey(ldmKey));
     }
 
+    /** The tensor's shape as stored (a 1×1 conv may be stored as [o, i]: see {@link #sameAs1x1}). */
     public long[] shape(String ldmKey) {
         return file.shape(fileKey(ldmKey));
     }
