@@ -49,7 +49,8 @@ public final class ProtoMapper {
                         po.getMaxEdge() == 0 ? defaultPreview.maxEdge() : po.getMaxEdge());
             }
         }
-        Long deadline = p.getDeadlineMs() > 0 ? nowMillis + p.getDeadlineMs() : grpcDeadlineMillis;
+        // Boxed on both sides: a long/Long conditional would unbox a null gRPC deadline (NPE).
+        Long deadline = p.getDeadlineMs() > 0 ? Long.valueOf(nowMillis + p.getDeadlineMs()) : grpcDeadlineMillis;
         return new GenerationRequest(
                 p.getPrompt(),
                 p.getNegativePrompt(),
