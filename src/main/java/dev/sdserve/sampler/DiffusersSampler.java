@@ -81,7 +81,11 @@ public final class DiffusersSampler implements Sampler {
         if (stochastic && noise == null) {
             throw new IllegalArgumentException("sampler " + id + " is stochastic and needs a NoiseSource");
         }
-        SamplingPlan p = plan(steps);
+        return start(plan(steps), steps, initialNoise, noise);
+    }
+
+    /** Starts a trajectory on a given plan (tests drive the solvers on grids of their own). */
+    SamplerState start(SamplingPlan p, int steps, float[] initialNoise, NoiseSource noise) {
         return switch (cfg.family) {
             case PNDM -> new PlmsState(this, p, steps, initialNoise);
             case DDIM -> new DdimState(this, p, steps, initialNoise);
