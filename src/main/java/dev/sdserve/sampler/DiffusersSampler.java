@@ -29,6 +29,10 @@ public final class DiffusersSampler implements Sampler {
             throw new IllegalArgumentException("final_sigmas_type 'zero' is not supported for algorithm_type "
                     + cfg.algorithmType + "; use 'sigma_min'");
         }
+        if (family == Family.UNIPC && !cfg.predictX0 && cfg.finalSigmasType.equals("zero")) {
+            // the noise-prediction update to sigma = 0 multiplies 0 by infinity
+            throw new IllegalArgumentException("final_sigmas_type 'zero' is not supported for UniPC with predict_x0=false; use 'sigma_min'");
+        }
     }
 
     @Override

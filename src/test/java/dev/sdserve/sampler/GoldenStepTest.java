@@ -148,6 +148,23 @@ class GoldenStepTest {
     }
 
     @Test
+    void conformanceRunnerReplaysAPipeline() {
+        // plumbing of SamplerConformance.run: the model is asked at exactly the golden timesteps, in order, and the
+        // stochastic pipelines get the recorded noise (the outputs fed back are recovered through the sampler itself,
+        // so this checks the runner, not the step math)
+        for (var c : CASES.values()) {
+            List<float[]> eps = recover(c, c.latents().size());
+            int[] k = {0};
+            SamplerConformance.Result r = SamplerConformance.run(c, (in, t) -> {
+                assertEquals(c.timesteps()[k[0]], t, 1e-4, c.pipeline() + " timestep " + k[0]);
+                return eps.get(k[0]++);
+            });
+            assertEquals(c.latents().size(), r.evaluations());
+            assertTrue(r.finalRelativeError() < 1e-6 && r.maxStepError() < 1e-6, c.pipeline() + " " + Arrays.toString(r.stepErrors()));
+        }
+    }
+
+    @Test
     void recordedLatentCounts() {
         for (var c : CASES.values()) {
             assertEquals(c.latents().size(), c.sampler().evaluations(c.steps()), c.pipeline());
