@@ -39,6 +39,9 @@ class SamplersTest {
         assertTrue(e.getMessage().contains("k_dpm_fast") && e.getMessage().contains("DPM++ 2M Karras")
                 && e.getMessage().contains("euler_a"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Samplers.info(null));
+        assertEquals(null, Samplers.find("nope"));
+        assertEquals("heun", Samplers.find("Heun").id());
+        assertEquals(11, Samplers.ids().size());
     }
 
     @Test

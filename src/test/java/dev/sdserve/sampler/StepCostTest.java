@@ -17,11 +17,11 @@ class StepCostTest {
         for (Samplers.Info info : Samplers.list()) {
             DiffusersSampler s = Samplers.create(info.id());
             long best = Long.MAX_VALUE;
-            for (int rep = 0; rep < 6; rep++) {
+            for (int rep = 0; rep < 4; rep++) {
                 TorchGenerator g = new TorchGenerator(rep);
                 float[] noise = new float[size];
                 g.fill(noise);
-                SamplerState st = s.start(30, noise, g);
+                SamplerState st = s.start(20, noise, g);
                 long t0 = System.nanoTime();
                 while (!st.done()) {
                     st.modelInput();
