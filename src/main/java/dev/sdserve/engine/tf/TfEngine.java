@@ -8,10 +8,11 @@ import dev.sdserve.engine.EngineStats;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.ServeException;
+import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.ModelConfig;
+import dev.sdserve.model.TextEncoderConfig;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -29,19 +30,21 @@ import java.util.function.Function;
 public final class TfEngine implements Engine {
     private final Map<String, Path> checkpoints;
     private final Function<Path, ModelConfig> configOf;
-    private final Function<String, int[]> tokenizer;
     private final Map<String, TfModel> loaded = new HashMap<>();
     private final EngineStats stats = new EngineStats();
 
+    /** Models by name → single-file checkpoint; architectures read from the checkpoints (and config JSON beside). */
+    public TfEngine(Map<String, Path> checkpoints) {
+        this(checkpoints, null);
+    }
+
     /**
      * @param checkpoints model name → single-file checkpoint
-     * @param configOf    architecture of a checkpoint
-     * @param tokenizer   prompt → token ids (padded to the text encoder's length), or null if not available
+     * @param configOf    architecture of a checkpoint, or null to read it from the checkpoint's shapes
      */
-    public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer) {
+    public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf) {
         this.checkpoints = new LinkedHashMap<>(checkpoints);
         this.configOf = configOf;
-        this.tokenizer = tokenizer;
     }
 
     /** The loaded model, loading it on first use; NOT_FOUND for an unknown name. */
@@ -55,9 +58,10 @@ public final class TfEngine implements Engine {
             throw ServeException.notFound("unknown model '" + name + "' (known: " + checkpoints.keySet() + ")");
         }
         try {
-            m = TfModel.load(name, p, configOf.apply(p));
-        } catch (IOException e) {
-            throw new UncheckedIOException("loading model '" + name + "' from " + p + ": " + e.getMessage(), e);
+            m = configOf == null ? TfModel.load(name, p) : TfModel.load(name, p, configOf.apply(p));
+        } catch (IOException | IllegalArgumentException e) {
+            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p + ") cannot be loaded: "
+                    + e.getMessage());
         }
         loaded.put(name, m);
         return m;
@@ -73,15 +77,14 @@ public final class TfEngine implements Engine {
 
     @Override
     public float[][] encode(String model, List<EncodeItem> items) {
-        if (tokenizer == null) {
-            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "this engine has no tokenizer configured");
-        }
+        TextEncoderConfig te = model(model).config().textEncoder();
+        ClipTokenizer tokenizer = ClipTokenizer.get();
         int[][] ids = new int[items.size()][];
         int[] skips = new int[items.size()];
         for (int i = 0; i < items.size(); i++) {
             EncodeItem it = items.get(i);
             rejectLoras(it.loras().isEmpty());
-            ids[i] = tokenizer.apply(it.prompt());
+            ids[i] = tokenizer.tokenize(it.prompt(), te);
             skips[i] = it.clipSkip();
         }
         return encodeTokens(model, ids, skips);
