@@ -8,6 +8,7 @@ import dev.sdserve.engine.EngineStats;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.ServeException;
+import dev.sdserve.model.Checkpoint;
 import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.TextEncoderConfig;
@@ -31,6 +32,7 @@ public final class TfEngine implements Engine {
     private final Map<String, Path> checkpoints;
     private final Function<Path, ModelConfig> configOf;
     private final Map<String, TfModel> loaded = new HashMap<>();
+    private final Map<String, ModelConfig> configs = new HashMap<>();
     private final EngineStats stats = new EngineStats();
 
     /** Models by name → single-file checkpoint; architectures read from the checkpoints (and config JSON beside). */
@@ -58,7 +60,7 @@ public final class TfEngine implements Engine {
             throw ServeException.notFound("unknown model '" + name + "' (known: " + checkpoints.keySet() + ")");
         }
         try {
-            m = configOf == null ? TfModel.load(name, p) : TfModel.load(name, p, configOf.apply(p));
+            m = configOf == null ? TfModel.load(name, p) : TfModel.load(name, p, config(name));
         } catch (IOException | IllegalArgumentException e) {
             throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p + ") cannot be loaded: "
                     + e.getMessage());
@@ -67,9 +69,37 @@ public final class TfEngine implements Engine {
         return m;
     }
 
+    /** A model's architecture without loading its weights (the checkpoint header only). */
+    public synchronized ModelConfig config(String name) {
+        TfModel m = loaded.get(name);
+        if (m != null) {
+            return m.config();
+        }
+        ModelConfig c = configs.get(name);
+        if (c != null) {
+            return c;
+        }
+        Path p = checkpoints.get(name);
+        if (p == null) {
+            throw ServeException.notFound("unknown model '" + name + "' (known: " + checkpoints.keySet() + ")");
+        }
+        if (configOf != null) {
+            c = configOf.apply(p);
+        } else {
+            try (Checkpoint ck = Checkpoint.open(p)) {
+                c = ck.config();
+            } catch (IOException | IllegalArgumentException e) {
+                throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p
+                        + ") cannot be read: " + e.getMessage());
+            }
+        }
+        configs.put(name, c);
+        return c;
+    }
+
     @Override
     public ModelInfo describe(String model) {
-        ModelConfig c = model(model).config();
+        ModelConfig c = config(model);
         int scale = c.vae().downscale();
         return new ModelInfo(model, c.unet().inChannels(), scale, c.textEncoder().maxPositions(),
                 c.unet().crossAttentionDim(), c.vae().scalingFactor(), c.family(), c.unet().sampleSize() * scale);
