@@ -10,7 +10,8 @@ public final class Commands {
     private static final List<Supplier<CliCommand>> FACTORIES = new ArrayList<>();
 
     static {
-        // Each room registers its commands here.
+        FACTORIES.add(GenerateCommand::new);
+        FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
         FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
     }
 
