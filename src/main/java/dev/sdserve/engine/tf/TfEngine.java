@@ -31,6 +31,7 @@ import java.util.function.Function;
 public final class TfEngine implements Engine {
     private final Map<String, Path> checkpoints;
     private final Function<Path, ModelConfig> configOf;
+    private final Function<String, int[]> tokenizer;
     private final Map<String, TfModel> loaded = new HashMap<>();
     private final Map<String, ModelConfig> configs = new HashMap<>();
     private final EngineStats stats = new EngineStats();
@@ -45,8 +46,19 @@ public final class TfEngine implements Engine {
      * @param configOf    architecture of a checkpoint, or null to read it from the checkpoint's shapes
      */
     public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf) {
+        this(checkpoints, configOf, null);
+    }
+
+    /**
+     * @param checkpoints model name → single-file checkpoint
+     * @param configOf    architecture of a checkpoint, or null to read it from the checkpoint's shapes
+     * @param tokenizer   prompt → token ids, or null for the shipped CLIP tokenizer with each model's
+     *                    text-encoder settings (length, BOS/EOS/pad ids)
+     */
+    public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer) {
         this.checkpoints = new LinkedHashMap<>(checkpoints);
         this.configOf = configOf;
+        this.tokenizer = tokenizer;
     }
 
     /** The loaded model, loading it on first use; NOT_FOUND for an unknown name. */
@@ -108,13 +120,13 @@ public final class TfEngine implements Engine {
     @Override
     public float[][] encode(String model, List<EncodeItem> items) {
         TextEncoderConfig te = model(model).config().textEncoder();
-        ClipTokenizer tokenizer = ClipTokenizer.get();
+        ClipTokenizer clip = tokenizer == null ? ClipTokenizer.get() : null;
         int[][] ids = new int[items.size()][];
         int[] skips = new int[items.size()];
         for (int i = 0; i < items.size(); i++) {
             EncodeItem it = items.get(i);
             rejectLoras(it.loras().isEmpty());
-            ids[i] = tokenizer.tokenize(it.prompt(), te);
+            ids[i] = clip != null ? clip.tokenize(it.prompt(), te) : tokenizer.apply(it.prompt());
             skips[i] = it.clipSkip();
         }
         return encodeTokens(model, ids, skips);
