@@ -12,7 +12,6 @@ public final class Commands {
     static {
         FACTORIES.add(GenerateCommand::new);
         FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
-        FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
         FACTORIES.add(ListCommands.Models::new);
         FACTORIES.add(ListCommands.Loras::new);
     }
