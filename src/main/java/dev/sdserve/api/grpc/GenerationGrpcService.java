@@ -1,0 +1,148 @@
+package dev.sdserve.api.grpc;
+
+import dev.sdserve.api.ErrorMessages;
+import dev.sdserve.api.EventStreams;
+import dev.sdserve.api.grpc.v1.*;
+import dev.sdserve.app.SdServeConfig;
+import dev.sdserve.job.GenerationRequest;
+import dev.sdserve.job.GenerationService;
+import dev.sdserve.job.Job;
+import dev.sdserve.job.JobEvent;
+import dev.sdserve.job.ServeException;
+import dev.sdserve.model.ModelCatalog;
+import dev.sdserve.sampler.Samplers;
+import io.grpc.Context;
+import io.grpc.Deadline;
+import io.quarkus.grpc.GrpcService;
+import io.smallrye.common.annotation.Blocking;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.Uni;
+import jakarta.inject.Inject;
+
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+
+/** gRPC transport: maps messages, nothing else. */
+@GrpcService
+public class GenerationGrpcService implements Generation {
+    @Inject
+    GenerationService service;
+    @Inject
+    ModelCatalog catalog;
+    @Inject
+    SdServeConfig config;
+
+    private dev.sdserve.job.PreviewOptions defaultPreview() {
+        return new dev.sdserve.job.PreviewOptions(config.preview().everySteps(), config.preview().format(),
+                config.preview().maxEdge());
+    }
+
+    private GenerationRequest request(GenerateRequest p) {
+        long now = System.currentTimeMillis();
+        Deadline d = Context.current().getDeadline();
+        Long deadline = d == null ? null : now + d.timeRemaining(TimeUnit.MILLISECONDS);
+        return ProtoMapper.toRequest(p, defaultPreview(), deadline, now);
+    }
+
+    private static <T> Uni<T> unary(Supplier<T> body) {
+        return Uni.createFrom().item(() -> {
+            try {
+                return body.get();
+            } catch (RuntimeException e) {
+                throw ProtoMapper.toStatus(ErrorMessages.toServe(e));
+            }
+        });
+    }
+
+    private static Multi<GenerateEvent> stream(Job job) {
+        return EventStreams.events(job).map(e -> {
+            if (e instanceof JobEvent.Ended end) {
+                throw ProtoMapper.toStatus(end.error() != null ? end.error()
+                        : new ServeException(ServeException.Code.CANCELLED, "job " + job.id() + " ended: " + end.state()));
+            }
+            return ProtoMapper.event(e);
+        });
+    }
+
+    @Override
+    public Multi<GenerateEvent> generate(GenerateRequest request) {
+        Job job;
+        try {
+            job = service.submit(request(request), false);
+        } catch (RuntimeException e) {
+            return Multi.createFrom().failure(ProtoMapper.toStatus(ErrorMessages.toServe(e)));
+        }
+        return stream(job).onCancellation().invoke(() -> service.cancel(job.id()));
+    }
+
+    @Override
+    public Uni<JobRef> submit(GenerateRequest request) {
+        return unary(() -> JobRef.newBuilder().setJobId(service.submit(request(request), true).id()).build());
+    }
+
+    private Job find(JobRef ref) {
+        return service.find(ref.getJobId()).orElseThrow(() -> ServeException.notFound("no job with id '" + ref.getJobId() + "'"));
+    }
+
+    @Override
+    public Multi<GenerateEvent> watch(JobRef request) {
+        try {
+            return stream(find(request));
+        } catch (RuntimeException e) {
+            return Multi.createFrom().failure(ProtoMapper.toStatus(ErrorMessages.toServe(e)));
+        }
+    }
+
+    @Override
+    public Uni<JobStatus> cancel(JobRef request) {
+        return unary(() -> {
+            Job job = find(request);
+            service.cancel(job.id());
+            return ProtoMapper.status(job);
+        });
+    }
+
+    @Override
+    public Uni<JobStatus> getJob(JobRef request) {
+        return unary(() -> ProtoMapper.status(find(request)));
+    }
+
+    @Override
+    @Blocking
+    public Uni<ListModelsResponse> listModels(ListModelsRequest request) {
+        return unary(() -> {
+            ListModelsResponse.Builder b = ListModelsResponse.newBuilder();
+            for (ModelCatalog.ModelEntry m : catalog.models()) {
+                b.addModels(ModelDescription.newBuilder().setName(m.name()).setArchitecture(m.architecture())
+                        .setSizeBytes(m.sizeBytes()).setDtype(m.dtype()).setShortHash(m.shortHash())
+                        .setResident(m.resident()).setIsDefault(m.isDefault()));
+            }
+            return b.build();
+        });
+    }
+
+    @Override
+    @Blocking
+    public Uni<ListLorasResponse> listLoras(ListLorasRequest request) {
+        return unary(() -> {
+            ListLorasResponse.Builder b = ListLorasResponse.newBuilder();
+            for (ModelCatalog.LoraEntry l : catalog.loras()) {
+                b.addLoras(LoraDescription.newBuilder().setName(l.name()).setSizeBytes(l.sizeBytes())
+                        .setShortHash(l.shortHash()).setRank(l.rank()));
+            }
+            return b.build();
+        });
+    }
+
+    @Override
+    public Uni<ListSamplersResponse> listSamplers(ListSamplersRequest request) {
+        return unary(() -> {
+            ListSamplersResponse.Builder b = ListSamplersResponse.newBuilder();
+            for (Samplers.Info s : Samplers.list()) {
+                b.addSamplers(SamplerDescription.newBuilder().setId(s.id()).setDisplayName(s.displayName())
+                        .setStochastic(s.stochastic()));
+            }
+            return b.build();
+        });
+    }
+}

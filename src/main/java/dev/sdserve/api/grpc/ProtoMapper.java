@@ -1,0 +1,175 @@
+package dev.sdserve.api.grpc;
+
+import com.google.protobuf.ByteString;
+import dev.sdserve.api.grpc.v1.*;
+import dev.sdserve.engine.LoraWeight;
+import dev.sdserve.job.GenerationRequest;
+import dev.sdserve.job.Job;
+import dev.sdserve.job.JobEvent;
+import dev.sdserve.job.ResolvedRequest;
+import dev.sdserve.job.ServeException;
+import io.grpc.Metadata;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/** Proto ↔ domain conversions; no logic beyond field mapping ("0 / empty = not given"). */
+public final class ProtoMapper {
+    public static final Metadata.Key<String> RETRY_AFTER_MS = Metadata.Key.of("retry-after-ms", Metadata.ASCII_STRING_MARSHALLER);
+    public static final Metadata.Key<String> FIELD = Metadata.Key.of("field", Metadata.ASCII_STRING_MARSHALLER);
+
+    private ProtoMapper() {
+    }
+
+    /**
+     * @param defaultPreview preview options used when the request gives none
+     * @param grpcDeadlineMillis absolute deadline of the call, or null
+     */
+    public static GenerationRequest toRequest(GenerateRequest p, dev.sdserve.job.PreviewOptions defaultPreview,
+                                              Long grpcDeadlineMillis, long nowMillis) {
+        if (!p.getInitImage().isEmpty() || p.hasStrength() || !p.getMaskImage().isEmpty()) {
+            throw ServeException.invalid("init_image", "img2img and inpainting are not supported yet; leave init_image, strength and mask_image empty");
+        }
+        List<LoraWeight> loras = new ArrayList<>();
+        for (LoraRef r : p.getLorasList()) {
+            loras.add(new LoraWeight(r.getName(), r.getWeight() == 0 ? 1.0 : r.getWeight()));
+        }
+        dev.sdserve.job.PreviewOptions preview = defaultPreview;
+        if (p.hasPreview()) {
+            PreviewOptions po = p.getPreview();
+            if (po.getOff()) {
+                preview = dev.sdserve.job.PreviewOptions.OFF;
+            } else {
+                preview = new dev.sdserve.job.PreviewOptions(
+                        po.getEverySteps() == 0 ? Math.max(1, defaultPreview.everySteps()) : po.getEverySteps(),
+                        po.getFormat() == PreviewFormat.PREVIEW_FORMAT_JPEG ? "jpeg"
+                                : po.getFormat() == PreviewFormat.PREVIEW_FORMAT_PNG ? "png" : defaultPreview.format(),
+                        po.getMaxEdge() == 0 ? defaultPreview.maxEdge() : po.getMaxEdge());
+            }
+        }
+        Long deadline = p.getDeadlineMs() > 0 ? nowMillis + p.getDeadlineMs() : grpcDeadlineMillis;
+        return new GenerationRequest(
+                p.getPrompt(),
+                p.getNegativePrompt(),
+                p.getModel().isEmpty() ? null : p.getModel(),
+                loras,
+                p.getWidth() == 0 ? null : p.getWidth(),
+                p.getHeight() == 0 ? null : p.getHeight(),
+                p.getSteps() == 0 ? null : p.getSteps(),
+                p.getSampler().isEmpty() ? null : p.getSampler(),
+                p.hasGuidanceScale() ? p.getGuidanceScale() : null,
+                p.hasSeed() ? p.getSeed() : null,
+                p.getClipSkip() == 0 ? null : p.getClipSkip(),
+                p.getImages() == 0 ? null : p.getImages(),
+                preview,
+                sloClass(p.getSloClass()),
+                deadline,
+                p.getPriority(),
+                p.getTenant().isEmpty() ? null : p.getTenant(),
+                p.getBestEffort());
+    }
+
+    static dev.sdserve.job.SloClass sloClass(SloClass c) {
+        return switch (c) {
+            case SLO_CLASS_INTERACTIVE -> dev.sdserve.job.SloClass.INTERACTIVE;
+            case SLO_CLASS_BATCH -> dev.sdserve.job.SloClass.BATCH;
+            case SLO_CLASS_STANDARD -> dev.sdserve.job.SloClass.STANDARD;
+            default -> null;
+        };
+    }
+
+    static SloClass sloClass(dev.sdserve.job.SloClass c) {
+        return switch (c) {
+            case INTERACTIVE -> SloClass.SLO_CLASS_INTERACTIVE;
+            case STANDARD -> SloClass.SLO_CLASS_STANDARD;
+            case BATCH -> SloClass.SLO_CLASS_BATCH;
+        };
+    }
+
+    public static ResolvedParameters parameters(ResolvedRequest r) {
+        ResolvedParameters.Builder b = ResolvedParameters.newBuilder()
+                .setPrompt(r.prompt()).setNegativePrompt(r.negativePrompt()).setModel(r.model())
+                .setWidth(r.width()).setHeight(r.height()).setSteps(r.steps()).setSampler(r.sampler())
+                .setGuidanceScale(r.guidance()).setSeed(r.seed()).setClipSkip(r.clipSkip()).setImages(r.images())
+                .setSloClass(sloClass(r.sloClass())).setDeadlineMs(r.deadlineMillis());
+        for (LoraWeight l : r.loras()) {
+            b.addLoras(LoraRef.newBuilder().setName(l.name()).setWeight(l.weight()));
+        }
+        return b.build();
+    }
+
+    public static GenerateEvent event(JobEvent e) {
+        GenerateEvent.Builder b = GenerateEvent.newBuilder().setJobId(e.jobId());
+        if (e instanceof JobEvent.Queued q) {
+            b.setQueued(Queued.newBuilder().setPosition(q.position()).setEstimatedStartMs(q.estimatedStartMillis()));
+        } else if (e instanceof JobEvent.Started s) {
+            b.setStarted(Started.newBuilder().setStartedAtMs(s.startedAtMillis()));
+        } else if (e instanceof JobEvent.Step s) {
+            Step.Builder sb = Step.newBuilder().setIndex(s.index()).setTotal(s.total()).setStepMs(s.stepMillis());
+            if (s.preview() != null) {
+                sb.setPreview(ByteString.copyFrom(s.preview()))
+                        .setPreviewFormat("jpeg".equals(s.previewFormat()) ? PreviewFormat.PREVIEW_FORMAT_JPEG : PreviewFormat.PREVIEW_FORMAT_PNG);
+            }
+            b.setStep(sb);
+        } else if (e instanceof JobEvent.Completed c) {
+            Completed.Builder cb = Completed.newBuilder().setParameters(parameters(c.request()));
+            for (int i = 0; i < c.images().size(); i++) {
+                cb.addImages(Image.newBuilder().setPng(ByteString.copyFrom(c.images().get(i))).setSeed(c.seeds().get(i)));
+            }
+            cb.putAllTimingsMs(c.timingsMillis());
+            b.setCompleted(cb);
+        } else {
+            throw new IllegalArgumentException("not a stream event: " + e);
+        }
+        return b.build();
+    }
+
+    public static JobStatus status(Job job) {
+        JobStatus.Builder b = JobStatus.newBuilder().setJobId(job.id()).setState(state(job.state()))
+                .setParameters(parameters(job.request()));
+        JobEvent.Step last = job.lastStep();
+        if (last != null) {
+            b.setStep(last.index()).setTotalSteps(last.total());
+        }
+        if (job.terminalEvent() instanceof JobEvent.Ended end && end.error() != null) {
+            b.setError(end.error().getMessage());
+        }
+        return b.build();
+    }
+
+    static JobState state(dev.sdserve.job.JobState s) {
+        return switch (s) {
+            case QUEUED -> JobState.JOB_STATE_QUEUED;
+            case ENCODING -> JobState.JOB_STATE_ENCODING;
+            case DENOISING -> JobState.JOB_STATE_DENOISING;
+            case DECODING -> JobState.JOB_STATE_DECODING;
+            case COMPLETED -> JobState.JOB_STATE_COMPLETED;
+            case CANCELLED -> JobState.JOB_STATE_CANCELLED;
+            case FAILED -> JobState.JOB_STATE_FAILED;
+            case REJECTED -> JobState.JOB_STATE_REJECTED;
+        };
+    }
+
+    public static StatusRuntimeException toStatus(ServeException e) {
+        Status s = switch (e.code()) {
+            case INVALID_ARGUMENT -> Status.INVALID_ARGUMENT;
+            case NOT_FOUND -> Status.NOT_FOUND;
+            case RESOURCE_EXHAUSTED -> Status.RESOURCE_EXHAUSTED;
+            case DEADLINE_EXCEEDED -> Status.DEADLINE_EXCEEDED;
+            case CANCELLED -> Status.CANCELLED;
+            case UNAVAILABLE -> Status.UNAVAILABLE;
+            case FAILED_PRECONDITION -> Status.FAILED_PRECONDITION;
+            case INTERNAL -> Status.INTERNAL;
+        };
+        Metadata md = new Metadata();
+        if (e.retryAfterMillis() != null) {
+            md.put(RETRY_AFTER_MS, Long.toString(e.retryAfterMillis()));
+        }
+        if (e.field() != null) {
+            md.put(FIELD, e.field());
+        }
+        return new StatusRuntimeException(s.withDescription(e.getMessage()), md);
+    }
+}

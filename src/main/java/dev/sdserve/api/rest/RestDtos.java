@@ -1,0 +1,59 @@
+package dev.sdserve.api.rest;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
+
+import java.util.List;
+import java.util.Map;
+
+/** JSON bodies of the REST API (snake_case, mirroring the gRPC messages). */
+public final class RestDtos {
+    private RestDtos() {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    public record LoraJson(String name, Double weight) {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    public record PreviewJson(Boolean off, Integer everySteps, String format, Integer maxEdge) {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    public record GenerationJson(String prompt, String negativePrompt, String model, List<LoraJson> loras,
+                                 Integer width, Integer height, Integer steps, String sampler, Double guidanceScale,
+                                 Long seed, Integer clipSkip, Integer images, PreviewJson preview, String sloClass,
+                                 Long deadlineMs, Integer priority, Boolean bestEffort, String tenant) {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record ParametersJson(String prompt, String negativePrompt, String model, List<LoraJson> loras, int width,
+                                 int height, int steps, String sampler, double guidanceScale, long seed, int clipSkip,
+                                 int images, String sloClass, long deadlineMs) {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record JobJson(String id, String state, Integer step, Integer totalSteps, String error,
+                          ParametersJson parameters, List<Long> seeds, Map<String, Double> timingsMs,
+                          Map<String, String> links) {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record ErrorJson(String code, String message, String field, Long retryAfterMs) {
+    }
+
+    public record ErrorEnvelope(ErrorJson error) {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record EventJson(String type, String jobId, Integer position, Long estimatedStartMs, Long startedAtMs,
+                            Integer index, Integer total, String preview, String previewFormat, Double stepMs,
+                            List<Long> seeds, Map<String, Double> timingsMs, String state, String error,
+                            String imageUrl) {
+    }
+}

@@ -1,0 +1,50 @@
+package dev.sdserve.app;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+
+import java.util.Optional;
+
+/** The {@code sdserve.*} keys of application.properties. */
+@ConfigMapping(prefix = "sdserve")
+public interface SdServeConfig {
+    /** Directory of checkpoints (top level) and LoRAs ({@code loras/}). */
+    @WithDefault("models")
+    String modelsDir();
+
+    /** Model used when a request names none; "embedded" is the small built-in model. */
+    @WithDefault("embedded")
+    String defaultModel();
+
+    /** "tf" or "fake". */
+    @WithDefault("tf")
+    String engine();
+
+    /** TensorFlow intra-op threads; 0 = all cores. */
+    @WithDefault("0")
+    int threads();
+
+    /** Budget for resident models, MiB. */
+    @WithDefault("8192")
+    long memoryBudgetMb();
+
+    Preview preview();
+
+    interface Preview {
+        @WithDefault("1")
+        int everySteps();
+
+        @WithDefault("256")
+        int maxEdge();
+
+        @WithDefault("png")
+        String format();
+    }
+
+    /** Fake engine only: simulated milliseconds per UNet call (0 = as fast as possible). */
+    @WithDefault("0")
+    int fakeStepMillis();
+
+    /** Optional extra model names the fake engine knows (comma-separated). */
+    Optional<String> fakeModels();
+}
