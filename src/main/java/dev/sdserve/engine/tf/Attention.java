@@ -24,6 +24,16 @@ public final class Attention {
 
     public static Operand<TFloat32> attend(Ops tf, Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v,
                                            int heads, int queryChunk) {
+        return attend(tf, q, k, v, heads, queryChunk, null);
+    }
+
+    /**
+     * As {@link #attend(Ops, Operand, Operand, Operand, int, int)} with an additive {@code mask} (or null) added to
+     * the scaled scores, broadcast over {@code [B, H, Tq, Tk]} (e.g. CLIP's causal {@code [Tq, Tk]} mask). With a
+     * mask the queries are not chunked (the text encoder's 77 tokens do not need it).
+     */
+    public static Operand<TFloat32> attend(Ops tf, Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v,
+                                           int heads, int queryChunk, Operand<TFloat32> mask) {
         Shapes.rank(q, 3, "attention q");
         Shapes.rank(k, 3, "attention k");
         Shapes.rank(v, 3, "attention v");
@@ -48,7 +58,10 @@ public final class Attention {
         Operand<TFloat32> vh = tf.linalg.transpose(tf.reshape(v, tf.constant(new long[]{-1, tk, heads, d})),
                 tf.constant(new int[]{0, 2, 1, 3}));
         Operand<TFloat32> o;
-        if (queryChunk <= 0 || tq <= queryChunk) {
+        if (mask != null) {
+            Operand<TFloat32> sc = tf.math.add(tf.train.batchMatMul(qh, kh, TFloat32.class), mask);
+            o = tf.train.batchMatMul(tf.nn.softmax(sc), vh, TFloat32.class);
+        } else if (queryChunk <= 0 || tq <= queryChunk) {
             o = core(tf, qh, kh, vh);
         } else {
             List<Operand<TFloat32>> parts = new ArrayList<>();

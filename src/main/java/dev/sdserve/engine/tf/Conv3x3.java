@@ -41,21 +41,34 @@ public final class Conv3x3 {
     public static Operand<TFloat32> conv(Ops tf, Operand<TFloat32> x, Operand<TFloat32> kernel,
                                          Operand<TFloat32> bias, int stride, Method method) {
         Shapes.rank(x, 4, "conv3x3 input");
+        Operand<TFloat32> xp = tf.pad(x, tf.constant(new int[][]{{0, 0}, {1, 1}, {1, 1}, {0, 0}}),
+                tf.constant(0f));
+        return convValid(tf, xp, kernel, bias, stride, method);
+    }
+
+    /**
+     * 3×3 convolution without padding ("VALID") on an input the caller has already padded as it needs (e.g. the
+     * VAE encoder's asymmetric (0, 1) padding): output {@code floor((Hp − 3) / stride) + 1}.
+     */
+    public static Operand<TFloat32> convValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel,
+                                              Operand<TFloat32> bias, int stride, Method method) {
+        Shapes.rank(xp, 4, "conv3x3 input");
         Shapes.rank(kernel, 4, "conv3x3 kernel");
         if (stride != 1 && stride != 2) {
             throw new IllegalArgumentException("conv3x3 stride must be 1 or 2, got " + stride);
         }
-        long h = Shapes.dim(x, 1, "conv3x3 input"), w = Shapes.dim(x, 2, "conv3x3 input");
-        long cin = Shapes.dim(x, 3, "conv3x3 input");
+        long hp = Shapes.dim(xp, 1, "conv3x3 input"), wp = Shapes.dim(xp, 2, "conv3x3 input");
+        long cin = Shapes.dim(xp, 3, "conv3x3 input");
+        if (hp < 3 || wp < 3) {
+            throw new IllegalArgumentException("conv3x3: padded input " + xp.shape() + " smaller than the kernel");
+        }
         if (Shapes.dim(kernel, 0, "conv3x3 kernel") != 3 || Shapes.dim(kernel, 1, "conv3x3 kernel") != 3
                 || Shapes.dim(kernel, 2, "conv3x3 kernel") != cin) {
             throw new IllegalArgumentException("conv3x3 kernel must be [3, 3, " + cin + ", Cout], got "
                     + kernel.shape());
         }
         long cout = Shapes.dim(kernel, 3, "conv3x3 kernel");
-        long ho = (h - 1) / stride + 1, wo = (w - 1) / stride + 1;
-        Operand<TFloat32> xp = tf.pad(x, tf.constant(new int[][]{{0, 0}, {1, 1}, {1, 1}, {0, 0}}),
-                tf.constant(0f));
+        long ho = (hp - 3) / stride + 1, wo = (wp - 3) / stride + 1;
         Operand<TFloat32> y;
         switch (method) {
             case NATIVE -> y = tf.nn.conv2d(xp, kernel, List.of(1L, (long) stride, (long) stride, 1L), "VALID");
