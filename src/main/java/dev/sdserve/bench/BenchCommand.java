@@ -34,14 +34,20 @@ public final class BenchCommand implements CliCommand {
     }
 
     private static final String USAGE = """
-            usage: bench [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--compare]
-                         [--cases unet32,unet32b2,unet64,unet64b2,te,vae256,vae512]
+            usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick]
+                         [--cases unet32,unet32b2,unet64,unet64b2,te,vae256,vae512] [--before]
+                         [--synthetic [--compare]]
+              --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
+                              (default: <java.io.tmpdir>/sd-serve-bench)
+              --before        the engine with TF's native Conv2D, textbook GroupNorm and unchunked attention
+                              (the state before the kernels; for before/after tables)
+              --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
               --threads N     intra-op threads and FMA-peak threads (default: available processors)
               --inter-op N    inter-op threads (default 1)
               --attn-chunk N  query chunk of the self-attention (default 1024; 0 = whole)
               --reps N        timed runs per case after one warm-up (default 3); the median is reported
               --quick         only unet32 and unet64 (batch 1)
-              --compare       also time the UNet cases with TF's native Conv2D/plain ops (before/after)
+              --compare       (synthetic) also time the UNet cases with TF's native Conv2D/plain ops
             """;
 
     record Case(String name, double flops, Function<SyntheticSd, Operand<TFloat32>> build) {
@@ -50,7 +56,8 @@ public final class BenchCommand implements CliCommand {
     @Override
     public int run(List<String> args, PrintStream out) throws Exception {
         int threads = Runtime.getRuntime().availableProcessors(), interOp = 1, chunk = 1024, reps = 3;
-        boolean compare = false;
+        boolean compare = false, synthetic = false, before = false;
+        Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(List.of("unet32", "unet32b2", "unet64", "unet64b2", "te", "vae256",
                 "vae512"));
         try {
@@ -66,6 +73,9 @@ public final class BenchCommand implements CliCommand {
                     case "--reps" -> reps = positive(args.get(++i), "--reps");
                     case "--quick" -> cases = new ArrayList<>(List.of("unet32", "unet64"));
                     case "--compare" -> compare = true;
+                    case "--synthetic" -> synthetic = true;
+                    case "--before" -> before = true;
+                    case "--dir" -> dir = Path.of(args.get(++i));
                     case "--cases" -> cases = new ArrayList<>(List.of(args.get(++i).split(",")));
                     default -> throw new IllegalArgumentException("unknown option " + args.get(i));
                 }
@@ -91,6 +101,9 @@ public final class BenchCommand implements CliCommand {
                 System.err.print(USAGE);
                 return 2;
             }
+        }
+        if (!synthetic) {
+            return EngineBench.run(dir, threads, interOp, chunk, reps, before, cases, out);
         }
         out.printf("bench: SD 1.5 architecture, fp32, %d intra-op / %d inter-op threads, attention query chunk %d%n",
                 threads, interOp, chunk);
@@ -135,6 +148,27 @@ public final class BenchCommand implements CliCommand {
             double after = FmaPeak.measure(threads, 100).gflops();
             return new double[]{ms, before, after};
         }
+    }
+
+    static long vmHwmKb() {
+        return statusKb("VmHWM:");
+    }
+
+    static String vmRss() {
+        return String.format("%.2f GB", statusKb("VmRSS:") / 1e6 * 1.024);
+    }
+
+    private static long statusKb(String key) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith(key)) {
+                    return Long.parseLong(line.substring(key.length()).trim().split("\\s+")[0]);
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+        return -1;
     }
 
     static String vmHwm() {
