@@ -11,6 +11,7 @@ public final class Commands {
 
     static {
         // Each room registers its commands here.
+        FACTORIES.add(dev.sdserve.ops.LoadGenCommand::new);
     }
 
     private Commands() {
