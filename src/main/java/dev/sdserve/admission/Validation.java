@@ -1,0 +1,191 @@
+package dev.sdserve.admission;
+
+import dev.sdserve.engine.LoraWeight;
+import dev.sdserve.engine.ModelInfo;
+import dev.sdserve.job.GenerationRequest;
+import dev.sdserve.job.PreviewOptions;
+import dev.sdserve.job.ResolvedRequest;
+import dev.sdserve.job.ServeException;
+import dev.sdserve.job.SloClass;
+import dev.sdserve.sampler.Sampler;
+import dev.sdserve.scheduler.SamplerCatalog;
+
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Function;
+import java.util.function.LongSupplier;
+
+/**
+ * Checks a {@link GenerationRequest} and fills its defaults, producing a {@link ResolvedRequest}. Every refusal is
+ * {@code INVALID_ARGUMENT} with {@link ServeException#field()} set to the request field and the allowed range in
+ * the message; an unknown model is {@code NOT_FOUND} (from the engine's {@code describe}).
+ *
+ * <p>Conventions for "not given": null fields; {@code preview == null} means the server's preview defaults; in a
+ * given {@link PreviewOptions}, {@code everySteps == 0} means previews off, {@code maxEdge == 0} and a blank format
+ * mean the defaults.
+ */
+public final class Validation {
+    public static final long MAX_SEED = 0xFFFF_FFFFL;
+
+    private final AdmissionConfig config;
+    private final Function<String, ModelInfo> models;
+    private final SamplerCatalog samplers;
+    private final LongSupplier randomSeed;
+
+    /**
+     * @param models     model lookup (the engine's {@code describe}; throws NOT_FOUND for an unknown model)
+     * @param randomSeed source of seeds for requests without one (values are reduced to 0..2^32-1)
+     */
+    public Validation(AdmissionConfig config, Function<String, ModelInfo> models, SamplerCatalog samplers,
+                      LongSupplier randomSeed) {
+        this.config = config;
+        this.models = models;
+        this.samplers = samplers;
+        this.randomSeed = randomSeed;
+    }
+
+    public Validation(AdmissionConfig config, Function<String, ModelInfo> models, SamplerCatalog samplers) {
+        this(config, models, samplers, new SecureRandom()::nextLong);
+    }
+
+    /**
+     * Validates and resolves.
+     *
+     * @param nowMillis the service clock, for the SLO-class default deadline
+     */
+    public ResolvedRequest resolve(GenerationRequest r, long nowMillis) {
+        if (r == null) {
+            throw ServeException.invalid("request", "must be given");
+        }
+        String prompt = r.prompt() == null ? "" : r.prompt();
+        checkText("prompt", prompt);
+        String negative = r.negativePrompt() == null ? "" : r.negativePrompt();
+        checkText("negative_prompt", negative);
+
+        String modelName = blank(r.model()) ? config.defaultModel : r.model().trim();
+        ModelInfo info = models.apply(modelName);
+
+        List<LoraWeight> loras = new ArrayList<>();
+        if (r.loras().size() > config.maxLoras) {
+            throw ServeException.invalid("loras", "at most " + config.maxLoras + " LoRAs per request, got " + r.loras().size());
+        }
+        for (int i = 0; i < r.loras().size(); i++) {
+            LoraWeight l = r.loras().get(i);
+            if (l == null || blank(l.name())) {
+                throw ServeException.invalid("loras[" + i + "].name", "must name a LoRA");
+            }
+            if (!Double.isFinite(l.weight()) || Math.abs(l.weight()) > config.maxLoraWeight) {
+                throw ServeException.invalid("loras[" + i + "].weight", "must be finite within -" + config.maxLoraWeight
+                        + ".." + config.maxLoraWeight + ", got " + l.weight());
+            }
+            loras.add(new LoraWeight(l.name().trim(), l.weight()));
+        }
+
+        int multiple = Math.max(config.sizeMultiple, info.vaeScale());
+        int width = size("width", r.width(), info.defaultImageSize(), multiple);
+        int height = size("height", r.height(), info.defaultImageSize(), multiple);
+
+        int steps = r.steps() == null ? config.defaultSteps : r.steps();
+        if (steps < 1 || steps > config.maxSteps) {
+            throw ServeException.invalid("steps", "must be within 1.." + config.maxSteps + ", got " + steps);
+        }
+
+        String samplerName = blank(r.sampler()) ? config.defaultSampler : r.sampler();
+        Sampler sampler = samplers.find(samplerName);
+        if (sampler == null) {
+            throw ServeException.invalid("sampler", "unknown sampler '" + samplerName + "'; known: " + samplers.ids());
+        }
+
+        double guidance = r.guidance() == null ? config.defaultGuidance : r.guidance();
+        if (!Double.isFinite(guidance) || guidance < 0 || guidance > config.maxGuidance) {
+            throw ServeException.invalid("guidance_scale", "must be finite within 0.." + config.maxGuidance + ", got " + guidance);
+        }
+
+        long seed;
+        if (r.seed() == null) {
+            seed = randomSeed.getAsLong() & MAX_SEED;
+        } else {
+            seed = r.seed();
+            if (seed < 0 || seed > MAX_SEED) {
+                throw ServeException.invalid("seed", "must be within 0.." + MAX_SEED + ", got " + seed);
+            }
+        }
+
+        int clipSkip = r.clipSkip() == null ? config.defaultClipSkip : r.clipSkip();
+        if (clipSkip < 1 || clipSkip > config.maxClipSkip) {
+            throw ServeException.invalid("clip_skip", "must be within 1.." + config.maxClipSkip + ", got " + clipSkip);
+        }
+
+        int images = r.images() == null ? 1 : r.images();
+        if (images < 1 || images > config.maxImages) {
+            throw ServeException.invalid("images", "must be within 1.." + config.maxImages + ", got " + images);
+        }
+        if (seed + images - 1 > MAX_SEED && r.seed() != null) {
+            throw ServeException.invalid("seed", "seed + images - 1 must stay within 0.." + MAX_SEED + ", got seed " + seed);
+        } else if (seed + images - 1 > MAX_SEED) {
+            seed = MAX_SEED - images + 1;
+        }
+
+        PreviewOptions preview = preview(r.preview(), steps);
+
+        SloClass slo = r.sloClass() == null ? config.defaultSloClass : r.sloClass();
+        long deadline = r.deadlineMillis() != null ? r.deadlineMillis() : nowMillis + config.sloMillis(slo);
+
+        int priority = r.priority() == null ? 0 : r.priority();
+        String tenant = blank(r.tenant()) ? config.defaultTenant : r.tenant().trim();
+        if (tenant.length() > config.maxTenantChars) {
+            throw ServeException.invalid("tenant", "at most " + config.maxTenantChars + " characters, got " + tenant.length());
+        }
+        boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
+
+        return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
+                seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort);
+    }
+
+    private void checkText(String field, String text) {
+        if (text.length() > config.maxPromptChars) {
+            throw ServeException.invalid(field, "at most " + config.maxPromptChars + " characters, got " + text.length());
+        }
+    }
+
+    private int size(String field, Integer given, int dflt, int multiple) {
+        int v = given == null || given == 0 ? dflt : given;
+        if (v < config.minImageSize || v > config.maxImageSize || v % multiple != 0) {
+            throw ServeException.invalid(field, "must be a multiple of " + multiple + " within " + config.minImageSize
+                    + ".." + config.maxImageSize + ", got " + v);
+        }
+        return v;
+    }
+
+    private PreviewOptions preview(PreviewOptions p, int steps) {
+        if (p == null) {
+            return new PreviewOptions(config.defaultPreviewEvery, config.defaultPreviewFormat, config.defaultPreviewMaxEdge);
+        }
+        if (p.everySteps() < 0 || p.everySteps() > config.maxSteps) {
+            throw ServeException.invalid("preview.every_steps", "must be within 0.." + config.maxSteps
+                    + " (0 = off), got " + p.everySteps());
+        }
+        if (p.everySteps() == 0) {
+            return PreviewOptions.OFF;
+        }
+        String format = blank(p.format()) ? config.defaultPreviewFormat : p.format().trim().toLowerCase(Locale.ROOT);
+        if (format.equals("jpg")) {
+            format = "jpeg";
+        }
+        if (!format.equals("png") && !format.equals("jpeg")) {
+            throw ServeException.invalid("preview.format", "must be png or jpeg, got '" + p.format() + "'");
+        }
+        int edge = p.maxEdge() == 0 ? config.defaultPreviewMaxEdge : p.maxEdge();
+        if (edge < config.minPreviewEdge || edge > config.maxPreviewEdge) {
+            throw ServeException.invalid("preview.max_edge", "must be within " + config.minPreviewEdge + ".."
+                    + config.maxPreviewEdge + " (0 = default), got " + edge);
+        }
+        return new PreviewOptions(p.everySteps(), format, edge);
+    }
+
+    private static boolean blank(String s) {
+        return s == null || s.isBlank();
+    }
+}

@@ -1,0 +1,277 @@
+package dev.sdserve.engine.fake;
+
+import dev.sdserve.engine.DenoiseBatch;
+import dev.sdserve.engine.DenoiseItem;
+import dev.sdserve.engine.EncodeItem;
+import dev.sdserve.engine.Engine;
+import dev.sdserve.engine.EngineStats;
+import dev.sdserve.engine.LatentShape;
+import dev.sdserve.engine.LoraWeight;
+import dev.sdserve.engine.ModelInfo;
+import dev.sdserve.job.ServeException;
+import dev.sdserve.scheduler.Clock;
+import dev.sdserve.scheduler.CostModel;
+import dev.sdserve.scheduler.Stage;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * A deterministic engine for tests, the simulator and the server's "fake" mode. Its outputs are cheap and
+ * recognisable, and every sample's output depends only on that sample's own inputs, so a test can prove that
+ * batching never mixes requests:
+ * <ul>
+ *   <li>encode: the conditioning is a pseudo-random vector seeded by a hash of (prompt, clip skip, LoRAs);</li>
+ *   <li>denoise: {@code eps} is computed element-wise from the sample's latent, timestep, conditioning, guidance
+ *       scale and LoRAs (see {@link #eps});</li>
+ *   <li>decode: pixel (y, x) is a smooth function of the latent cell under it (see {@link #pixel}).</li>
+ * </ul>
+ * Each call "costs" {@link Config#cost} milliseconds, spent by sleeping on the injected {@link Clock}: on a
+ * {@link dev.sdserve.scheduler.SimClock} that advances simulated time; on the system clock it really sleeps.
+ */
+public final class FakeEngine implements Engine {
+
+    /** Configuration; all fields have sensible defaults. */
+    public static final class Config {
+        /** Known models by name. */
+        public final Map<String, ModelInfo> models = new LinkedHashMap<>();
+        /** Simulated cost of each call. */
+        public CostModel cost = CostModel.ZERO;
+        /** Clock on which the cost is spent. */
+        public Clock clock = Clock.system();
+        /**
+         * When false, decode returns empty arrays instead of images (the simulator, which only needs timing, uses
+         * this to avoid computing millions of pixels).
+         */
+        public boolean decodePixels = true;
+        /** A prompt containing this marker makes every denoise call that includes it fail (null = never). */
+        public String poisonMarker = "<poison>";
+
+        public Config() {
+            models.put("embedded", model("embedded", 8, 64));
+        }
+
+        /** Replaces the known models by these names, each SD 1.x-shaped with the given VAE scale and default size. */
+        public Config models(int vaeScale, int defaultImageSize, String... names) {
+            models.clear();
+            for (String n : names) {
+                models.put(n, model(n, vaeScale, defaultImageSize));
+            }
+            return this;
+        }
+
+        public Config cost(CostModel c) {
+            this.cost = c;
+            return this;
+        }
+
+        public Config clock(Clock c) {
+            this.clock = c;
+            return this;
+        }
+
+        public Config decodePixels(boolean b) {
+            this.decodePixels = b;
+            return this;
+        }
+
+        /** Context of 8 tokens × 16 dims keeps conditionings small. */
+        public static ModelInfo model(String name, int vaeScale, int defaultImageSize) {
+            return new ModelInfo(name, 4, vaeScale, 8, 16, 0.18215, "fake-sd1", defaultImageSize);
+        }
+    }
+
+    private final Config config;
+    private final EngineStats stats = new EngineStats();
+
+    public FakeEngine() {
+        this(new Config());
+    }
+
+    public FakeEngine(Config config) {
+        this.config = Objects.requireNonNull(config);
+    }
+
+    public Config config() {
+        return config;
+    }
+
+    @Override
+    public ModelInfo describe(String model) {
+        ModelInfo info = config.models.get(model);
+        if (info == null) {
+            throw ServeException.notFound("model '" + model + "' is not known (known: " + config.models.keySet() + ")");
+        }
+        return info;
+    }
+
+    @Override
+    public float[][] encode(String model, List<EncodeItem> items) {
+        ModelInfo info = describe(model);
+        spend(model, Stage.ENCODE, null, items.size());
+        float[][] out = new float[items.size()][];
+        for (int i = 0; i < items.size(); i++) {
+            EncodeItem it = items.get(i);
+            out[i] = conditioning(info, it);
+            if (config.poisonMarker != null && it.prompt() != null && it.prompt().contains(config.poisonMarker)) {
+                out[i][0] = Float.NaN; // marks the conditioning: denoise calls that include it fail
+            }
+        }
+        stats.recordEncode(items.size());
+        return out;
+    }
+
+    @Override
+    public float[][] denoise(DenoiseBatch batch) {
+        describe(batch.model());
+        spend(batch.model(), Stage.DENOISE, batch.shape(), batch.unetSamples());
+        List<DenoiseItem> items = batch.items();
+        for (DenoiseItem it : items) {
+            if (isPoisoned(it.cond()) || (it.uncond() != null && isPoisoned(it.uncond()))) {
+                throw new IllegalStateException("fake engine: poisoned conditioning in a denoise batch of "
+                        + items.size());
+            }
+        }
+        float[][] out = new float[items.size()][];
+        for (int i = 0; i < items.size(); i++) {
+            out[i] = eps(items.get(i));
+        }
+        stats.recordDenoise(batch);
+        return out;
+    }
+
+    @Override
+    public float[][] decode(String model, LatentShape shape, List<float[]> latents) {
+        ModelInfo info = describe(model);
+        spend(model, Stage.DECODE, shape, latents.size());
+        float[][] out = new float[latents.size()][];
+        for (int i = 0; i < latents.size(); i++) {
+            float[] z = latents.get(i);
+            if (z.length != shape.size()) {
+                throw new IllegalArgumentException("latent of " + z.length + " floats for shape " + shape);
+            }
+            out[i] = config.decodePixels ? image(info, shape, z) : new float[0];
+        }
+        stats.recordDecode(latents.size());
+        return out;
+    }
+
+    @Override
+    public EngineStats stats() {
+        return stats;
+    }
+
+    private void spend(String model, Stage stage, LatentShape shape, int batch) {
+        double ms = config.cost.predictMillis(model, stage, shape, batch);
+        if (ms > 0) {
+            try {
+                config.clock.sleepNanos(Math.round(ms * 1e6));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("fake engine interrupted", e);
+            }
+        }
+    }
+
+    // ---- the reference functions (public so tests can recompute them independently of the scheduler) ----
+
+    /** Conditioning of one prompt: {@code tokens × dim} values in [-1, 1) from a hash-seeded generator. */
+    public static float[] conditioning(ModelInfo info, EncodeItem item) {
+        long h = fnv(item.prompt());
+        h = mix(h ^ item.clipSkip());
+        for (LoraWeight l : item.loras()) {
+            h = mix(h ^ fnv(l.name()) ^ Double.doubleToLongBits(l.weight()));
+        }
+        float[] c = new float[info.contextTokens() * info.contextDim()];
+        long s = h;
+        for (int i = 0; i < c.length; i++) {
+            s = mix(s + 0x9E3779B97F4A7C15L);
+            c[i] = (float) ((s >>> 40) / (double) (1L << 24) * 2 - 1);
+        }
+        return c;
+    }
+
+    /** The guided noise prediction for one item, element-wise from that item alone. */
+    public static float[] eps(DenoiseItem it) {
+        float[] x = it.latentInput();
+        float[] e = new float[x.length];
+        double loraShift = 0;
+        for (LoraWeight l : it.loras()) {
+            loraShift += l.weight() * ((fnv(l.name()) & 0xFF) / 255.0 - 0.5) * 0.2;
+        }
+        double t = it.timestep() / 1000.0;
+        for (int j = 0; j < x.length; j++) {
+            double ec = epsOne(x[j], t, it.cond()[j % it.cond().length], loraShift);
+            if (it.guided() && it.guidance() != 1.0) {
+                double eu = epsOne(x[j], t, it.uncond()[j % it.uncond().length], loraShift);
+                e[j] = (float) (eu + it.guidance() * (ec - eu));
+            } else {
+                e[j] = (float) ec;
+            }
+        }
+        return e;
+    }
+
+    private static double epsOne(float x, double t, float c, double loraShift) {
+        return 0.8 * Math.tanh(x) + 0.05 * c * (0.5 + t) + loraShift;
+    }
+
+    /** Decoded image, HWC in [0, 1]: each pixel from the latent cell under it. */
+    public static float[] image(ModelInfo info, LatentShape shape, float[] z) {
+        int s = info.vaeScale();
+        int h = shape.height() * s;
+        int w = shape.width() * s;
+        int plane = shape.height() * shape.width();
+        float[] img = new float[h * w * 3];
+        int ch = shape.channels();
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                int cell = (y / s) * shape.width() + (x / s);
+                double fy = (y % s) / (double) s;
+                double fx = (x % s) / (double) s;
+                for (int c = 0; c < 3; c++) {
+                    double v = z[(c % ch) * plane + cell] + (ch > 3 ? 0.5 * z[3 * plane + cell] : 0);
+                    img[(y * w + x) * 3 + c] = pixel(v, fx, fy, c);
+                }
+            }
+        }
+        return img;
+    }
+
+    /** A pixel value from a latent value with a faint in-cell gradient, in [0, 1]. */
+    public static float pixel(double latentValue, double fx, double fy, int channel) {
+        double g = 0.1 * (channel == 0 ? fx : channel == 1 ? fy : (fx + fy) / 2);
+        return (float) (1.0 / (1.0 + Math.exp(-latentValue)) * 0.9 + g);
+    }
+
+    private static boolean isPoisoned(float[] c) {
+        return c.length > 0 && Float.isNaN(c[0]);
+    }
+
+    private static long fnv(String s) {
+        long h = 0xcbf29ce484222325L;
+        if (s == null) {
+            return h;
+        }
+        for (byte b : s.getBytes(StandardCharsets.UTF_8)) {
+            h ^= b & 0xff;
+            h *= 0x100000001b3L;
+        }
+        return h;
+    }
+
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+        return z ^ (z >>> 31);
+    }
+
+    /** Names of the known models. */
+    public List<String> modelNames() {
+        return new ArrayList<>(config.models.keySet());
+    }
+}

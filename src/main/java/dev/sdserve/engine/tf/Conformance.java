@@ -1,0 +1,305 @@
+package dev.sdserve.engine.tf;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.sdserve.engine.DenoiseBatch;
+import dev.sdserve.engine.DenoiseItem;
+import dev.sdserve.engine.LatentShape;
+import dev.sdserve.model.DType;
+import dev.sdserve.model.ModelConfig;
+import dev.sdserve.model.SafeTensors;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Function;
+import java.util.stream.Stream;
+
+/**
+ * Runs every case of a golden set (format of {@code shared/golden/README.md}) through the TF engine and prints one
+ * line per case with its relative error ‖out − ref‖ / ‖ref‖ and PASS/FAIL, then
+ * {@code conformance: P passed, F failed}. Every size, step count and setting is read from {@code golden.json}.
+ *
+ * <p>Each model file of the set (every {@code *.safetensors} except {@code golden.safetensors} and the LoRA) runs
+ * the model cases; float32 files at the README's float32 tolerances (1e-4 per call, 1e-3 whole pipelines), files
+ * stored in float16/bfloat16 at 1e-2.
+ */
+public final class Conformance {
+    public static final double CALL_TOLERANCE = 1e-4;
+    public static final double PIPELINE_TOLERANCE = 1e-3;
+    public static final double HALF_TOLERANCE = 1e-2;
+
+    /** One case's outcome. */
+    public record CaseResult(String name, double error, double tolerance, boolean pass, String detail) {
+    }
+
+    /** All cases. */
+    public record Summary(List<CaseResult> cases) {
+        public long passed() {
+            return cases.stream().filter(CaseResult::pass).count();
+        }
+
+        public long failed() {
+            return cases.size() - passed();
+        }
+    }
+
+    private final Path dir;
+    private final PrintStream out;
+    private final Function<String, int[]> tokenizer;
+    private final List<CaseResult> results = new ArrayList<>();
+
+    /**
+     * @param tokenizer prompt → 77 ids, or null when no tokenizer is available (tokenizer cases then fail)
+     */
+    public Conformance(Path dir, PrintStream out, Function<String, int[]> tokenizer) {
+        this.dir = dir;
+        this.out = out;
+        this.tokenizer = tokenizer;
+    }
+
+    public Summary run() throws IOException {
+        try (GoldenData g = GoldenData.open(dir)) {
+            tokenizerCases(g);
+            ModelConfig config = g.modelConfig();
+            Map<String, Path> files = modelFiles(g);
+            if (files.isEmpty()) {
+                fail("model", "no model file in " + dir);
+            }
+            try (TfEngine engine = new TfEngine(files, p -> config, tokenizer)) {
+                for (var e : files.entrySet()) {
+                    String label = e.getKey();
+                    boolean fp32 = label.equals("fp32");
+                    double call = fp32 ? CALL_TOLERANCE : HALF_TOLERANCE;
+                    double pipe = fp32 ? PIPELINE_TOLERANCE : HALF_TOLERANCE;
+                    modelCases(g, engine, label, call, pipe);
+                }
+            }
+        }
+        Summary s = new Summary(List.copyOf(results));
+        out.println("conformance: " + s.passed() + " passed, " + s.failed() + " failed");
+        return s;
+    }
+
+    // ---------------------------------------------------------------- cases
+
+    private void tokenizerCases(GoldenData g) {
+        JsonNode cases = g.json.path("tokenizer");
+        for (int i = 0; i < cases.size(); i++) {
+            JsonNode c = cases.get(i);
+            String name = "tokenizer." + i;
+            int[] want = ints(c.path("ids"));
+            if (tokenizer == null) {
+                fail(name, "no tokenizer available");
+                continue;
+            }
+            try {
+                int[] got = tokenizer.apply(c.path("prompt").asText());
+                int diff = Math.abs(got.length - want.length);
+                for (int k = 0; k < Math.min(got.length, want.length); k++) {
+                    if (got[k] != want[k]) {
+                        diff++;
+                    }
+                }
+                record(name, diff == 0 ? 0 : (double) diff / want.length, 0, diff == 0,
+                        diff == 0 ? "ids equal" : diff + " of " + want.length + " ids differ");
+            } catch (RuntimeException ex) {
+                fail(name, ex.toString());
+            }
+        }
+    }
+
+    private void modelCases(GoldenData g, TfEngine engine, String label, double callTol, double pipeTol) {
+        String p = label + ".";
+        // text encoder
+        safely(p + "te.last_hidden_state", callTol, () -> {
+            int[][] ids = idRows(g, "te.input_ids");
+            return err(engine.encodeTokens(label, ids, fill(ids.length, 1)), g.floats("te.last_hidden_state"));
+        });
+        int skip = g.params().path("clip_skip_case").asInt(2);
+        safely(p + "te.clip_skip_" + skip, callTol, () -> {
+            int[][] ids = idRows(g, "te.input_ids");
+            return err(engine.encodeTokens(label, ids, fill(ids.length, skip)), g.floats("te.penultimate_normed"));
+        });
+        // UNet, batch with one timestep per sample
+        safely(p + "unet.batch", callTol, () -> {
+            long[] s = g.shape("unet.x");
+            int[] t = g.ints("unet.t");
+            List<DenoiseItem> items = new ArrayList<>();
+            for (int i = 0; i < s[0]; i++) {
+                items.add(new DenoiseItem(g.row("unet.x", i), t[i], g.row("unet.ctx", i), null, 1.0, null));
+            }
+            LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
+            return err(engine.denoise(new DenoiseBatch(label, shape, items)), g.floats("unet.eps"));
+        });
+        for (String name : g.tensors.names()) {
+            if (name.startsWith("unet.x_")) {
+                String suffix = name.substring("unet.x_".length());
+                safely(p + "unet." + suffix, callTol, () -> {
+                    long[] s = g.shape(name);
+                    double t = g.params().path("unet_" + suffix + "_timestep").asDouble(Double.NaN);
+                    if (Double.isNaN(t)) {
+                        throw new IOException("golden.json params has no unet_" + suffix + "_timestep");
+                    }
+                    List<DenoiseItem> items = new ArrayList<>();
+                    for (int i = 0; i < s[0]; i++) {
+                        items.add(new DenoiseItem(g.row(name, i), t, g.row("unet.ctx", i), null, 1.0, null));
+                    }
+                    LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
+                    return err(engine.denoise(new DenoiseBatch(label, shape, items)), g.floats("unet.eps_" + suffix));
+                });
+            }
+        }
+        // VAE
+        safely(p + "vae.decode", callTol, () -> {
+            long[] s = g.shape("vae.z");
+            return err(engine.model(label).decodeRaw(rows(g, "vae.z"), (int) s[2], (int) s[3]), g.floats("vae.decoded"));
+        });
+        safely(p + "vae.encode", callTol, () -> {
+            long[] s = g.shape("vae.image");
+            return err(engine.model(label).encodeImages(rows(g, "vae.image"), (int) s[2], (int) s[3]),
+                    g.floats("vae.encoded_mean_scaled"));
+        });
+        pipelineCases(g, engine, label, pipeTol);
+    }
+
+    private void pipelineCases(GoldenData g, TfEngine engine, String label, double tol) {
+        JsonNode pipes = g.json.path("pipelines");
+        pipes.fieldNames().forEachRemaining(name -> fail(label + ".pipe." + name, "samplers not wired yet"));
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    @FunctionalInterface
+    interface ErrorCase {
+        double error() throws Exception;
+    }
+
+    private void safely(String name, double tol, ErrorCase c) {
+        try {
+            double e = c.error();
+            record(name, e, tol, e <= tol && !Double.isNaN(e), "");
+        } catch (Exception | Error ex) {
+            fail(name, ex.getClass().getSimpleName() + ": " + ex.getMessage());
+        }
+    }
+
+    private void record(String name, double error, double tol, boolean pass, String detail) {
+        CaseResult r = new CaseResult(name, error, tol, pass, detail);
+        results.add(r);
+        out.println(String.format(Locale.ROOT, "%-40s rel_err=%.3e tol=%.0e %s%s", name, error, tol,
+                pass ? "PASS" : "FAIL", detail.isEmpty() ? "" : "  (" + detail + ")"));
+    }
+
+    private void fail(String name, String why) {
+        CaseResult r = new CaseResult(name, Double.NaN, 0, false, why);
+        results.add(r);
+        out.println(String.format(Locale.ROOT, "%-40s FAIL  (%s)", name, why));
+    }
+
+    /** Model files of the set, labelled by storage precision ("fp32", "fp16", "bf16"), fp32 first. */
+    static Map<String, Path> modelFiles(GoldenData g) throws IOException {
+        String lora = g.json.path("lora").path("file").asText("");
+        List<Path> files;
+        try (Stream<Path> s = Files.list(g.dir)) {
+            files = s.filter(f -> f.getFileName().toString().endsWith(".safetensors"))
+                    .filter(f -> !f.getFileName().toString().equals("golden.safetensors"))
+                    .filter(f -> !f.getFileName().toString().equals(lora))
+                    .sorted().toList();
+        }
+        Map<String, Path> byLabel = new LinkedHashMap<>();
+        List<String> order = List.of("fp32", "fp16", "bf16");
+        Map<String, Path> found = new LinkedHashMap<>();
+        for (Path f : files) {
+            String label = precision(f);
+            String key = label;
+            for (int i = 2; found.containsKey(key); i++) {
+                key = label + "#" + i;
+            }
+            found.put(key, f);
+        }
+        for (String o : order) {
+            found.entrySet().stream().filter(e -> e.getKey().startsWith(o)).forEach(e -> byLabel.put(e.getKey(), e.getValue()));
+        }
+        found.forEach(byLabel::putIfAbsent);
+        return byLabel;
+    }
+
+    private static String precision(Path f) throws IOException {
+        try (SafeTensors st = SafeTensors.open(f)) {
+            for (SafeTensors.TensorInfo t : st.tensors().values()) {
+                if (t.name().startsWith("model.diffusion_model.")) {
+                    return t.dtype() == DType.F16 ? "fp16" : t.dtype() == DType.BF16 ? "bf16" : "fp32";
+                }
+            }
+        }
+        throw new IOException(f + ": no model.diffusion_model.* tensors: not an SD checkpoint");
+    }
+
+    static double err(float[][] out, float[] ref) {
+        double num = 0, den = 0;
+        int k = 0;
+        for (float[] o : out) {
+            for (float v : o) {
+                if (k >= ref.length) {
+                    throw new IllegalStateException("output larger than the reference (" + ref.length + " values)");
+                }
+                double d = (double) v - ref[k];
+                num += d * d;
+                den += (double) ref[k] * ref[k];
+                k++;
+            }
+        }
+        if (k != ref.length) {
+            throw new IllegalStateException("output has " + k + " values, reference " + ref.length);
+        }
+        return Math.sqrt(num / den);
+    }
+
+    static double err(float[] out, float[] ref) {
+        return err(new float[][]{out}, ref);
+    }
+
+    private static int[] ints(JsonNode arr) {
+        int[] r = new int[arr.size()];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = arr.get(i).asInt();
+        }
+        return r;
+    }
+
+    private static int[] fill(int n, int v) {
+        int[] r = new int[n];
+        java.util.Arrays.fill(r, v);
+        return r;
+    }
+
+    private static int[][] idRows(GoldenData g, String name) throws IOException {
+        int[] flat = g.ints(name);
+        long[] s = g.shape(name);
+        int b = (int) s[0], t = (int) s[1];
+        int[][] ids = new int[b][t];
+        for (int i = 0; i < b; i++) {
+            System.arraycopy(flat, i * t, ids[i], 0, t);
+        }
+        return ids;
+    }
+
+    static List<float[]> rows(GoldenData g, String name) throws IOException {
+        float[] all = g.floats(name);
+        int n = (int) g.shape(name)[0];
+        int per = all.length / n;
+        List<float[]> r = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            float[] x = new float[per];
+            System.arraycopy(all, i * per, x, 0, per);
+            r.add(x);
+        }
+        return r;
+    }
+}

@@ -1,0 +1,275 @@
+package dev.sdserve.engine.tf;
+
+import org.tensorflow.Operand;
+import org.tensorflow.ndarray.Shape;
+import org.tensorflow.op.Ops;
+import org.tensorflow.op.core.Split;
+import org.tensorflow.op.linalg.MatMul;
+import org.tensorflow.op.train.BatchMatMul;
+import org.tensorflow.types.TFloat32;
+import org.tensorflow.types.TInt32;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Every primitive the networks use, in one place, so that faster kernels (im2col / Winograd convolutions, fused
+ * attention) can replace these bodies without touching the networks. Tensors are NHWC (images) or [B, L, D]
+ * (sequences); the batch dimension may be unknown (-1), every other dimension is static.
+ *
+ * <p>Weights come from the {@link WeightBinder}: the checkpoint's LDM key, in the layout of {@link Weights}
+ * (k×k convolutions HWIO, 1×1 convolutions and linears [out, in]).
+ */
+public final class Nn {
+    private final Ops tf;
+    private final WeightBinder weights;
+
+    public Nn(Ops tf, WeightBinder weights) {
+        this.tf = tf;
+        this.weights = weights;
+    }
+
+    public Ops tf() {
+        return tf;
+    }
+
+    /** The weight of that LDM key, as a graph input; fails naming the key when the checkpoint lacks it. */
+    public Operand<TFloat32> w(String key) {
+        return weights.bind(tf, key);
+    }
+
+    public boolean has(String key) {
+        return weights.has(key);
+    }
+
+    public long[] weightShape(String key) {
+        return weights.shape(key);
+    }
+
+    // ---------------------------------------------------------------- shapes
+
+    public static long[] dims(Operand<?> x) {
+        Shape s = x.shape();
+        long[] d = new long[s.numDimensions()];
+        for (int i = 0; i < d.length; i++) {
+            d[i] = s.get(i);
+        }
+        return d;
+    }
+
+    private static long last(Operand<?> x) {
+        Shape s = x.shape();
+        return s.get(s.numDimensions() - 1);
+    }
+
+    /** Reshape; a -1 stands for the (dynamic) batch dimension. */
+    public Operand<TFloat32> reshape(Operand<TFloat32> x, long... shape) {
+        return tf.reshape(x, tf.constant(shape));
+    }
+
+    public Operand<TFloat32> transpose(Operand<TFloat32> x, int... perm) {
+        return tf.linalg.transpose(x, tf.constant(perm));
+    }
+
+    public Operand<TFloat32> nchwToNhwc(Operand<TFloat32> x) {
+        return transpose(x, 0, 2, 3, 1);
+    }
+
+    public Operand<TFloat32> nhwcToNchw(Operand<TFloat32> x) {
+        return transpose(x, 0, 3, 1, 2);
+    }
+
+    // ---------------------------------------------------------------- elementwise
+
+    public Operand<TFloat32> add(Operand<TFloat32> a, Operand<TFloat32> b) {
+        return tf.math.add(a, b);
+    }
+
+    public Operand<TFloat32> sub(Operand<TFloat32> a, Operand<TFloat32> b) {
+        return tf.math.sub(a, b);
+    }
+
+    public Operand<TFloat32> mul(Operand<TFloat32> a, Operand<TFloat32> b) {
+        return tf.math.mul(a, b);
+    }
+
+    public Operand<TFloat32> scale(Operand<TFloat32> a, float s) {
+        return tf.math.mul(a, tf.constant(s));
+    }
+
+    public Operand<TFloat32> divide(Operand<TFloat32> a, float s) {
+        return tf.math.div(a, tf.constant(s));
+    }
+
+    public Operand<TFloat32> silu(Operand<TFloat32> x) {
+        return tf.math.mul(x, tf.math.sigmoid(x));
+    }
+
+    /** Exact (erf) GELU, as torch's default. */
+    public Operand<TFloat32> gelu(Operand<TFloat32> x) {
+        Operand<TFloat32> e = tf.math.erf(tf.math.mul(x, tf.constant((float) (1.0 / Math.sqrt(2.0)))));
+        return tf.math.mul(tf.math.mul(x, tf.constant(0.5f)), tf.math.add(e, tf.constant(1f)));
+    }
+
+    /** CLIP's quick_gelu: x·σ(1.702x). */
+    public Operand<TFloat32> quickGelu(Operand<TFloat32> x) {
+        return tf.math.mul(x, tf.math.sigmoid(tf.math.mul(x, tf.constant(1.702f))));
+    }
+
+    public Operand<TFloat32> activation(String name, Operand<TFloat32> x) {
+        return switch (name) {
+            case "quick_gelu" -> quickGelu(x);
+            case "gelu" -> gelu(x);
+            case "silu", "swish" -> silu(x);
+            default -> throw new IllegalArgumentException("unsupported activation '" + name + "'");
+        };
+    }
+
+    public Operand<TFloat32> clamp(Operand<TFloat32> x, float lo, float hi) {
+        return tf.math.minimum(tf.math.maximum(x, tf.constant(lo)), tf.constant(hi));
+    }
+
+    // ---------------------------------------------------------------- linear / conv
+
+    /** x[..., in] · Wᵀ (+ b) with W = {@code prefix.weight} [out, in] (or a 1×1 conv weight), b = {@code prefix.bias}. */
+    public Operand<TFloat32> linear(Operand<TFloat32> x, String prefix, boolean bias) {
+        long[] d = dims(x);
+        long in = d[d.length - 1];
+        Operand<TFloat32> w = w(prefix + ".weight");
+        long[] ws = weightShape(prefix + ".weight");
+        if (ws.length != 2 || ws[1] != in) {
+            throw new IllegalStateException(prefix + ".weight has shape " + java.util.Arrays.toString(ws)
+                    + ", expected [out, " + in + "]");
+        }
+        long out = ws[0];
+        Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
+        Operand<TFloat32> y = tf.linalg.matMul(x2, w, MatMul.transposeB(true));
+        if (bias) {
+            y = tf.nn.biasAdd(y, w(prefix + ".bias"));
+        }
+        if (d.length == 2) {
+            return y;
+        }
+        long[] outShape = d.clone();
+        outShape[0] = -1;
+        outShape[d.length - 1] = out;
+        return reshape(y, outShape);
+    }
+
+    /** Stride-1 convolution with "same" padding for odd kernels (k×k HWIO or 1×1 [out, in]), plus bias. */
+    public Operand<TFloat32> conv(Operand<TFloat32> x, String prefix) {
+        long[] ws = weightShape(prefix + ".weight");
+        if (ws.length == 2) { // 1×1 convolution, stored [out, in]
+            return linear(x, prefix, true);
+        }
+        Operand<TFloat32> y = tf.nn.conv2d(x, w(prefix + ".weight"), List.of(1L, 1L, 1L, 1L), "SAME");
+        return tf.nn.biasAdd(y, w(prefix + ".bias"));
+    }
+
+    /** Convolution with explicit zero padding (top, bottom, left, right) and stride, plus bias. */
+    public Operand<TFloat32> conv(Operand<TFloat32> x, String prefix, int stride, int padTop, int padBottom,
+                                  int padLeft, int padRight) {
+        Operand<TFloat32> p = x;
+        if (padTop + padBottom + padLeft + padRight > 0) {
+            p = tf.pad(x, tf.constant(new int[][]{{0, 0}, {padTop, padBottom}, {padLeft, padRight}, {0, 0}}),
+                    tf.constant(0f));
+        }
+        Operand<TFloat32> y = tf.nn.conv2d(p, w(prefix + ".weight"), List.of(1L, (long) stride, (long) stride, 1L),
+                "VALID");
+        return tf.nn.biasAdd(y, w(prefix + ".bias"));
+    }
+
+    // ---------------------------------------------------------------- normalisation
+
+    /** GroupNorm over NHWC with affine {@code prefix.weight}/{@code prefix.bias}. */
+    public Operand<TFloat32> groupNorm(Operand<TFloat32> x, String prefix, int groups, double eps) {
+        long[] d = dims(x);
+        long h = d[1], wd = d[2], c = d[3];
+        if (c % groups != 0) {
+            throw new IllegalStateException(prefix + ": " + c + " channels not divisible into " + groups + " groups");
+        }
+        Operand<TFloat32> g = reshape(x, -1, h, wd, groups, c / groups);
+        Operand<TInt32> axes = tf.constant(new int[]{1, 2, 4});
+        Operand<TFloat32> mean = tf.math.mean(g, axes, org.tensorflow.op.math.Mean.keepDims(true));
+        Operand<TFloat32> centered = tf.math.sub(g, mean);
+        Operand<TFloat32> var = tf.math.mean(tf.math.square(centered), axes, org.tensorflow.op.math.Mean.keepDims(true));
+        Operand<TFloat32> n = tf.math.mul(centered, tf.math.rsqrt(tf.math.add(var, tf.constant((float) eps))));
+        Operand<TFloat32> y = reshape(n, -1, h, wd, c);
+        return tf.math.add(tf.math.mul(y, w(prefix + ".weight")), w(prefix + ".bias"));
+    }
+
+    /** LayerNorm over the last dimension. */
+    public Operand<TFloat32> layerNorm(Operand<TFloat32> x, String prefix, double eps) {
+        int rank = x.shape().numDimensions();
+        Operand<TInt32> axis = tf.constant(new int[]{rank - 1});
+        Operand<TFloat32> mean = tf.math.mean(x, axis, org.tensorflow.op.math.Mean.keepDims(true));
+        Operand<TFloat32> centered = tf.math.sub(x, mean);
+        Operand<TFloat32> var = tf.math.mean(tf.math.square(centered), axis, org.tensorflow.op.math.Mean.keepDims(true));
+        Operand<TFloat32> n = tf.math.mul(centered, tf.math.rsqrt(tf.math.add(var, tf.constant((float) eps))));
+        return tf.math.add(tf.math.mul(n, w(prefix + ".weight")), w(prefix + ".bias"));
+    }
+
+    // ---------------------------------------------------------------- attention
+
+    /**
+     * Multi-head scaled dot-product attention. q [B, Lq, D], k and v [B, Lk, D] (already projected); mask (or null)
+     * is added to the scores, broadcast over [B, heads, Lq, Lk]. Returns [B, Lq, D].
+     */
+    public Operand<TFloat32> attention(Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v, int heads,
+                                       Operand<TFloat32> mask) {
+        long[] qd = dims(q);
+        long[] kd = dims(k);
+        long lq = qd[1], lk = kd[1], dim = qd[2];
+        if (dim % heads != 0) {
+            throw new IllegalStateException("attention width " + dim + " not divisible by " + heads + " heads");
+        }
+        long hd = dim / heads;
+        Operand<TFloat32> qh = transpose(reshape(q, -1, lq, heads, hd), 0, 2, 1, 3);
+        Operand<TFloat32> kh = transpose(reshape(k, -1, lk, heads, hd), 0, 2, 1, 3);
+        Operand<TFloat32> vh = transpose(reshape(v, -1, lk, heads, hd), 0, 2, 1, 3);
+        Operand<TFloat32> scores = tf.train.batchMatMul(qh, kh, TFloat32.class, BatchMatMul.adjY(true));
+        scores = tf.math.mul(scores, tf.constant((float) (1.0 / Math.sqrt(hd))));
+        if (mask != null) {
+            scores = tf.math.add(scores, mask);
+        }
+        Operand<TFloat32> p = tf.nn.softmax(scores);
+        Operand<TFloat32> o = tf.train.batchMatMul(p, vh, TFloat32.class);
+        return reshape(transpose(o, 0, 2, 1, 3), -1, lq, dim);
+    }
+
+    /** A [len, len] additive mask: 0 on and below the diagonal, a large negative number above. */
+    public Operand<TFloat32> causalMask(int len) {
+        float[][] m = new float[len][len];
+        for (int i = 0; i < len; i++) {
+            for (int j = i + 1; j < len; j++) {
+                m[i][j] = -1e30f;
+            }
+        }
+        return tf.constant(m);
+    }
+
+    // ---------------------------------------------------------------- resampling / structure
+
+    /** Nearest-neighbour 2× upsampling of NHWC (as torch's interpolate(scale_factor=2, mode="nearest")). */
+    public Operand<TFloat32> upsampleNearest2x(Operand<TFloat32> x) {
+        long[] d = dims(x);
+        return tf.image.resizeNearestNeighbor(x, tf.constant(new int[]{(int) d[1] * 2, (int) d[2] * 2}));
+    }
+
+    public Operand<TFloat32> concatChannels(Operand<TFloat32> a, Operand<TFloat32> b) {
+        List<Operand<TFloat32>> l = new ArrayList<>(2);
+        l.add(a);
+        l.add(b);
+        return tf.concat(l, tf.constant(a.shape().numDimensions() - 1));
+    }
+
+    /** Splits the last dimension into {@code n} equal parts. */
+    public List<Operand<TFloat32>> splitLast(Operand<TFloat32> x, int n) {
+        Split<TFloat32> s = tf.split(tf.constant(x.shape().numDimensions() - 1), x, (long) n);
+        return new ArrayList<>(s.output());
+    }
+
+    public long channels(Operand<TFloat32> x) {
+        return last(x);
+    }
+}

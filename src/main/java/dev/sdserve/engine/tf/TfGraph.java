@@ -1,0 +1,119 @@
+package dev.sdserve.engine.tf;
+
+import org.tensorflow.Graph;
+import org.tensorflow.Operand;
+import org.tensorflow.Result;
+import org.tensorflow.Session;
+import org.tensorflow.Tensor;
+import org.tensorflow.op.Ops;
+import org.tensorflow.proto.ConfigProto;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * One built graph and its session: named inputs and outputs, and the weight placeholders it feeds from the
+ * model's shared {@link Weights} at every run. Built once, run many times; not thread-safe for building, and runs
+ * are serialised by the caller (the engine runs one call at a time per model).
+ */
+public final class TfGraph implements AutoCloseable {
+    private final Graph graph;
+    private final Session session;
+    private final WeightBinder binder;
+    private final Map<String, Operand<?>> inputs = new LinkedHashMap<>();
+    private final Map<String, Operand<?>> outputs = new LinkedHashMap<>();
+    private final String name;
+
+    /** What a network builder gets: the ops, the primitives, and where to register inputs and outputs. */
+    public final class Builder {
+        public final Ops tf;
+        public final Nn nn;
+
+        Builder(Ops tf) {
+            this.tf = tf;
+            this.nn = new Nn(tf, binder);
+        }
+
+        public <T extends Operand<?>> T input(String name, T op) {
+            inputs.put(name, op);
+            return op;
+        }
+
+        public void output(String name, Operand<?> op) {
+            outputs.put(name, op);
+        }
+    }
+
+    private TfGraph(String name, Weights weights, Consumer<Builder> build, ConfigProto config) {
+        this.name = name;
+        this.graph = new Graph();
+        this.binder = new WeightBinder(weights);
+        Session s = null;
+        try {
+            build.accept(new Builder(Ops.create(graph)));
+            s = config == null ? new Session(graph) : new Session(graph, config);
+        } catch (RuntimeException e) {
+            graph.close();
+            throw e;
+        }
+        this.session = s;
+    }
+
+    public static TfGraph build(String name, Weights weights, Consumer<Builder> build) {
+        return new TfGraph(name, weights, build, sessionConfig());
+    }
+
+    /** Threads: {@code sdserve.threads} (system property) or all cores for intra-op; one inter-op thread. */
+    static ConfigProto sessionConfig() {
+        int threads = Integer.getInteger("sdserve.threads", Runtime.getRuntime().availableProcessors());
+        int inter = Integer.getInteger("sdserve.interOpThreads", 1);
+        return ConfigProto.newBuilder()
+                .setIntraOpParallelismThreads(threads)
+                .setInterOpParallelismThreads(inter)
+                .build();
+    }
+
+    /**
+     * Runs with the given inputs (by name) and fetches the named outputs. The caller closes the Result. Input
+     * tensors stay owned by the caller.
+     */
+    public Result run(Map<String, ? extends Tensor> feeds, List<String> fetches) {
+        Session.Runner r = session.runner();
+        for (var e : feeds.entrySet()) {
+            Operand<?> in = inputs.get(e.getKey());
+            if (in == null) {
+                throw new IllegalArgumentException(name + ": no input '" + e.getKey() + "' (inputs: " + inputs.keySet() + ")");
+            }
+            r.feed(in, e.getValue());
+        }
+        Weights w = binder.weights();
+        for (var e : binder.bound().entrySet()) {
+            r.feed(e.getValue(), w.get(e.getKey()));
+        }
+        for (String f : fetches) {
+            Operand<?> out = outputs.get(f);
+            if (out == null) {
+                throw new IllegalArgumentException(name + ": no output '" + f + "' (outputs: " + outputs.keySet() + ")");
+            }
+            r.fetch(out);
+        }
+        return r.run();
+    }
+
+    /** Number of weight tensors this graph feeds. */
+    public int weightInputs() {
+        return binder.bound().size();
+    }
+
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public void close() {
+        session.close();
+        graph.close();
+    }
+}

@@ -1,0 +1,190 @@
+package dev.sdserve.engine.tf;
+
+import dev.sdserve.model.ModelConfig;
+import dev.sdserve.model.SafeTensors;
+import org.tensorflow.Result;
+import org.tensorflow.ndarray.Shape;
+import org.tensorflow.ndarray.buffer.DataBuffers;
+import org.tensorflow.types.TFloat32;
+import org.tensorflow.types.TInt32;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One loaded model: its architecture, its weights (held once as TF tensors) and its graphs, built lazily once per
+ * (network, shape) and reused: text encoder per CLIP skip, UNet per latent height × width, VAE decoder/encoder per
+ * size. The batch dimension of every graph is dynamic. Calls are serialised on the model.
+ */
+public final class TfModel implements AutoCloseable {
+    private final String name;
+    private final ModelConfig config;
+    private final Weights weights;
+    private final Map<String, TfGraph> graphs = new HashMap<>();
+    private final long loadNanos;
+
+    public TfModel(String name, ModelConfig config, Weights weights, long loadNanos) {
+        this.name = name;
+        this.config = config;
+        this.weights = weights;
+        this.loadNanos = loadNanos;
+    }
+
+    public static TfModel load(String name, Path checkpoint, ModelConfig config) throws IOException {
+        long t0 = System.nanoTime();
+        try (SafeTensors st = SafeTensors.open(checkpoint)) {
+            Weights w = Weights.load(st);
+            return new TfModel(name, config, w, System.nanoTime() - t0);
+        }
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public Weights weights() {
+        return weights;
+    }
+
+    public long loadNanos() {
+        return loadNanos;
+    }
+
+    public synchronized int graphCount() {
+        return graphs.size();
+    }
+
+    private TfGraph graph(String key, java.util.function.Consumer<TfGraph.Builder> build) {
+        TfGraph g = graphs.get(key);
+        if (g == null) {
+            g = TfGraph.build(name + "/" + key, weights, build);
+            graphs.put(key, g);
+        }
+        return g;
+    }
+
+    // ---------------------------------------------------------------- text encoder
+
+    /** Token ids [B][tokens] → hidden states [B][tokens × width] (CLIP skip applied, final layer norm included). */
+    public synchronized float[][] encodeTokens(int[][] ids, int clipSkip) {
+        int b = ids.length;
+        int tokens = ids[0].length;
+        int[] flat = new int[b * tokens];
+        for (int i = 0; i < b; i++) {
+            if (ids[i].length != tokens) {
+                throw new IllegalArgumentException("token rows of different lengths: " + ids[i].length + " vs " + tokens);
+            }
+            System.arraycopy(ids[i], 0, flat, i * tokens, tokens);
+        }
+        TfGraph g = graph("te/" + tokens + "/skip" + clipSkip,
+                bl -> ClipTextNet.build(bl, config.textEncoder(), tokens, clipSkip));
+        try (TInt32 in = TInt32.tensorOf(Shape.of(b, tokens), d -> d.copyFrom(DataBuffers.of(flat, true, false)));
+             Result r = g.run(Map.of("ids", in), List.of("hidden"))) {
+            return split((TFloat32) r.get(0), b);
+        }
+    }
+
+    // ---------------------------------------------------------------- UNet
+
+    /**
+     * One UNet evaluation of a batch: x [B][C·H·W] NCHW, one timestep per sample, ctx [B][tokens·dim]. Returns the
+     * model output per sample (NCHW).
+     */
+    public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, int height, int width) {
+        int b = x.size();
+        if (t.length != b || ctx.size() != b) {
+            throw new IllegalArgumentException("batch of " + b + " latents, " + t.length + " timesteps, " + ctx.size() + " contexts");
+        }
+        int c = config.unet().inChannels();
+        int dim = config.unet().crossAttentionDim();
+        int tokens = ctx.get(0).length / dim;
+        if (tokens * dim != ctx.get(0).length) {
+            throw new IllegalArgumentException("context of " + ctx.get(0).length + " floats is not tokens × " + dim);
+        }
+        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens,
+                bl -> UNetNet.build(bl, config.unet(), height, width, tokens, dim));
+        try (TFloat32 xt = batch(x, c * height * width, b, c, height, width);
+             TFloat32 tt = TFloat32.vectorOf(t);
+             TFloat32 ct = batch(ctx, tokens * dim, b, tokens, dim);
+             Result r = g.run(Map.of("x", xt, "t", tt, "ctx", ct), List.of("eps"))) {
+            return split((TFloat32) r.get(0), b);
+        }
+    }
+
+    // ---------------------------------------------------------------- VAE
+
+    /** Latents (as the sampler holds them, NCHW) → decoder output [B][3·H·W] NCHW in about [-1, 1]. */
+    public synchronized float[][] decodeRaw(List<float[]> z, int latentH, int latentW) {
+        return decode(z, latentH, latentW, "raw");
+    }
+
+    /** Latents → images [B][H·W·3] HWC in [0, 1]. */
+    public synchronized float[][] decodeImage(List<float[]> z, int latentH, int latentW) {
+        return decode(z, latentH, latentW, "image");
+    }
+
+    private float[][] decode(List<float[]> z, int lh, int lw, String out) {
+        int lc = config.vae().latentChannels();
+        TfGraph g = graph("vae.dec/" + lh + "x" + lw, bl -> VaeNet.buildDecoder(bl, config.vae(), lh, lw));
+        try (TFloat32 zt = batch(z, lc * lh * lw, z.size(), lc, lh, lw);
+             Result r = g.run(Map.of("z", zt), List.of(out))) {
+            return split((TFloat32) r.get(0), z.size());
+        }
+    }
+
+    /** Images [B][3·H·W] NCHW in [-1, 1] → scaled latent means [B][latent·h·w]. */
+    public synchronized float[][] encodeImages(List<float[]> images, int height, int width) {
+        int ic = config.vae().inChannels();
+        TfGraph g = graph("vae.enc/" + height + "x" + width, bl -> VaeNet.buildEncoder(bl, config.vae(), height, width));
+        try (TFloat32 it = batch(images, ic * height * width, images.size(), ic, height, width);
+             Result r = g.run(Map.of("image", it), List.of("mean"))) {
+            return split((TFloat32) r.get(0), images.size());
+        }
+    }
+
+    // ---------------------------------------------------------------- tensors
+
+    static TFloat32 batch(List<float[]> items, int size, int b, long... dims) {
+        float[] flat = new float[b * size];
+        for (int i = 0; i < b; i++) {
+            float[] it = items.get(i);
+            if (it.length != size) {
+                throw new IllegalArgumentException("sample " + i + " has " + it.length + " floats, expected " + size);
+            }
+            System.arraycopy(it, 0, flat, i * size, size);
+        }
+        long[] shape = new long[dims.length + 1];
+        shape[0] = b;
+        System.arraycopy(dims, 0, shape, 1, dims.length);
+        return TFloat32.tensorOf(Shape.of(shape), d -> d.copyFrom(DataBuffers.of(flat, true, false)));
+    }
+
+    static float[][] split(TFloat32 t, int b) {
+        long n = t.shape().size();
+        float[] all = new float[Math.toIntExact(n)];
+        t.copyTo(DataBuffers.of(all, false, false));
+        int per = all.length / b;
+        float[][] out = new float[b][per];
+        for (int i = 0; i < b; i++) {
+            System.arraycopy(all, i * per, out[i], 0, per);
+        }
+        return out;
+    }
+
+    @Override
+    public synchronized void close() {
+        for (TfGraph g : graphs.values()) {
+            g.close();
+        }
+        graphs.clear();
+        weights.close();
+    }
+
+    @Override
+    public String toString() {
+        return "TfModel[" + name + ", " + weights + ", " + graphs.size() + " graphs]";
+    }
+}

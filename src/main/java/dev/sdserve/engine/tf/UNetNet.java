@@ -1,0 +1,178 @@
+package dev.sdserve.engine.tf;
+
+import dev.sdserve.model.UNetConfig;
+import org.tensorflow.Operand;
+import org.tensorflow.ndarray.Shape;
+import org.tensorflow.op.core.Placeholder;
+import org.tensorflow.types.TFloat32;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+
+/**
+ * The SD 1.x/2.x UNet in the LDM key layout ({@code model.diffusion_model.}). Inputs: {@code x} [B, C, H, W]
+ * (NCHW, transposed to NHWC inside), {@code t} float [B] (one timestep per sample), {@code ctx} [B, tokens, dim].
+ * Output {@code eps} [B, C, H, W]. H and W must be multiples of 2^(levels − 1).
+ */
+public final class UNetNet {
+    public static final String PREFIX = "model.diffusion_model.";
+    /** GroupNorm epsilon of the spatial transformers (fixed in SD's code). */
+    static final double TRANSFORMER_NORM_EPS = 1e-6;
+    static final double LAYER_NORM_EPS = 1e-5;
+
+    private final Nn nn;
+    private final UNetConfig cfg;
+
+    private UNetNet(Nn nn, UNetConfig cfg) {
+        this.nn = nn;
+        this.cfg = cfg;
+    }
+
+    public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim) {
+        int factor = 1 << (cfg.levels() - 1);
+        if (height % factor != 0 || width % factor != 0) {
+            throw new IllegalArgumentException("latent " + height + "x" + width + " is not a multiple of " + factor
+                    + " (the UNet has " + cfg.levels() + " levels)");
+        }
+        var tf = b.tf;
+        Operand<TFloat32> x = b.input("x", tf.placeholder(TFloat32.class,
+                Placeholder.shape(Shape.of(-1, cfg.inChannels(), height, width))));
+        Operand<TFloat32> t = b.input("t", tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(-1))));
+        Operand<TFloat32> ctx = b.input("ctx", tf.placeholder(TFloat32.class,
+                Placeholder.shape(Shape.of(-1, tokens, ctxDim))));
+        UNetNet net = new UNetNet(b.nn, cfg);
+        b.output("eps", b.nn.nhwcToNchw(net.forward(b.nn.nchwToNhwc(x), t, ctx)));
+    }
+
+    /** Sinusoidal timestep embedding (flip_sin_to_cos = true, freq_shift = 0 as SD): [B] → [B, dim]. */
+    Operand<TFloat32> timestepEmbedding(Operand<TFloat32> t, int dim) {
+        int half = dim / 2;
+        float[] freqs = new float[half];
+        float logMax = (float) -Math.log(10000.0);
+        for (int i = 0; i < half; i++) {
+            float exponent = logMax * (float) i / (float) half; // freq_shift 0
+            freqs[i] = (float) Math.exp(exponent);
+        }
+        var tf = nn.tf();
+        Operand<TFloat32> args = tf.math.mul(tf.expandDims(t, tf.constant(1)), tf.constant(new float[][]{freqs}));
+        List<Operand<TFloat32>> parts = new ArrayList<>();
+        parts.add(tf.math.cos(args));
+        parts.add(tf.math.sin(args));
+        return tf.concat(parts, tf.constant(1));
+    }
+
+    Operand<TFloat32> forward(Operand<TFloat32> x, Operand<TFloat32> t, Operand<TFloat32> ctx) {
+        String p = PREFIX;
+        int ch0 = cfg.blockOutChannels().get(0);
+        Operand<TFloat32> temb = timestepEmbedding(t, ch0);
+        temb = nn.linear(temb, p + "time_embed.0", true);
+        temb = nn.linear(nn.silu(temb), p + "time_embed.2", true);
+        Operand<TFloat32> tembAct = nn.silu(temb); // every res block applies SiLU before its projection
+
+        int levels = cfg.levels();
+        int lpb = cfg.layersPerBlock();
+        Deque<Operand<TFloat32>> skips = new ArrayDeque<>();
+        Operand<TFloat32> h = nn.conv(x, p + "input_blocks.0.0");
+        skips.push(h);
+        int k = 1;
+        for (int level = 0; level < levels; level++) {
+            for (int j = 0; j < lpb; j++) {
+                String bp = p + "input_blocks." + k + ".";
+                h = resBlock(h, tembAct, bp + "0");
+                if (cfg.crossAttnDown().get(level)) {
+                    h = spatialTransformer(h, ctx, bp + "1", cfg.attentionHeads().get(level));
+                }
+                skips.push(h);
+                k++;
+            }
+            if (level < levels - 1) {
+                h = nn.conv(h, p + "input_blocks." + k + ".0.op", 2, 1, 1, 1, 1);
+                skips.push(h);
+                k++;
+            }
+        }
+
+        String mp = p + "middle_block.";
+        h = resBlock(h, tembAct, mp + "0");
+        if (cfg.midAttention()) {
+            h = spatialTransformer(h, ctx, mp + "1", cfg.attentionHeads().get(levels - 1));
+            h = resBlock(h, tembAct, mp + "2");
+        } else {
+            h = resBlock(h, tembAct, mp + "1");
+        }
+
+        k = 0;
+        for (int u = 0; u < levels; u++) {
+            int level = levels - 1 - u;
+            for (int j = 0; j <= lpb; j++) {
+                String bp = p + "output_blocks." + k + ".";
+                h = nn.concatChannels(h, skips.pop());
+                h = resBlock(h, tembAct, bp + "0");
+                int idx = 1;
+                if (cfg.crossAttnUp().get(u)) {
+                    h = spatialTransformer(h, ctx, bp + "1", cfg.attentionHeads().get(level));
+                    idx = 2;
+                }
+                if (j == lpb && u < levels - 1) {
+                    h = nn.conv(nn.upsampleNearest2x(h), bp + idx + ".conv");
+                }
+                k++;
+            }
+        }
+        h = nn.silu(nn.groupNorm(h, p + "out.0", cfg.normGroups(), cfg.normEps()));
+        return nn.conv(h, p + "out.2");
+    }
+
+    /** ResBlock: GN, SiLU, conv; + projected time embedding; GN, SiLU, conv; + (1×1-projected) input. */
+    Operand<TFloat32> resBlock(Operand<TFloat32> x, Operand<TFloat32> tembAct, String bp) {
+        Operand<TFloat32> h = nn.silu(nn.groupNorm(x, bp + ".in_layers.0", cfg.normGroups(), cfg.normEps()));
+        h = nn.conv(h, bp + ".in_layers.2");
+        long c = nn.channels(h);
+        Operand<TFloat32> e = nn.linear(tembAct, bp + ".emb_layers.1", true);
+        h = nn.add(h, nn.reshape(e, -1, 1, 1, c));
+        h = nn.silu(nn.groupNorm(h, bp + ".out_layers.0", cfg.normGroups(), cfg.normEps()));
+        h = nn.conv(h, bp + ".out_layers.3");
+        Operand<TFloat32> skip = nn.has(bp + ".skip_connection.weight") ? nn.conv(x, bp + ".skip_connection") : x;
+        return nn.add(skip, h);
+    }
+
+    /** SpatialTransformer: GN, proj_in, transformer blocks (self-attn, cross-attn, GEGLU FF), proj_out, residual. */
+    Operand<TFloat32> spatialTransformer(Operand<TFloat32> x, Operand<TFloat32> ctx, String sp, int heads) {
+        long[] d = Nn.dims(x);
+        long hgt = d[1], wid = d[2];
+        Operand<TFloat32> h = nn.groupNorm(x, sp + ".norm", cfg.normGroups(), TRANSFORMER_NORM_EPS);
+        // proj_in as 1×1 conv (SD 1.x) or linear (SD 2.x): both are a per-pixel linear over channels in NHWC
+        h = nn.conv(h, sp + ".proj_in");
+        long inner = nn.channels(h);
+        h = nn.reshape(h, -1, hgt * wid, inner);
+        for (int i = 0; nn.has(sp + ".transformer_blocks." + i + ".norm1.weight"); i++) {
+            String tp = sp + ".transformer_blocks." + i + ".";
+            Operand<TFloat32> n1 = nn.layerNorm(h, tp + "norm1", LAYER_NORM_EPS);
+            h = nn.add(h, attention(n1, n1, tp + "attn1", heads));
+            Operand<TFloat32> n2 = nn.layerNorm(h, tp + "norm2", LAYER_NORM_EPS);
+            h = nn.add(h, attention(n2, ctx, tp + "attn2", heads));
+            Operand<TFloat32> n3 = nn.layerNorm(h, tp + "norm3", LAYER_NORM_EPS);
+            h = nn.add(h, feedForward(n3, tp + "ff"));
+        }
+        h = nn.reshape(h, -1, hgt, wid, inner);
+        h = nn.conv(h, sp + ".proj_out");
+        return nn.add(h, x);
+    }
+
+    Operand<TFloat32> attention(Operand<TFloat32> x, Operand<TFloat32> ctx, String ap, int heads) {
+        Operand<TFloat32> q = nn.linear(x, ap + ".to_q", false);
+        Operand<TFloat32> k = nn.linear(ctx, ap + ".to_k", false);
+        Operand<TFloat32> v = nn.linear(ctx, ap + ".to_v", false);
+        return nn.linear(nn.attention(q, k, v, heads, null), ap + ".to_out.0", true);
+    }
+
+    /** GEGLU: proj to 2·inner, value · gelu(gate), then back to width. */
+    Operand<TFloat32> feedForward(Operand<TFloat32> x, String fp) {
+        Operand<TFloat32> proj = nn.linear(x, fp + ".net.0.proj", true);
+        List<Operand<TFloat32>> parts = nn.splitLast(proj, 2);
+        Operand<TFloat32> g = nn.mul(parts.get(0), nn.gelu(parts.get(1)));
+        return nn.linear(g, fp + ".net.2", true);
+    }
+}

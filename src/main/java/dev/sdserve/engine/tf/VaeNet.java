@@ -1,0 +1,117 @@
+package dev.sdserve.engine.tf;
+
+import dev.sdserve.model.VaeConfig;
+import org.tensorflow.Operand;
+import org.tensorflow.ndarray.Shape;
+import org.tensorflow.op.core.Placeholder;
+import org.tensorflow.types.TFloat32;
+
+/**
+ * The KL autoencoder in the LDM key layout ({@code first_stage_model.}).
+ *
+ * <p>Decoder graph: input {@code z} [B, latent, h, w] (the sampler's latents, NCHW), divided by the scaling factor
+ * inside; outputs {@code raw} [B, 3, H, W] (decoder output, about [-1, 1]) and {@code image} [B, H, W, 3] in [0, 1]
+ * ((raw / 2 + 0.5) clamped). Encoder graph: input {@code image} [B, 3, H, W] in [-1, 1]; output {@code mean}
+ * [B, latent, h, w] = mean of the latent distribution × scaling factor.
+ */
+public final class VaeNet {
+    public static final String PREFIX = "first_stage_model.";
+    /** GroupNorm epsilon of every VAE norm (fixed in SD's code). */
+    static final double EPS = 1e-6;
+
+    private final Nn nn;
+    private final VaeConfig cfg;
+
+    private VaeNet(Nn nn, VaeConfig cfg) {
+        this.nn = nn;
+        this.cfg = cfg;
+    }
+
+    public static void buildDecoder(TfGraph.Builder b, VaeConfig cfg, int latentH, int latentW) {
+        var tf = b.tf;
+        Operand<TFloat32> z = b.input("z", tf.placeholder(TFloat32.class,
+                Placeholder.shape(Shape.of(-1, cfg.latentChannels(), latentH, latentW))));
+        VaeNet net = new VaeNet(b.nn, cfg);
+        Operand<TFloat32> x = net.decode(b.nn.divide(b.nn.nchwToNhwc(z), (float) cfg.scalingFactor()));
+        b.output("raw", b.nn.nhwcToNchw(x));
+        b.output("image", b.nn.clamp(b.nn.add(b.nn.scale(x, 0.5f), tf.constant(0.5f)), 0f, 1f));
+    }
+
+    public static void buildEncoder(TfGraph.Builder b, VaeConfig cfg, int height, int width) {
+        int f = cfg.downscale();
+        if (height % f != 0 || width % f != 0) {
+            throw new IllegalArgumentException("image " + height + "x" + width + " is not a multiple of " + f);
+        }
+        var tf = b.tf;
+        Operand<TFloat32> img = b.input("image", tf.placeholder(TFloat32.class,
+                Placeholder.shape(Shape.of(-1, cfg.inChannels(), height, width))));
+        VaeNet net = new VaeNet(b.nn, cfg);
+        Operand<TFloat32> mean = net.encodeMean(b.nn.nchwToNhwc(img));
+        b.output("mean", b.nn.nhwcToNchw(b.nn.scale(mean, (float) cfg.scalingFactor())));
+    }
+
+    Operand<TFloat32> decode(Operand<TFloat32> z) {
+        String p = PREFIX + "decoder.";
+        Operand<TFloat32> h = nn.conv(z, PREFIX + "post_quant_conv");
+        h = nn.conv(h, p + "conv_in");
+        h = mid(h, p + "mid.");
+        int levels = cfg.blockOutChannels().size();
+        for (int i = levels - 1; i >= 0; i--) {
+            for (int j = 0; j <= cfg.layersPerBlock(); j++) {
+                h = resBlock(h, p + "up." + i + ".block." + j);
+            }
+            if (i != 0) {
+                h = nn.conv(nn.upsampleNearest2x(h), p + "up." + i + ".upsample.conv");
+            }
+        }
+        h = nn.silu(nn.groupNorm(h, p + "norm_out", cfg.normGroups(), EPS));
+        return nn.conv(h, p + "conv_out");
+    }
+
+    Operand<TFloat32> encodeMean(Operand<TFloat32> x) {
+        String p = PREFIX + "encoder.";
+        Operand<TFloat32> h = nn.conv(x, p + "conv_in");
+        int levels = cfg.blockOutChannels().size();
+        for (int i = 0; i < levels; i++) {
+            for (int j = 0; j < cfg.layersPerBlock(); j++) {
+                h = resBlock(h, p + "down." + i + ".block." + j);
+            }
+            if (i != levels - 1) {
+                // asymmetric padding (bottom/right only), then a stride-2 3×3 conv
+                h = nn.conv(h, p + "down." + i + ".downsample.conv", 2, 0, 1, 0, 1);
+            }
+        }
+        h = mid(h, p + "mid.");
+        h = nn.silu(nn.groupNorm(h, p + "norm_out", cfg.normGroups(), EPS));
+        h = nn.conv(h, p + "conv_out");
+        h = nn.conv(h, PREFIX + "quant_conv");
+        return nn.splitLast(h, 2).get(0); // moments = [mean, logvar]
+    }
+
+    private Operand<TFloat32> mid(Operand<TFloat32> h, String mp) {
+        h = resBlock(h, mp + "block_1");
+        h = attention(h, mp + "attn_1");
+        return resBlock(h, mp + "block_2");
+    }
+
+    Operand<TFloat32> resBlock(Operand<TFloat32> x, String bp) {
+        Operand<TFloat32> h = nn.silu(nn.groupNorm(x, bp + ".norm1", cfg.normGroups(), EPS));
+        h = nn.conv(h, bp + ".conv1");
+        h = nn.silu(nn.groupNorm(h, bp + ".norm2", cfg.normGroups(), EPS));
+        h = nn.conv(h, bp + ".conv2");
+        Operand<TFloat32> skip = nn.has(bp + ".nin_shortcut.weight") ? nn.conv(x, bp + ".nin_shortcut") : x;
+        return nn.add(skip, h);
+    }
+
+    /** Single-head self-attention over all pixels, with a residual. */
+    Operand<TFloat32> attention(Operand<TFloat32> x, String ap) {
+        long[] d = Nn.dims(x);
+        long hw = d[1] * d[2], c = d[3];
+        Operand<TFloat32> h = nn.groupNorm(x, ap + ".norm", cfg.normGroups(), EPS);
+        Operand<TFloat32> q = nn.reshape(nn.conv(h, ap + ".q"), -1, hw, c);
+        Operand<TFloat32> k = nn.reshape(nn.conv(h, ap + ".k"), -1, hw, c);
+        Operand<TFloat32> v = nn.reshape(nn.conv(h, ap + ".v"), -1, hw, c);
+        Operand<TFloat32> a = nn.reshape(nn.attention(q, k, v, 1, null), -1, d[1], d[2], c);
+        return nn.add(nn.conv(a, ap + ".proj_out"), x);
+    }
+}

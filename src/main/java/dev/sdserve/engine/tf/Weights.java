@@ -1,0 +1,219 @@
+package dev.sdserve.engine.tf;
+
+import dev.sdserve.model.Half;
+import dev.sdserve.model.SafeTensors;
+import org.tensorflow.ndarray.buffer.FloatDataBuffer;
+import org.tensorflow.ndarray.Shape;
+import org.tensorflow.ndarray.buffer.DataBuffers;
+import org.tensorflow.types.TFloat32;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A model's weights, loaded once into float32 TF tensors and shared (fed by reference, not copied) by every graph
+ * of the model. Keys are the checkpoint's LDM names. Layouts: k×k convolutions (k &gt; 1) are stored HWIO (TF's
+ * Conv2D filter layout), 1×1 convolutions as [out, in] (a linear), everything else as in the file.
+ *
+ * <p>Loading streams each tensor from the file in 1M-element chunks straight into native tensor memory (fp16/bf16
+ * converted on the way); only k×k convolution kernels, which are transposed to HWIO, pass through one float[] of
+ * their size. Peak memory is the float32 weights plus a few MB, not several copies of the checkpoint.
+ */
+public final class Weights implements AutoCloseable {
+    /** LDM prefixes of the three networks; other keys (EMA copies, schedule buffers, position ids) are ignored. */
+    public static final List<String> PREFIXES = List.of("model.diffusion_model.", "first_stage_model.",
+            "cond_stage_model.transformer.text_model.");
+
+    private final Map<String, TFloat32> tensors = new LinkedHashMap<>();
+    private final Map<String, long[]> shapes = new LinkedHashMap<>();
+    private final String source;
+    private long bytes;
+
+    private Weights(String source) {
+        this.source = source;
+    }
+
+    public static Weights load(SafeTensors st) throws IOException {
+        Weights w = new Weights(st.path().toString());
+        try (FileChannel ch = FileChannel.open(st.path(), StandardOpenOption.READ)) {
+            Streamer streamer = new Streamer(ch);
+            for (var e : st.tensors().entrySet()) {
+                String key = e.getKey();
+                SafeTensors.TensorInfo info = e.getValue();
+                if (!info.dtype().floating() || PREFIXES.stream().noneMatch(key::startsWith)) {
+                    continue;
+                }
+                long[] s = info.shape();
+                if (s.length == 4 && s[2] * s[3] > 1) {
+                    w.put(key, s, st.floats(key)); // transposed to HWIO through one float[] of this tensor
+                } else {
+                    long[] shape = s.length == 4 ? new long[]{s[0], s[1]} : s.clone();
+                    w.putStreamed(key, shape, info, streamer);
+                }
+            }
+        } catch (IOException | RuntimeException ex) {
+            w.close();
+            throw ex;
+        }
+        return w;
+    }
+
+    /** Converts file bytes chunk by chunk into native tensor memory (no tensor-sized heap copies). */
+    private static final class Streamer {
+        static final int CHUNK = 1 << 20; // elements
+        final FileChannel ch;
+        final ByteBuffer bytes = ByteBuffer.allocateDirect(CHUNK * 8).order(ByteOrder.LITTLE_ENDIAN);
+        final float[] floats = new float[CHUNK];
+
+        Streamer(FileChannel ch) {
+            this.ch = ch;
+        }
+
+        void copy(SafeTensors.TensorInfo info, FloatDataBuffer dst) throws IOException {
+            long n = info.elements();
+            int es = info.dtype().bytes;
+            long pos = info.offset();
+            for (long done = 0; done < n; ) {
+                int k = (int) Math.min(CHUNK, n - done);
+                bytes.clear().limit(k * es);
+                while (bytes.hasRemaining()) {
+                    int r = ch.read(bytes, pos + bytes.position());
+                    if (r < 0) {
+                        throw new IOException("unexpected end of file reading " + info.name());
+                    }
+                }
+                bytes.flip();
+                switch (info.dtype()) {
+                    case F32 -> bytes.asFloatBuffer().get(floats, 0, k);
+                    case F16 -> {
+                        for (int i = 0; i < k; i++) {
+                            floats[i] = Half.toFloat(bytes.getShort(i * 2));
+                        }
+                    }
+                    case BF16 -> {
+                        for (int i = 0; i < k; i++) {
+                            floats[i] = Half.bf16ToFloat(bytes.getShort(i * 2));
+                        }
+                    }
+                    case F64 -> {
+                        for (int i = 0; i < k; i++) {
+                            floats[i] = (float) bytes.getDouble(i * 8);
+                        }
+                    }
+                    default -> throw new IOException(info.name() + ": not a float tensor (" + info.dtype() + ")");
+                }
+                dst.offset(done).write(floats, 0, k);
+                done += k;
+                pos += (long) k * es;
+            }
+        }
+    }
+
+    private void putStreamed(String key, long[] shape, SafeTensors.TensorInfo info, Streamer s) throws IOException {
+        TFloat32 t = TFloat32.tensorOf(Shape.of(shape));
+        try {
+            s.copy(info, t.asRawTensor().data().asFloats());
+        } catch (IOException | RuntimeException e) {
+            t.close();
+            throw e;
+        }
+        TFloat32 old = tensors.put(key, t);
+        if (old != null) {
+            old.close();
+        }
+        shapes.put(key, shape);
+        bytes += 4L * info.elements();
+    }
+
+    /** Adds a tensor given in PyTorch layout (convolutions OIHW); takes ownership of {@code values}. */
+    void put(String key, long[] torchShape, float[] values) {
+        long[] shape = torchShape;
+        float[] data = values;
+        if (torchShape.length == 4) {
+            int o = (int) torchShape[0], i = (int) torchShape[1], kh = (int) torchShape[2], kw = (int) torchShape[3];
+            if (kh == 1 && kw == 1) {
+                shape = new long[]{o, i};
+            } else {
+                data = oihwToHwio(values, o, i, kh, kw);
+                shape = new long[]{kh, kw, i, o};
+            }
+        }
+        float[] d = data;
+        TFloat32 t = TFloat32.tensorOf(Shape.of(shape), dst -> dst.copyFrom(DataBuffers.of(d, true, false)));
+        TFloat32 old = tensors.put(key, t);
+        if (old != null) {
+            old.close();
+        }
+        shapes.put(key, shape);
+        bytes += 4L * d.length;
+    }
+
+    static float[] oihwToHwio(float[] src, int o, int i, int kh, int kw) {
+        float[] dst = new float[src.length];
+        for (int a = 0; a < o; a++) {
+            for (int b = 0; b < i; b++) {
+                for (int y = 0; y < kh; y++) {
+                    for (int x = 0; x < kw; x++) {
+                        dst[((y * kw + x) * i + b) * o + a] = src[((a * i + b) * kh + y) * kw + x];
+                    }
+                }
+            }
+        }
+        return dst;
+    }
+
+    public boolean has(String key) {
+        return tensors.containsKey(key);
+    }
+
+    public TFloat32 get(String key) {
+        TFloat32 t = tensors.get(key);
+        if (t == null) {
+            throw new IllegalStateException(source + ": checkpoint has no tensor '" + key + "'");
+        }
+        return t;
+    }
+
+    /** Shape in the stored (TF) layout. */
+    public long[] shape(String key) {
+        long[] s = shapes.get(key);
+        if (s == null) {
+            throw new IllegalStateException(source + ": checkpoint has no tensor '" + key + "'");
+        }
+        return s.clone();
+    }
+
+    public Set<String> keys() {
+        return tensors.keySet();
+    }
+
+    /** Bytes of float32 weight data held. */
+    public long bytes() {
+        return bytes;
+    }
+
+    @Override
+    public void close() {
+        for (TFloat32 t : tensors.values()) {
+            t.close();
+        }
+        tensors.clear();
+    }
+
+    @Override
+    public String toString() {
+        return "Weights[" + source + ", " + tensors.size() + " tensors, " + bytes / (1 << 20) + " MiB]";
+    }
+
+    static String shapeString(long[] s) {
+        return Arrays.toString(s);
+    }
+}

@@ -1,0 +1,208 @@
+package dev.sdserve.sampler;
+
+/**
+ * UniPCMultistepScheduler: UniP predictor and UniC corrector (B(h) = bh1 or bh2), data (predict_x0) or noise
+ * prediction, order up to 3 with warm-up and lower_order_final. The sample is VP-scaled.
+ */
+final class UniPcState extends BaseState {
+    private final int order;
+    /** Converted model outputs; outputs[order − 1] is the newest. */
+    private final double[][] outputs;
+    private double[] spare;
+    private final double[] lastSample;
+    private boolean hasLast;
+    private int thisOrder;
+    private int lowerOrderNums;
+
+    UniPcState(DiffusersSampler s, SamplingPlan plan, float[] noise) {
+        super(s, plan, noise);
+        order = cfg.solverOrder;
+        outputs = new double[order][];
+        for (int j = 0; j < order; j++) {
+            outputs[j] = new double[size];
+        }
+        spare = new double[size];
+        lastSample = new double[size];
+    }
+
+    @Override
+    void step(float[] eps) {
+        int n = plan.evaluations();
+        boolean useCorrector = k > 0 && !disabled(k - 1) && hasLast;
+        double sigma = plan.sigma(k);
+        double alpha = alphaOf(sigma), sig = sigma * alpha;
+        boolean v = cfg.vPrediction();
+        double[] conv = spare;
+        for (int i = 0; i < size; i++) {
+            double xi = x[i], e = eps[i];
+            if (cfg.predictX0) {
+                conv[i] = v ? alpha * xi - sig * e : (xi - sig * e) / alpha;
+            } else {
+                conv[i] = v ? alpha * e + sig * xi : e;
+            }
+        }
+        if (useCorrector) {
+            correct(conv, thisOrder);
+        }
+        spare = outputs[0];
+        System.arraycopy(outputs, 1, outputs, 0, order - 1);
+        outputs[order - 1] = conv;
+        int o = cfg.lowerOrderFinal ? Math.min(order, n - k) : order;
+        thisOrder = Math.min(o, lowerOrderNums + 1);
+        System.arraycopy(x, 0, lastSample, 0, size);
+        hasLast = true;
+        predict(thisOrder);
+        if (lowerOrderNums < order) {
+            lowerOrderNums++;
+        }
+    }
+
+    private boolean disabled(int step) {
+        for (int d : cfg.disableCorrector) {
+            if (d == step) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Coefficients R (p×p) and b (p) of the UniPC linear system for ratios rks (the last one 1). */
+    private double[] bVector(double hh, int p, double bh) {
+        double[] b = new double[p];
+        double hPhi1 = Math.expm1(hh);
+        double hPhiK = hPhi1 / hh - 1;
+        double factorial = 1;
+        for (int i = 1; i <= p; i++) {
+            b[i - 1] = hPhiK * factorial / bh;
+            factorial *= i + 1;
+            hPhiK = hPhiK / hh - 1 / factorial;
+        }
+        return b;
+    }
+
+    private static double[] solve(double[] rks, double[] b, int p) {
+        // R[i][j] = rks[j]^i, solve R·rho = b (p ≤ 3) by Gaussian elimination with partial pivoting
+        double[][] a = new double[p][p + 1];
+        for (int i = 0; i < p; i++) {
+            for (int j = 0; j < p; j++) {
+                a[i][j] = Math.pow(rks[j], i);
+            }
+            a[i][p] = b[i];
+        }
+        for (int c = 0; c < p; c++) {
+            int piv = c;
+            for (int r = c + 1; r < p; r++) {
+                if (Math.abs(a[r][c]) > Math.abs(a[piv][c])) {
+                    piv = r;
+                }
+            }
+            double[] t = a[c];
+            a[c] = a[piv];
+            a[piv] = t;
+            for (int r = c + 1; r < p; r++) {
+                double f = a[r][c] / a[c][c];
+                for (int j = c; j <= p; j++) {
+                    a[r][j] -= f * a[c][j];
+                }
+            }
+        }
+        double[] xs = new double[p];
+        for (int r = p - 1; r >= 0; r--) {
+            double s = a[r][p];
+            for (int j = r + 1; j < p; j++) {
+                s -= a[r][j] * xs[j];
+            }
+            xs[r] = s / a[r][r];
+        }
+        return xs;
+    }
+
+    /** multistep_uni_p_bh_update: x ← predictor(x) from σ_k to σ_{k+1}. */
+    private void predict(int p) {
+        double st = plan.sigma(k + 1), s0 = plan.sigma(k);
+        double at = alphaOf(st), a0 = alphaOf(s0);
+        double sigT = st * at, sig0 = s0 * a0;
+        double h = lambdaOf(st) - lambdaOf(s0);
+        double l0 = lambdaOf(s0);
+        double[] m0 = outputs[order - 1];
+        double[] rks = new double[p];
+        for (int i = 1; i < p; i++) {
+            rks[i - 1] = (lambdaOf(plan.sigma(k - i)) - l0) / h;
+        }
+        rks[p - 1] = 1.0;
+        double hh = cfg.predictX0 ? -h : h;
+        double hPhi1 = Math.expm1(hh);
+        double bh = cfg.solverType.equals("bh1") ? hh : Math.expm1(hh);
+        double[] rhos = null;
+        if (p == 2) {
+            rhos = new double[] {0.5};
+        } else if (p > 2) {
+            rhos = solve(rks, bVector(hh, p, bh), p - 1);
+        }
+        double cx, cm, cres;
+        if (cfg.predictX0) {
+            cx = sigT / sig0;
+            cm = -at * hPhi1;
+            cres = -at * bh;
+        } else {
+            cx = at / a0;
+            cm = -sigT * hPhi1;
+            cres = -sigT * bh;
+        }
+        // x_t = cx·x + cm·m0 + cres·Σ_k rho_k·(m_k − m0)/r_k
+        double[] cd = new double[p - 1];
+        for (int i = 0; i < p - 1; i++) {
+            cd[i] = cres * rhos[i] / rks[i];
+        }
+        for (int e = 0; e < size; e++) {
+            double mm = m0[e];
+            double acc = cx * x[e] + cm * mm;
+            for (int i = 0; i < p - 1; i++) {
+                acc += cd[i] * (outputs[order - 2 - i][e] - mm);
+            }
+            x[e] = acc;
+        }
+    }
+
+    /** multistep_uni_c_bh_update: corrects x (the sample at σ_k) with the new model output conv. */
+    private void correct(double[] conv, int p) {
+        double st = plan.sigma(k), s0 = plan.sigma(k - 1);
+        double at = alphaOf(st), a0 = alphaOf(s0);
+        double sigT = st * at, sig0 = s0 * a0;
+        double l0 = lambdaOf(s0);
+        double h = lambdaOf(st) - l0;
+        double[] m0 = outputs[order - 1];
+        double[] rks = new double[p];
+        for (int i = 1; i < p; i++) {
+            rks[i - 1] = (lambdaOf(plan.sigma(k - (i + 1))) - l0) / h;
+        }
+        rks[p - 1] = 1.0;
+        double hh = cfg.predictX0 ? -h : h;
+        double hPhi1 = Math.expm1(hh);
+        double bh = cfg.solverType.equals("bh1") ? hh : Math.expm1(hh);
+        double[] rhos = p == 1 ? new double[] {0.5} : solve(rks, bVector(hh, p, bh), p);
+        double cx, cm, cres;
+        if (cfg.predictX0) {
+            cx = sigT / sig0;
+            cm = -at * hPhi1;
+            cres = -at * bh;
+        } else {
+            cx = at / a0;
+            cm = -sigT * hPhi1;
+            cres = -sigT * bh;
+        }
+        double[] cd = new double[p - 1];
+        for (int i = 0; i < p - 1; i++) {
+            cd[i] = cres * rhos[i] / rks[i];
+        }
+        double ct = cres * rhos[p - 1];
+        for (int e = 0; e < size; e++) {
+            double mm = m0[e];
+            double acc = cx * lastSample[e] + cm * mm + ct * (conv[e] - mm);
+            for (int i = 0; i < p - 1; i++) {
+                acc += cd[i] * (outputs[order - 2 - i][e] - mm);
+            }
+            x[e] = acc;
+        }
+    }
+}

@@ -1,0 +1,34 @@
+package dev.sdserve.scheduler;
+
+import dev.sdserve.engine.LatentShape;
+
+/**
+ * Predicted duration of one engine call, in milliseconds.
+ *
+ * <p>{@code batch} counts what the engine batches: prompts for {@link Stage#ENCODE}, UNet samples for
+ * {@link Stage#DENOISE} (a guided image counts twice), latents for {@link Stage#DECODE}. {@code shape} is the
+ * latent shape (ignored for encoding; may be null there).
+ */
+@FunctionalInterface
+public interface CostModel {
+    double predictMillis(String model, Stage stage, LatentShape shape, int batch);
+
+    /** Every call costs nothing (the overhead benchmark). */
+    CostModel ZERO = (m, s, sh, b) -> 0.0;
+
+    /**
+     * A rough prior for an unmeasured bucket: a launch-bound floor plus a term proportional to latent cells, so
+     * larger images and batches are predicted to cost more. Replaced by measurements as soon as calls are made.
+     */
+    static CostModel proportional(double floorMillis, double millisPerMegaCell) {
+        return (m, s, sh, b) -> {
+            double cells = sh == null ? 4096 : sh.size();
+            double perItem = switch (s) {
+                case ENCODE -> 0.05;
+                case DENOISE -> 1.0;
+                case DECODE -> 2.0;
+            };
+            return floorMillis + b * perItem * cells * millisPerMegaCell / 1e6;
+        };
+    }
+}

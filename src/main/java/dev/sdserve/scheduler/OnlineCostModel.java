@@ -1,0 +1,93 @@
+package dev.sdserve.scheduler;
+
+import dev.sdserve.engine.LatentShape;
+
+import java.util.HashMap;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * A cost model learned from measured engine calls: per (model, stage, latent shape) bucket and batch size, an
+ * exponentially weighted mean of measured milliseconds. Between measured batch sizes it interpolates linearly;
+ * below the smallest it uses the smallest (a smaller batch never costs more, so this errs on the safe side); above
+ * the largest it extrapolates with the prior's shape (or linearly per item without a prior). Buckets without any
+ * measurement fall back to the prior. Thread-safe.
+ */
+public final class OnlineCostModel implements CostModel {
+    private final CostModel prior;
+    private final double alpha;
+    private final Map<String, TreeMap<Integer, double[]>> measured = new HashMap<>();
+
+    /**
+     * @param prior what to predict before a bucket is measured (seed defaults)
+     * @param alpha weight of a new measurement in the running mean (the first measurement replaces the prior)
+     */
+    public OnlineCostModel(CostModel prior, double alpha) {
+        this.prior = prior;
+        this.alpha = alpha;
+    }
+
+    public OnlineCostModel(CostModel prior) {
+        this(prior, 0.2);
+    }
+
+    private static String key(String model, Stage stage, LatentShape shape) {
+        return model + '|' + stage + '|' + (stage == Stage.ENCODE || shape == null ? "-"
+                : shape.channels() + "x" + shape.height() + "x" + shape.width());
+    }
+
+    /** Records a measured call. */
+    public synchronized void observe(String model, Stage stage, LatentShape shape, int batch, double millis) {
+        if (batch <= 0 || !(millis >= 0)) {
+            return;
+        }
+        TreeMap<Integer, double[]> m = measured.computeIfAbsent(key(model, stage, shape), k -> new TreeMap<>());
+        double[] v = m.get(batch);
+        if (v == null) {
+            m.put(batch, new double[]{millis, 1});
+        } else {
+            v[0] += alpha * (millis - v[0]);
+            v[1]++;
+        }
+    }
+
+    /** Measurements for a bucket (batch size → mean ms), for diagnostics. */
+    public synchronized Map<Integer, Double> measurements(String model, Stage stage, LatentShape shape) {
+        Map<Integer, Double> out = new TreeMap<>();
+        TreeMap<Integer, double[]> m = measured.get(key(model, stage, shape));
+        if (m != null) {
+            m.forEach((b, v) -> out.put(b, v[0]));
+        }
+        return out;
+    }
+
+    @Override
+    public synchronized double predictMillis(String model, Stage stage, LatentShape shape, int batch) {
+        TreeMap<Integer, double[]> m = measured.get(key(model, stage, shape));
+        if (m == null || m.isEmpty()) {
+            return prior == null ? 0 : prior.predictMillis(model, stage, shape, batch);
+        }
+        Map.Entry<Integer, double[]> lo = m.floorEntry(batch);
+        Map.Entry<Integer, double[]> hi = m.ceilingEntry(batch);
+        if (lo != null && hi != null) {
+            if (lo.getKey().equals(hi.getKey())) {
+                return lo.getValue()[0];
+            }
+            double w = (batch - lo.getKey()) / (double) (hi.getKey() - lo.getKey());
+            return lo.getValue()[0] * (1 - w) + hi.getValue()[0] * w;
+        }
+        if (lo == null) {
+            return hi.getValue()[0];
+        }
+        int top = lo.getKey();
+        double topMs = lo.getValue()[0];
+        if (prior != null) {
+            double p0 = prior.predictMillis(model, stage, shape, top);
+            double p1 = prior.predictMillis(model, stage, shape, batch);
+            if (p0 > 0 && p1 > 0) {
+                return topMs * Math.max(1.0, p1 / p0);
+            }
+        }
+        return topMs * batch / top;
+    }
+}

@@ -1,0 +1,970 @@
+package dev.sdserve.scheduler;
+
+import dev.sdserve.admission.AdmissionController;
+import dev.sdserve.admission.LoadItem;
+import dev.sdserve.admission.Validation;
+import dev.sdserve.engine.DenoiseBatch;
+import dev.sdserve.engine.DenoiseItem;
+import dev.sdserve.engine.EncodeItem;
+import dev.sdserve.engine.Engine;
+import dev.sdserve.engine.LatentShape;
+import dev.sdserve.engine.ModelInfo;
+import dev.sdserve.job.GenerationRequest;
+import dev.sdserve.job.GenerationService;
+import dev.sdserve.job.Job;
+import dev.sdserve.job.JobEvent;
+import dev.sdserve.job.JobState;
+import dev.sdserve.job.PreviewOptions;
+import dev.sdserve.job.ResolvedRequest;
+import dev.sdserve.job.ServeException;
+import dev.sdserve.preview.Png;
+import dev.sdserve.preview.Previews;
+import dev.sdserve.sampler.NoiseSource;
+import dev.sdserve.sampler.Sampler;
+import dev.sdserve.sampler.SamplerState;
+
+import java.security.SecureRandom;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executor;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The generation service: admission plus a step-level continuous-batching scheduler over an {@link Engine}.
+ *
+ * <p>One scheduler thread runs iterations ({@link #runOnce()}); each plans and makes exactly one engine call — a
+ * text-encode batch, one denoising step for a batch of jobs (same model and latent shape, any mix of samplers,
+ * step counts, guidance scales, timesteps), or a decode batch — then applies the results and publishes events.
+ * Work is ordered by least slack (deadline − now − predicted remaining work), each denoise batch is split between
+ * tenants by weight when it cannot hold everyone, best-effort jobs yield (pause) to the others, and the batch
+ * grows only while the cost model predicts every included job still meets its deadline.
+ *
+ * <p>All time comes from the injected {@link Clock}: with a {@link SimClock} and a fake engine that spends its cost
+ * on that clock, the whole service runs in simulated time (tests, the simulator). Without {@link #start()}, a
+ * caller can drive iterations itself with {@link #runOnce()}.
+ */
+public final class SchedulerService implements GenerationService, AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(SchedulerService.class.getName());
+
+    private final Engine engine;
+    private final ServiceConfig config;
+    private final Clock clock;
+    private final OnlineCostModel cost;
+    private final Validation validation;
+    private final AdmissionController admission;
+    private final Executor publishExecutor;
+    private final ExecutorService ownExecutor;
+    private final SchedulerStats stats = new SchedulerStats();
+
+    private final Object lock = new Object();
+    /** Admitted, unfinished work, in admission order. Guarded by {@link #lock}. */
+    private final List<Work> works = new ArrayList<>();
+    private final Map<String, Job> jobs = new ConcurrentHashMap<>();
+    private final Map<String, Work> workById = new HashMap<>();
+    private final ArrayDeque<String> finishedIds = new ArrayDeque<>();
+    private final AtomicLong idSeq = new AtomicLong();
+    private final String idSalt;
+
+    private volatile boolean draining;
+    private volatile boolean running;
+    private Thread thread;
+
+    public SchedulerService(Engine engine, ServiceConfig config, Clock clock) {
+        this.engine = engine;
+        this.config = config;
+        this.clock = clock;
+        this.cost = new OnlineCostModel(config.costPrior);
+        this.validation = config.randomSeed == null
+                ? new Validation(config.admission, engine::describe, config.samplers)
+                : new Validation(config.admission, engine::describe, config.samplers, config.randomSeed);
+        this.admission = new AdmissionController(config.admission);
+        if (config.publishExecutor != null) {
+            this.publishExecutor = config.publishExecutor;
+            this.ownExecutor = null;
+        } else {
+            this.ownExecutor = Executors.newSingleThreadExecutor(r -> {
+                Thread t = new Thread(r, "sdserve-publisher");
+                t.setDaemon(true);
+                return t;
+            });
+            this.publishExecutor = ownExecutor;
+        }
+        this.idSalt = Long.toHexString(new SecureRandom().nextLong() & 0xFFFFFFL);
+    }
+
+    public SchedulerService(Engine engine, ServiceConfig config) {
+        this(engine, config, Clock.system());
+    }
+
+    // ------------------------------------------------------------------------------------------------ lifecycle
+
+    /** Starts the scheduler thread. */
+    public synchronized void start() {
+        if (running) {
+            return;
+        }
+        running = true;
+        thread = new Thread(this::loop, "sdserve-scheduler");
+        thread.setDaemon(true);
+        thread.start();
+    }
+
+    /** Stops the scheduler thread (jobs still running stay where they are; see {@link #drain}). */
+    public synchronized void stop() {
+        running = false;
+        Thread t = thread;
+        thread = null;
+        if (t != null) {
+            synchronized (lock) {
+                lock.notifyAll();
+            }
+            try {
+                t.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        stop();
+        if (ownExecutor != null) {
+            ownExecutor.shutdown();
+        }
+    }
+
+    public boolean isRunning() {
+        return running;
+    }
+
+    /**
+     * Stops admitting (new submissions get UNAVAILABLE), lets admitted jobs finish for up to {@code timeoutMillis}
+     * of the service clock, then cancels the rest with UNAVAILABLE. Without a running scheduler thread it drives
+     * the iterations itself. Returns the number of jobs cancelled at the end.
+     */
+    public int drain(long timeoutMillis) {
+        draining = true;
+        long start = clock.nanoTime();
+        long limit = timeoutMillis * 1_000_000L;
+        while (outstanding() > 0 && clock.nanoTime() - start < limit) {
+            if (running) {
+                synchronized (lock) {
+                    try {
+                        lock.wait(10);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        break;
+                    }
+                }
+            } else if (!runOnce()) {
+                break;
+            }
+        }
+        int n = 0;
+        synchronized (lock) {
+            for (Work w : new ArrayList<>(works)) {
+                end(w, JobState.CANCELLED, new ServeException(ServeException.Code.UNAVAILABLE,
+                        "the server is shutting down: the job did not finish within the drain timeout of "
+                                + timeoutMillis + " ms"));
+                n++;
+            }
+        }
+        return n;
+    }
+
+    public boolean draining() {
+        return draining;
+    }
+
+    private void loop() {
+        while (running) {
+            boolean worked;
+            try {
+                worked = runOnce();
+            } catch (RuntimeException e) {
+                LOG.log(Level.SEVERE, "scheduler iteration failed", e);
+                worked = false;
+            }
+            if (!worked) {
+                synchronized (lock) {
+                    if (running && !hasRunnableWork()) {
+                        try {
+                            lock.wait(config.idleWaitMillis);
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private boolean hasRunnableWork() {
+        for (Work w : works) {
+            if (!w.inFlight) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // ------------------------------------------------------------------------------------- GenerationService
+
+    @Override
+    public Job submit(GenerationRequest request, boolean detached) {
+        if (draining) {
+            stats.rejectedDraining.incrementAndGet();
+            throw new ServeException(ServeException.Code.UNAVAILABLE, "the server is draining: not accepting new jobs");
+        }
+        long nowMs = clock.currentTimeMillis();
+        long nowNs = clock.nanoTime();
+        ResolvedRequest r = validation.resolve(request, nowMs);
+        ModelInfo info = engine.describe(r.model());
+        LatentShape shape = LatentShape.forImage(info, r.width(), r.height());
+        Sampler sampler = config.samplers.find(r.sampler());
+        if (r.deadlineMillis() <= nowMs && !r.bestEffort()) {
+            throw new ServeException(ServeException.Code.DEADLINE_EXCEEDED, "deadline", "the deadline has already passed", null);
+        }
+        long deadlineNs = nowNs + (r.deadlineMillis() - nowMs) * 1_000_000L;
+        String id = config.jobIdPrefix + idSalt + "-" + idSeq.incrementAndGet();
+        Job job = new Job(id, r, detached, nowMs);
+        Work w = new Work(job, info, shape, sampler, nowNs, deadlineNs, config.admission.weightOf(r.tenant()),
+                new JobPublisher(job, publishExecutor));
+        synchronized (lock) {
+            if (draining) {
+                stats.rejectedDraining.incrementAndGet();
+                throw new ServeException(ServeException.Code.UNAVAILABLE, "the server is draining: not accepting new jobs");
+            }
+            AdmissionController.Outcome outcome;
+            try {
+                outcome = admit(w, nowNs);
+            } catch (ServeException e) {
+                if (e.getMessage().startsWith("queue full")) {
+                    stats.rejectedQueueFull.incrementAndGet();
+                } else {
+                    stats.rejectedDeadline.incrementAndGet();
+                }
+                throw e;
+            }
+            if (outcome == AdmissionController.Outcome.ADMIT_BEST_EFFORT) {
+                stats.admittedBestEffort.incrementAndGet();
+            }
+            stats.admitted.incrementAndGet();
+            int position = 0;
+            for (Work o : works) {
+                if (o.phase == Work.Phase.ENCODE && !o.inFlight) {
+                    position++;
+                }
+            }
+            works.add(w);
+            workById.put(id, w);
+            jobs.put(id, job);
+            long est = nowMs + Math.round(works.size() > 1 ? stepMillis(w) : 0);
+            w.publisher.event(new JobEvent.Queued(id, position, est));
+            lock.notifyAll();
+        }
+        return job;
+    }
+
+    @Override
+    public Optional<Job> find(String jobId) {
+        return Optional.ofNullable(jobs.get(jobId));
+    }
+
+    @Override
+    public boolean cancel(String jobId) {
+        Job job = jobs.get(jobId);
+        if (job == null) {
+            throw ServeException.notFound("job '" + jobId + "' not found");
+        }
+        synchronized (lock) {
+            Work w = workById.get(jobId);
+            if (w == null || job.state().terminal()) {
+                return false;
+            }
+            job.requestCancel();
+            if (!w.inFlight) {
+                end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+            }
+            lock.notifyAll();
+            return true;
+        }
+    }
+
+    @Override
+    public Collection<Job> jobs() {
+        return List.copyOf(jobs.values());
+    }
+
+    public SchedulerStats stats() {
+        return stats;
+    }
+
+    public OnlineCostModel costModel() {
+        return cost;
+    }
+
+    public ServiceConfig config() {
+        return config;
+    }
+
+    public Clock clock() {
+        return clock;
+    }
+
+    public Engine engine() {
+        return engine;
+    }
+
+    /** Jobs admitted and not yet finished. */
+    public int outstanding() {
+        synchronized (lock) {
+            return works.size();
+        }
+    }
+
+    // --------------------------------------------------------------------------------------------- admission
+
+    private AdmissionController.Outcome admit(Work cand, long nowNs) {
+        Map<String, double[]> bucketLoad = new HashMap<>();
+        for (Work w : works) {
+            bucketLoad.computeIfAbsent(w.bucket, k -> new double[1])[0] += w.latentPerStep();
+        }
+        bucketLoad.computeIfAbsent(cand.bucket, k -> new double[1])[0] += cand.latentPerStep();
+        List<LoadItem> existing = new ArrayList<>(works.size());
+        double earliestFree = Double.MAX_VALUE;
+        for (Work w : works) {
+            LoadItem li = loadItem(w, bucketLoad);
+            existing.add(li);
+            earliestFree = Math.min(earliestFree, li.ownMillis());
+        }
+        if (works.isEmpty()) {
+            earliestFree = 0;
+        }
+        return admission.decide(existing, loadItem(cand, bucketLoad), nowNs, works.size(), earliestFree);
+    }
+
+    private LoadItem loadItem(Work w, Map<String, double[]> bucketLoad) {
+        int load = (int) Math.min(config.maxLatentBatch, Math.max(w.latentPerStep(), bucketLoad.get(w.bucket)[0]));
+        double own = ownRemainingMillis(w, load);
+        double work = workMillis(w);
+        return new LoadItem(w.tenant(), w.weight, w.bestEffort(), w.deadlineNanos, own, work);
+    }
+
+    /** Critical path of the work's remaining stages at a denoise batch of {@code load} latent samples. */
+    private double ownRemainingMillis(Work w, int load) {
+        double ms = 0;
+        if (w.phase == Work.Phase.ENCODE) {
+            ms += cost.predictMillis(w.req.model(), Stage.ENCODE, null, w.encodeItems());
+        }
+        if (w.phase == Work.Phase.ENCODE || w.phase == Work.Phase.DENOISE) {
+            ms += w.remainingEvals() * cost.predictMillis(w.req.model(), Stage.DENOISE, w.shape, Math.max(1, load));
+        }
+        ms += cost.predictMillis(w.req.model(), Stage.DECODE, w.shape, w.req.images());
+        return ms;
+    }
+
+    /** Machine time the work still needs at the best batched throughput of its bucket (encode/decode amortised). */
+    private double workMillis(Work w) {
+        double ms = 0;
+        String m = w.req.model();
+        if (w.phase == Work.Phase.ENCODE) {
+            int b = config.maxEncodeBatch;
+            ms += cost.predictMillis(m, Stage.ENCODE, null, b) / b * w.encodeItems();
+        }
+        if (w.phase == Work.Phase.ENCODE || w.phase == Work.Phase.DENOISE) {
+            ms += w.remainingEvals() * w.latentPerStep() / bestThroughput(m, w.shape);
+        }
+        int d = config.maxDecodeBatch;
+        ms += cost.predictMillis(m, Stage.DECODE, w.shape, d) / d * w.req.images();
+        return ms;
+    }
+
+    /** Latent samples per millisecond at the most efficient batch size within the limit. */
+    private double bestThroughput(String model, LatentShape shape) {
+        double best = 0;
+        for (int b = 1; ; b = Math.min(b * 2, config.maxLatentBatch)) {
+            double c = cost.predictMillis(model, Stage.DENOISE, shape, b);
+            best = Math.max(best, c <= 0 ? Double.MAX_VALUE / 1e6 : b / c);
+            if (b >= config.maxLatentBatch) {
+                break;
+            }
+        }
+        return best;
+    }
+
+    private double stepMillis(Work w) {
+        return cost.predictMillis(w.req.model(), Stage.DENOISE, w.shape, w.latentPerStep());
+    }
+
+    // ------------------------------------------------------------------------------------------- iterations
+
+    /** A plan for one engine call. */
+    record Plan(Stage stage, String model, LatentShape shape, List<Work> members) {
+    }
+
+    /**
+     * Runs one scheduling iteration: housekeeping (cancellations, deadlines, stalled watchers), planning, one
+     * engine call, applying its results. Returns false when there was nothing to run.
+     */
+    public boolean runOnce() {
+        Plan plan;
+        long t0 = System.nanoTime();
+        synchronized (lock) {
+            long now = clock.nanoTime();
+            housekeeping(now);
+            plan = plan(now);
+            if (plan == null) {
+                stats.planningNanos.addAndGet(System.nanoTime() - t0);
+                return false;
+            }
+            for (Work w : plan.members) {
+                w.inFlight = true;
+            }
+            if (plan.stage == Stage.ENCODE) {
+                for (Work w : plan.members) {
+                    w.encodeStart = now;
+                    w.job.setState(JobState.ENCODING);
+                    w.publisher.event(new JobEvent.Started(w.job.id(), clock.currentTimeMillis()));
+                }
+            } else if (plan.stage == Stage.DECODE) {
+                for (Work w : plan.members) {
+                    w.decodeStart = now;
+                    w.job.setState(JobState.DECODING);
+                }
+            } else {
+                for (Work w : plan.members) {
+                    if (w.denoiseStart < 0) {
+                        w.denoiseStart = now;
+                    }
+                }
+            }
+        }
+        stats.iterations.incrementAndGet();
+        stats.planningNanos.addAndGet(System.nanoTime() - t0);
+        execute(plan);
+        return true;
+    }
+
+    private void housekeeping(long now) {
+        long realNow = System.nanoTime();
+        long stallLimit = config.stalledWatcherMillis * 1_000_000L;
+        for (int i = works.size() - 1; i >= 0; i--) {
+            Work w = works.get(i);
+            if (w.inFlight) {
+                continue;
+            }
+            if (w.job.cancelRequested()) {
+                end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+            } else if (config.dropLateRequests && !w.bestEffort() && now > w.deadlineNanos) {
+                stats.deadlineExceeded.incrementAndGet();
+                end(w, JobState.FAILED, new ServeException(ServeException.Code.DEADLINE_EXCEEDED,
+                        "the deadline passed before the job finished (at " + describeProgress(w) + ")"));
+            } else if (stallLimit > 0 && !w.job.detached() && w.job.watcherCount() > 0
+                    && w.job.maxStalledNanos(realNow) > stallLimit) {
+                stats.stalledWatchersCancelled.incrementAndGet();
+                end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED,
+                        "cancelled: the event stream's consumer took no event for more than "
+                                + config.stalledWatcherMillis + " ms"));
+            }
+        }
+    }
+
+    private static String describeProgress(Work w) {
+        return switch (w.phase) {
+            case ENCODE -> "text encoding";
+            case DENOISE -> "step " + w.evalsDone() + " of " + w.totalEvals;
+            case DECODE, DONE -> "decoding";
+        };
+    }
+
+    /** Slack in ms: time to the deadline minus the predicted remaining critical path at the bucket's current load. */
+    private double slackMillis(Work w, long now, Map<String, Integer> load) {
+        int l = Math.max(w.latentPerStep(), load.getOrDefault(w.bucket, 0));
+        return (w.deadlineNanos - now) / 1e6 - ownRemainingMillis(w, Math.min(l, config.maxLatentBatch));
+    }
+
+    private Plan plan(long now) {
+        if (works.isEmpty()) {
+            return null;
+        }
+        Map<String, Integer> load = new HashMap<>();
+        for (Work w : works) {
+            if (w.phase == Work.Phase.DENOISE || w.phase == Work.Phase.ENCODE) {
+                load.merge(w.bucket, w.latentPerStep(), Integer::sum);
+            }
+        }
+        Map<Work, Double> slack = new IdentityHashMap<>();
+        Work urgent = null;
+        Work forced = null;
+        for (Work w : works) {
+            if (w.inFlight || w.phase == Work.Phase.DONE) {
+                continue;
+            }
+            double s = slackMillis(w, now, load);
+            slack.put(w, s);
+            if (urgent == null || before(w, s, urgent, slack.get(urgent))) {
+                urgent = w;
+            }
+            if (w.phase != Work.Phase.DENOISE && w.stageWait >= config.maxStageWaitIterations
+                    && (forced == null || before(w, s, forced, slack.get(forced)))) {
+                forced = w;
+            }
+        }
+        if (urgent == null) {
+            return null;
+        }
+        Work pick = forced != null ? forced : urgent;
+        Plan p = switch (pick.phase) {
+            case ENCODE -> planEncode(pick, slack);
+            case DECODE -> planDecode(pick, slack);
+            default -> planDenoise(pick, slack, now);
+        };
+        if (p.stage == Stage.DENOISE) {
+            for (Work w : works) {
+                if (!w.inFlight && w.phase != Work.Phase.DENOISE) {
+                    w.stageWait++;
+                }
+            }
+        }
+        return p;
+    }
+
+    /** Ordering: non-best-effort before best-effort, then least slack, then admission order. */
+    private static boolean before(Work a, double sa, Work b, double sb) {
+        if (a.bestEffort() != b.bestEffort()) {
+            return !a.bestEffort();
+        }
+        if (sa != sb) {
+            return sa < sb;
+        }
+        return a.admittedNanos < b.admittedNanos;
+    }
+
+    private List<Work> sortedMembers(Work pick, Map<Work, Double> slack, Work.Phase phase, boolean sameBucket) {
+        List<Work> m = new ArrayList<>();
+        for (Work w : works) {
+            if (!w.inFlight && w.phase == phase && w.req.model().equals(pick.req.model())
+                    && (!sameBucket || w.bucket.equals(pick.bucket))) {
+                m.add(w);
+            }
+        }
+        m.sort((a, b) -> a == b ? 0 : before(a, slack.get(a), b, slack.get(b)) ? -1 : 1);
+        return m;
+    }
+
+    private Plan planEncode(Work pick, Map<Work, Double> slack) {
+        List<Work> chosen = new ArrayList<>();
+        int items = 0;
+        for (Work w : sortedMembers(pick, slack, Work.Phase.ENCODE, false)) {
+            if (!chosen.isEmpty() && items + w.encodeItems() > config.maxEncodeBatch) {
+                continue;
+            }
+            chosen.add(w);
+            items += w.encodeItems();
+        }
+        return new Plan(Stage.ENCODE, pick.req.model(), null, chosen);
+    }
+
+    private Plan planDecode(Work pick, Map<Work, Double> slack) {
+        List<Work> chosen = new ArrayList<>();
+        int items = 0;
+        for (Work w : sortedMembers(pick, slack, Work.Phase.DECODE, true)) {
+            if (!chosen.isEmpty() && items + w.req.images() > config.maxDecodeBatch) {
+                continue;
+            }
+            chosen.add(w);
+            items += w.req.images();
+        }
+        return new Plan(Stage.DECODE, pick.req.model(), pick.shape, chosen);
+    }
+
+    /**
+     * Chooses the denoise batch of the picked work's bucket. Non-best-effort work first: when it does not all fit,
+     * each tenant first gets up to its weighted share of the batch (in least-slack order), then the rest fills by
+     * least slack. Best-effort work fills what is left. A job joins only while the predicted step time keeps every
+     * already-chosen job (that can still make it) within its deadline.
+     */
+    private Plan planDenoise(Work pick, Map<Work, Double> slack, long now) {
+        List<Work> members = sortedMembers(pick, slack, Work.Phase.DENOISE, true);
+        String model = pick.req.model();
+        LatentShape shape = pick.shape;
+        int cap = config.maxLatentBatch;
+
+        List<Work> normal = new ArrayList<>();
+        List<Work> best = new ArrayList<>();
+        int normalLatents = 0;
+        Map<String, Double> weights = new LinkedHashMap<>();
+        for (Work w : members) {
+            if (w.bestEffort()) {
+                best.add(w);
+            } else {
+                normal.add(w);
+                normalLatents += w.latentPerStep();
+                weights.putIfAbsent(w.tenant(), w.weight);
+            }
+        }
+        Selection sel = new Selection(model, shape, cap, now);
+        if (normalLatents > cap && weights.size() > 1) {
+            double tw = weights.values().stream().mapToDouble(Double::doubleValue).sum();
+            Map<String, Integer> used = new HashMap<>();
+            for (Work w : normal) {
+                double share = cap * weights.get(w.tenant()) / tw;
+                int u = used.getOrDefault(w.tenant(), 0);
+                if (u + w.latentPerStep() <= Math.max(share, w.latentPerStep()) && sel.tryAdd(w)) {
+                    used.put(w.tenant(), u + w.latentPerStep());
+                }
+            }
+        }
+        for (Work w : normal) {
+            sel.tryAdd(w);
+        }
+        for (Work w : best) {
+            boolean added = sel.tryAdd(w);
+            if (!added && w.wasInLastBatch) {
+                w.pauses++;
+                stats.pauses.incrementAndGet();
+            } else if (added && w.pauses > 0 && !w.wasInLastBatch) {
+                stats.resumes.incrementAndGet();
+            }
+        }
+        for (Work w : members) {
+            w.wasInLastBatch = sel.chosenSet.contains(w);
+        }
+        return new Plan(Stage.DENOISE, model, shape, sel.chosen);
+    }
+
+    /** Greedy batch builder with the deadline-aware size bound. */
+    private final class Selection {
+        final String model;
+        final LatentShape shape;
+        final int cap;
+        final long now;
+        final List<Work> chosen = new ArrayList<>();
+        final java.util.Set<Work> chosenSet = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+        int latents;
+        /** Largest step time the chosen (still feasible) jobs tolerate. */
+        double tolerance = Double.MAX_VALUE;
+
+        Selection(String model, LatentShape shape, int cap, long now) {
+            this.model = model;
+            this.shape = shape;
+            this.cap = cap;
+            this.now = now;
+        }
+
+        boolean tryAdd(Work w) {
+            if (chosenSet.contains(w)) {
+                return false;
+            }
+            int n = latents + w.latentPerStep();
+            if (chosen.isEmpty()) {
+                add(w, n);
+                return true;
+            }
+            if (n > cap) {
+                return false;
+            }
+            double c = cost.predictMillis(model, Stage.DENOISE, shape, n);
+            if (c > tolerance) {
+                return false;
+            }
+            add(w, n);
+            return true;
+        }
+
+        private void add(Work w, int n) {
+            chosen.add(w);
+            chosenSet.add(w);
+            latents = n;
+            double c = cost.predictMillis(model, Stage.DENOISE, shape, n);
+            if (!w.bestEffort()) {
+                double dec = cost.predictMillis(model, Stage.DECODE, shape, w.req.images());
+                double tol = ((w.deadlineNanos - now) / 1e6 - dec) / Math.max(1, w.remainingEvals());
+                if (tol >= c) {
+                    tolerance = Math.min(tolerance, tol);
+                }
+            }
+        }
+    }
+
+    // -------------------------------------------------------------------------------------------- execution
+
+    private void execute(Plan plan) {
+        switch (plan.stage) {
+            case ENCODE -> runEncode(plan.model, plan.members);
+            case DENOISE -> runDenoise(plan.model, plan.shape, plan.members);
+            case DECODE -> runDecode(plan.model, plan.shape, plan.members);
+        }
+    }
+
+    /** Runs a call; on failure retries split in halves (once per level) to isolate failing jobs. */
+    private interface Call {
+        void run(List<Work> members);
+    }
+
+    private void withIsolation(List<Work> members, Call call, String what) {
+        try {
+            call.run(members);
+        } catch (RuntimeException e) {
+            if (members.size() > 1 && config.splitFailedBatches) {
+                stats.splitRetries.incrementAndGet();
+                LOG.log(Level.WARNING, what + " of " + members.size() + " jobs failed (" + e + "); retrying split in halves");
+                int h = members.size() / 2;
+                withIsolation(new ArrayList<>(members.subList(0, h)), call, what);
+                withIsolation(new ArrayList<>(members.subList(h, members.size())), call, what);
+            } else {
+                LOG.log(Level.WARNING, what + " failed for " + members.size() + " job(s)", e);
+                synchronized (lock) {
+                    for (Work w : members) {
+                        w.inFlight = false;
+                        stats.failed.incrementAndGet();
+                        end(w, JobState.FAILED, new ServeException(ServeException.Code.INTERNAL,
+                                "the engine failed during " + what + ": " + e.getMessage()));
+                    }
+                }
+            }
+        }
+    }
+
+    private void runEncode(String model, List<Work> members) {
+        withIsolation(members, ms -> {
+            List<EncodeItem> items = new ArrayList<>();
+            for (Work w : ms) {
+                items.add(new EncodeItem(w.req.prompt(), w.req.clipSkip(), w.req.loras()));
+                if (w.guided) {
+                    items.add(new EncodeItem(w.req.negativePrompt(), w.req.clipSkip(), w.req.loras()));
+                }
+            }
+            long t0 = clock.nanoTime();
+            float[][] out = engine.encode(model, items);
+            double ms0 = clock.millisSince(t0);
+            cost.observe(model, Stage.ENCODE, null, items.size(), ms0);
+            stats.encodeCalls.incrementAndGet();
+            if (out.length != items.size()) {
+                throw new IllegalStateException("engine returned " + out.length + " conditionings for " + items.size() + " prompts");
+            }
+            // Initial noise and sampler states are made outside the lock: only this thread touches them.
+            List<SamplerState[]> states = new ArrayList<>();
+            for (Work w : ms) {
+                SamplerState[] st = new SamplerState[w.req.images()];
+                for (int i = 0; i < st.length; i++) {
+                    NoiseSource noise = config.noise.apply(w.req.seedOf(i));
+                    float[] init = new float[w.shape.size()];
+                    noise.fill(init);
+                    st[i] = w.sampler.start(w.req.steps(), init, noise);
+                }
+                states.add(st);
+            }
+            long now = clock.nanoTime();
+            synchronized (lock) {
+                int k = 0;
+                for (int j = 0; j < ms.size(); j++) {
+                    Work w = ms.get(j);
+                    w.inFlight = false;
+                    if (w.phase == Work.Phase.DONE) {
+                        continue; // ended while in flight (drain)
+                    }
+                    w.cond = out[k++];
+                    w.uncond = w.guided ? out[k++] : null;
+                    w.states = states.get(j);
+                    w.totalEvals = w.states[0].totalEvaluations();
+                    w.encodeEnd = now;
+                    w.phase = Work.Phase.DENOISE;
+                    w.stageWait = 0;
+                    w.job.setState(JobState.DENOISING);
+                    if (w.job.cancelRequested()) {
+                        end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+                    }
+                }
+            }
+        }, "text encoding");
+    }
+
+    private void runDenoise(String model, LatentShape shape, List<Work> members) {
+        withIsolation(members, ms -> {
+            List<DenoiseItem> items = new ArrayList<>();
+            for (Work w : ms) {
+                for (SamplerState s : w.states) {
+                    items.add(new DenoiseItem(s.modelInput(), s.timestep(), w.cond, w.uncond, w.req.guidance(), w.req.loras()));
+                }
+            }
+            DenoiseBatch batch = new DenoiseBatch(model, shape, items);
+            long t0 = clock.nanoTime();
+            float[][] eps = engine.denoise(batch);
+            double stepMs = clock.millisSince(t0);
+            cost.observe(model, Stage.DENOISE, shape, batch.unetSamples(), stepMs);
+            stats.denoiseCalls.incrementAndGet();
+            stats.denoiseJobs.addAndGet(ms.size());
+            stats.denoiseLatents.addAndGet(batch.unetSamples());
+            if (eps.length != items.size()) {
+                throw new IllegalStateException("engine returned " + eps.length + " predictions for " + items.size() + " samples");
+            }
+            int k = 0;
+            for (Work w : ms) {
+                for (SamplerState s : w.states) {
+                    s.advance(eps[k++]);
+                }
+            }
+            long now = clock.nanoTime();
+            synchronized (lock) {
+                for (Work w : ms) {
+                    w.inFlight = false;
+                    if (w.phase == Work.Phase.DONE) {
+                        continue;
+                    }
+                    w.denoiseMillis += stepMs;
+                    int done = w.states[0].evaluation();
+                    w.done = done;
+                    publishStep(w, done, stepMs);
+                    if (w.states[0].done()) {
+                        w.phase = Work.Phase.DECODE;
+                        w.denoiseEnd = now;
+                        w.stageWait = 0;
+                    }
+                    if (w.job.cancelRequested()) {
+                        end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+                    }
+                }
+            }
+        }, "a denoising step");
+    }
+
+    private void publishStep(Work w, int index, double stepMs) {
+        PreviewOptions p = w.req.preview();
+        boolean due = config.renderImages && p.enabled() && (index % p.everySteps() == 0 || index == w.totalEvals);
+        String id = w.job.id();
+        int total = w.totalEvals;
+        if (!due) {
+            w.publisher.step(() -> new JobEvent.Step(id, index, total, null, null, stepMs));
+            return;
+        }
+        float[] latent = w.states[0].latents().clone();
+        LatentShape shape = w.shape;
+        ResolvedRequest r = w.req;
+        w.publisher.step(() -> new JobEvent.Step(id, index, total,
+                Previews.encode(latent, shape, r.width(), r.height(), p.maxEdge(), p.format()), p.format(), stepMs));
+    }
+
+    private void runDecode(String model, LatentShape shape, List<Work> members) {
+        withIsolation(members, ms -> {
+            List<float[]> latents = new ArrayList<>();
+            for (Work w : ms) {
+                for (SamplerState s : w.states) {
+                    latents.add(s.latents());
+                }
+            }
+            long t0 = clock.nanoTime();
+            float[][] images = engine.decode(model, shape, latents);
+            double decMs = clock.millisSince(t0);
+            cost.observe(model, Stage.DECODE, shape, latents.size(), decMs);
+            stats.decodeCalls.incrementAndGet();
+            if (images.length != latents.size()) {
+                throw new IllegalStateException("engine returned " + images.length + " images for " + latents.size() + " latents");
+            }
+            long now = clock.nanoTime();
+            synchronized (lock) {
+                int k = 0;
+                for (Work w : ms) {
+                    w.inFlight = false;
+                    if (w.phase == Work.Phase.DONE) {
+                        k += w.req.images();
+                        continue;
+                    }
+                    w.decodeEnd = now;
+                    List<float[]> mine = new ArrayList<>();
+                    for (int i = 0; i < w.req.images(); i++) {
+                        mine.add(images[k++]);
+                    }
+                    complete(w, mine);
+                }
+            }
+        }, "decoding");
+    }
+
+    private void complete(Work w, List<float[]> images) {
+        w.phase = Work.Phase.DONE;
+        remove(w);
+        stats.completed.incrementAndGet();
+        Map<String, Double> t = new LinkedHashMap<>();
+        t.put("queue", (w.encodeStart - w.admittedNanos) / 1e6);
+        t.put("encode", (w.encodeEnd - w.encodeStart) / 1e6);
+        t.put("denoise", (w.denoiseEnd - w.encodeEnd) / 1e6);
+        t.put("denoise_engine", w.denoiseMillis);
+        t.put("decode", (w.decodeEnd - w.decodeStart) / 1e6);
+        t.put("total", (w.decodeEnd - w.admittedNanos) / 1e6);
+        Map<String, Double> timings = Map.copyOf(t);
+        String id = w.job.id();
+        ResolvedRequest r = w.req;
+        List<Long> seeds = List.copyOf(w.seeds);
+        boolean render = config.renderImages;
+        w.publisher.event(() -> {
+            List<byte[]> pngs = new ArrayList<>();
+            if (render) {
+                for (float[] img : images) {
+                    pngs.add(Png.encode(img, r.width(), r.height()));
+                }
+            }
+            return new JobEvent.Completed(id, pngs, seeds, r, timings);
+        });
+        afterFinish(w);
+    }
+
+    /** Ends a job without a result. Caller holds the lock. */
+    private void end(Work w, JobState state, ServeException error) {
+        if (w.phase == Work.Phase.DONE) {
+            return;
+        }
+        w.phase = Work.Phase.DONE;
+        remove(w);
+        if (state == JobState.CANCELLED) {
+            stats.cancelled.incrementAndGet();
+        }
+        w.publisher.event(new JobEvent.Ended(w.job.id(), state, error));
+        afterFinish(w);
+    }
+
+    private void remove(Work w) {
+        works.remove(w);
+        workById.remove(w.job.id());
+    }
+
+    private void afterFinish(Work w) {
+        finishedIds.addLast(w.job.id());
+        while (finishedIds.size() > config.retainFinishedJobs) {
+            jobs.remove(finishedIds.pollFirst());
+        }
+        lock.notifyAll();
+    }
+
+    /** For tests and the simulator: latent samples per denoise step of every running job, by job id. */
+    Map<String, Integer> runningLatents() {
+        synchronized (lock) {
+            Map<String, Integer> m = new LinkedHashMap<>();
+            for (Work w : works) {
+                m.put(w.job.id(), w.latentPerStep());
+            }
+            return m;
+        }
+    }
+
+    static Comparator<Work> byDeadline() {
+        return Comparator.comparingLong(w -> w.deadlineNanos);
+    }
+}

@@ -1,0 +1,60 @@
+package dev.sdserve.scheduler;
+
+import dev.sdserve.admission.AdmissionConfig;
+import dev.sdserve.sampler.NoiseSource;
+
+import java.util.concurrent.Executor;
+import java.util.function.LongFunction;
+import java.util.function.LongSupplier;
+
+/**
+ * Configuration of {@link SchedulerService}: admission (validation, defaults, admission policy) plus scheduling.
+ * Plain mutable fields with sensible defaults; a CDI producer maps {@code application.properties} onto it.
+ */
+public final class ServiceConfig {
+    /** Validation limits, defaults and admission policy. */
+    public AdmissionConfig admission = new AdmissionConfig();
+
+    /** Largest UNet batch in latent samples (a guided image counts twice); the cost model may choose less. */
+    public int maxLatentBatch = 64;
+    /** Largest text-encoder batch in prompts. */
+    public int maxEncodeBatch = 32;
+    /** Largest VAE decode batch in images. */
+    public int maxDecodeBatch = 8;
+    /**
+     * Encode/decode work waits at most this many denoise iterations even when least-slack order prefers the
+     * running batch (so neither starves).
+     */
+    public int maxStageWaitIterations = 2;
+    /**
+     * Cancel a non-detached job whose watchers leave an event untaken this long (real time, ms; 0 = never).
+     * Previews conflate meanwhile, so a slow consumer never stalls the batch.
+     */
+    public long stalledWatcherMillis = 60_000;
+    /** End requests (not best effort) with DEADLINE_EXCEEDED once their deadline has passed. */
+    public boolean dropLateRequests = true;
+    /** On an engine failure of a batch, retry it split in halves to isolate the failing request(s). */
+    public boolean splitFailedBatches = true;
+    /** Finished jobs kept for {@code find}/{@code jobs}. */
+    public int retainFinishedJobs = 1000;
+    /** Encode PNG results and previews (the simulator turns this off). */
+    public boolean renderImages = true;
+    /** Where events are rendered (previews, PNGs) and published; null = a dedicated daemon thread. */
+    public Executor publishExecutor;
+    /** Samplers by id / name. */
+    public SamplerCatalog samplers = new InterimSamplers();
+    /** Per-sample Gaussian source from a seed (initial noise first, then per-step draws). */
+    public LongFunction<NoiseSource> noise = SeededGaussian::new;
+    /** Source of seeds for requests without one (null = SecureRandom). */
+    public LongSupplier randomSeed;
+    /** Cost predictions before a bucket has been measured. */
+    public CostModel costPrior = CostModel.proportional(20, 1000);
+    /** Scheduler thread: how long to wait for work when idle (real ms). */
+    public long idleWaitMillis = 50;
+    /** Job ids: prefix of generated ids. */
+    public String jobIdPrefix = "job-";
+
+    public static ServiceConfig defaults() {
+        return new ServiceConfig();
+    }
+}

@@ -1,0 +1,6 @@
+package dev.sdserve.scheduler;
+
+/** The three kinds of engine call an iteration can plan. */
+public enum Stage {
+    ENCODE, DENOISE, DECODE
+}

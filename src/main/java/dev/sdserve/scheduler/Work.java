@@ -1,0 +1,100 @@
+package dev.sdserve.scheduler;
+
+import dev.sdserve.engine.LatentShape;
+import dev.sdserve.engine.ModelInfo;
+import dev.sdserve.job.Job;
+import dev.sdserve.job.ResolvedRequest;
+import dev.sdserve.sampler.Sampler;
+import dev.sdserve.sampler.SamplerState;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The scheduler's state machine for one job: QUEUED → ENCODE (waiting for / in a text-encode batch) → DENOISE
+ * (evaluation k of n, all images of the job together) → DECODE → DONE; or ENDED (cancelled, failed, late).
+ * Owned by the scheduler; mutated only under its lock.
+ */
+final class Work {
+    enum Phase { ENCODE, DENOISE, DECODE, DONE }
+
+    final Job job;
+    final ResolvedRequest req;
+    final ModelInfo info;
+    final LatentShape shape;
+    final Sampler sampler;
+    final String bucket;
+    final boolean guided;
+    final long admittedNanos;
+    final long deadlineNanos;
+    final double weight;
+    final JobPublisher publisher;
+
+    Phase phase = Phase.ENCODE;
+    boolean inFlight;
+    float[] cond;
+    float[] uncond;
+    SamplerState[] states;
+    int totalEvals;
+    /** Model evaluations done (mirrors the sampler state; readable under the scheduler lock). */
+    int done;
+    /** Denoise iterations this work has waited in its current encode/decode phase. */
+    int stageWait;
+    /** Best-effort work: times it was left out of a denoise batch it would have fitted, for urgent work. */
+    int pauses;
+    boolean wasInLastBatch;
+    boolean failedAlone;
+
+    long encodeStart = -1, encodeEnd = -1, denoiseStart = -1, denoiseEnd = -1, decodeStart = -1, decodeEnd = -1;
+    double denoiseMillis;
+    final List<Long> seeds = new ArrayList<>();
+
+    Work(Job job, ModelInfo info, LatentShape shape, Sampler sampler, long admittedNanos, long deadlineNanos,
+         double weight, JobPublisher publisher) {
+        this.job = job;
+        this.req = job.request();
+        this.info = info;
+        this.shape = shape;
+        this.sampler = sampler;
+        this.bucket = bucketOf(req.model(), shape);
+        this.guided = req.guidance() > 1.0;
+        this.admittedNanos = admittedNanos;
+        this.deadlineNanos = deadlineNanos;
+        this.weight = weight;
+        this.publisher = publisher;
+        this.totalEvals = sampler.evaluations(req.steps());
+        for (int i = 0; i < req.images(); i++) {
+            seeds.add(req.seedOf(i));
+        }
+    }
+
+    static String bucketOf(String model, LatentShape shape) {
+        return model + "@" + shape.channels() + "x" + shape.height() + "x" + shape.width();
+    }
+
+    String tenant() {
+        return req.tenant();
+    }
+
+    boolean bestEffort() {
+        return req.bestEffort();
+    }
+
+    /** UNet samples per denoise step (images, doubled under classifier-free guidance). */
+    int latentPerStep() {
+        return req.images() * (guided ? 2 : 1);
+    }
+
+    int evalsDone() {
+        return done;
+    }
+
+    int remainingEvals() {
+        return totalEvals - evalsDone();
+    }
+
+    /** Prompts this work encodes (prompt, then the negative prompt when guided). */
+    int encodeItems() {
+        return guided ? 2 : 1;
+    }
+}
