@@ -5,6 +5,7 @@ import dev.sdserve.job.Drainable;
 import dev.sdserve.job.GenerationService;
 import dev.sdserve.job.Job;
 import io.quarkus.arc.ClientProxy;
+import io.quarkus.runtime.ShutdownDelayInitiatedEvent;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.annotation.Priority;
@@ -16,13 +17,16 @@ import org.jboss.logging.Logger;
 
 import java.time.Duration;
 import java.util.Collection;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * Graceful shutdown. On SIGTERM Quarkus fires {@link ShutdownEvent} before it closes the HTTP and gRPC servers; this
- * observer runs first ({@code @Priority(1)}): readiness goes DOWN, the generation service stops admitting
- * (UNAVAILABLE / 503) and drains for {@code sdserve.drain-timeout}, every job still unfinished then ends with a clear
- * status, and the observer waits (briefly) until the watchers have taken their last events, so no accepted job's
- * client is left without an ending when the servers close.
+ * Graceful shutdown. On SIGTERM, in Quarkus' pre-shutdown phase ({@link ShutdownDelayInitiatedEvent}, fired because
+ * {@code quarkus.shutdown.delay-enabled=true}, while the HTTP and gRPC servers still serve normally): readiness goes
+ * DOWN, the generation service stops admitting (UNAVAILABLE / 503) and drains for {@code sdserve.drain-timeout},
+ * every job still unfinished then ends with a clear status (UNAVAILABLE "the server is shutting down…"), and the
+ * observer waits (briefly) until the watchers have taken their last events, so no accepted job's client is left
+ * without an ending when the servers close. {@link ShutdownEvent} is a fallback (it comes after the HTTP server has
+ * closed) for shutdowns that skip the pre-shutdown phase.
  */
 @ApplicationScoped
 public class DrainCoordinator {
@@ -41,13 +45,30 @@ public class DrainCoordinator {
     @Inject
     Instance<ServeMetrics> metrics;
 
+    private final AtomicBoolean drained = new AtomicBoolean();
+
     void onStart(@Observes StartupEvent ev) {
+        // ImageIO's disk cache streams are closed by a JVM shutdown hook that runs concurrently with the drain, so
+        // PNG encoding during the drain would fail; the in-memory cache has no such hook (and is faster).
+        javax.imageio.ImageIO.setUseCache(false);
         if (metrics.isResolvable()) {
             metrics.get().registerDraining(readiness::isDraining);
         }
     }
 
+    void onPreShutdown(@Observes @Priority(1) ShutdownDelayInitiatedEvent ev) {
+        drainOnce("signal, pre-shutdown");
+    }
+
     void onShutdown(@Observes @Priority(1) ShutdownEvent ev) {
+        drainOnce(ev.isStandardShutdown() ? "standard exit" : "signal");
+    }
+
+    private synchronized void drainOnce(String reason) {
+        if (drained.getAndSet(true)) {
+            return;
+        }
+        javax.imageio.ImageIO.setUseCache(false);
         Duration timeout = config.drainTimeout();
         readiness.draining(true);
         if (!services.isResolvable()) {
@@ -59,15 +80,15 @@ public class DrainCoordinator {
         long t0 = System.nanoTime();
         int open = unfinished(service.jobs());
         LOG.infof("drain: shutting down (%s); readiness DOWN, admission stopped; %d job(s) unfinished, waiting up to %s",
-                ev.isStandardShutdown() ? "signal" : "non-standard", open, timeout);
+                reason, open, timeout);
         if (d != null) {
             d.drain(timeout);
         } else {
             LOG.warn("drain: the GenerationService does not implement Drainable; waiting for jobs without stopping admission");
             awaitThenCancel(service, timeout);
         }
-        int left = unfinished(service.jobs());
         flush(service.jobs());
+        int left = unfinished(service.jobs());
         LOG.infof("drain: done in %d ms; %d job(s) still unfinished", (System.nanoTime() - t0) / 1_000_000, left);
     }
 
@@ -97,12 +118,16 @@ public class DrainCoordinator {
         }
     }
 
-    /** Waits until every job's watchers have taken their events (or {@link #FLUSH} passes). */
+    /**
+     * Waits until every job has published its terminal event and its watchers have taken their events (or
+     * {@link #FLUSH} passes): events are published asynchronously, so a job ended by the drain may still be on its
+     * way to its client.
+     */
     static void flush(Collection<Job> jobs) {
         long deadline = System.nanoTime() + FLUSH.toNanos();
         while (System.nanoTime() < deadline) {
             long now = System.nanoTime();
-            if (jobs.stream().allMatch(j -> j.maxStalledNanos(now) == 0)) {
+            if (jobs.stream().allMatch(j -> j.state().terminal() && j.maxStalledNanos(now) == 0)) {
                 return;
             }
             sleep(20);

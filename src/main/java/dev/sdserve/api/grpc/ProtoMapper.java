@@ -49,7 +49,7 @@ public final class ProtoMapper {
                         po.getMaxEdge() == 0 ? defaultPreview.maxEdge() : po.getMaxEdge());
             }
         }
-        Long deadline = p.getDeadlineMs() > 0 ? nowMillis + p.getDeadlineMs() : grpcDeadlineMillis;
+        Long deadline = p.getDeadlineMs() > 0 ? Long.valueOf(nowMillis + p.getDeadlineMs()) : grpcDeadlineMillis; // boxed: a bare long would unbox a null deadline
         return new GenerationRequest(
                 p.getPrompt(),
                 p.getNegativePrompt(),
