@@ -12,6 +12,7 @@ public final class Commands {
     static {
         // Each room registers its commands here.
         FACTORIES.add(dev.sdserve.ops.LoadGenCommand::new);
+        FACTORIES.add(GenerateCommand::new);
         FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
     }
 

@@ -10,7 +10,7 @@ import dev.sdserve.job.Job;
 import dev.sdserve.job.JobEvent;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.model.ModelCatalog;
-import dev.sdserve.sampler.SamplerCatalog;
+import dev.sdserve.sampler.Samplers;
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.quarkus.grpc.GrpcService;
@@ -138,7 +138,7 @@ public class GenerationGrpcService implements Generation {
     public Uni<ListSamplersResponse> listSamplers(ListSamplersRequest request) {
         return unary(() -> {
             ListSamplersResponse.Builder b = ListSamplersResponse.newBuilder();
-            for (SamplerCatalog.Entry s : SamplerCatalog.entries()) {
+            for (Samplers.Info s : Samplers.list()) {
                 b.addSamplers(SamplerDescription.newBuilder().setId(s.id()).setDisplayName(s.displayName())
                         .setStochastic(s.stochastic()));
             }

@@ -11,7 +11,7 @@ import dev.sdserve.job.JobEvent;
 import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.model.ModelCatalog;
-import dev.sdserve.sampler.SamplerCatalog;
+import dev.sdserve.sampler.Samplers;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
 import jakarta.inject.Inject;
@@ -147,8 +147,10 @@ public class GenerationResource {
     @GET
     @Path("/samplers")
     @Operation(summary = "Samplers (ids and A1111 names)")
-    public Map<String, List<SamplerCatalog.Entry>> samplers() {
-        return Map.of("samplers", SamplerCatalog.entries());
+    public Map<String, List<Map<String, Object>>> samplers() {
+        return Map.of("samplers", Samplers.list().stream()
+                .map(s -> Map.<String, Object>of("id", s.id(), "display_name", s.displayName(), "stochastic", s.stochastic()))
+                .toList());
     }
 
     @ServerExceptionMapper

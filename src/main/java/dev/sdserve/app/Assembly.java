@@ -1,0 +1,174 @@
+package dev.sdserve.app;
+
+import dev.sdserve.engine.Engine;
+import dev.sdserve.engine.fake.FakeEngine;
+import dev.sdserve.engine.tf.TfEngine;
+import dev.sdserve.model.Checkpoint;
+import dev.sdserve.model.ClipTokenizer;
+import dev.sdserve.model.EmbeddedModel;
+import dev.sdserve.model.ModelCatalog;
+import dev.sdserve.model.ModelConfig;
+import dev.sdserve.scheduler.Clock;
+import dev.sdserve.scheduler.CostModel;
+import dev.sdserve.scheduler.SchedulerService;
+import dev.sdserve.scheduler.ServiceConfig;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Builds the running service from settings, without CDI: the engine, the scheduler (which implements
+ * GenerationService) and the model catalog. Used by the server's CDI producer and by in-process CLI commands.
+ */
+public final class Assembly implements AutoCloseable {
+    public static final String EMBEDDED = "embedded";
+
+    /** What the assembly needs to know. */
+    public static final class Settings {
+        public String engine = "tf";
+        public Path modelsDir = Path.of("models");
+        public String defaultModel = EMBEDDED;
+        public int threads = 0;
+        public int fakeStepMillis = 0;
+        public List<String> fakeModels = new ArrayList<>();
+        /** Extra checkpoints by name (e.g. the CLI's --model path). */
+        public Map<String, Path> extraModels = new LinkedHashMap<>();
+        public ServiceConfig service = ServiceConfig.defaults();
+    }
+
+    private final Engine engine;
+    private final SchedulerService service;
+    private final ModelCatalog catalog;
+
+    private Assembly(Engine engine, SchedulerService service, ModelCatalog catalog) {
+        this.engine = engine;
+        this.service = service;
+        this.catalog = catalog;
+    }
+
+    public static Assembly create(Settings s) {
+        if (s.threads > 0) {
+            System.setProperty("sdserve.threads", Integer.toString(s.threads));
+        }
+        Engine engine;
+        Map<String, Path> files = new LinkedHashMap<>();
+        switch (s.engine.toLowerCase(Locale.ROOT)) {
+            case "fake" -> {
+                FakeEngine.Config fc = new FakeEngine.Config();
+                List<String> names = new ArrayList<>(List.of(EMBEDDED));
+                names.addAll(s.fakeModels);
+                names.addAll(s.extraModels.keySet());
+                fc.models(8, 512, names.toArray(String[]::new));
+                if (s.fakeStepMillis > 0) {
+                    double ms = s.fakeStepMillis;
+                    fc.cost((m, stage, shape, b) -> ms);
+                }
+                fc.clock(Clock.system());
+                engine = new FakeEngine(fc);
+            }
+            case "tf" -> {
+                try {
+                    files.put(EMBEDDED, EmbeddedModel.path());
+                } catch (IOException e) {
+                    throw new UncheckedIOException("cannot create the embedded model in " + EmbeddedModel.cacheDir() + ": " + e.getMessage(), e);
+                }
+                files.putAll(scan(s.modelsDir));
+                files.putAll(s.extraModels);
+                ClipTokenizer tok = ClipTokenizer.get();
+                engine = new TfEngine(files, Assembly::configOf, tok::tokenize);
+            }
+            default -> throw new IllegalArgumentException("sdserve.engine must be 'tf' or 'fake', not '" + s.engine + "'");
+        }
+        ServiceConfig sc = s.service;
+        sc.admission.defaultModel = s.defaultModel;
+        SchedulerService service = new SchedulerService(engine, sc, Clock.system());
+        service.start();
+        ModelCatalog catalog = catalogOf(engine, files, s);
+        return new Assembly(engine, service, catalog);
+    }
+
+    static ModelConfig configOf(Path p) {
+        try (Checkpoint c = Checkpoint.open(p)) {
+            return c.config();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e.getMessage(), e);
+        }
+    }
+
+    /** Checkpoints at the top of the models directory, by file name without extension. */
+    static Map<String, Path> scan(Path dir) {
+        Map<String, Path> out = new LinkedHashMap<>();
+        if (dir == null || !Files.isDirectory(dir)) {
+            return out;
+        }
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "*.safetensors")) {
+            for (Path p : ds) {
+                String n = p.getFileName().toString();
+                out.put(n.substring(0, n.length() - ".safetensors".length()), p.toAbsolutePath());
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list models in " + dir + ": " + e.getMessage(), e);
+        }
+        return out;
+    }
+
+    private static ModelCatalog catalogOf(Engine engine, Map<String, Path> files, Settings s) {
+        return new ModelCatalog() {
+            @Override
+            public List<ModelEntry> models() {
+                List<ModelEntry> out = new ArrayList<>();
+                if (files.isEmpty()) {
+                    for (String n : namesOfFake(engine)) {
+                        out.add(new ModelEntry(n, engine.describe(n).architecture(), 0, "F32", "", true, n.equals(s.defaultModel)));
+                    }
+                    return out;
+                }
+                for (var e : files.entrySet()) {
+                    long size;
+                    try {
+                        size = Files.size(e.getValue());
+                    } catch (IOException ex) {
+                        size = -1;
+                    }
+                    out.add(new ModelEntry(e.getKey(), "sd1", size, "", "", false, e.getKey().equals(s.defaultModel)));
+                }
+                return out;
+            }
+
+            @Override
+            public List<LoraEntry> loras() {
+                return List.of();
+            }
+        };
+    }
+
+    private static List<String> namesOfFake(Engine engine) {
+        return engine instanceof FakeEngine f ? new ArrayList<>(f.config().models.keySet()) : List.of();
+    }
+
+    public Engine engine() {
+        return engine;
+    }
+
+    public SchedulerService service() {
+        return service;
+    }
+
+    public ModelCatalog catalog() {
+        return catalog;
+    }
+
+    @Override
+    public void close() {
+        service.close();
+        engine.close();
+    }
+}

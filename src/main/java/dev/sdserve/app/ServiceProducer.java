@@ -1,0 +1,60 @@
+package dev.sdserve.app;
+
+import dev.sdserve.job.GenerationService;
+import dev.sdserve.model.ModelCatalog;
+import io.quarkus.runtime.Startup;
+import jakarta.annotation.PreDestroy;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.inject.Produces;
+import jakarta.inject.Singleton;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/** CDI wiring of the server: one Assembly per process, built from application.properties. */
+@ApplicationScoped
+public class ServiceProducer {
+    private final Assembly assembly;
+
+    public ServiceProducer(SdServeConfig config) {
+        Assembly.Settings s = new Assembly.Settings();
+        s.engine = config.engine();
+        s.modelsDir = Path.of(config.modelsDir());
+        s.defaultModel = config.defaultModel();
+        s.threads = config.threads();
+        s.fakeStepMillis = config.fakeStepMillis();
+        config.fakeModels().ifPresent(m -> s.fakeModels.addAll(Arrays.stream(m.split(",")).map(String::trim)
+                .filter(x -> !x.isEmpty()).toList()));
+        s.service.admission.defaultPreviewEvery = config.preview().everySteps();
+        s.service.admission.defaultPreviewMaxEdge = config.preview().maxEdge();
+        s.service.admission.defaultPreviewFormat = config.preview().format();
+        this.assembly = Assembly.create(s);
+    }
+
+    @Produces
+    @Singleton
+    GenerationService generationService() {
+        return assembly.service();
+    }
+
+    @Produces
+    @Singleton
+    ModelCatalog catalog() {
+        return assembly.catalog();
+    }
+
+    public Assembly assembly() {
+        return assembly;
+    }
+
+    @PreDestroy
+    void close() {
+        assembly.close();
+    }
+
+    /** Builds the assembly at start-up (so the first request does not pay for it). */
+    @Startup
+    void init() {
+        // constructor did the work
+    }
+}
