@@ -10,8 +10,12 @@ public final class Commands {
     private static final List<Supplier<CliCommand>> FACTORIES = new ArrayList<>();
 
     static {
+        // Each room registers its commands here.
+        FACTORIES.add(dev.sdserve.ops.LoadGenCommand::new);
         FACTORIES.add(GenerateCommand::new);
         FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
+        FACTORIES.add(ListCommands.Models::new);
+        FACTORIES.add(ListCommands.Loras::new);
     }
 
     private Commands() {

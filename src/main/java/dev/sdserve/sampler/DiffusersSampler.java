@@ -29,6 +29,10 @@ public final class DiffusersSampler implements Sampler {
             throw new IllegalArgumentException("final_sigmas_type 'zero' is not supported for algorithm_type "
                     + cfg.algorithmType + "; use 'sigma_min'");
         }
+        if (family == Family.UNIPC && !cfg.predictX0 && cfg.finalSigmasType.equals("zero")) {
+            // the noise-prediction update to sigma = 0 multiplies 0 by infinity
+            throw new IllegalArgumentException("final_sigmas_type 'zero' is not supported for UniPC with predict_x0=false; use 'sigma_min'");
+        }
     }
 
     @Override
@@ -81,7 +85,11 @@ public final class DiffusersSampler implements Sampler {
         if (stochastic && noise == null) {
             throw new IllegalArgumentException("sampler " + id + " is stochastic and needs a NoiseSource");
         }
-        SamplingPlan p = plan(steps);
+        return start(plan(steps), steps, initialNoise, noise);
+    }
+
+    /** Starts a trajectory on a given plan (tests drive the solvers on grids of their own). */
+    SamplerState start(SamplingPlan p, int steps, float[] initialNoise, NoiseSource noise) {
         return switch (cfg.family) {
             case PNDM -> new PlmsState(this, p, steps, initialNoise);
             case DDIM -> new DdimState(this, p, steps, initialNoise);

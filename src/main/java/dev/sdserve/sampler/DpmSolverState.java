@@ -54,7 +54,10 @@ final class DpmSolverState extends BaseState {
         if (sde) {
             noise.fill(z);
         }
-        if (order == 1 || lowerOrderNums < 1 || lowerOrderFinal) {
+        if (plan.sigma(k + 1) == plan.sigma(k)) {
+            // a zero-length step (Karras sigmas with final_sigmas_type sigma_min repeat the last sigma): the exact
+            // solution is the identity, while the order-2/3 formulas divide 0 by 0 (NaN in diffusers)
+        } else if (order == 1 || lowerOrderNums < 1 || lowerOrderFinal) {
             firstOrder();
         } else if (order == 2 || lowerOrderNums < 2 || lowerOrderSecond) {
             secondOrder();

@@ -41,7 +41,7 @@ final class UniPcState extends BaseState {
                 conv[i] = v ? alpha * e + sig * xi : e;
             }
         }
-        if (useCorrector) {
+        if (useCorrector && plan.sigma(k) != plan.sigma(k - 1)) {
             correct(conv, thisOrder);
         }
         spare = outputs[0];
@@ -51,7 +51,9 @@ final class UniPcState extends BaseState {
         thisOrder = Math.min(o, lowerOrderNums + 1);
         System.arraycopy(x, 0, lastSample, 0, size);
         hasLast = true;
-        predict(thisOrder);
+        if (plan.sigma(k + 1) != plan.sigma(k)) {
+            predict(thisOrder); // (a zero-length step is the identity; its formulas would divide 0 by 0)
+        }
         if (lowerOrderNums < order) {
             lowerOrderNums++;
         }
