@@ -41,10 +41,23 @@ public interface SdServeConfig {
         String format();
     }
 
+    /**
+     * On shutdown (SIGTERM), how long admitted jobs may run to completion before the rest are cancelled. Keep the
+     * Kubernetes terminationGracePeriodSeconds above it.
+     */
+    @WithDefault("30s")
+    java.time.Duration drainTimeout();
+
     /** Fake engine only: simulated milliseconds per UNet call (0 = as fast as possible). */
     @WithDefault("0")
     int fakeStepMillis();
 
     /** Optional extra model names the fake engine knows (comma-separated). */
     Optional<String> fakeModels();
+
+    /**
+     * The shared reference data directory (surefire sets {@code sdserve.shared} for tests; the server ignores it).
+     * Declared so that strict config-mapping validation accepts the property when Quarkus tests boot.
+     */
+    Optional<String> shared();
 }
