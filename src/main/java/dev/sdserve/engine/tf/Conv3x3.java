@@ -30,6 +30,13 @@ public final class Conv3x3 {
     /** The method {@link #conv} uses. */
     public static final Method DEFAULT = Method.IM2COL;
 
+    /**
+     * Largest im2col matrix per sample (bytes) built at once; larger convolutions (the VAE decoder's 512×512×128
+     * and ×256 layers would need 1.2–2.4 GB) are computed in horizontal bands of output rows, each an im2col +
+     * MatMul of its own, and concatenated. {@code -Dsdserve.im2colMaxBytes} overrides (for tests and tuning).
+     */
+    static final long MAX_IM2COL_BYTES = Long.getLong("sdserve.im2colMaxBytes", 128L << 20);
+
     private Conv3x3() {
     }
 
@@ -52,6 +59,12 @@ public final class Conv3x3 {
      */
     public static Operand<TFloat32> convValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel,
                                               Operand<TFloat32> bias, int stride, Method method) {
+        return bandedValid(tf, xp, kernel, bias, stride, method, MAX_IM2COL_BYTES);
+    }
+
+    /** {@link #convValid} with an explicit per-sample im2col size limit (bytes) above which rows are banded. */
+    static Operand<TFloat32> bandedValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel,
+                                         Operand<TFloat32> bias, int stride, Method method, long maxIm2colBytes) {
         Shapes.rank(xp, 4, "conv3x3 input");
         Shapes.rank(kernel, 4, "conv3x3 kernel");
         if (stride != 1 && stride != 2) {
@@ -69,6 +82,20 @@ public final class Conv3x3 {
         }
         long cout = Shapes.dim(kernel, 3, "conv3x3 kernel");
         long ho = (hp - 3) / stride + 1, wo = (wp - 3) / stride + 1;
+        long rowBytes = wo * 9 * cin * 4;
+        if (method != Method.NATIVE && ho > 1 && ho * rowBytes > maxIm2colBytes) {
+            long bandRows = Math.max(1, maxIm2colBytes / rowBytes);
+            List<Operand<TFloat32>> bands = new ArrayList<>();
+            for (long r0 = 0; r0 < ho; r0 += bandRows) {
+                long r1 = Math.min(ho, r0 + bandRows);
+                // output rows [r0, r1) read padded rows [r0·s, (r1 − 1)·s + 3)
+                Operand<TFloat32> band = tf.stridedSlice(xp, tf.constant(new long[]{0, r0 * stride, 0, 0}),
+                        tf.constant(new long[]{0, (r1 - 1) * stride + 3, 0, 0}), tf.constant(new long[]{1, 1, 1, 1}),
+                        org.tensorflow.op.core.StridedSlice.beginMask(13L).endMask(13L));
+                bands.add(bandedValid(tf, band, kernel, bias, stride, method, Long.MAX_VALUE));
+            }
+            return tf.concat(bands, tf.constant(1));
+        }
         Operand<TFloat32> y;
         switch (method) {
             case NATIVE -> y = tf.nn.conv2d(xp, kernel, List.of(1L, (long) stride, (long) stride, 1L), "VALID");
