@@ -24,11 +24,20 @@ public final class Conv3x3 {
         /** ExtractImagePatches (one op builds the [N·H·W, 9·Cin] matrix) + one MatMul. */
         IM2COL,
         /** The 9 shifted windows concatenated on the channel axis + one MatMul. */
-        IM2COL_CONCAT
+        IM2COL_CONCAT,
+        /**
+         * IM2COL for outputs of at most {@link #AUTO_MAX_PIXELS} pixels per sample (the UNet's 32×32 and smaller
+         * levels, 640–1280 channels: 1.5–2× faster than Conv2D here), NATIVE above (64×64×320 and the VAE's large
+         * levels, where TF's Conv2D measured faster than im2col and needs no 9× buffer).
+         */
+        AUTO
     }
 
+    /** Output pixels per sample up to which {@link Method#AUTO} uses im2col. */
+    public static final long AUTO_MAX_PIXELS = Long.getLong("sdserve.im2colMaxPixels", 32 * 32);
+
     /** The method {@link #conv} uses. */
-    public static final Method DEFAULT = Method.IM2COL;
+    public static final Method DEFAULT = Method.AUTO;
 
     /**
      * Largest im2col matrix per sample (bytes) built at once; larger convolutions (the VAE decoder's 512×512×128
@@ -82,6 +91,9 @@ public final class Conv3x3 {
         }
         long cout = Shapes.dim(kernel, 3, "conv3x3 kernel");
         long ho = (hp - 3) / stride + 1, wo = (wp - 3) / stride + 1;
+        if (method == Method.AUTO) {
+            method = ho * wo <= AUTO_MAX_PIXELS ? Method.IM2COL : Method.NATIVE;
+        }
         long rowBytes = wo * 9 * cin * 4;
         if (method != Method.NATIVE && ho > 1 && ho * rowBytes > maxIm2colBytes) {
             long bandRows = Math.max(1, maxIm2colBytes / rowBytes);
