@@ -54,4 +54,10 @@ public interface SdServeConfig {
 
     /** Optional extra model names the fake engine knows (comma-separated). */
     Optional<String> fakeModels();
+
+    /**
+     * The shared reference data directory (surefire sets {@code sdserve.shared} for tests; the server ignores it).
+     * Declared so that strict config-mapping validation accepts the property when Quarkus tests boot.
+     */
+    Optional<String> shared();
 }

@@ -110,7 +110,7 @@ public final class Job {
         Mailbox m = new Mailbox();
         synchronized (this) {
             List<JobEvent> replay = new ArrayList<>();
-            if (started == null && lastQueued != null) {
+            if (lastQueued != null) {
                 replay.add(lastQueued);
             }
             if (started != null) {

@@ -25,7 +25,9 @@ public final class Mailbox {
                 w = waiting;
                 waiting = null;
             } else {
-                if (e instanceof JobEvent.Step && !queue.isEmpty() && queue.peekLast() instanceof JobEvent.Step) {
+                // Conflate steps, but never let a step without a preview replace one that carries a preview.
+                if (e instanceof JobEvent.Step s && !queue.isEmpty() && queue.peekLast() instanceof JobEvent.Step last
+                        && (last.preview() == null || s.preview() != null)) {
                     queue.pollLast();
                     conflated++;
                 }

@@ -29,9 +29,11 @@ public final class Checkpoint implements AutoCloseable {
     private final Optional<Path> configFile;
     private final Map<Network, List<String>> keys;
     private final DType storage;
+    private final Map<String, String> aliases;
 
     private Checkpoint(SafeTensors file, ModelConfig config, Optional<Path> configFile,
-                       Map<Network, List<String>> keys, DType storage) {
+                       Map<Network, List<String>> keys, DType storage, Map<String, String> aliases) {
+        this.aliases = aliases;
         this.file = file;
         this.config = config;
         this.configFile = configFile;
@@ -54,7 +56,8 @@ public final class Checkpoint implements AutoCloseable {
     private static Checkpoint open(Path path, JsonNode configJson, Optional<Path> cfgFile) throws IOException {
         SafeTensors st = SafeTensors.open(path);
         try {
-            Map<String, long[]> shapes = ModelConfigs.shapes(st);
+            Map<String, String> aliases = new LinkedHashMap<>();
+            Map<String, long[]> shapes = canonicalShapes(st, aliases);
             String name = path.getFileName().toString();
             String kind = notSd1(shapes.keySet());
             if (kind != null) {
@@ -74,10 +77,10 @@ public final class Checkpoint implements AutoCloseable {
             List<String> wrong = new ArrayList<>();
             Map<DType, Integer> dtypes = new LinkedHashMap<>();
             for (CheckpointLayout.Entry e : CheckpointLayout.weights(cfg, DType.F32)) {
-                SafeTensors.TensorInfo t = st.tensors().get(e.name());
+                SafeTensors.TensorInfo t = st.tensors().get(aliases.getOrDefault(e.name(), e.name()));
                 if (t == null) {
                     missing.add(e.name());
-                } else if (!Arrays.equals(t.shape(), e.shape())) {
+                } else if (!Arrays.equals(t.shape(), e.shape()) && !sameAs1x1(t.shape(), e.shape())) {
                     wrong.add(e.name() + " is " + Arrays.toString(t.shape()) + ", expected " + Arrays.toString(e.shape()));
                 } else if (!t.dtype().floating()) {
                     wrong.add(e.name() + " is " + t.dtype() + ", not a float type");
@@ -95,11 +98,49 @@ public final class Checkpoint implements AutoCloseable {
             }
             DType storage = dtypes.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey)
                     .orElse(DType.F32);
-            return new Checkpoint(st, cfg, cfgFile, Collections.unmodifiableMap(keys), storage);
+            return new Checkpoint(st, cfg, cfgFile, Collections.unmodifiableMap(keys), storage,
+                    Collections.unmodifiableMap(aliases));
         } catch (IOException | RuntimeException e) {
             st.close();
             throw e;
         }
+    }
+
+    /** Older SD 1.x files name the text encoder without {@code text_model.} (transformers before 4.?). */
+    private static final String OLD_TEXT = "cond_stage_model.transformer.";
+
+    /**
+     * Shapes by canonical LDM name; {@code aliases} receives canonical → file name where they differ (old
+     * text-encoder names without {@code text_model.}, as AUTOMATIC1111 also accepts).
+     */
+    private static Map<String, long[]> canonicalShapes(SafeTensors st, Map<String, String> aliases) {
+        Map<String, long[]> out = new LinkedHashMap<>();
+        for (var e : st.tensors().entrySet()) {
+            String k = e.getKey();
+            String c = k;
+            if (k.startsWith(OLD_TEXT) && !k.startsWith(ModelConfigs.TEXT)
+                    && (k.startsWith(OLD_TEXT + "embeddings.") || k.startsWith(OLD_TEXT + "encoder.")
+                    || k.startsWith(OLD_TEXT + "final_layer_norm."))) {
+                c = ModelConfigs.TEXT + k.substring(OLD_TEXT.length());
+                if (st.has(c)) {
+                    c = k; // both present: the canonical one wins, the old one is ignored
+                } else {
+                    aliases.put(c, k);
+                }
+            }
+            out.putIfAbsent(c, e.getValue().shape());
+        }
+        return out;
+    }
+
+    /**
+     * A 1×1 conv weight [o, i, 1, 1] stored as [o, i] (VAE attention weights of checkpoints converted back from
+     * diffusers), or the reverse: the same values in the same order.
+     */
+    static boolean sameAs1x1(long[] actual, long[] expected) {
+        long[] a = actual.length == 4 && actual[2] == 1 && actual[3] == 1 ? new long[]{actual[0], actual[1]} : actual;
+        long[] e = expected.length == 4 && expected[2] == 1 && expected[3] == 1 ? new long[]{expected[0], expected[1]} : expected;
+        return a.length == 2 && Arrays.equals(a, e);
     }
 
     private static List<String> names(List<CheckpointLayout.Entry> entries) {
@@ -228,28 +269,37 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     public boolean has(String ldmKey) {
-        return file.has(ldmKey);
+        return file.has(fileKey(ldmKey));
     }
 
+    /** The tensor's shape as stored (a 1×1 conv may be stored as [o, i]: see {@link #sameAs1x1}). */
     public long[] shape(String ldmKey) {
-        return file.shape(ldmKey);
+        return file.shape(fileKey(ldmKey));
     }
 
     public DType dtype(String ldmKey) {
-        return file.info(ldmKey).dtype();
+        return file.info(fileKey(ldmKey)).dtype();
     }
 
     /** A tensor's values as float32 (converted from the storage type), row-major in the file's shape. */
     public float[] floats(String ldmKey) throws IOException {
-        return file.floats(ldmKey);
+        return file.floats(fileKey(ldmKey));
     }
 
     /** A tensor's values as float32 into {@code dst} at {@code offset}. */
     public void readFloats(String ldmKey, float[] dst, int offset) throws IOException {
-        file.readFloats(ldmKey, dst, offset);
+        file.readFloats(fileKey(ldmKey), dst, offset);
     }
 
-    /** The underlying file. */
+    /**
+     * The name under which the file stores the tensor of canonical LDM name {@code ldmKey} (they differ only for
+     * old text-encoder names). Code that reads {@link #file()} directly must go through this.
+     */
+    public String fileKey(String ldmKey) {
+        return aliases.getOrDefault(ldmKey, ldmKey);
+    }
+
+    /** The underlying file (its tensor names may differ from the canonical ones: see {@link #fileKey}). */
     public SafeTensors file() {
         return file;
     }

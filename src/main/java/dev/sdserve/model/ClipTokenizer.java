@@ -47,7 +47,6 @@ public final class ClipTokenizer {
     private final Map<String, Integer> encoder;
     private final String[] decoder;
     private final Map<Long, Integer> ranks;
-    private final Map<String, Integer> symbolIds = new HashMap<>();
     private final Map<String, String[]> cache = new ConcurrentHashMap<>();
     private final int startId;
     private final int endId;
@@ -129,10 +128,6 @@ public final class ClipTokenizer {
         decoder = vocab.toArray(new String[0]);
         for (int i = 0; i < decoder.length; i++) {
             encoder.put(decoder[i], i);
-        }
-        // a merge is keyed by the vocabulary ids of its two symbols
-        for (String s : vocab) {
-            symbolIds.putIfAbsent(s, encoder.get(s));
         }
         ranks = new HashMap<>(merges.size() * 2);
         for (int i = 0; i < merges.size(); i++) {
@@ -223,8 +218,9 @@ public final class ClipTokenizer {
     }
 
     private long pairKey(String a, String b) {
-        Integer ia = symbolIds.get(a);
-        Integer ib = symbolIds.get(b);
+        // a merge is keyed by the vocabulary ids of its two symbols
+        Integer ia = encoder.get(a);
+        Integer ib = encoder.get(b);
         if (ia == null || ib == null) {
             return -1;
         }

@@ -68,9 +68,10 @@ public final class ModelConfigs {
             throw new IllegalArgumentException("UNet cross-attention width " + unet.crossAttentionDim()
                     + " differs from the text encoder width " + te.hiddenSize());
         }
-        if (unet.inChannels() != vae.latentChannels()) {
-            throw new IllegalArgumentException("UNet takes " + unet.inChannels() + " channels but the VAE latent has "
-                    + vae.latentChannels());
+        // inpainting UNets take more input channels (latent + masked-image latent + mask) but predict the latent
+        if (unet.outChannels() != vae.latentChannels() || unet.inChannels() < vae.latentChannels()) {
+            throw new IllegalArgumentException("UNet maps " + unet.inChannels() + " → " + unet.outChannels()
+                    + " channels but the VAE latent has " + vae.latentChannels());
         }
         return new ModelConfig("sd1", unet, te, vae);
     }

@@ -57,6 +57,18 @@ public final class RandomCheckpoint {
         }
     }
 
+    /** File name of the full-size SD 1.5 random checkpoint made by {@link #sd15}. */
+    public static final String SD15_FILE = "sd15-random-fp16-v1.safetensors";
+    public static final long SD15_SEED = 1_5_2022L;
+
+    /**
+     * The full-size SD 1.5-architecture checkpoint with random weights in fp16 (about 2.1 GB, the civitai layout
+     * of sd15-full-layout.txt) in {@code dir}, written on first use (about a minute) and reused after. For benchmarks.
+     */
+    public static Path sd15(Path dir) throws IOException {
+        return ensure(dir.resolve(SD15_FILE), ModelConfigs.sd15(), DType.F16, SD15_SEED);
+    }
+
     /** True when {@code file} holds exactly the layout of {@code cfg} in {@code dtype}, made by this generator with {@code seed}. */
     public static boolean isValid(Path file, ModelConfig cfg, DType dtype, long seed) {
         if (!Files.isRegularFile(file)) {

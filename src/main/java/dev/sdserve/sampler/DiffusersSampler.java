@@ -29,6 +29,10 @@ public final class DiffusersSampler implements Sampler {
             throw new IllegalArgumentException("final_sigmas_type 'zero' is not supported for algorithm_type "
                     + cfg.algorithmType + "; use 'sigma_min'");
         }
+        if (family == Family.UNIPC && !cfg.predictX0 && cfg.finalSigmasType.equals("zero")) {
+            // the noise-prediction update to sigma = 0 multiplies 0 by infinity
+            throw new IllegalArgumentException("final_sigmas_type 'zero' is not supported for UniPC with predict_x0=false; use 'sigma_min'");
+        }
     }
 
     @Override
@@ -69,7 +73,22 @@ public final class DiffusersSampler implements Sampler {
         if (steps > cfg.numTrainTimesteps) {
             throw new IllegalArgumentException("steps (" + steps + ") cannot exceed num_train_timesteps (" + cfg.numTrainTimesteps + ")");
         }
-        return plans.computeIfAbsent(steps, this::computePlan);
+        return plans.computeIfAbsent(steps, this::checkedPlan);
+    }
+
+    private SamplingPlan checkedPlan(int steps) {
+        SamplingPlan p = computePlan(steps);
+        if (cfg.family == Family.DDIM || cfg.family == Family.PNDM) {
+            for (double t : p.timesteps()) {
+                if (t < 0 || t >= cfg.numTrainTimesteps) {
+                    // (diffusers fails with an IndexError here)
+                    throw new IllegalArgumentException(steps + " steps with timestep_spacing " + cfg.timestepSpacing
+                            + " and steps_offset " + cfg.stepsOffset + " give timestep " + (long) t
+                            + ", outside the " + cfg.numTrainTimesteps + " training timesteps; use fewer steps");
+                }
+            }
+        }
+        return p;
     }
 
     @Override
@@ -81,7 +100,11 @@ public final class DiffusersSampler implements Sampler {
         if (stochastic && noise == null) {
             throw new IllegalArgumentException("sampler " + id + " is stochastic and needs a NoiseSource");
         }
-        SamplingPlan p = plan(steps);
+        return start(plan(steps), steps, initialNoise, noise);
+    }
+
+    /** Starts a trajectory on a given plan (tests drive the solvers on grids of their own). */
+    SamplerState start(SamplingPlan p, int steps, float[] initialNoise, NoiseSource noise) {
         return switch (cfg.family) {
             case PNDM -> new PlmsState(this, p, steps, initialNoise);
             case DDIM -> new DdimState(this, p, steps, initialNoise);

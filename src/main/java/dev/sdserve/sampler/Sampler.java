@@ -4,6 +4,9 @@ package dev.sdserve.sampler;
  * A sampler is a factory of per-request state machines. The state holds everything (history of model outputs,
  * sigmas, counters), so requests with different samplers and step counts can share one UNet batch: the scheduler
  * asks each state for its next model input, runs the batch, and hands each state its own output.
+ *
+ * <p>Implementations are immutable and thread-safe; see {@link Samplers} for the registry and
+ * {@link DiffusersSampler} for the diffusers-exact implementation.
  */
 public interface Sampler {
     /** Stable identifier, e.g. "euler_a", "dpmpp_2m_karras". */
@@ -18,9 +21,13 @@ public interface Sampler {
     /**
      * Starts a trajectory.
      *
-     * @param steps        inference steps
-     * @param initialNoise standard-normal latent noise (it is scaled by the sampler's initial sigma here)
-     * @param noise        draws for stochastic samplers (may be null for deterministic ones)
+     * @param steps        inference steps (1 .. num_train_timesteps)
+     * @param initialNoise standard-normal latent noise, NCHW without batch (read, not kept; it is scaled by the
+     *                     sampler's initial sigma here)
+     * @param noise        draws for stochastic samplers: {@link NoiseSource#fill} is called once per step during
+     *                     {@link SamplerState#advance} (the last step included, as diffusers draws it), with an
+     *                     array of the latent's size; may be null for deterministic samplers
+     * @throws IllegalArgumentException for a bad step count, an empty latent, or a stochastic sampler without noise
      */
     SamplerState start(int steps, float[] initialNoise, NoiseSource noise);
 }

@@ -90,9 +90,13 @@ public final class SamplerConformance {
     }
 
     public static Result run(Case c, EpsFunction model) {
-        List<float[]> got = Trajectory.run(c.sampler(), c.steps(), c.initNoise(), new ReplayNoise(c.noise()), model);
+        ReplayNoise noise = new ReplayNoise(c.noise());
+        List<float[]> got = Trajectory.run(c.sampler(), c.steps(), c.initNoise(), noise, model);
         if (got.size() != c.latents().size()) {
             throw new IllegalStateException(c.pipeline() + ": " + got.size() + " evaluations, golden has " + c.latents().size());
+        }
+        if (noise.used() != c.noise().size()) {
+            throw new IllegalStateException(c.pipeline() + ": the sampler drew noise " + noise.used() + " times, the golden run " + c.noise().size());
         }
         double[] errs = new double[got.size()];
         for (int i = 0; i < errs.length; i++) {

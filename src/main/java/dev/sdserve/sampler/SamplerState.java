@@ -1,6 +1,21 @@
 package dev.sdserve.sampler;
 
-/** The per-request trajectory of a sampler; see {@link Sampler}. Not thread-safe; owned by one request. */
+/**
+ * The per-request trajectory of a sampler; see {@link Sampler}. Not thread-safe; owned by one request.
+ *
+ * <p>A batch scheduler drives any mix of states the same way:
+ * <pre>{@code
+ *   while (!state.done()) {
+ *       double t = state.timestep();
+ *       float[] in = state.modelInput();      // copy into the batch tensor
+ *       float[] eps = guidedUnet(in, t);      // uncond + g·(cond − uncond)
+ *       state.advance(eps);
+ *   }
+ *   float[] latent = state.latents();          // decode with the VAE
+ * }</pre>
+ * Each state depends only on its own inputs: interleaving states of different samplers and step counts gives
+ * exactly the trajectories they have alone.
+ */
 public interface SamplerState {
     /** Index of the next model evaluation, from 0. */
     int evaluation();
@@ -10,15 +25,32 @@ public interface SamplerState {
 
     boolean done();
 
-    /** Timestep to give the UNet for the next evaluation. */
+    /**
+     * Timestep to give the UNet for the next evaluation: an integer for DDIM/PLMS/DPM-Solver/UniPC, possibly
+     * fractional for the Euler family with Karras sigmas (diffusers passes the float on to the time embedding).
+     *
+     * @throws IllegalStateException when {@link #done()}
+     */
     double timestep();
 
-    /** Latent to give the UNet for the next evaluation (the current sample scaled as the sampler requires). */
+    /**
+     * Latent to give the UNet for the next evaluation (the current sample scaled as the sampler requires, e.g.
+     * x/√(σ²+1) for the Euler family). The array belongs to the state and is overwritten by the next call: copy it
+     * (into the batch tensor) before calling {@link #advance}.
+     *
+     * @throws IllegalStateException when {@link #done()}
+     */
     float[] modelInput();
 
-    /** Consumes the (guided) noise prediction of the evaluation and advances. */
+    /**
+     * Consumes the (guided) model output of the evaluation and advances. The output is in the model's prediction
+     * type (epsilon, or v for a v-prediction config). Stochastic samplers draw their step noise here.
+     *
+     * @throws IllegalArgumentException if the output's length is not the latent's
+     * @throws IllegalStateException    when {@link #done()}
+     */
     void advance(float[] eps);
 
-    /** The current latent sample (for previews and, when done, decoding). */
+    /** The current latent sample (for previews and, when done, decoding); a new array on every call. */
     float[] latents();
 }

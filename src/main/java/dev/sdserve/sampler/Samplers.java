@@ -52,6 +52,20 @@ public final class Samplers {
         return ALL;
     }
 
+    /** Ids of every sampler, in display order. */
+    public static List<String> ids() {
+        return ALL.stream().map(Info::id).toList();
+    }
+
+    /** The SD 1.5-config sampler for an id, display name or alias, or null when unknown (for catalogs). */
+    public static DiffusersSampler find(String idOrName) {
+        try {
+            return create(idOrName);
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
+    }
+
     /** The sampler with this id, display name or alias (case-insensitive). */
     public static Info info(String idOrName) {
         if (idOrName != null) {

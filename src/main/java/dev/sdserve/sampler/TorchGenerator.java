@@ -15,6 +15,16 @@ package dev.sdserve.sampler;
  * <p>Tensors of fewer than 16 floats take torch's scalar path (double Box–Muller from 53-bit uniforms, the sine
  * half cached in the generator); that path follows torch's source but has no golden reference.
  *
+ * <p>In service, {@code g = new TorchGenerator(seed); g.fill(initialNoise); sampler.start(steps, initialNoise, g)}
+ * reproduces diffusers' {@code pipe(..., generator=torch.Generator().manual_seed(seed))} for one image in float32:
+ * the pipeline draws the initial latent first and the ancestral/SDE samplers then draw each step's noise from the
+ * same generator. (A batch of n images in one diffusers call draws one (n,4,h,w) tensor instead, i.e. the images'
+ * noises back to back; float16 noise takes another torch path and is not reproduced.)
+ *
+ * <p>Golden set sd15-tiny: {@code pipe.init_noise} is this generator seeded 1234 after 18,003,486 raw draws
+ * ({@code new TorchGenerator(1234).skip(18_003_486)}), i.e. the generating script had used the seeded generator
+ * before; the recorded step noise of euler_ancestral and then dpmpp_2m_sde_karras is one generator seeded 1235.
+ *
  * <p>Not thread-safe: one instance per request.
  */
 public final class TorchGenerator implements NoiseSource {

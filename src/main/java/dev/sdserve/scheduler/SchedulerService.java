@@ -363,7 +363,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     private LoadItem loadItem(Work w, Map<String, double[]> bucketLoad) {
         int load = (int) Math.min(config.maxLatentBatch, Math.max(w.latentPerStep(), bucketLoad.get(w.bucket)[0]));
         double own = ownRemainingMillis(w, load);
-        double work = workMillis(w);
+        double work = workMillis(w, bucketLoad);
         return new LoadItem(w.tenant(), w.weight, w.bestEffort(), w.deadlineNanos, own, work);
     }
 
@@ -381,7 +381,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     }
 
     /** Machine time the work still needs at the best batched throughput of its bucket (encode/decode amortised). */
-    private double workMillis(Work w) {
+    private double workMillis(Work w, Map<String, double[]> bucketInfo) {
         double ms = 0;
         String m = w.req.model();
         if (w.phase == Work.Phase.ENCODE) {
@@ -389,7 +389,12 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             ms += cost.predictMillis(m, Stage.ENCODE, null, b) / b * w.encodeItems();
         }
         if (w.phase == Work.Phase.ENCODE || w.phase == Work.Phase.DENOISE) {
-            ms += w.remainingEvals() * w.latentPerStep() / bestThroughput(m, w.shape);
+            double[] info = bucketInfo.get(w.bucket);
+            if (info.length < 2) {
+                info = new double[]{info[0], bestThroughput(m, w.shape)};
+                bucketInfo.put(w.bucket, info);
+            }
+            ms += w.remainingEvals() * w.latentPerStep() / info[1];
         }
         int d = config.maxDecodeBatch;
         ms += cost.predictMillis(m, Stage.DECODE, w.shape, d) / d * w.req.images();
@@ -425,13 +430,13 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
      */
     public boolean runOnce() {
         Plan plan;
-        long t0 = System.nanoTime();
+        long t0 = config.statsTimer.getAsLong();
         synchronized (lock) {
             long now = clock.nanoTime();
             housekeeping(now);
             plan = plan(now);
             if (plan == null) {
-                stats.planningNanos.addAndGet(System.nanoTime() - t0);
+                stats.planningNanos.addAndGet(config.statsTimer.getAsLong() - t0);
                 return false;
             }
             for (Work w : plan.members) {
@@ -457,7 +462,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             }
         }
         stats.iterations.incrementAndGet();
-        stats.planningNanos.addAndGet(System.nanoTime() - t0);
+        stats.planningNanos.addAndGet(config.statsTimer.getAsLong() - t0);
         execute(plan);
         return true;
     }
@@ -518,6 +523,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 continue;
             }
             double s = slackMillis(w, now, load);
+            if (w.wasInLastBatch) {
+                s -= config.slackStickinessMillis; // hysteresis: no least-laxity thrashing between equal jobs
+            }
             slack.put(w, s);
             if (urgent == null || before(w, s, urgent, slack.get(urgent))) {
                 urgent = w;
@@ -753,7 +761,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 }
             }
             long t0 = clock.nanoTime();
+            long r0 = config.statsTimer.getAsLong();
             float[][] out = engine.encode(model, items);
+            stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double ms0 = clock.millisSince(t0);
             cost.observe(model, Stage.ENCODE, null, items.size(), ms0);
             stats.encodeCalls.incrementAndGet();
@@ -761,6 +771,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 throw new IllegalStateException("engine returned " + out.length + " conditionings for " + items.size() + " prompts");
             }
             // Initial noise and sampler states are made outside the lock: only this thread touches them.
+            long s0 = config.statsTimer.getAsLong();
             List<SamplerState[]> states = new ArrayList<>();
             for (Work w : ms) {
                 SamplerState[] st = new SamplerState[w.req.images()];
@@ -772,6 +783,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 }
                 states.add(st);
             }
+            stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s0);
             long now = clock.nanoTime();
             synchronized (lock) {
                 int k = 0;
@@ -799,15 +811,19 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
 
     private void runDenoise(String model, LatentShape shape, List<Work> members) {
         withIsolation(members, ms -> {
+            long s0 = config.statsTimer.getAsLong();
             List<DenoiseItem> items = new ArrayList<>();
             for (Work w : ms) {
                 for (SamplerState s : w.states) {
                     items.add(new DenoiseItem(s.modelInput(), s.timestep(), w.cond, w.uncond, w.req.guidance(), w.req.loras()));
                 }
             }
+            stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s0);
             DenoiseBatch batch = new DenoiseBatch(model, shape, items);
             long t0 = clock.nanoTime();
+            long r0 = config.statsTimer.getAsLong();
             float[][] eps = engine.denoise(batch);
+            stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double stepMs = clock.millisSince(t0);
             cost.observe(model, Stage.DENOISE, shape, batch.unetSamples(), stepMs);
             stats.denoiseCalls.incrementAndGet();
@@ -816,12 +832,14 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             if (eps.length != items.size()) {
                 throw new IllegalStateException("engine returned " + eps.length + " predictions for " + items.size() + " samples");
             }
+            long s1 = config.statsTimer.getAsLong();
             int k = 0;
             for (Work w : ms) {
                 for (SamplerState s : w.states) {
                     s.advance(eps[k++]);
                 }
             }
+            stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s1);
             long now = clock.nanoTime();
             synchronized (lock) {
                 for (Work w : ms) {
@@ -871,7 +889,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 }
             }
             long t0 = clock.nanoTime();
+            long r0 = config.statsTimer.getAsLong();
             float[][] images = engine.decode(model, shape, latents);
+            stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double decMs = clock.millisSince(t0);
             cost.observe(model, Stage.DECODE, shape, latents.size(), decMs);
             stats.decodeCalls.incrementAndGet();
@@ -899,6 +919,13 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     }
 
     private void complete(Work w, List<float[]> images) {
+        if (config.imageListener != null) {
+            try {
+                config.imageListener.accept(w.job, images);
+            } catch (RuntimeException e) {
+                LOG.log(Level.WARNING, "image listener failed for job " + w.job.id(), e);
+            }
+        }
         w.phase = Work.Phase.DONE;
         remove(w);
         stats.completed.incrementAndGet();

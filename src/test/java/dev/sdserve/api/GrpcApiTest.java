@@ -41,12 +41,18 @@ class GrpcApiTest {
         assertEquals(GenerateEvent.EventCase.STARTED, kinds.get(1), kinds.toString());
         assertEquals(GenerateEvent.EventCase.COMPLETED, kinds.get(kinds.size() - 1));
         List<Step> steps = events.stream().filter(GenerateEvent::hasStep).map(GenerateEvent::getStep).toList();
-        assertEquals(6, steps.size(), "one Step event per denoising step");
-        for (int i = 0; i < steps.size(); i++) {
-            assertEquals(i + 1, steps.get(i).getIndex());
-            assertEquals(6, steps.get(i).getTotal());
-            assertEquals((i + 1) % 2 == 0, !steps.get(i).getPreview().isEmpty(), "preview at step " + (i + 1));
+        // Steps may conflate when the consumer lags (latest wins), but they come in order, end at the last step,
+        // and previews come exactly at the requested interval.
+        assertFalse(steps.isEmpty());
+        int previous = 0;
+        for (Step s : steps) {
+            assertTrue(s.getIndex() > previous, "increasing step index");
+            previous = s.getIndex();
+            assertEquals(6, s.getTotal());
+            assertEquals(s.getIndex() % 2 == 0, !s.getPreview().isEmpty(), "preview at step " + s.getIndex());
         }
+        assertEquals(6, previous, "the last step is delivered");
+        assertTrue(steps.stream().filter(s -> !s.getPreview().isEmpty()).count() >= 1);
         Completed c = events.get(events.size() - 1).getCompleted();
         assertEquals(1, c.getImagesCount());
         assertEquals(7, c.getImages(0).getSeed());
@@ -79,25 +85,35 @@ class GrpcApiTest {
 
     @Test
     void clientCancellationCancelsTheJob() throws Exception {
-        CompletableFuture<String> jobId = new CompletableFuture<>();
-        var sub = client.generate(request("long", 150, 3).build())
-                .subscribe().with(e -> {
+        int port = org.eclipse.microprofile.config.ConfigProvider.getConfig()
+                .getValue("quarkus.grpc.server.test-port", Integer.class);
+        io.grpc.ManagedChannel channel = io.grpc.ManagedChannelBuilder.forAddress("localhost", port).usePlaintext().build();
+        try {
+            GenerationGrpc.GenerationBlockingStub stub = GenerationGrpc.newBlockingStub(channel);
+            io.grpc.Context.CancellableContext ctx = io.grpc.Context.current().withCancellation();
+            String id = ctx.call(() -> {
+                java.util.Iterator<GenerateEvent> it = stub.generate(request("long", 150, 3).build());
+                while (true) {
+                    GenerateEvent e = it.next();
                     if (e.hasStep()) {
-                        jobId.complete(e.getJobId());
+                        return e.getJobId();
                     }
-                }, jobId::completeExceptionally);
-        String id = jobId.get(30, TimeUnit.SECONDS);
-        sub.cancel();
-        JobStatus st = null;
-        for (int i = 0; i < 100; i++) {
-            st = client.getJob(JobRef.newBuilder().setJobId(id).build()).await().atMost(Duration.ofSeconds(5));
-            if (st.getState() == JobState.JOB_STATE_CANCELLED) {
-                break;
+                }
+            });
+            ctx.cancel(null);
+            JobStatus st = null;
+            for (int i = 0; i < 100; i++) {
+                st = client.getJob(JobRef.newBuilder().setJobId(id).build()).await().atMost(Duration.ofSeconds(5));
+                if (st.getState() == JobState.JOB_STATE_CANCELLED) {
+                    break;
+                }
+                Thread.sleep(50);
             }
-            Thread.sleep(50);
+            assertEquals(JobState.JOB_STATE_CANCELLED, st.getState());
+            assertTrue(st.getStep() < 150, "stopped early, at step " + st.getStep());
+        } finally {
+            channel.shutdownNow();
         }
-        assertEquals(JobState.JOB_STATE_CANCELLED, st.getState());
-        assertTrue(st.getStep() < 150, "stopped early, at step " + st.getStep());
     }
 
     @Test

@@ -26,7 +26,7 @@ class RestApiTest {
         return given().contentType(ContentType.JSON).body(body)
                 .when().post("/v1/generations")
                 .then().statusCode(202)
-                .header("Location", startsWith("/v1/generations/"))
+                .header("Location", containsString("/v1/generations/"))
                 .body("id", notNullValue())
                 .body("links.image", endsWith("/image"))
                 .extract().path("id");
@@ -116,7 +116,7 @@ class RestApiTest {
     @Test
     void impossibleDeadlineIsRefusedWithRetryAfter() {
         Response r = given().contentType(ContentType.JSON)
-                .body(Map.of("prompt", "x", "steps", 150, "width", 512, "height", 512, "deadline_ms", 1))
+                .body(Map.of("prompt", "x", "steps", 150, "width", 512, "height", 512, "deadline_ms", 50))
                 .when().post("/v1/generations");
         assertEquals(429, r.statusCode(), r.asString());
         assertNotNull(r.header("Retry-After"));

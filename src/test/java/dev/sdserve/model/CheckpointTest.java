@@ -106,6 +106,50 @@ class CheckpointTest {
     }
 
     @Test
+    void acceptsOldTextEncoderNamesWithoutTextModel() throws IOException {
+        Path old = tmp.resolve("old.safetensors");
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        try (SafeTensors st = SafeTensors.open(GOLDEN.resolve("tiny-sd15-fp16.safetensors"))) {
+            for (var t : st.tensors().values()) {
+                w.add(t.name().replace("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer."),
+                        DType.F16, t.shape(), st.floats(t.name()));
+            }
+        }
+        w.write(old);
+        try (Checkpoint c = Checkpoint.open(old, goldenJson());
+             Checkpoint ref = Checkpoint.open(GOLDEN.resolve("tiny-sd15-fp16.safetensors"), goldenJson())) {
+            assertEquals(ref.config(), c.config());
+            String k = ModelConfigs.TEXT + "encoder.layers.2.mlp.fc1.weight";
+            assertEquals("cond_stage_model.transformer.encoder.layers.2.mlp.fc1.weight", c.fileKey(k));
+            assertArrayEquals(ref.floats(k), c.floats(k));
+            assertArrayEquals(ref.shape(k), c.shape(k));
+            assertEquals(k, ref.fileKey(k));
+        }
+    }
+
+    @Test
+    void accepts1x1ConvWeightsStoredAsMatrices() throws IOException {
+        Path f = tmp.resolve("vae2d.safetensors");
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        try (SafeTensors st = SafeTensors.open(GOLDEN.resolve("tiny-sd15-fp16.safetensors"))) {
+            for (var t : st.tensors().values()) {
+                long[] sh = t.shape();
+                if (t.name().contains(".mid.attn_1.") && sh.length == 4) {
+                    sh = new long[]{sh[0], sh[1]};
+                }
+                w.add(t.name(), DType.F16, sh, st.floats(t.name()));
+            }
+        }
+        w.write(f);
+        try (Checkpoint c = Checkpoint.open(f, goldenJson())) {
+            assertArrayEquals(new long[]{64, 64}, c.shape("first_stage_model.decoder.mid.attn_1.q.weight"));
+        }
+        assertTrue(Checkpoint.sameAs1x1(new long[]{8, 4}, new long[]{8, 4, 1, 1}));
+        assertFalse(Checkpoint.sameAs1x1(new long[]{8, 4}, new long[]{8, 4, 3, 3}));
+        assertFalse(Checkpoint.sameAs1x1(new long[]{4, 8}, new long[]{8, 4, 1, 1}));
+    }
+
+    @Test
     void rejectsFilesThatAreNotSd1Checkpoints() throws IOException {
         CheckpointException lora = assertThrows(CheckpointException.class,
                 () -> Checkpoint.open(GOLDEN.resolve("tiny-lora.safetensors")));

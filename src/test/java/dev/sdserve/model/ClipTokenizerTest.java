@@ -28,6 +28,27 @@ class ClipTokenizerTest {
         assertEquals(9, cases);
     }
 
+    /**
+     * 30 harder prompts (scripts, emoji, entities, contractions in capitals, full-width, ligatures, odd whitespace)
+     * against a Python port of CLIP's reference tokenizer using the {@code regex} module (clip_reference.py).
+     */
+    @Test
+    void matchesThePythonReferenceOnHarderPrompts() throws IOException {
+        JsonNode cases;
+        try (InputStream in = getClass().getResourceAsStream("clip-reference-cases.json")) {
+            cases = new ObjectMapper().readTree(in);
+        }
+        ClipTokenizer tok = ClipTokenizer.get();
+        assertTrue(cases.size() >= 30);
+        for (JsonNode c : cases) {
+            int[] expected = new int[77];
+            for (int i = 0; i < 77; i++) {
+                expected[i] = c.get("ids").get(i).asInt();
+            }
+            assertArrayEquals(expected, tok.tokenize(c.get("prompt").asText()), "prompt: " + c.get("prompt"));
+        }
+    }
+
     @Test
     void vocabularyAndSpecialTokens() {
         ClipTokenizer tok = ClipTokenizer.get();

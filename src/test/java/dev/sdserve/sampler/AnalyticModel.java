@@ -51,6 +51,20 @@ final class AnalyticModel {
         return Math.exp((1 - w) * logSigma[i] + w * logSigma[i + 1]);
     }
 
+    /** The fractional timestep of a sigma (inverse of {@link #sigma}). */
+    double timestepOf(double sigma) {
+        double l = Math.log(sigma);
+        if (l <= logSigma[0]) {
+            return 0;
+        }
+        for (int i = 0; i < logSigma.length - 1; i++) {
+            if (l <= logSigma[i + 1]) {
+                return i + (l - logSigma[i]) / (logSigma[i + 1] - logSigma[i]);
+            }
+        }
+        return logSigma.length - 1;
+    }
+
     float[] predict(float[] x, double t) {
         double sg = sigma(t);
         double abar = 1 / (1 + sg * sg);

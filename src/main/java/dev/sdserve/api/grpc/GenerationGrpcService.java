@@ -72,7 +72,10 @@ public class GenerationGrpcService implements Generation {
         } catch (RuntimeException e) {
             return Multi.createFrom().failure(ProtoMapper.toStatus(ErrorMessages.toServe(e)));
         }
-        return stream(job).onCancellation().invoke(() -> service.cancel(job.id()));
+        return stream(job).onCancellation().invoke(() -> {
+            org.jboss.logging.Logger.getLogger(GenerationGrpcService.class).debugf("client cancelled the stream of %s", job.id());
+            service.cancel(job.id());
+        });
     }
 
     @Override

@@ -49,9 +49,12 @@ public final class ProtoMapper {
                         po.getMaxEdge() == 0 ? defaultPreview.maxEdge() : po.getMaxEdge());
             }
         }
-        Long deadline = p.getDeadlineMs() > 0 ? Long.valueOf(nowMillis + p.getDeadlineMs()) : grpcDeadlineMillis; // boxed: a bare long would unbox a null deadline
+        // Boxed on both sides: a long/Long conditional would unbox a null gRPC deadline (NPE).
+        Long deadline = p.getDeadlineMs() > 0 ? Long.valueOf(nowMillis + p.getDeadlineMs()) : grpcDeadlineMillis;
+        dev.sdserve.api.PromptLoras pl = dev.sdserve.api.PromptLoras.parse(p.getPrompt(), "prompt");
+        loras = dev.sdserve.api.PromptLoras.merge(loras, pl.loras());
         return new GenerationRequest(
-                p.getPrompt(),
+                pl.prompt(),
                 p.getNegativePrompt(),
                 p.getModel().isEmpty() ? null : p.getModel(),
                 loras,

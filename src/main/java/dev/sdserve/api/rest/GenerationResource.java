@@ -176,6 +176,29 @@ public class GenerationResource {
     }
 
     @ServerExceptionMapper
+    public Response mapMismatch(com.fasterxml.jackson.databind.exc.MismatchedInputException e) {
+        return mapJson(e);
+    }
+
+    @ServerExceptionMapper
+    public Response mapParse(com.fasterxml.jackson.core.JsonParseException e) {
+        return mapJson(e);
+    }
+
+    @ServerExceptionMapper
+    public Response mapWebApplication(jakarta.ws.rs.WebApplicationException e) {
+        int status = e.getResponse().getStatus();
+        if (status == 400) {
+            Throwable c = e.getCause();
+            if (c instanceof JsonProcessingException jpe) {
+                return mapJson(jpe);
+            }
+            return errorResponse(ServeException.invalid("body", "malformed request: " + e.getMessage()));
+        }
+        return e.getResponse();
+    }
+
+    @ServerExceptionMapper
     public Response mapIllegal(IllegalArgumentException e) {
         return errorResponse(ErrorMessages.toServe(e));
     }

@@ -1,0 +1,182 @@
+package dev.sdserve.api.a1111;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sdserve.api.ErrorMessages;
+import dev.sdserve.job.ServeException;
+import io.smallrye.mutiny.Uni;
+import jakarta.inject.Inject;
+import jakarta.ws.rs.Consumes;
+import jakarta.ws.rs.DefaultValue;
+import jakarta.ws.rs.GET;
+import jakarta.ws.rs.POST;
+import jakarta.ws.rs.Path;
+import jakarta.ws.rs.Produces;
+import jakarta.ws.rs.QueryParam;
+import jakarta.ws.rs.core.MediaType;
+import jakarta.ws.rs.core.Response;
+import org.eclipse.microprofile.openapi.annotations.Operation;
+import org.eclipse.microprofile.openapi.annotations.tags.Tag;
+import org.jboss.resteasy.reactive.server.ServerExceptionMapper;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * AUTOMATIC1111-compatible routes ({@code /sdapi/v1/…}) so existing scripts and tools work unchanged. Errors use
+ * A1111's shapes: 422 {@code {"detail": [{"loc", "msg", "type"}]}} for validation, else
+ * {@code {"error", "detail", "body", "errors"}} with the HTTP status of the failure.
+ */
+@Path("/sdapi/v1")
+@Produces(MediaType.APPLICATION_JSON)
+@Tag(name = "A1111 compatibility")
+public class A1111Resource {
+    /** Service field names → A1111 request locations, for validation errors. */
+    private static final Map<String, List<Object>> FIELDS = Map.of(
+            "guidance", List.of("cfg_scale"),
+            "guidance_scale", List.of("cfg_scale"),
+            "sampler", List.of("sampler_name"),
+            "images", List.of("batch_size"),
+            "model", List.of("override_settings", "sd_model_checkpoint"),
+            "clip_skip", List.of("override_settings", "CLIP_stop_at_last_layers"),
+            "negativePrompt", List.of("negative_prompt"));
+
+    @Inject
+    A1111Service a1111;
+
+    private static JsonNode parse(String body) {
+        if (body == null || body.isBlank()) {
+            throw A1111Exception.at("field required", "value_error.missing");
+        }
+        try {
+            return A1111Service.JSON.readTree(body);
+        } catch (JsonProcessingException e) {
+            long offset = e.getLocation() == null ? 0 : Math.max(0, e.getLocation().getCharOffset());
+            throw new A1111Exception(List.of(new A1111Exception.Detail(List.of("body", offset),
+                    e.getOriginalMessage(), "value_error.jsondecode")));
+        }
+    }
+
+    @POST
+    @Path("/txt2img")
+    @Consumes({MediaType.APPLICATION_JSON, MediaType.WILDCARD})
+    @Operation(summary = "A1111 txt2img: images (base64 PNG with a 'parameters' chunk), parameters, info (a JSON string)")
+    public Uni<Map<String, Object>> txt2img(String body) {
+        Txt2ImgRequest r = Txt2ImgRequest.from(parse(body));
+        return a1111.txt2img(r).map(res -> Map.of("images", res.images(), "parameters", res.parameters(),
+                "info", res.info()));
+    }
+
+    @GET
+    @Path("/progress")
+    @Operation(summary = "A1111 progress of the job in flight: progress, eta_relative, state, current_image (base64 preview), textinfo")
+    public ObjectNode progress(@QueryParam("skip_current_image") @DefaultValue("false") boolean skipCurrentImage) {
+        return a1111.progress(skipCurrentImage);
+    }
+
+    @POST
+    @Path("/interrupt")
+    @Operation(summary = "A1111 interrupt: stops the job in flight (and the rest of its txt2img call)")
+    public Map<String, Object> interrupt() {
+        a1111.interrupt();
+        return Map.of();
+    }
+
+    @POST
+    @Path("/skip")
+    @Operation(summary = "A1111 skip: stops the current job; its txt2img call goes on with the next iteration")
+    public Map<String, Object> skip() {
+        a1111.skip();
+        return Map.of();
+    }
+
+    @GET
+    @Path("/sd-models")
+    @Operation(summary = "A1111 checkpoint list: title, model_name, hash, sha256, filename, config")
+    public ArrayNode sdModels() {
+        return a1111.sdModels();
+    }
+
+    @GET
+    @Path("/loras")
+    @Operation(summary = "A1111 LoRA list: name, alias, path, metadata")
+    public ArrayNode loras() {
+        return a1111.loras();
+    }
+
+    @GET
+    @Path("/samplers")
+    @Operation(summary = "A1111 sampler list: name, aliases, options")
+    public ArrayNode samplers() {
+        return a1111.samplers();
+    }
+
+    @GET
+    @Path("/options")
+    @Operation(summary = "A1111 options (the subset sd-serve knows: sd_model_checkpoint, …)")
+    public ObjectNode options() {
+        return a1111.options();
+    }
+
+    @POST
+    @Path("/options")
+    @Consumes({MediaType.APPLICATION_JSON, MediaType.WILDCARD})
+    @Operation(summary = "A1111 options: sets sd_model_checkpoint for A1111 calls that do not override it")
+    public Map<String, Object> setOptions(String body) {
+        a1111.setOptions(parse(body));
+        return Map.of();
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    @ServerExceptionMapper
+    public Response mapValidation(A1111Exception e) {
+        return validation(e.details());
+    }
+
+    @ServerExceptionMapper
+    public Response mapServe(ServeException e) {
+        return error(e);
+    }
+
+    @ServerExceptionMapper
+    public Response mapIllegal(IllegalArgumentException e) {
+        return error(ErrorMessages.toServe(e));
+    }
+
+    static Response validation(List<A1111Exception.Detail> details) {
+        List<Map<String, Object>> list = new ArrayList<>();
+        for (A1111Exception.Detail d : details) {
+            list.add(Map.of("loc", d.loc(), "msg", d.msg(), "type", d.type()));
+        }
+        return Response.status(422).type(MediaType.APPLICATION_JSON).entity(Map.of("detail", list)).build();
+    }
+
+    static Response error(ServeException e) {
+        if (e.code() == ServeException.Code.INVALID_ARGUMENT) {
+            List<Object> loc = new ArrayList<>();
+            loc.add("body");
+            String f = e.field() == null ? "body" : e.field();
+            if (f.startsWith("loras")) {
+                loc.add("prompt");
+            } else {
+                loc.addAll(FIELDS.getOrDefault(f, List.of(f)));
+            }
+            return validation(List.of(new A1111Exception.Detail(loc, e.getMessage(), "value_error")));
+        }
+        Map<String, Object> body = new java.util.LinkedHashMap<>();
+        body.put("error", e.code().name());
+        body.put("detail", e.getMessage());
+        body.put("body", "");
+        body.put("errors", e.getMessage());
+        Response.ResponseBuilder b = Response.status(e.code().http == 499 ? 409 : e.code().http)
+                .type(MediaType.APPLICATION_JSON).entity(body);
+        if (e.retryAfterMillis() != null) {
+            b.header("Retry-After", Math.max(1, (e.retryAfterMillis() + 999) / 1000));
+        }
+        return b.build();
+    }
+}

@@ -1,0 +1,184 @@
+package dev.sdserve.api.a1111;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sdserve.image.InfoText;
+import dev.sdserve.image.PngText;
+import io.quarkus.test.junit.QuarkusTest;
+import io.restassured.http.ContentType;
+import io.restassured.response.Response;
+import org.junit.jupiter.api.Test;
+
+import javax.imageio.ImageIO;
+import java.awt.image.BufferedImage;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static io.restassured.RestAssured.given;
+import static org.hamcrest.Matchers.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The A1111-compatible routes over HTTP, with the request and response shapes A1111 documents. */
+@QuarkusTest
+class A1111ApiTest {
+    static final ObjectMapper M = new ObjectMapper();
+
+    private static BufferedImage decode(byte[] png) throws IOException {
+        return ImageIO.read(new ByteArrayInputStream(png));
+    }
+
+    @Test
+    void txt2imgAsAnA1111ScriptSendsIt() throws Exception {
+        // The JSON of a typical A1111 API script (curl -d @payload.json http://host/sdapi/v1/txt2img).
+        String payload = """
+                {"prompt": "a lighthouse at dusk", "negative_prompt": "blurry", "seed": 42, "steps": 5,
+                 "cfg_scale": 7, "width": 64, "height": 64, "sampler_name": "Euler a",
+                 "batch_size": 2, "n_iter": 1, "restore_faces": false, "tiling": false,
+                 "override_settings": {"sd_model_checkpoint": "embedded"}, "send_images": true, "save_images": false,
+                 "alwayson_scripts": {}}""";
+        Response r = given().contentType(ContentType.JSON).body(payload).when().post("/sdapi/v1/txt2img");
+        assertEquals(200, r.statusCode(), r.asString());
+        List<String> images = r.path("images");
+        assertEquals(2, images.size());
+        assertEquals("a lighthouse at dusk", r.path("parameters.prompt"));
+        assertEquals(Integer.valueOf(5), r.path("parameters.steps"));
+        assertEquals(Integer.valueOf(42), r.path("parameters.seed"));
+        String infoString = r.path("info");
+        JsonNode info = M.readTree(infoString); // a JSON document inside a string, as in A1111
+        assertEquals(42, info.get("seed").asLong());
+        assertEquals(List.of(42L, 43L), List.of(info.get("all_seeds").get(0).asLong(), info.get("all_seeds").get(1).asLong()));
+        assertEquals("Euler a", info.get("sampler_name").asText());
+        assertEquals(2, info.get("infotexts").size());
+
+        for (int k = 0; k < 2; k++) {
+            byte[] png = Base64.getDecoder().decode(images.get(k));
+            BufferedImage img = decode(png);
+            assertEquals(64, img.getWidth());
+            assertEquals(64, img.getHeight());
+            String text = PngText.get(png, "parameters").orElseThrow(() -> new AssertionError("no parameters chunk"));
+            InfoText.Parsed p = InfoText.parse(text);
+            assertEquals("a lighthouse at dusk", p.prompt());
+            assertEquals("blurry", p.negativePrompt());
+            assertEquals(Long.toString(42 + k), p.parameters().get("Seed"));
+            assertEquals("Euler a", p.parameters().get("Sampler"));
+            assertEquals("5", p.parameters().get("Steps"));
+            assertEquals("7", p.parameters().get("CFG scale"));
+            assertEquals("64x64", p.parameters().get("Size"));
+            assertEquals("embedded", p.parameters().get("Model"));
+        }
+
+        // The same request through the native REST API gives the same pixels: the mapping lost nothing.
+        String id = given().contentType(ContentType.JSON).body(Map.of("prompt", "a lighthouse at dusk",
+                        "negative_prompt", "blurry", "seed", 43, "steps", 5, "guidance_scale", 7, "width", 64,
+                        "height", 64, "sampler", "euler_a", "model", "embedded"))
+                .when().post("/v1/generations").then().statusCode(202).extract().path("id");
+        byte[] nativePng = given().when().get("/v1/generations/" + id + "/image?wait=60").then().statusCode(200)
+                .extract().asByteArray();
+        BufferedImage a = decode(Base64.getDecoder().decode(images.get(1)));
+        BufferedImage b = decode(nativePng);
+        for (int y = 0; y < 64; y++) {
+            for (int x = 0; x < 64; x++) {
+                assertEquals(b.getRGB(x, y), a.getRGB(x, y), "pixel " + x + "," + y);
+            }
+        }
+    }
+
+    @Test
+    void loraTagsLeaveThePromptAndReachTheRequest() throws Exception {
+        Response r = given().contentType(ContentType.JSON)
+                .body("{\"prompt\": \"castle <lora:film:0.8>\", \"seed\": 7, \"steps\": 2, \"width\": 64, \"height\": 64}")
+                .when().post("/sdapi/v1/txt2img");
+        if (r.statusCode() == 404) {
+            // A server without that LoRA refuses it, naming it (A1111 error shape).
+            assertTrue(r.<String>path("detail").contains("film"), r.asString());
+            return;
+        }
+        assertEquals(200, r.statusCode(), r.asString());
+        JsonNode info = M.readTree(r.<String>path("info"));
+        String infotext = info.get("infotexts").get(0).asText();
+        assertTrue(infotext.startsWith("castle <lora:film:0.8>\n"), infotext);
+    }
+
+    @Test
+    void validationErrorsUseA1111Shapes() {
+        given().contentType(ContentType.JSON).body("{\"prompt\": \"x\", \"steps\": \"many\"}")
+                .when().post("/sdapi/v1/txt2img").then().statusCode(422)
+                .body("detail[0].loc", equalTo(List.of("body", "steps")))
+                .body("detail[0].type", equalTo("type_error.integer"));
+        given().contentType(ContentType.JSON).body(Map.of("prompt", "x", "steps", 0))
+                .when().post("/sdapi/v1/txt2img").then().statusCode(422)
+                .body("detail[0].loc", equalTo(List.of("body", "steps")))
+                .body("detail[0].msg", containsString("steps"));
+        given().contentType(ContentType.JSON).body(Map.of("prompt", "x", "width", 100))
+                .when().post("/sdapi/v1/txt2img").then().statusCode(422)
+                .body("detail[0].loc", equalTo(List.of("body", "width")));
+        given().contentType(ContentType.JSON).body(Map.of("prompt", "x", "cfg_scale", 1000))
+                .when().post("/sdapi/v1/txt2img").then().statusCode(422)
+                .body("detail[0].loc", equalTo(List.of("body", "cfg_scale")));
+        given().contentType(ContentType.JSON).body(Map.of("prompt", "x", "enable_hr", true))
+                .when().post("/sdapi/v1/txt2img").then().statusCode(422)
+                .body("detail[0].loc", equalTo(List.of("body", "enable_hr")));
+        given().contentType(ContentType.JSON).body("{\"prompt\": ")
+                .when().post("/sdapi/v1/txt2img").then().statusCode(422)
+                .body("detail[0].type", equalTo("value_error.jsondecode"));
+        given().contentType(ContentType.JSON).body(Map.of("prompt", "x", "sampler_name", "Nope a"))
+                .when().post("/sdapi/v1/txt2img").then().statusCode(404)
+                .body("detail", equalTo("Sampler not found"));
+        given().contentType(ContentType.JSON)
+                .body(Map.of("prompt", "x", "override_settings", Map.of("sd_model_checkpoint", "nope.safetensors [0123456789]")))
+                .when().post("/sdapi/v1/txt2img").then().statusCode(404)
+                .body("detail", containsString("nope"));
+    }
+
+    @Test
+    void progressShowsTheJobInFlightAndInterruptStopsIt() throws Exception {
+        given().when().get("/sdapi/v1/progress").then().statusCode(200)
+                .body("state", hasKey("job_count")).body("$", hasKey("current_image"));
+        CompletableFuture<Response> call = CompletableFuture.supplyAsync(() -> given().contentType(ContentType.JSON)
+                .body(Map.of("prompt", "slow", "steps", 150, "n_iter", 4, "width", 64, "height", 64, "seed", 5))
+                .when().post("/sdapi/v1/txt2img"));
+        Response p = null;
+        for (int i = 0; i < 400; i++) {
+            p = given().when().get("/sdapi/v1/progress").then().statusCode(200).extract().response();
+            Integer step = p.path("state.sampling_step");
+            if (step != null && step >= 2 && p.path("current_image") != null
+                    && Integer.valueOf(4).equals(p.path("state.job_count"))) {
+                break;
+            }
+            Thread.sleep(10);
+        }
+        assertNotNull(p);
+        assertEquals(Integer.valueOf(4), p.path("state.job_count"), p.asString());
+        assertEquals(Integer.valueOf(150), p.path("state.sampling_steps"), p.asString());
+        float progress = p.path("progress");
+        assertTrue(progress > 0 && progress < 1, p.asString());
+        BufferedImage preview = decode(Base64.getDecoder().decode(p.<String>path("current_image")));
+        assertTrue(preview.getWidth() > 0);
+
+        given().when().post("/sdapi/v1/interrupt").then().statusCode(200);
+        Response r = call.get(30, TimeUnit.SECONDS);
+        assertEquals(200, r.statusCode(), r.asString());
+        JsonNode info = M.readTree(r.<String>path("info"));
+        assertTrue(info.get("interrupted").asBoolean(), info.toString());
+        assertTrue(r.<List<String>>path("images").size() < 4, "stopped before the end");
+    }
+
+    @Test
+    void listingsInA1111Shapes() {
+        given().when().get("/sdapi/v1/sd-models").then().statusCode(200)
+                .body("model_name", hasItem("embedded"))
+                .body("[0]", allOf(hasKey("title"), hasKey("hash"), hasKey("sha256"), hasKey("filename"), hasKey("config")));
+        given().when().get("/sdapi/v1/samplers").then().statusCode(200)
+                .body("name", hasItems("Euler a", "DPM++ 2M Karras", "DDIM"))
+                .body("find { it.name == 'DPM++ 2M Karras' }.aliases", hasItem("dpmpp_2m_karras"))
+                .body("find { it.name == 'DPM++ 2M Karras' }.options.scheduler", equalTo("karras"));
+        given().when().get("/sdapi/v1/loras").then().statusCode(200).body("$", instanceOf(List.class));
+        given().when().get("/sdapi/v1/options").then().statusCode(200)
+                .body("sd_model_checkpoint", startsWith("embedded"));
+    }
+}
