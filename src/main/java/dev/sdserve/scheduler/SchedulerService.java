@@ -17,6 +17,8 @@ import dev.sdserve.job.JobState;
 import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
+import dev.sdserve.image.InfoText;
+import dev.sdserve.image.PngText;
 import dev.sdserve.preview.Png;
 import dev.sdserve.preview.Previews;
 import dev.sdserve.sampler.NoiseSource;
@@ -1008,8 +1010,17 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         w.publisher.event(() -> {
             List<byte[]> pngs = new ArrayList<>();
             if (render) {
-                for (float[] img : images) {
-                    pngs.add(Png.encode(img, r.width(), r.height()));
+                String modelHash = config.modelHash.apply(r.model());
+                Map<String, String> loraHashes = new LinkedHashMap<>();
+                for (var l : r.loras()) {
+                    String h = config.loraHash.apply(l.name());
+                    if (h != null) {
+                        loraHashes.put(l.name(), h);
+                    }
+                }
+                for (int i = 0; i < images.size(); i++) {
+                    byte[] png = Png.encode(images.get(i), r.width(), r.height());
+                    pngs.add(PngText.withText(png, InfoText.KEYWORD, InfoText.format(r, seeds.get(i), modelHash, loraHashes)));
                 }
             }
             return new JobEvent.Completed(id, pngs, seeds, r, timings);

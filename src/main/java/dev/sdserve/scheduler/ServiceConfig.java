@@ -79,6 +79,12 @@ public final class ServiceConfig {
      * encoding; null = none. Tests compare images at float precision through it.
      */
     public BiConsumer<Job, List<float[]>> imageListener;
+    /**
+     * Short (AutoV2) hash of a model or LoRA by name, for the PNG {@code parameters} text; null when unknown.
+     * Called off the scheduler thread when a result is encoded.
+     */
+    public java.util.function.Function<String, String> modelHash = name -> null;
+    public java.util.function.Function<String, String> loraHash = name -> null;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 
