@@ -166,6 +166,7 @@ public final class ProtoMapper {
             case UNAVAILABLE -> Status.UNAVAILABLE;
             case FAILED_PRECONDITION -> Status.FAILED_PRECONDITION;
             case INTERNAL -> Status.INTERNAL;
+            case UNAUTHENTICATED -> Status.UNAUTHENTICATED;
         };
         Metadata md = new Metadata();
         if (e.retryAfterMillis() != null) {
