@@ -8,10 +8,12 @@ import dev.sdserve.engine.EngineStats;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.ServeException;
+import dev.sdserve.model.Checkpoint;
+import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.ModelConfig;
+import dev.sdserve.model.TextEncoderConfig;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -31,12 +33,27 @@ public final class TfEngine implements Engine {
     private final Function<Path, ModelConfig> configOf;
     private final Function<String, int[]> tokenizer;
     private final Map<String, TfModel> loaded = new HashMap<>();
+    private final Map<String, ModelConfig> configs = new HashMap<>();
     private final EngineStats stats = new EngineStats();
+
+    /** Models by name → single-file checkpoint; architectures read from the checkpoints (and config JSON beside). */
+    public TfEngine(Map<String, Path> checkpoints) {
+        this(checkpoints, null);
+    }
 
     /**
      * @param checkpoints model name → single-file checkpoint
-     * @param configOf    architecture of a checkpoint
-     * @param tokenizer   prompt → token ids (padded to the text encoder's length), or null if not available
+     * @param configOf    architecture of a checkpoint, or null to read it from the checkpoint's shapes
+     */
+    public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf) {
+        this(checkpoints, configOf, null);
+    }
+
+    /**
+     * @param checkpoints model name → single-file checkpoint
+     * @param configOf    architecture of a checkpoint, or null to read it from the checkpoint's shapes
+     * @param tokenizer   prompt → token ids, or null for the shipped CLIP tokenizer with each model's
+     *                    text-encoder settings (length, BOS/EOS/pad ids)
      */
     public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer) {
         this.checkpoints = new LinkedHashMap<>(checkpoints);
@@ -55,17 +72,46 @@ public final class TfEngine implements Engine {
             throw ServeException.notFound("unknown model '" + name + "' (known: " + checkpoints.keySet() + ")");
         }
         try {
-            m = TfModel.load(name, p, configOf.apply(p));
-        } catch (IOException e) {
-            throw new UncheckedIOException("loading model '" + name + "' from " + p + ": " + e.getMessage(), e);
+            m = configOf == null ? TfModel.load(name, p) : TfModel.load(name, p, config(name));
+        } catch (IOException | IllegalArgumentException e) {
+            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p + ") cannot be loaded: "
+                    + e.getMessage());
         }
         loaded.put(name, m);
         return m;
     }
 
+    /** A model's architecture without loading its weights (the checkpoint header only). */
+    public synchronized ModelConfig config(String name) {
+        TfModel m = loaded.get(name);
+        if (m != null) {
+            return m.config();
+        }
+        ModelConfig c = configs.get(name);
+        if (c != null) {
+            return c;
+        }
+        Path p = checkpoints.get(name);
+        if (p == null) {
+            throw ServeException.notFound("unknown model '" + name + "' (known: " + checkpoints.keySet() + ")");
+        }
+        if (configOf != null) {
+            c = configOf.apply(p);
+        } else {
+            try (Checkpoint ck = Checkpoint.open(p)) {
+                c = ck.config();
+            } catch (IOException | IllegalArgumentException e) {
+                throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p
+                        + ") cannot be read: " + e.getMessage());
+            }
+        }
+        configs.put(name, c);
+        return c;
+    }
+
     @Override
     public ModelInfo describe(String model) {
-        ModelConfig c = model(model).config();
+        ModelConfig c = config(model);
         int scale = c.vae().downscale();
         return new ModelInfo(model, c.unet().inChannels(), scale, c.textEncoder().maxPositions(),
                 c.unet().crossAttentionDim(), c.vae().scalingFactor(), c.family(), c.unet().sampleSize() * scale);
@@ -73,15 +119,14 @@ public final class TfEngine implements Engine {
 
     @Override
     public float[][] encode(String model, List<EncodeItem> items) {
-        if (tokenizer == null) {
-            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "this engine has no tokenizer configured");
-        }
+        TextEncoderConfig te = model(model).config().textEncoder();
+        ClipTokenizer clip = tokenizer == null ? ClipTokenizer.get() : null;
         int[][] ids = new int[items.size()][];
         int[] skips = new int[items.size()];
         for (int i = 0; i < items.size(); i++) {
             EncodeItem it = items.get(i);
             rejectLoras(it.loras().isEmpty());
-            ids[i] = tokenizer.apply(it.prompt());
+            ids[i] = clip != null ? clip.tokenize(it.prompt(), te) : tokenizer.apply(it.prompt());
             skips[i] = it.clipSkip();
         }
         return encodeTokens(model, ids, skips);
