@@ -72,6 +72,13 @@ class AuthApiTest {
         String id = given().header("authorization", "Bearer key-tenant-a").contentType(ContentType.JSON).body(BODY)
                 .post("/v1/generations").then().statusCode(202).extract().path("id");
         assertEquals("tenantA", service.find(id).orElseThrow().request().tenant());
+        given().header("x-api-key", "key-tenant-a").contentType(ContentType.JSON)
+                .body("{\"prompt\":\"a1111 tenant check\",\"steps\":2,\"width\":64,\"height\":64,\"seed\":3}")
+                .post("/sdapi/v1/txt2img").then().statusCode(200);
+        given().contentType(ContentType.JSON).body("{\"prompt\":\"x\"}").post("/sdapi/v1/txt2img").then().statusCode(401);
+        var a1111Jobs = service.jobs().stream().filter(j -> j.request().prompt().equals("a1111 tenant check")).toList();
+        assertFalse(a1111Jobs.isEmpty());
+        assertTrue(a1111Jobs.stream().allMatch(j -> j.request().tenant().equals("tenantA")));
         // open: health, OpenAPI, the web page
         given().get("/q/health/live").then().statusCode(200);
         given().get("/q/openapi").then().statusCode(200);
