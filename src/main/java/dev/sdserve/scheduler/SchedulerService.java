@@ -200,7 +200,8 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             boolean worked;
             try {
                 worked = runOnce();
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | OutOfMemoryError | StackOverflowError e) {
+                // never let the scheduler thread die: every admitted job would hang
                 LOG.log(Level.SEVERE, "scheduler iteration failed", e);
                 worked = false;
             }
@@ -788,15 +789,29 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     }
 
     private void withIsolation(List<Work> members, Call call, String what) {
+        withIsolation(members, call, what, false);
+    }
+
+    /**
+     * An engine failure (a runtime exception, or an OutOfMemoryError: a batch too large for the device) splits the
+     * batch in halves, down to single jobs; a single job that fails is retried once before it fails, so a transient
+     * fault costs a step and a poisonous request fails alone. Engine calls happen before any state is advanced, so
+     * a retry repeats the same step.
+     */
+    private void withIsolation(List<Work> members, Call call, String what, boolean retried) {
         try {
             call.run(members);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | OutOfMemoryError e) {
             if (members.size() > 1 && config.splitFailedBatches) {
                 stats.splitRetries.incrementAndGet();
                 LOG.log(Level.WARNING, what + " of " + members.size() + " jobs failed (" + e + "); retrying split in halves");
                 int h = members.size() / 2;
-                withIsolation(new ArrayList<>(members.subList(0, h)), call, what);
-                withIsolation(new ArrayList<>(members.subList(h, members.size())), call, what);
+                withIsolation(new ArrayList<>(members.subList(0, h)), call, what, false);
+                withIsolation(new ArrayList<>(members.subList(h, members.size())), call, what, false);
+            } else if (!retried && config.splitFailedBatches) {
+                stats.splitRetries.incrementAndGet();
+                LOG.log(Level.WARNING, what + " of " + members.size() + " job(s) failed (" + e + "); retrying once");
+                withIsolation(members, call, what, true);
             } else {
                 LOG.log(Level.WARNING, what + " failed for " + members.size() + " job(s)", e);
                 synchronized (lock) {
