@@ -100,8 +100,8 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
             }
         }
         boolean changed = !m.equals(models) || !l.equals(loras);
-        models = Map.copyOf(m);
-        loras = Map.copyOf(l);
+        models = java.util.Collections.unmodifiableMap(m);
+        loras = java.util.Collections.unmodifiableMap(l);
         // forget cached facts of files that are gone or changed
         infos.keySet().removeIf(k -> !current(k));
         hashes.keySet().removeIf(k -> !current(k));
