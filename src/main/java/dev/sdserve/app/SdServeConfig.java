@@ -41,6 +41,13 @@ public interface SdServeConfig {
         String format();
     }
 
+    /**
+     * On shutdown (SIGTERM), how long admitted jobs may run to completion before the rest are cancelled. Keep the
+     * Kubernetes terminationGracePeriodSeconds above it.
+     */
+    @WithDefault("30s")
+    java.time.Duration drainTimeout();
+
     /** Fake engine only: simulated milliseconds per UNet call (0 = as fast as possible). */
     @WithDefault("0")
     int fakeStepMillis();

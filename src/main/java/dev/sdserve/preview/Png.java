@@ -21,7 +21,10 @@ public final class Png {
     private Png() {
     }
 
-    /** 8-bit value of a float channel: {@code round(clamp(x, 0, 1) · 255)} (NaN → 0). */
+    /**
+     * 8-bit value of a float channel as diffusers' {@code numpy_to_pil} computes it: clamp to [0, 1], multiply by
+     * 255 in float32, round half to even (numpy's rounding). NaN → 0.
+     */
     public static int quantize(float x) {
         if (!(x > 0)) {
             return 0;
@@ -29,7 +32,7 @@ public final class Png {
         if (x >= 1) {
             return 255;
         }
-        return Math.round(x * 255f);
+        return (int) Math.rint(x * 255f);
     }
 
     /** Image of HWC floats as an RGB BufferedImage. */

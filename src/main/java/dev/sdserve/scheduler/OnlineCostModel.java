@@ -2,6 +2,7 @@ package dev.sdserve.scheduler;
 
 import dev.sdserve.engine.LatentShape;
 
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeMap;
@@ -11,12 +12,16 @@ import java.util.TreeMap;
  * exponentially weighted mean of measured milliseconds. Between measured batch sizes it interpolates linearly;
  * below the smallest it uses the smallest (a smaller batch never costs more, so this errs on the safe side); above
  * the largest it extrapolates with the prior's shape (or linearly per item without a prior). Buckets without any
- * measurement fall back to the prior. Thread-safe.
+ * measurement fall back to the prior. A measurement under half the running mean replaces it (the first calls of a
+ * model include loading and graph warm-up; those must not make admission pessimistic for long). Thread-safe.
  */
 public final class OnlineCostModel implements CostModel {
     private final CostModel prior;
     private final double alpha;
-    private final Map<String, TreeMap<Integer, double[]>> measured = new HashMap<>();
+    private final Map<Key, TreeMap<Integer, double[]>> measured = new HashMap<>();
+    /** Predictions by bucket for batch sizes up to {@link #CACHED}, cleared when the bucket gets a measurement. */
+    private final Map<Key, double[]> cache = new HashMap<>();
+    private static final int CACHED = 256;
 
     /**
      * @param prior what to predict before a bucket is measured (seed defaults)
@@ -31,9 +36,11 @@ public final class OnlineCostModel implements CostModel {
         this(prior, 0.2);
     }
 
-    private static String key(String model, Stage stage, LatentShape shape) {
-        return model + '|' + stage + '|' + (stage == Stage.ENCODE || shape == null ? "-"
-                : shape.channels() + "x" + shape.height() + "x" + shape.width());
+    private record Key(String model, Stage stage, LatentShape shape) {
+    }
+
+    private static Key key(String model, Stage stage, LatentShape shape) {
+        return new Key(model, stage, stage == Stage.ENCODE ? null : shape);
     }
 
     /** Records a measured call. */
@@ -41,10 +48,18 @@ public final class OnlineCostModel implements CostModel {
         if (batch <= 0 || !(millis >= 0)) {
             return;
         }
-        TreeMap<Integer, double[]> m = measured.computeIfAbsent(key(model, stage, shape), k -> new TreeMap<>());
+        Key key = key(model, stage, shape);
+        double[] c = cache.get(key);
+        if (c != null) {
+            Arrays.fill(c, Double.NaN);
+        }
+        TreeMap<Integer, double[]> m = measured.computeIfAbsent(key, k -> new TreeMap<>());
         double[] v = m.get(batch);
         if (v == null) {
             m.put(batch, new double[]{millis, 1});
+        } else if (millis < v[0] / 2) {
+            v[0] = millis; // the earlier figure was an outlier (warm-up, model load, GC): recover at once
+            v[1]++;
         } else {
             v[0] += alpha * (millis - v[0]);
             v[1]++;
@@ -63,7 +78,26 @@ public final class OnlineCostModel implements CostModel {
 
     @Override
     public synchronized double predictMillis(String model, Stage stage, LatentShape shape, int batch) {
-        TreeMap<Integer, double[]> m = measured.get(key(model, stage, shape));
+        Key key = key(model, stage, shape);
+        if (batch < 0 || batch > CACHED) {
+            return compute(key, model, stage, shape, batch);
+        }
+        double[] c = cache.get(key);
+        if (c == null) {
+            c = new double[CACHED + 1];
+            Arrays.fill(c, Double.NaN);
+            cache.put(key, c);
+        }
+        double v = c[batch];
+        if (Double.isNaN(v)) {
+            v = compute(key, model, stage, shape, batch);
+            c[batch] = v;
+        }
+        return v;
+    }
+
+    private double compute(Key key, String model, Stage stage, LatentShape shape, int batch) {
+        TreeMap<Integer, double[]> m = measured.get(key);
         if (m == null || m.isEmpty()) {
             return prior == null ? 0 : prior.predictMillis(model, stage, shape, batch);
         }

@@ -5,8 +5,8 @@ import dev.sdserve.sampler.Sampler;
 import java.util.List;
 
 /**
- * The samplers the service knows, looked up by id or by AUTOMATIC1111 display name (case-insensitive). Adapts
- * {@code dev.sdserve.sampler.Samplers} once that lands; {@link InterimSamplers} serves until then.
+ * The samplers the service knows, looked up by id or by AUTOMATIC1111 display name (case-insensitive); by default
+ * {@link LibrarySamplers} (the sampler room's registry). Tests may plug in others.
  */
 public interface SamplerCatalog {
     /** The sampler for an id or display name, or null when unknown. */

@@ -27,8 +27,12 @@ public final class SchedulerStats {
     public final AtomicLong resumes = new AtomicLong();
     /** Engine calls retried split in halves after a failure. */
     public final AtomicLong splitRetries = new AtomicLong();
-    /** Nanoseconds of the scheduler's own work (planning, applying results) — the overhead. */
+    /** Nanoseconds (of {@link ServiceConfig#statsTimer}) in sampler maths: initial noise, model inputs, updates. */
+    public final AtomicLong samplerNanos = new AtomicLong();
+    /** Nanoseconds spent planning iterations (housekeeping, ordering, batch choice). */
     public final AtomicLong planningNanos = new AtomicLong();
+    /** Nanoseconds spent inside engine calls (the rest of an iteration is scheduler overhead). */
+    public final AtomicLong engineNanos = new AtomicLong();
 
     /** Mean jobs per denoise call. */
     public double meanDenoiseJobs() {

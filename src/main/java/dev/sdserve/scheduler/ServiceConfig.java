@@ -2,8 +2,13 @@ package dev.sdserve.scheduler;
 
 import dev.sdserve.admission.AdmissionConfig;
 import dev.sdserve.sampler.NoiseSource;
+import dev.sdserve.sampler.TorchGenerator;
 
+import dev.sdserve.job.Job;
+
+import java.util.List;
 import java.util.concurrent.Executor;
+import java.util.function.BiConsumer;
 import java.util.function.LongFunction;
 import java.util.function.LongSupplier;
 
@@ -17,6 +22,11 @@ public final class ServiceConfig {
 
     /** Largest UNet batch in latent samples (a guided image counts twice); the cost model may choose less. */
     public int maxLatentBatch = 64;
+    /**
+     * Hysteresis of least-slack ordering: a job in the running batch keeps its place unless another has this much
+     * less slack (ms). Without it, jobs of equal slack take turns step by step and all finish late together.
+     */
+    public double slackStickinessMillis = 250;
     /** Largest text-encoder batch in prompts. */
     public int maxEncodeBatch = 32;
     /** Largest VAE decode batch in images. */
@@ -35,6 +45,11 @@ public final class ServiceConfig {
     public boolean dropLateRequests = true;
     /** On an engine failure of a batch, retry it split in halves to isolate the failing request(s). */
     public boolean splitFailedBatches = true;
+    /**
+     * Batches with at least this many images run their sampler maths (model inputs, updates, noise) in parallel
+     * on the common fork-join pool; 0 = always on the scheduler thread.
+     */
+    public int parallelSamplerImages = 8;
     /** Finished jobs kept for {@code find}/{@code jobs}. */
     public int retainFinishedJobs = 1000;
     /** Encode PNG results and previews (the simulator turns this off). */
@@ -42,15 +57,34 @@ public final class ServiceConfig {
     /** Where events are rendered (previews, PNGs) and published; null = a dedicated daemon thread. */
     public Executor publishExecutor;
     /** Samplers by id / name. */
-    public SamplerCatalog samplers = new InterimSamplers();
-    /** Per-sample Gaussian source from a seed (initial noise first, then per-step draws). */
-    public LongFunction<NoiseSource> noise = SeededGaussian::new;
+    public SamplerCatalog samplers = new LibrarySamplers();
+    /**
+     * Per-image Gaussian source from the image's seed (initial noise first, then per-step draws): by default
+     * PyTorch's CPU generator, so a seed gives the latents diffusers / A1111 give.
+     */
+    public LongFunction<NoiseSource> noise = TorchGenerator::new;
     /** Source of seeds for requests without one (null = SecureRandom). */
     public LongSupplier randomSeed;
     /** Cost predictions before a bucket has been measured. */
     public CostModel costPrior = CostModel.proportional(20, 1000);
     /** Scheduler thread: how long to wait for work when idle (real ms). */
     public long idleWaitMillis = 50;
+    /**
+     * Timer of the overhead statistics (planning, sampler, engine nanoseconds); the overhead benchmark uses the
+     * thread's CPU time so that a shared machine does not inflate it.
+     */
+    public LongSupplier statsTimer = System::nanoTime;
+    /**
+     * Called on the scheduler thread with each completed job's decoded images (HWC floats in [0, 1]) before PNG
+     * encoding; null = none. Tests compare images at float precision through it.
+     */
+    public BiConsumer<Job, List<float[]>> imageListener;
+    /**
+     * Short (AutoV2) hash of a model or LoRA by name, for the PNG {@code parameters} text; null when unknown.
+     * Called off the scheduler thread when a result is encoded.
+     */
+    public java.util.function.Function<String, String> modelHash = name -> null;
+    public java.util.function.Function<String, String> loraHash = name -> null;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 

@@ -71,10 +71,10 @@ class EventsAndIsolationTest {
         boolean guided = r.guidance() > 1;
         float[] uncond = guided ? FakeEngine.conditioning(info, new EncodeItem(r.negativePrompt(), r.clipSkip(), r.loras())) : null;
         LatentShape shape = LatentShape.forImage(info, r.width(), r.height());
-        SeededGaussian noise = new SeededGaussian(r.seedOf(image));
+        dev.sdserve.sampler.TorchGenerator noise = new dev.sdserve.sampler.TorchGenerator(r.seedOf(image));
         float[] init = new float[shape.size()];
         noise.fill(init);
-        Sampler sampler = new InterimSamplers().find(r.sampler());
+        Sampler sampler = new LibrarySamplers().find(r.sampler());
         SamplerState st = sampler.start(r.steps(), init, noise);
         while (!st.done()) {
             st.advance(FakeEngine.eps(new DenoiseItem(st.modelInput(), st.timestep(), cond, uncond, r.guidance(), r.loras())));

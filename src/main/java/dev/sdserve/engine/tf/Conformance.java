@@ -4,9 +4,17 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.LatentShape;
+import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.DType;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.SafeTensors;
+import dev.sdserve.model.TextEncoderConfig;
+import dev.sdserve.sampler.EpsFunction;
+import dev.sdserve.sampler.ReplayNoise;
+import dev.sdserve.sampler.Sampler;
+import dev.sdserve.sampler.SchedulerConfig;
+import dev.sdserve.sampler.Samplers;
+import dev.sdserve.sampler.Trajectory;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -17,7 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.function.Function;
+import java.util.function.BiFunction;
 import java.util.stream.Stream;
 
 /**
@@ -51,13 +59,16 @@ public final class Conformance {
 
     private final Path dir;
     private final PrintStream out;
-    private final Function<String, int[]> tokenizer;
+    private final BiFunction<String, TextEncoderConfig, int[]> tokenizer;
     private final List<CaseResult> results = new ArrayList<>();
 
-    /**
-     * @param tokenizer prompt → 77 ids, or null when no tokenizer is available (tokenizer cases then fail)
-     */
-    public Conformance(Path dir, PrintStream out, Function<String, int[]> tokenizer) {
+    /** With the shipped CLIP tokenizer. */
+    public Conformance(Path dir, PrintStream out) {
+        this(dir, out, (prompt, te) -> ClipTokenizer.get().tokenize(prompt, te));
+    }
+
+    /** @param tokenizer prompt → ids for the text encoder */
+    Conformance(Path dir, PrintStream out, BiFunction<String, TextEncoderConfig, int[]> tokenizer) {
         this.dir = dir;
         this.out = out;
         this.tokenizer = tokenizer;
@@ -65,13 +76,13 @@ public final class Conformance {
 
     public Summary run() throws IOException {
         try (GoldenData g = GoldenData.open(dir)) {
-            tokenizerCases(g);
             ModelConfig config = g.modelConfig();
+            tokenizerCases(g, config.textEncoder());
             Map<String, Path> files = modelFiles(g);
             if (files.isEmpty()) {
                 fail("model", "no model file in " + dir);
             }
-            try (TfEngine engine = new TfEngine(files, p -> config, tokenizer)) {
+            try (TfEngine engine = new TfEngine(files, p -> config)) {
                 for (var e : files.entrySet()) {
                     String label = e.getKey();
                     boolean fp32 = label.equals("fp32");
@@ -88,18 +99,14 @@ public final class Conformance {
 
     // ---------------------------------------------------------------- cases
 
-    private void tokenizerCases(GoldenData g) {
+    private void tokenizerCases(GoldenData g, TextEncoderConfig te) {
         JsonNode cases = g.json.path("tokenizer");
         for (int i = 0; i < cases.size(); i++) {
             JsonNode c = cases.get(i);
             String name = "tokenizer." + i;
             int[] want = ints(c.path("ids"));
-            if (tokenizer == null) {
-                fail(name, "no tokenizer available");
-                continue;
-            }
             try {
-                int[] got = tokenizer.apply(c.path("prompt").asText());
+                int[] got = tokenizer.apply(c.path("prompt").asText(), te);
                 int diff = Math.abs(got.length - want.length);
                 for (int k = 0; k < Math.min(got.length, want.length); k++) {
                     if (got[k] != want[k]) {
@@ -170,7 +177,49 @@ public final class Conformance {
 
     private void pipelineCases(GoldenData g, TfEngine engine, String label, double tol) {
         JsonNode pipes = g.json.path("pipelines");
-        pipes.fieldNames().forEachRemaining(name -> fail(label + ".pipe." + name, "samplers not wired yet"));
+        JsonNode pp = g.params().path("pipeline");
+        List<String> names = new ArrayList<>();
+        pipes.fieldNames().forEachRemaining(names::add);
+        for (String name : names) {
+            JsonNode p = pipes.get(name);
+            String cn = label + ".pipe." + name;
+            float[][] finalLatent = new float[1][];
+            safely(cn + ".latents", tol, () -> {
+                int steps = pp.path("num_inference_steps").asInt(-1);
+                if (steps < 1) {
+                    throw new IOException("golden.json: params.pipeline.num_inference_steps missing");
+                }
+                double guidance = pp.path("guidance_scale").asDouble(Double.NaN);
+                if (Double.isNaN(guidance)) {
+                    throw new IOException("golden.json: params.pipeline.guidance_scale missing");
+                }
+                float[] cond = g.floats("pipe.prompt_embeds");
+                float[] uncond = g.floats("pipe.negative_embeds");
+                long[] s = g.shape("pipe.init_noise");
+                LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
+                Sampler sampler = Samplers.create(name, SchedulerConfig.fromJson(p.path("config")));
+                int evaluations = p.path("steps").asInt(sampler.evaluations(steps)); // model calls recorded
+                if (sampler.evaluations(steps) != evaluations) {
+                    throw new IllegalStateException(sampler.id() + " makes " + sampler.evaluations(steps)
+                            + " model calls for " + steps + " steps, the golden pipeline " + evaluations);
+                }
+                String noiseName = "pipe." + name + ".noise";
+                List<float[]> noise = g.has(noiseName) ? rows(g, noiseName) : List.of();
+                EpsFunction eps = (x, t) -> engine.denoise(new DenoiseBatch(label, shape,
+                        List.of(new DenoiseItem(x.clone(), t, cond, uncond, guidance, null))))[0];
+                List<float[]> got = Trajectory.run(sampler, steps, g.floats("pipe.init_noise"), new ReplayNoise(noise), eps);
+                finalLatent[0] = got.get(got.size() - 1);
+                return err(got.toArray(float[][]::new), g.floats("pipe." + name + ".latents"));
+            });
+            safely(cn + ".image", tol, () -> {
+                if (finalLatent[0] == null) {
+                    throw new IllegalStateException("trajectory failed");
+                }
+                long[] s = g.shape("pipe.init_noise");
+                LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
+                return err(engine.decode(label, shape, List.of(finalLatent[0])), g.floats("pipe." + name + ".image"));
+            });
+        }
     }
 
     // ---------------------------------------------------------------- plumbing

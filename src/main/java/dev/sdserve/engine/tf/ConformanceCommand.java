@@ -47,7 +47,7 @@ public final class ConformanceCommand implements CliCommand {
             System.err.println("conformance: " + dir + " is not a directory");
             return 2;
         }
-        Conformance.Summary s = new Conformance(dir, out, null).run();
+        Conformance.Summary s = new Conformance(dir, out).run();
         return s.failed() == 0 ? 0 : 1;
     }
 }

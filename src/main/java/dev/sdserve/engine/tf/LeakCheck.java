@@ -30,7 +30,7 @@ public final class LeakCheck {
         try (GoldenData g = GoldenData.open(goldenDir)) {
             var cfg = g.modelConfig();
             Path file = Conformance.modelFiles(g).values().iterator().next();
-            try (TfEngine engine = new TfEngine(Map.of("m", file), p -> cfg, null)) {
+            try (TfEngine engine = new TfEngine(Map.of("m", file), p -> cfg)) {
                 var u = cfg.unet();
                 int side = u.sampleSize();
                 LatentShape shape = new LatentShape(u.inChannels(), side, side);

@@ -5,7 +5,6 @@ import org.tensorflow.ndarray.Shape;
 import org.tensorflow.op.Ops;
 import org.tensorflow.op.core.Split;
 import org.tensorflow.op.linalg.MatMul;
-import org.tensorflow.op.train.BatchMatMul;
 import org.tensorflow.types.TFloat32;
 import org.tensorflow.types.TInt32;
 
@@ -21,6 +20,14 @@ import java.util.List;
  * (k×k convolutions HWIO, 1×1 convolutions and linears [out, in]).
  */
 public final class Nn {
+    /** How 3×3 convolutions are built ({@code -Dsdserve.conv3x3=NATIVE|IM2COL|IM2COL_CONCAT}). */
+    static final Conv3x3.Method CONV3X3 = Conv3x3.Method.valueOf(
+            System.getProperty("sdserve.conv3x3", Conv3x3.DEFAULT.name()));
+    /** Self-attention query chunk ({@code -Dsdserve.attnChunk}, 0 = whole). */
+    static final int ATTENTION_QUERY_CHUNK = Integer.getInteger("sdserve.attnChunk", 1024);
+    /** GroupNorm: {@code -Dsdserve.groupNorm=plain} for the textbook formulation (for before/after timing). */
+    static final boolean PLAIN_GROUP_NORM = "plain".equals(System.getProperty("sdserve.groupNorm"));
+
     private final Ops tf;
     private final WeightBinder weights;
     /** Unmerged LoRA terms added to linears (null: none); see {@link LowRank}. */
@@ -172,6 +179,9 @@ public final class Nn {
         if (ws.length == 2) { // 1×1 convolution, stored [out, in]
             return linear(x, prefix, true);
         }
+        if (ws.length == 4 && ws[0] == 3 && ws[1] == 3) {
+            return Conv3x3.conv(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), 1, CONV3X3);
+        }
         Operand<TFloat32> y = tf.nn.conv2d(x, w(prefix + ".weight"), List.of(1L, 1L, 1L, 1L), "SAME");
         return tf.nn.biasAdd(y, w(prefix + ".bias"));
     }
@@ -179,6 +189,15 @@ public final class Nn {
     /** Convolution with explicit zero padding (top, bottom, left, right) and stride, plus bias. */
     public Operand<TFloat32> conv(Operand<TFloat32> x, String prefix, int stride, int padTop, int padBottom,
                                   int padLeft, int padRight) {
+        long[] ws = weightShape(prefix + ".weight");
+        if (ws.length == 4 && ws[0] == 3 && ws[1] == 3 && (stride == 1 || stride == 2)) {
+            if (padTop == 1 && padBottom == 1 && padLeft == 1 && padRight == 1) {
+                return Conv3x3.conv(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), stride, CONV3X3);
+            }
+            Operand<TFloat32> p = tf.pad(x, tf.constant(new int[][]{{0, 0}, {padTop, padBottom}, {padLeft, padRight},
+                    {0, 0}}), tf.constant(0f));
+            return Conv3x3.convValid(tf, p, w(prefix + ".weight"), w(prefix + ".bias"), stride, CONV3X3);
+        }
         Operand<TFloat32> p = x;
         if (padTop + padBottom + padLeft + padRight > 0) {
             p = tf.pad(x, tf.constant(new int[][]{{0, 0}, {padTop, padBottom}, {padLeft, padRight}, {0, 0}}),
@@ -193,11 +212,20 @@ public final class Nn {
 
     /** GroupNorm over NHWC with affine {@code prefix.weight}/{@code prefix.bias}. */
     public Operand<TFloat32> groupNorm(Operand<TFloat32> x, String prefix, int groups, double eps) {
-        long[] d = dims(x);
-        long h = d[1], wd = d[2], c = d[3];
+        long c = dims(x)[3];
         if (c % groups != 0) {
             throw new IllegalStateException(prefix + ": " + c + " channels not divisible into " + groups + " groups");
         }
+        if (PLAIN_GROUP_NORM) {
+            return plainGroupNorm(x, prefix, groups, eps);
+        }
+        return GroupNorm.norm(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), groups, eps, false);
+    }
+
+    /** The textbook formulation (normalise, then affine), kept for before/after timing. */
+    private Operand<TFloat32> plainGroupNorm(Operand<TFloat32> x, String prefix, int groups, double eps) {
+        long[] d = dims(x);
+        long h = d[1], wd = d[2], c = d[3];
         Operand<TFloat32> g = reshape(x, -1, h, wd, groups, c / groups);
         Operand<TInt32> axes = tf.constant(new int[]{1, 2, 4});
         Operand<TFloat32> mean = tf.math.mean(g, axes, org.tensorflow.op.math.Mean.keepDims(true));
@@ -233,18 +261,7 @@ public final class Nn {
         if (dim % heads != 0) {
             throw new IllegalStateException("attention width " + dim + " not divisible by " + heads + " heads");
         }
-        long hd = dim / heads;
-        Operand<TFloat32> qh = transpose(reshape(q, -1, lq, heads, hd), 0, 2, 1, 3);
-        Operand<TFloat32> kh = transpose(reshape(k, -1, lk, heads, hd), 0, 2, 1, 3);
-        Operand<TFloat32> vh = transpose(reshape(v, -1, lk, heads, hd), 0, 2, 1, 3);
-        Operand<TFloat32> scores = tf.train.batchMatMul(qh, kh, TFloat32.class, BatchMatMul.adjY(true));
-        scores = tf.math.mul(scores, tf.constant((float) (1.0 / Math.sqrt(hd))));
-        if (mask != null) {
-            scores = tf.math.add(scores, mask);
-        }
-        Operand<TFloat32> p = tf.nn.softmax(scores);
-        Operand<TFloat32> o = tf.train.batchMatMul(p, vh, TFloat32.class);
-        return reshape(transpose(o, 0, 2, 1, 3), -1, lq, dim);
+        return Attention.attend(tf, q, k, v, heads, ATTENTION_QUERY_CHUNK, mask);
     }
 
     /** A [len, len] additive mask: 0 on and below the diagonal, a large negative number above. */

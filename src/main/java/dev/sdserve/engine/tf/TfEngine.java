@@ -9,12 +9,14 @@ import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.ServeException;
+import dev.sdserve.model.Checkpoint;
+import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.ModelConfigs;
 import org.tensorflow.types.TFloat32;
+import dev.sdserve.model.TextEncoderConfig;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -34,11 +36,11 @@ public final class TfEngine implements Engine {
     public enum LoraPath { AUTO, MERGED, LOW_RANK }
 
     private final Function<String, Path> resolver;
-    private final java.util.function.Supplier<java.util.Collection<String>> known;
     private final Function<Path, ModelConfig> configOf;
     private final Function<String, int[]> tokenizer;
     /** Resident models, least recently used first. */
     private final LinkedHashMap<String, TfModel> loaded = new LinkedHashMap<>(8, 0.75f, true);
+    private final Map<String, ModelConfig> configs = new HashMap<>();
     private final EngineStats stats = new EngineStats();
     private final LoraLibrary loras;
     /** Merged LoRA overlays by model|network|set, least recently used first. */
@@ -50,10 +52,24 @@ public final class TfEngine implements Engine {
     private long lowRankCalls;
     private long mergedCalls;
 
+    /** Models by name → single-file checkpoint; architectures read from the checkpoints (and config JSON beside). */
+    public TfEngine(Map<String, Path> checkpoints) {
+        this(checkpoints, null);
+    }
+
     /**
      * @param checkpoints model name → single-file checkpoint
-     * @param configOf    architecture of a checkpoint
-     * @param tokenizer   prompt → token ids (padded to the text encoder's length), or null if not available
+     * @param configOf    architecture of a checkpoint, or null to read it from the checkpoint's shapes
+     */
+    public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf) {
+        this(checkpoints, configOf, null);
+    }
+
+    /**
+     * @param checkpoints model name → single-file checkpoint
+     * @param configOf    architecture of a checkpoint, or null to read it from the checkpoint's shapes
+     * @param tokenizer   prompt → token ids, or null for the shipped CLIP tokenizer with each model's
+     *                    text-encoder settings (length, BOS/EOS/pad ids)
      */
     public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer) {
         this(mapResolver(new LinkedHashMap<>(checkpoints)), configOf, tokenizer, null);
@@ -67,7 +83,6 @@ public final class TfEngine implements Engine {
     public TfEngine(Function<String, Path> models, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer,
                     LoraLibrary.Source loraSource) {
         this.resolver = models;
-        this.known = List::of;
         this.configOf = configOf;
         this.tokenizer = tokenizer;
         this.loras = loraSource == null ? null : new LoraLibrary(loraSource);
@@ -118,6 +133,7 @@ public final class TfEngine implements Engine {
         return loaded.values().stream().mapToLong(m -> m.weights().bytes()).sum();
     }
 
+
     /** The loaded model, loading it on first use; NOT_FOUND for an unknown name. */
     public synchronized TfModel model(String name) {
         TfModel m = loaded.get(name);
@@ -126,19 +142,18 @@ public final class TfEngine implements Engine {
         }
         Path p = resolver.apply(name);
         try {
-            m = TfModel.load(name, p, configOf.apply(p));
+            m = configOf == null ? TfModel.load(name, p) : TfModel.load(name, p, config(name));
         } catch (IOException | RuntimeException e) {
             if (e instanceof ServeException se) {
                 throw se;
             }
-            throw new ServeException(ServeException.Code.FAILED_PRECONDITION,
-                    "model '" + name + "' cannot be loaded from " + p.getFileName() + ": " + e.getMessage());
+            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p.getFileName()
+                    + ") cannot be loaded: " + e.getMessage());
         }
         loaded.put(name, m);
         evictOver(name);
         return m;
     }
-
     /** Unloads a model (and its merged LoRA overlays); false if it was not resident. */
     public synchronized boolean unload(String name) {
         TfModel m = loaded.remove(name);
@@ -260,9 +275,40 @@ public final class TfEngine implements Engine {
         return out;
     }
 
+
+    /** A model's architecture without loading its weights (the checkpoint header only). */
+    public synchronized ModelConfig config(String name) {
+        TfModel m = loaded.get(name);
+        if (m != null) {
+            return m.config();
+        }
+        ModelConfig c = configs.get(name);
+        if (c != null) {
+            return c;
+        }
+        Path p = resolver.apply(name);
+        if (configOf != null) {
+            try {
+                c = configOf.apply(p);
+            } catch (RuntimeException e) {
+                throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' ("
+                        + p.getFileName() + ") cannot be read: " + e.getMessage());
+            }
+        } else {
+            try (Checkpoint ck = Checkpoint.open(p)) {
+                c = ck.config();
+            } catch (IOException | IllegalArgumentException e) {
+                throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p
+                        + ") cannot be read: " + e.getMessage());
+            }
+        }
+        configs.put(name, c);
+        return c;
+    }
+
     @Override
     public ModelInfo describe(String model) {
-        ModelConfig c = model(model).config();
+        ModelConfig c = config(model);
         int scale = c.vae().downscale();
         return new ModelInfo(model, c.unet().inChannels(), scale, c.textEncoder().maxPositions(),
                 c.unet().crossAttentionDim(), c.vae().scalingFactor(), c.family(), c.unet().sampleSize() * scale);
@@ -270,15 +316,14 @@ public final class TfEngine implements Engine {
 
     @Override
     public float[][] encode(String model, List<EncodeItem> items) {
-        if (tokenizer == null) {
-            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "this engine has no tokenizer configured");
-        }
+        TextEncoderConfig te = model(model).config().textEncoder();
+        ClipTokenizer clip = tokenizer == null ? ClipTokenizer.get() : null;
         int[][] ids = new int[items.size()][];
         int[] skips = new int[items.size()];
         List<List<LoraWeight>> rowLoras = new ArrayList<>();
         for (int i = 0; i < items.size(); i++) {
             EncodeItem it = items.get(i);
-            ids[i] = tokenizer.apply(it.prompt());
+            ids[i] = clip != null ? clip.tokenize(it.prompt(), te) : tokenizer.apply(it.prompt());
             skips[i] = it.clipSkip();
             rowLoras.add(it.loras());
         }
@@ -319,6 +364,7 @@ public final class TfEngine implements Engine {
                 }
                 return m.encodeTokens(part, skip, ov, lr);
             });
+
             for (int j = 0; j < sub.length; j++) {
                 out[rows.get(j)] = r[j];
             }

@@ -1,5 +1,6 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.model.Checkpoint;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.SafeTensors;
 import org.tensorflow.Result;
@@ -31,6 +32,15 @@ public final class TfModel implements AutoCloseable {
         this.config = config;
         this.weights = weights;
         this.loadNanos = loadNanos;
+    }
+
+    /** Loads a checkpoint, its architecture read from its shapes (and a config JSON beside it, if any). */
+    public static TfModel load(String name, Path checkpoint) throws IOException {
+        long t0 = System.nanoTime();
+        try (Checkpoint ck = Checkpoint.open(checkpoint)) {
+            Weights w = Weights.load(ck.file());
+            return new TfModel(name, ck.config(), w, System.nanoTime() - t0);
+        }
     }
 
     public static TfModel load(String name, Path checkpoint, ModelConfig config) throws IOException {

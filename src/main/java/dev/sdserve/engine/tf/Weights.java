@@ -41,6 +41,11 @@ public final class Weights implements AutoCloseable {
         this.source = source;
     }
 
+    /** An empty set to fill with {@link #put} (tests, synthetic models). */
+    static Weights empty(String source) {
+        return new Weights(source);
+    }
+
     public static Weights load(SafeTensors st) throws IOException {
         Weights w = new Weights(st.path().toString());
         try (FileChannel ch = FileChannel.open(st.path(), StandardOpenOption.READ)) {

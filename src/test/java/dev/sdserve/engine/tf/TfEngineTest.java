@@ -27,8 +27,9 @@ class TfEngineTest {
     static void open() throws Exception {
         Path dir = Shared.golden("sd15-tiny");
         g = GoldenData.open(dir);
+        // the tiny text encoder has 4 heads, which shapes cannot tell (no config JSON beside the file): golden.json's
         var cfg = g.modelConfig();
-        engine = new TfEngine(Map.of("tiny", dir.resolve("tiny-sd15.safetensors")), p -> cfg, null);
+        engine = new TfEngine(Map.of("tiny", dir.resolve("tiny-sd15.safetensors")), p -> cfg);
     }
 
     @AfterAll
@@ -77,6 +78,17 @@ class TfEngineTest {
         float[] one = engine.denoise(new DenoiseBatch("tiny", shape, List.of(new DenoiseItem(x0, 999, c0, c1, 1.0, null))))[0];
         assertTrue(Conformance.err(one, ref0) < 1e-4);
         assertTrue(engine.stats().unetSamples.get() >= 5);
+    }
+
+    @Test
+    void encodeTokenisesAndMatchesGolden() throws Exception {
+        var cases = g.json.path("tokenizer");
+        float[][] got = engine.encode("tiny", List.of(new dev.sdserve.engine.EncodeItem(cases.get(0).path("prompt").asText()),
+                new dev.sdserve.engine.EncodeItem(cases.get(1).path("prompt").asText(), 2, List.of())));
+        float[] last = g.floats("te.last_hidden_state"), skip = g.floats("te.penultimate_normed");
+        int per = last.length / 2;
+        assertTrue(Conformance.err(got[0], java.util.Arrays.copyOfRange(last, 0, per)) < 1e-4, "case 0, last layer");
+        assertTrue(Conformance.err(got[1], java.util.Arrays.copyOfRange(skip, per, 2 * per)) < 1e-4, "case 1, clip skip 2");
     }
 
     @Test

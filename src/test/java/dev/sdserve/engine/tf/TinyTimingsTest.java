@@ -6,7 +6,8 @@ import org.junit.jupiter.api.Test;
 import java.nio.file.Path;
 import java.util.List;
 
-/** Prints per-call timings on the tiny model (informational; asserts nothing but that calls run). */
+/** Prints per-call timings on the tiny model (manual: -Dsdserve.timings=true; informational). */
+@org.junit.jupiter.api.condition.EnabledIfSystemProperty(named = "sdserve.timings", matches = "true")
 class TinyTimingsTest {
     @Test
     void timings() throws Exception {

@@ -1,0 +1,172 @@
+package dev.sdserve.bench;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.Supplier;
+
+import dev.sdserve.engine.tf.TfModel;
+import dev.sdserve.model.DType;
+import dev.sdserve.model.ModelConfig;
+import dev.sdserve.model.ModelConfigs;
+import dev.sdserve.model.RandomCheckpoint;
+
+/**
+ * The engine half of {@code bench}: a random SD 1.5 checkpoint in the civitai layout (fp16, written once and
+ * reused), loaded with {@link TfModel}, and each network timed through the engine's own graphs, with the FMA peak
+ * measured just before and just after every case.
+ */
+final class EngineBench {
+    private EngineBench() {
+    }
+
+    static int run(Path dir, int threads, int interOp, int chunk, int reps, boolean before, List<String> cases,
+                   PrintStream out) throws IOException {
+        // The engine reads these when it first builds a graph (class init of Nn / TfGraph).
+        System.setProperty("sdserve.threads", Integer.toString(threads));
+        System.setProperty("sdserve.interOpThreads", Integer.toString(interOp));
+        System.setProperty("sdserve.attnChunk", Integer.toString(before ? 0 : chunk));
+        if (before) {
+            System.setProperty("sdserve.conv3x3", "NATIVE");
+            System.setProperty("sdserve.groupNorm", "plain");
+        }
+        ModelConfig cfg = ModelConfigs.sd15();
+        Path file = dir.resolve("sd15-random-fp16.safetensors");
+        boolean existed = Files.exists(file);
+        long t0 = System.nanoTime();
+        RandomCheckpoint.ensure(file, cfg, DType.F16, 1234);
+        double ensureS = (System.nanoTime() - t0) / 1e9;
+        long size = Files.size(file);
+        out.printf("bench: checkpoint %s (%.2f GB fp16, %s in %.1f s)%n", file, size / 1e9,
+                existed ? "validated existing" : "written", ensureS);
+        double readS = readFile(file);
+        out.printf("bench: SD 1.5 architecture via TfEngine graphs, fp32, %d intra-op / %d inter-op threads, %s%n",
+                threads, interOp, before ? "BEFORE: native Conv2D, textbook GroupNorm, unchunked attention"
+                        : "kernels: im2col 3x3 convs, folded GroupNorm, attention query chunk " + chunk);
+        long l0 = System.nanoTime();
+        try (TfModel m = TfModel.load("sd15-random", file, cfg)) {
+            double loadS = (System.nanoTime() - l0) / 1e9;
+            out.printf("bench: load %.2f s, plain read of the file %.2f s (ratio %.2f); RSS after load %s%n", loadS,
+                    readS, loadS / readS, BenchCommand.vmRss());
+            out.printf("%-10s %10s %9s %9s %7s %17s %8s %9s%n", "case", "ms", "GFLOP", "GFLOP/s", "%peak",
+                    "peak before/after", "cpu-s", "%peak-cpu");
+            SplittableRandom rnd = new SplittableRandom(5);
+            double u64ms = Double.NaN, u64gf = Double.NaN, u64peak = Double.NaN, u64cpuEff = Double.NaN;
+            double u64core = Double.NaN;
+            for (String c : cases) {
+                double flops;
+                Supplier<float[][]> call;
+                switch (c) {
+                    case "unet32", "unet32b2", "unet64", "unet64b2" -> {
+                        int side = c.startsWith("unet32") ? 32 : 64, b = c.endsWith("b2") ? 2 : 1;
+                        List<float[]> x = new ArrayList<>(), ctx = new ArrayList<>();
+                        float[] t = new float[b];
+                        for (int i = 0; i < b; i++) {
+                            x.add(gauss(rnd, 4 * side * side));
+                            ctx.add(gauss(rnd, 77 * 768));
+                            t[i] = 999 - 400 * i;
+                        }
+                        flops = FlopCounter.unet(cfg.unet(), b, side, side, 77);
+                        call = () -> m.unet(x, t, ctx, side, side);
+                    }
+                    case "te" -> {
+                        int[][] ids = new int[1][77];
+                        Arrays.fill(ids[0], 49407);
+                        ids[0][0] = 49406;
+                        for (int i = 1; i < 10; i++) {
+                            ids[0][i] = 320 + i * 37;
+                        }
+                        flops = FlopCounter.textEncoder(cfg.textEncoder(), 1, 77);
+                        call = () -> m.encodeTokens(ids, 1);
+                    }
+                    case "vae256", "vae512" -> {
+                        int side = c.equals("vae256") ? 32 : 64;
+                        List<float[]> z = List.of(gauss(rnd, 4 * side * side));
+                        flops = FlopCounter.vaeDecoder(cfg.vae(), 1, side, side);
+                        call = () -> m.decodeRaw(z, side, side);
+                    }
+                    default -> throw new IllegalArgumentException("unknown case " + c);
+                }
+                float[][] first = call.get(); // builds the graph; warm-up
+                for (float v : first[0]) {
+                    if (!Float.isFinite(v)) {
+                        throw new IllegalStateException(c + " produced a non-finite value");
+                    }
+                }
+                FmaPeak.Peak peakBefore = FmaPeak.measure(threads, 100);
+                double[] ts = new double[reps];
+                long cpu0 = processCpuNanos();
+                for (int i = 0; i < reps; i++) {
+                    long s = System.nanoTime();
+                    call.get();
+                    ts[i] = (System.nanoTime() - s) / 1e6;
+                }
+                double cpuS = (processCpuNanos() - cpu0) / 1e9 / reps;
+                FmaPeak.Peak after = FmaPeak.measure(threads, 100);
+                double pb = peakBefore.gflops(), pa = after.gflops();
+                Arrays.sort(ts);
+                double ms = ts[reps / 2], peak = (pb + pa) / 2, gf = flops / ms / 1e6;
+                // CPU-time view: FLOP per CPU-second of the process against one core's FLOP per CPU-second. It
+                // is not inflated by other processes on the cores; TF's spinning worker threads count against us.
+                double core = Math.max(peakBefore.perCoreCpuGflops(), after.perCoreCpuGflops());
+                double effCpu = flops / cpuS / 1e9 / core;
+                out.printf("%-10s %10.1f %9.1f %9.1f %6.1f%% %8.1f/%-8.1f %8.1f %8.1f%%%n", c, ms, flops / 1e9, gf,
+                        100 * gf / peak, pb, pa, cpuS, 100 * effCpu);
+                if (c.equals("unet64")) {
+                    u64cpuEff = effCpu;
+                    u64core = core;
+                }
+                if (c.equals("unet64")) {
+                    u64ms = ms;
+                    u64gf = gf;
+                    u64peak = peak;
+                }
+            }
+            long hwmKb = BenchCommand.vmHwmKb();
+            out.printf("bench: peak RSS (VmHWM) %.2f GB = %.2f x the fp16 file; load %.2f s = %.2f x the read time%n",
+                    hwmKb / 1e6 * 1.024, hwmKb * 1024.0 / size, loadS, loadS / readS);
+            out.printf("bench: unet64 by CPU time: %.1f%% of %d x %.1f GFLOP per core-second (quiet-machine peak %.1f)%n",
+                    100 * u64cpuEff, threads, u64core, threads * u64core);
+            out.printf("bench: unet64_ms=%.1f unet64_gflops=%.1f peak_gflops=%.1f efficiency=%.3f%n", u64ms, u64gf,
+                    u64peak, u64gf / u64peak);
+        }
+        return 0;
+    }
+
+    static long processCpuNanos() {
+        java.lang.management.OperatingSystemMXBean os = java.lang.management.ManagementFactory
+                .getOperatingSystemMXBean();
+        if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
+            return sun.getProcessCpuTime();
+        }
+        return -1;
+    }
+
+    private static float[] gauss(SplittableRandom r, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            // Box-Muller
+            double u1 = 1 - r.nextDouble(), u2 = r.nextDouble();
+            v[i] = (float) (Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
+        }
+        return v;
+    }
+
+    /** Seconds to read the whole file sequentially (from the page cache if it is there, as the load does). */
+    static double readFile(Path file) throws IOException {
+        byte[] buf = new byte[8 << 20];
+        long t0 = System.nanoTime();
+        try (InputStream in = Files.newInputStream(file)) {
+            while (in.read(buf) >= 0) {
+                // discard
+            }
+        }
+        return (System.nanoTime() - t0) / 1e9;
+    }
+}

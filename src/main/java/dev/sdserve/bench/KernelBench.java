@@ -1,0 +1,131 @@
+package dev.sdserve.bench;
+
+import java.io.PrintStream;
+import java.util.List;
+import java.util.function.Function;
+
+import org.tensorflow.Operand;
+import org.tensorflow.ndarray.Shape;
+import org.tensorflow.op.Ops;
+import org.tensorflow.proto.ConfigProto;
+import org.tensorflow.types.TFloat32;
+
+import dev.sdserve.engine.tf.Attention;
+import dev.sdserve.engine.tf.Conv3x3;
+import dev.sdserve.engine.tf.GroupNorm;
+import dev.sdserve.engine.tf.SessionConfigs;
+
+/**
+ * Microbenchmarks of the kernels on SD 1.5 shapes, TF's own op (or the plain formulation) beside ours, each with
+ * ms, GFLOP/s and % of the FMA peak measured just before. Run:
+ * {@code java -cp … dev.sdserve.bench.KernelBench [threads] [conv|attn|norm|all]}.
+ */
+public final class KernelBench {
+    private KernelBench() {
+    }
+
+    /** One core's FLOP per CPU-second, from the peak measurement. */
+    private static double core = Double.NaN;
+
+    public static void main(String[] args) {
+        int threads = args.length > 0 ? Integer.parseInt(args[0]) : 2;
+        String which = args.length > 1 ? args[1] : "all";
+        run(threads, which, System.out);
+    }
+
+    static void run(int threads, String which, PrintStream out) {
+        ConfigProto cfg = SessionConfigs.cpu(threads);
+        FmaPeak.Peak peak = FmaPeak.measure(threads, 150);
+        out.println("peak: " + peak);
+        double p = peak.gflops();
+        core = peak.perCoreCpuGflops();
+        out.printf("%-40s %9s %7s %5s %6s | %9s %7s %5s %6s | %s%n", "case", "base ms", "GF/s", "%pk", "%pkcpu",
+                "ours ms", "GF/s", "%pk", "%pkcpu", "speedup wall/cpu");
+        if (which.equals("all") || which.equals("conv")) {
+            long[][] convs = {{64, 320, 320, 1}, {32, 640, 640, 1}, {16, 1280, 1280, 1}, {8, 1280, 1280, 1},
+                    {64, 320, 320, 2}, {16, 1280, 1280, 2}};
+            for (long[] c : convs) {
+                long hw = c[0], cin = c[1], cout = c[2];
+                int stride = (int) c[3];
+                double fl = Conv3x3.flops(1, hw, hw, cin, cout, stride);
+                List<Shape> shapes = List.of(Shape.of(1, hw, hw, cin), Shape.of(3, 3, cin, cout), Shape.of(cout));
+                String name = String.format("conv3x3 %dx%dx%d->%d s%d", hw, hw, cin, cout, stride);
+                for (Conv3x3.Method m : new Conv3x3.Method[]{Conv3x3.Method.IM2COL,
+                        Conv3x3.Method.IM2COL_CONCAT}) {
+                    line(out, name + " " + m.name().toLowerCase(), fl, p, cfg, shapes,
+                            in -> Conv3x3.conv(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), stride,
+                                    Conv3x3.Method.NATIVE),
+                            in -> Conv3x3.conv(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), stride,
+                                    m));
+                }
+            }
+        }
+        if (which.equals("all") || which.equals("attn")) {
+            long[][] attn = {{4096, 4096, 320}, {4096, 77, 320}, {1024, 1024, 640}, {256, 256, 1280}};
+            for (long[] a : attn) {
+                long tq = a[0], tk = a[1], c = a[2];
+                double fl = Attention.flops(1, tq, tk, c);
+                List<Shape> shapes = List.of(Shape.of(1, tq, c), Shape.of(1, tk, c), Shape.of(1, tk, c));
+                for (int chunk : new int[]{1024, 512}) {
+                    if (tq <= chunk) {
+                        continue;
+                    }
+                    line(out, String.format("attn %dx%d c%d h8 chunk%d", tq, tk, c, chunk), fl, p, cfg, shapes,
+                            in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 8, 0),
+                            in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 8,
+                                    chunk));
+                }
+                if (tq <= 1024) {
+                    line(out, String.format("attn %dx%d c%d h8", tq, tk, c), fl, p, cfg, shapes,
+                            in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 8, 0),
+                            in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 8, 0));
+                }
+            }
+        }
+        if (which.equals("all") || which.equals("norm")) {
+            long[][] norms = {{64, 320}, {32, 640}, {16, 1280}};
+            for (long[] nrm : norms) {
+                long hw = nrm[0], c = nrm[1];
+                List<Shape> shapes = List.of(Shape.of(1, hw, hw, c), Shape.of(c), Shape.of(c));
+                line(out, String.format("groupnorm+silu %dx%dx%d", hw, hw, c), 0, p, cfg, shapes,
+                        in -> GroupNorm.silu(Ops.create(in.get(0).env()), naiveGroupNorm(Ops.create(in.get(0).env()),
+                                in.get(0), in.get(1), in.get(2), 32)),
+                        in -> GroupNorm.norm(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 32, 1e-5,
+                                true));
+            }
+        }
+        out.println("peak after: " + FmaPeak.measure(threads, 150));
+    }
+
+    /** The textbook formulation (normalise, then affine, then SiLU) for comparison. */
+    static Operand<TFloat32> naiveGroupNorm(Ops tf, Operand<TFloat32> x, Operand<TFloat32> g, Operand<TFloat32> b,
+                                            int groups) {
+        long h = x.shape().size(1), w = x.shape().size(2), c = x.shape().size(3);
+        var xr = tf.reshape(x, tf.constant(new long[]{-1, h, w, groups, c / groups}));
+        var axes = tf.constant(new int[]{1, 2, 4});
+        var mean = tf.math.mean(xr, axes, org.tensorflow.op.math.Mean.keepDims(true));
+        var d = tf.math.sub(xr, mean);
+        var var = tf.math.mean(tf.math.square(d), axes, org.tensorflow.op.math.Mean.keepDims(true));
+        var y = tf.math.div(d, tf.math.sqrt(tf.math.add(var, tf.constant(1e-5f))));
+        return tf.math.add(tf.math.mul(tf.reshape(y, tf.shape(x)), g), b);
+    }
+
+    private static void line(PrintStream out, String name, double flops, double peak, ConfigProto cfg,
+                             List<Shape> shapes, Function<List<Operand<TFloat32>>, Operand<TFloat32>> base,
+                             Function<List<Operand<TFloat32>>, Operand<TFloat32>> ours) {
+        double tb, to, cb, co;
+        try (GraphTimer g = new GraphTimer(cfg, shapes, base, 1)) {
+            tb = g.medianMillis(2, 5);
+            cb = g.cpuSecondsPerRun();
+        }
+        try (GraphTimer g = new GraphTimer(cfg, shapes, ours, 1)) {
+            to = g.medianMillis(2, 5);
+            co = g.cpuSecondsPerRun();
+        }
+        double gb = flops / tb / 1e6, go = flops / to / 1e6;
+        // %pkcpu: FLOP per process CPU-second against one core's FLOP per CPU-second (robust to shared cores).
+        out.printf("%-40s %9.2f %7.1f %4.0f%% %5.0f%% | %9.2f %7.1f %4.0f%% %5.0f%% | %.2fx / %.2fx%n", name, tb, gb,
+                100 * gb / peak, 100 * flops / cb / 1e9 / core, to, go, 100 * go / peak,
+                100 * flops / co / 1e9 / core, tb / to, cb / co);
+    }
+}

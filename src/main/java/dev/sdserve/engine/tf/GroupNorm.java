@@ -1,0 +1,56 @@
+package dev.sdserve.engine.tf;
+
+import org.tensorflow.Operand;
+import org.tensorflow.op.Ops;
+import org.tensorflow.op.math.Mean;
+import org.tensorflow.types.TFloat32;
+
+/**
+ * GroupNorm over NHWC activations (PyTorch {@code GroupNorm(groups, C, eps)} semantics: biased variance over
+ * H·W·(C/groups) per sample and group), optionally followed by SiLU. The per-channel affine and the normalisation
+ * are folded into one scale and one shift per (sample, channel), so the full-size tensor sees only
+ * mean, squared-difference mean, one multiply and one add (plus sigmoid and multiply for SiLU).
+ *
+ * <p>Input {@code [N, H, W, C]} (or {@code [N, T, C]}) with static spatial and channel sizes; gamma and beta
+ * {@code [C]}.
+ */
+public final class GroupNorm {
+    private GroupNorm() {
+    }
+
+    public static Operand<TFloat32> norm(Ops tf, Operand<TFloat32> x, Operand<TFloat32> gamma,
+                                         Operand<TFloat32> beta, int groups, double eps, boolean silu) {
+        int rank = x.shape().numDimensions();
+        if (rank < 3) {
+            throw new IllegalArgumentException("group norm input must be [N, ..., C], shape " + x.shape());
+        }
+        long c = Shapes.dim(x, rank - 1, "group norm input");
+        long spatial = 1;
+        for (int i = 1; i < rank - 1; i++) {
+            spatial *= Shapes.dim(x, i, "group norm input");
+        }
+        if (groups < 1 || c % groups != 0) {
+            throw new IllegalArgumentException("group norm: " + c + " channels not divisible into " + groups
+                    + " groups");
+        }
+        long cg = c / groups;
+        Operand<TFloat32> xr = tf.reshape(x, tf.constant(new long[]{-1, spatial, groups, cg}));
+        Operand<org.tensorflow.types.TInt32> axes = tf.constant(new int[]{1, 3});
+        Operand<TFloat32> mean = tf.math.mean(xr, axes, Mean.keepDims(true));               // [N,1,G,1]
+        Operand<TFloat32> var = tf.math.mean(tf.math.squaredDifference(xr, mean), axes, Mean.keepDims(true));
+        Operand<TFloat32> inv = tf.math.rsqrt(tf.math.add(var, tf.constant((float) eps)));
+        Operand<TFloat32> scale = tf.math.mul(inv, tf.reshape(gamma, tf.constant(new long[]{1, 1, groups, cg})));
+        Operand<TFloat32> shift = tf.math.sub(tf.reshape(beta, tf.constant(new long[]{1, 1, groups, cg})),
+                tf.math.mul(mean, scale));                                                     // [N,1,G,Cg]
+        Operand<TFloat32> y = tf.math.add(tf.math.mul(xr, scale), shift);
+        if (silu) {
+            y = tf.math.mul(y, tf.math.sigmoid(y));
+        }
+        return tf.reshape(y, tf.shape(x));
+    }
+
+    /** SiLU (x·sigmoid(x)). */
+    public static Operand<TFloat32> silu(Ops tf, Operand<TFloat32> x) {
+        return tf.math.mul(x, tf.math.sigmoid(x));
+    }
+}

@@ -1,0 +1,35 @@
+package dev.sdserve.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+
+class BenchCommandTest {
+    @Test
+    void helpAndBadUsage() throws Exception {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        BenchCommand b = new BenchCommand();
+        assertEquals("bench", b.name());
+        assertEquals(0, b.run(List.of("--help"), out));
+        assertTrue(buf.toString(StandardCharsets.UTF_8).contains("--threads"));
+        assertEquals(2, b.run(List.of("--cases", "unet99"), out));
+        assertEquals(2, b.run(List.of("--threads", "0"), out));
+        assertEquals(2, b.run(List.of("--threads"), out));
+        assertEquals(2, b.run(List.of("--bogus"), out));
+    }
+
+    @Test
+    void fmaPeakIsPositiveAndNamesItsMethod() {
+        FmaPeak.Peak p = FmaPeak.measure(1, 20);
+        assertTrue(p.gflops() > 1, p.toString());
+        assertEquals(1, p.threads());
+        assertTrue(p.method().contains("gcc") || p.method().contains("fallback"), p.method());
+    }
+}
