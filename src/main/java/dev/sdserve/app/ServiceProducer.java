@@ -16,7 +16,7 @@ import java.util.Arrays;
 public class ServiceProducer {
     private final Assembly assembly;
 
-    public ServiceProducer(SdServeConfig config) {
+    public ServiceProducer(SdServeConfig config, dev.sdserve.ops.ServeMetrics metrics) {
         Assembly.Settings s = new Assembly.Settings();
         s.engine = config.engine();
         s.modelsDir = Path.of(config.modelsDir());
@@ -29,6 +29,7 @@ public class ServiceProducer {
         s.service.admission.defaultPreviewEvery = config.preview().everySteps();
         s.service.admission.defaultPreviewMaxEdge = config.preview().maxEdge();
         s.service.admission.defaultPreviewFormat = config.preview().format();
+        s.service.metrics = metrics;
         this.assembly = Assembly.create(s);
     }
 

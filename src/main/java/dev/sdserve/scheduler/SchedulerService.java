@@ -232,6 +232,17 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
 
     @Override
     public Job submit(GenerationRequest request, boolean detached) {
+        try {
+            Job job = submitOrRefuse(request, detached);
+            config.metrics.admitted(job.request().sloClass());
+            return job;
+        } catch (ServeException e) {
+            config.metrics.refused(e.code());
+            throw e;
+        }
+    }
+
+    private Job submitOrRefuse(GenerationRequest request, boolean detached) {
         if (draining) {
             stats.rejectedDraining.incrementAndGet();
             throw new ServeException(ServeException.Code.UNAVAILABLE, "the server is draining: not accepting new jobs");
@@ -818,6 +829,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double ms0 = clock.millisSince(t0);
             cost.observe(model, Stage.ENCODE, null, items.size(), ms0);
+            config.metrics.batch(dev.sdserve.ops.ServeMetrics.STAGE_ENCODE, items.size());
             stats.encodeCalls.incrementAndGet();
             if (out.length != items.size()) {
                 throw new IllegalStateException("engine returned " + out.length + " conditionings for " + items.size() + " prompts");
@@ -888,6 +900,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double stepMs = clock.millisSince(t0);
             cost.observe(model, Stage.DENOISE, shape, batch.unetSamples(), stepMs);
+            config.metrics.batch(dev.sdserve.ops.ServeMetrics.STAGE_DENOISE, batch.unetSamples());
+            int scale = ms.get(0).info.vaeScale();
+            config.metrics.step(shape.width() * scale + "x" + shape.height() * scale, (long) (stepMs * 1e6));
             stats.denoiseCalls.incrementAndGet();
             stats.denoiseJobs.addAndGet(ms.size());
             stats.denoiseLatents.addAndGet(batch.unetSamples());
@@ -942,6 +957,10 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             w.publisher.step(() -> new JobEvent.Step(id, index, total, null, null, stepMs));
             return;
         }
+        if (!w.previewSent) {
+            w.previewSent = true;
+            config.metrics.firstPreview(w.req.sloClass(), clock.nanoTime() - w.admittedNanos);
+        }
         float[] latent = w.states[0].latents().clone();
         LatentShape shape = w.shape;
         ResolvedRequest r = w.req;
@@ -960,6 +979,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             long t0 = clock.nanoTime();
             long r0 = config.statsTimer.getAsLong();
             float[][] images = engine.decode(model, shape, latents);
+            config.metrics.batch(dev.sdserve.ops.ServeMetrics.STAGE_DECODE, latents.size());
             stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double decMs = clock.millisSince(t0);
             cost.observe(model, Stage.DECODE, shape, latents.size(), decMs);
@@ -998,6 +1018,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         w.phase = Work.Phase.DONE;
         remove(w);
         stats.completed.incrementAndGet();
+        long nowNs = clock.nanoTime();
+        config.metrics.completed(w.req.sloClass());
+        config.metrics.finished(w.req.sloClass(), "completed", nowNs - w.admittedNanos, nowNs <= w.deadlineNanos);
         Map<String, Double> t = new LinkedHashMap<>();
         t.put("queue", (w.encodeStart - w.admittedNanos) / 1e6);
         t.put("encode", (w.encodeEnd - w.encodeStart) / 1e6);
@@ -1041,6 +1064,14 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         if (state == JobState.CANCELLED) {
             stats.cancelled.incrementAndGet();
         }
+        long nowNs = clock.nanoTime();
+        if (state == JobState.CANCELLED) {
+            config.metrics.cancelled(w.req.sloClass(), draining ? "drain" : "client");
+        } else {
+            config.metrics.failed(w.req.sloClass(), error == null ? ServeException.Code.INTERNAL : error.code());
+        }
+        config.metrics.finished(w.req.sloClass(), state == JobState.CANCELLED ? "cancelled" : "failed",
+                nowNs - w.admittedNanos, false);
         w.publisher.event(new JobEvent.Ended(w.job.id(), state, error));
         afterFinish(w);
     }
