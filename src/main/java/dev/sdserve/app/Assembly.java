@@ -107,6 +107,21 @@ public final class Assembly implements AutoCloseable {
                 self[0] = tfe;
                 engine = tfe;
                 reg.startPeriodicRescan(s.rescanSeconds);
+                // PNG parameters text: civitai short hashes (computed lazily, cached by path/size/mtime)
+                s.service.modelHash = name -> {
+                    try {
+                        return reg.shortHash(reg.resolveModel(name));
+                    } catch (RuntimeException e) {
+                        return null;
+                    }
+                };
+                s.service.loraHash = name -> {
+                    try {
+                        return reg.shortHash(reg.resolveLora(name));
+                    } catch (RuntimeException e) {
+                        return null;
+                    }
+                };
             }
             default -> throw new IllegalArgumentException("sdserve.engine must be 'tf' or 'fake', not '" + s.engine + "'");
         }

@@ -30,6 +30,14 @@ import java.util.function.Function;
  * first use; their architecture comes from {@code configOf} (e.g. detected from the checkpoint's shapes).
  * Classifier-free guidance doubles guided samples inside one UNet batch and combines
  * {@code eps_u + g·(eps_c − eps_u)} per item.
+ *
+ * <p>LoRA (per item, text encoder and UNet): a batch whose rows all share one LoRA set runs on merged weights
+ * (an overlay W + Σ w·alpha/rank·up·down of the touched tensors, cached per (model, network, set), LRU of
+ * {@code sdserve.lora.merged-cache} = 4); a batch mixing LoRA sets runs in ONE graph call on the unmerged low-rank
+ * path ({@link LowRank}: x·Aᵀ·gate·Bᵀ per sample), unless a LoRA has 3×3 conv modules (then one merged call per set).
+ * Rule chosen over a cost model because on the tiny model both paths cost about the same per call (see the report);
+ * {@code sdserve.lora.path} = merged | low-rank forces one path. Resident models are LRU-evicted above
+ * {@code memoryBudgetBytes}.
  */
 public final class TfEngine implements Engine {
     /** How LoRAs run: AUTO (merged when the batch shares one LoRA set, else unmerged low-rank), or forced. */
