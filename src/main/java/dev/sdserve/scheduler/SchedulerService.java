@@ -818,7 +818,10 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                     for (Work w : members) {
                         w.inFlight = false;
                         stats.failed.incrementAndGet();
-                        end(w, JobState.FAILED, new ServeException(ServeException.Code.INTERNAL,
+                        // a ServeException from the engine (unknown LoRA, LoRA for another architecture, model
+                        // that cannot be loaded) keeps its code and message
+                        end(w, JobState.FAILED, e instanceof ServeException se ? se
+                                : new ServeException(ServeException.Code.INTERNAL,
                                 "the engine failed during " + what + ": " + e.getMessage()));
                     }
                 }

@@ -30,10 +30,17 @@ public final class Nn {
 
     private final Ops tf;
     private final WeightBinder weights;
+    /** Unmerged LoRA terms added to linears (null: none); see {@link LowRank}. */
+    private LowRank lowRank;
 
     public Nn(Ops tf, WeightBinder weights) {
         this.tf = tf;
         this.weights = weights;
+    }
+
+    /** Adds per-sample low-rank (LoRA) terms to the linears this hook covers, for graphs built after this call. */
+    public void lowRank(LowRank hook) {
+        this.lowRank = hook;
     }
 
     public Ops tf() {
@@ -151,6 +158,9 @@ public final class Nn {
         long out = ws[0];
         Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
         Operand<TFloat32> y = tf.linalg.matMul(x2, w, MatMul.transposeB(true));
+        if (lowRank != null) {
+            y = lowRank.apply(this, x2, d, prefix + ".weight", out, y);
+        }
         if (bias) {
             y = tf.nn.biasAdd(y, w(prefix + ".bias"));
         }
