@@ -16,7 +16,7 @@ import java.util.Arrays;
 public class ServiceProducer {
     private final Assembly assembly;
 
-    public ServiceProducer(SdServeConfig config, dev.sdserve.ops.ServeMetrics metrics) {
+    public ServiceProducer(SdServeConfig config, dev.sdserve.ops.ServeMetrics metrics, dev.sdserve.ops.Tracing tracing) {
         Assembly.Settings s = new Assembly.Settings();
         s.engine = config.engine();
         s.modelsDir = Path.of(config.modelsDir());
@@ -30,6 +30,7 @@ public class ServiceProducer {
         s.service.admission.defaultPreviewMaxEdge = config.preview().maxEdge();
         s.service.admission.defaultPreviewFormat = config.preview().format();
         s.service.metrics = metrics;
+        s.service.tracing = tracing;
         this.assembly = Assembly.create(s);
     }
 

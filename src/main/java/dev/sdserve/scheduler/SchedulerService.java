@@ -288,6 +288,8 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                     position++;
                 }
             }
+            w.span = config.tracing.request(id, r.model(), r.sloClass().name().toLowerCase(java.util.Locale.ROOT));
+            w.enterStage("queue");
             works.add(w);
             workById.put(id, w);
             jobs.put(id, job);
@@ -512,12 +514,14 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             if (plan.stage == Stage.ENCODE) {
                 for (Work w : plan.members) {
                     w.encodeStart = now;
+                    w.enterStage("encode");
                     w.job.setState(JobState.ENCODING);
                     w.publisher.event(new JobEvent.Started(w.job.id(), clock.currentTimeMillis()));
                 }
             } else if (plan.stage == Stage.DECODE) {
                 for (Work w : plan.members) {
                     w.decodeStart = now;
+                    w.enterStage("decode");
                     w.job.setState(JobState.DECODING);
                 }
             } else {
@@ -877,6 +881,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                     w.states = states.get(j);
                     w.totalEvals = w.states[0].totalEvaluations();
                     w.encodeEnd = now;
+                    w.enterStage("denoise");
                     w.phase = Work.Phase.DENOISE;
                     w.stageWait = 0;
                     w.job.setState(JobState.DENOISING);
@@ -1035,6 +1040,10 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         stats.completed.incrementAndGet();
         long nowNs = clock.nanoTime();
         config.metrics.completed(w.req.sloClass());
+        w.enterStage(null);
+        if (w.span != null) {
+            w.span.end();
+        }
         config.metrics.finished(w.req.sloClass(), "completed", nowNs - w.admittedNanos, nowNs <= w.deadlineNanos);
         Map<String, Double> t = new LinkedHashMap<>();
         t.put("queue", (w.encodeStart - w.admittedNanos) / 1e6);
@@ -1087,6 +1096,10 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         }
         config.metrics.finished(w.req.sloClass(), state == JobState.CANCELLED ? "cancelled" : "failed",
                 nowNs - w.admittedNanos, false);
+        w.enterStage(null);
+        if (w.span != null) {
+            w.span.fail(state.name() + (error == null ? "" : ": " + error.getMessage()));
+        }
         w.publisher.event(new JobEvent.Ended(w.job.id(), state, error));
         afterFinish(w);
     }

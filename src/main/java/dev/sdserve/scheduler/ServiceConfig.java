@@ -87,6 +87,8 @@ public final class ServiceConfig {
     public java.util.function.Function<String, String> loraHash = name -> null;
     /** Prometheus metrics (no-op unless the server wires its registry). */
     public dev.sdserve.ops.ServeMetrics metrics = dev.sdserve.ops.ServeMetrics.noop();
+    /** OpenTelemetry spans per request and stage (no-op unless the server wires a tracer). */
+    public dev.sdserve.ops.Tracing tracing = dev.sdserve.ops.Tracing.noop();
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 

@@ -27,6 +27,21 @@ final class Work {
     final boolean guided;
     final long admittedNanos;
     final long deadlineNanos;
+    /** The request's trace span and the span of its current stage (queue, encode, denoise, decode). */
+    dev.sdserve.ops.Tracing.RequestSpan span;
+    dev.sdserve.ops.Tracing.StageSpan stageSpan;
+
+    /** Closes the current stage span and opens the next one (null: none, at the end). */
+    void enterStage(String stage) {
+        if (stageSpan != null) {
+            stageSpan.close();
+            stageSpan = null;
+        }
+        if (stage != null && span != null) {
+            stageSpan = span.stage(stage);
+        }
+    }
+
     /** A preview image has been published (for the time-to-first-preview metric). */
     boolean previewSent;
     final double weight;
