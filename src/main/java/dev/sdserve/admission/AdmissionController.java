@@ -38,13 +38,14 @@ public final class AdmissionController {
     /**
      * Decides on a candidate.
      *
-     * @param existing        admitted, unfinished jobs
+     * @param existing        admitted, unfinished jobs as predicted without the candidate
+     * @param existingAfter   the same jobs (same order) as predicted with the candidate admitted
      * @param outstanding     their number (queued + running)
      * @param earliestFreeMs  predicted milliseconds until the first of them finishes (for the queue-full hint)
      * @throws ServeException RESOURCE_EXHAUSTED with a retry-after hint
      */
-    public Outcome decide(List<LoadItem> existing, LoadItem candidate, long nowNanos, int outstanding,
-                          double earliestFreeMs) {
+    public Outcome decide(List<LoadItem> existing, List<LoadItem> existingAfter, LoadItem candidate, long nowNanos,
+                          int outstanding, double earliestFreeMs) {
         if (outstanding >= config.maxQueue) {
             long retry = Math.max(config.minRetryAfterMillis, (long) Math.ceil(earliestFreeMs));
             throw ServeException.exhausted("queue full: " + outstanding + " jobs admitted and unfinished (limit "
@@ -54,12 +55,13 @@ public final class AdmissionController {
             return candidate.bestEffort() ? Outcome.ADMIT_BEST_EFFORT : Outcome.ADMIT;
         }
         List<LoadItem> before = new ArrayList<>();
-        for (LoadItem i : existing) {
-            if (!i.bestEffort()) {
-                before.add(i);
+        List<LoadItem> after = new ArrayList<>();
+        for (int k = 0; k < existing.size(); k++) {
+            if (!existing.get(k).bestEffort()) {
+                before.add(existing.get(k));
+                after.add(existingAfter.get(k));
             }
         }
-        List<LoadItem> after = new ArrayList<>(before);
         after.add(candidate);
         Map<LoadItem, Double> finishBefore = predictFinish(before, nowNanos);
         Map<LoadItem, Double> finishAfter = predictFinish(after, nowNanos);
@@ -72,8 +74,9 @@ public final class AdmissionController {
                     retry);
         }
         Map<String, Double> overShare = overShareTenants(after);
-        for (LoadItem j : before) {
-            double fb = finishBefore.get(j);
+        for (int k = 0; k < before.size(); k++) {
+            LoadItem j = after.get(k);
+            double fb = finishBefore.get(before.get(k));
             double fa = finishAfter.get(j);
             if (fb <= j.deadlineNanos() && fa > j.deadlineNanos()
                     && (j.tenant().equals(candidate.tenant()) || !overShare.containsKey(j.tenant()))) {

@@ -54,10 +54,11 @@ final class EngineBench {
             double loadS = (System.nanoTime() - l0) / 1e9;
             out.printf("bench: load %.2f s, plain read of the file %.2f s (ratio %.2f); RSS after load %s%n", loadS,
                     readS, loadS / readS, BenchCommand.vmRss());
-            out.printf("%-10s %10s %9s %9s %7s %17s%n", "case", "ms", "GFLOP", "GFLOP/s", "%peak",
-                    "peak before/after");
+            out.printf("%-10s %10s %9s %9s %7s %17s %8s %9s%n", "case", "ms", "GFLOP", "GFLOP/s", "%peak",
+                    "peak before/after", "cpu-s", "%peak-cpu");
             SplittableRandom rnd = new SplittableRandom(5);
-            double u64ms = Double.NaN, u64gf = Double.NaN, u64peak = Double.NaN;
+            double u64ms = Double.NaN, u64gf = Double.NaN, u64peak = Double.NaN, u64cpuEff = Double.NaN;
+            double u64core = Double.NaN;
             for (String c : cases) {
                 double flops;
                 Supplier<float[][]> call;
@@ -98,18 +99,29 @@ final class EngineBench {
                         throw new IllegalStateException(c + " produced a non-finite value");
                     }
                 }
-                double pb = FmaPeak.measure(threads, 100).gflops();
+                FmaPeak.Peak peakBefore = FmaPeak.measure(threads, 100);
                 double[] ts = new double[reps];
+                long cpu0 = processCpuNanos();
                 for (int i = 0; i < reps; i++) {
                     long s = System.nanoTime();
                     call.get();
                     ts[i] = (System.nanoTime() - s) / 1e6;
                 }
-                double pa = FmaPeak.measure(threads, 100).gflops();
+                double cpuS = (processCpuNanos() - cpu0) / 1e9 / reps;
+                FmaPeak.Peak after = FmaPeak.measure(threads, 100);
+                double pb = peakBefore.gflops(), pa = after.gflops();
                 Arrays.sort(ts);
                 double ms = ts[reps / 2], peak = (pb + pa) / 2, gf = flops / ms / 1e6;
-                out.printf("%-10s %10.1f %9.1f %9.1f %6.1f%% %8.1f/%-8.1f%n", c, ms, flops / 1e9, gf,
-                        100 * gf / peak, pb, pa);
+                // CPU-time view: FLOP per CPU-second of the process against one core's FLOP per CPU-second. It
+                // is not inflated by other processes on the cores; TF's spinning worker threads count against us.
+                double core = Math.max(peakBefore.perCoreCpuGflops(), after.perCoreCpuGflops());
+                double effCpu = flops / cpuS / 1e9 / core;
+                out.printf("%-10s %10.1f %9.1f %9.1f %6.1f%% %8.1f/%-8.1f %8.1f %8.1f%%%n", c, ms, flops / 1e9, gf,
+                        100 * gf / peak, pb, pa, cpuS, 100 * effCpu);
+                if (c.equals("unet64")) {
+                    u64cpuEff = effCpu;
+                    u64core = core;
+                }
                 if (c.equals("unet64")) {
                     u64ms = ms;
                     u64gf = gf;
@@ -119,10 +131,21 @@ final class EngineBench {
             long hwmKb = BenchCommand.vmHwmKb();
             out.printf("bench: peak RSS (VmHWM) %.2f GB = %.2f x the fp16 file; load %.2f s = %.2f x the read time%n",
                     hwmKb / 1e6 * 1.024, hwmKb * 1024.0 / size, loadS, loadS / readS);
+            out.printf("bench: unet64 by CPU time: %.1f%% of %d x %.1f GFLOP per core-second (quiet-machine peak %.1f)%n",
+                    100 * u64cpuEff, threads, u64core, threads * u64core);
             out.printf("bench: unet64_ms=%.1f unet64_gflops=%.1f peak_gflops=%.1f efficiency=%.3f%n", u64ms, u64gf,
                     u64peak, u64gf / u64peak);
         }
         return 0;
+    }
+
+    static long processCpuNanos() {
+        java.lang.management.OperatingSystemMXBean os = java.lang.management.ManagementFactory
+                .getOperatingSystemMXBean();
+        if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
+            return sun.getProcessCpuTime();
+        }
+        return -1;
     }
 
     private static float[] gauss(SplittableRandom r, int n) {

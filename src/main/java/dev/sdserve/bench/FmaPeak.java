@@ -25,10 +25,25 @@ import java.util.concurrent.TimeUnit;
  */
 public final class FmaPeak {
     /** A measured peak and how it was obtained. */
-    public record Peak(double gflops, int threads, String method) {
+    /**
+     * @param gflops           FLOP over wall time, all threads (the peak available to a run right now)
+     * @param perCoreCpuGflops FLOP per CPU-second of one thread (best run): the core's own peak, unaffected by other
+     *                         processes sharing the cores; {@code threads ×} this is the quiet-machine peak
+     */
+    public record Peak(double gflops, int threads, String method, double perCoreCpuGflops) {
+        public Peak(double gflops, int threads, String method) {
+            this(gflops, threads, method, Double.NaN);
+        }
+
+        /** The quiet-machine peak of {@code threads} cores (per-core CPU-time rate × threads). */
+        public double quietGflops() {
+            return perCoreCpuGflops * threads;
+        }
+
         @Override
         public String toString() {
-            return String.format("%.1f GFLOP/s on %d threads (%s)", gflops, threads, method);
+            return String.format("%.1f GFLOP/s on %d threads (wall); %.1f GFLOP per CPU-second per core, i.e. %.1f on "
+                    + "%d quiet cores (%s)", gflops, threads, perCoreCpuGflops, quietGflops(), threads, method);
         }
     }
 
@@ -49,12 +64,12 @@ public final class FmaPeak {
         } catch (IOException | InterruptedException e) {
             return javaFallback(threads, runMillis, "gcc unavailable: " + e.getMessage());
         }
-        double best = 0;
+        double best = 0, bestCpu = 0;
         String bestWidth = null;
         try {
             for (int width : new int[]{512, 256}) {
                 // Calibrate: 1 thread, short run; then size so one run lasts about runMillis.
-                double probe = run(exe, 1, width, 10_000_000L);
+                double probe = run(exe, 1, width, 10_000_000L)[0];
                 if (Double.isNaN(probe)) {
                     continue; // width not supported by this CPU
                 }
@@ -62,7 +77,9 @@ public final class FmaPeak {
                 probe = Math.min(probe, 1000); // a single core does not exceed 1 TFLOP/s; guards against a bad probe
                 long iters = Math.max(1_000_000L, (long) (probe * 1e9 * runMillis / 1000.0 / flopPerIter));
                 for (int rep = 0; rep < 3; rep++) {
-                    double g = run(exe, threads, width, iters);
+                    double[] r = run(exe, threads, width, iters);
+                    double g = r[0];
+                    bestCpu = Math.max(bestCpu, r[1]);
                     if (g > best) {
                         best = g;
                         bestWidth = width == 512 ? "AVX-512" : "AVX2 256-bit";
@@ -76,10 +93,10 @@ public final class FmaPeak {
             return javaFallback(threads, runMillis, "CPU has no FMA vector unit known to fma_peak.c");
         }
         return new Peak(best, threads, "gcc -O3 -march=native C microbenchmark, " + bestWidth
-                + " FMA, 12 independent chains/thread, best of 3");
+                + " FMA, 12 independent chains/thread, best of 3", bestCpu);
     }
 
-    private static double run(Path exe, int threads, int width, long iters) throws IOException, InterruptedException {
+    private static double[] run(Path exe, int threads, int width, long iters) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(exe.toString(), Integer.toString(threads), Integer.toString(width),
                 Long.toString(iters)).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
@@ -91,11 +108,12 @@ public final class FmaPeak {
             throw new IOException("fma_peak exited " + p.exitValue() + ": " + out);
         }
         if (out.equals("unsupported")) {
-            return Double.NaN;
+            return new double[]{Double.NaN, Double.NaN};
         }
         try {
-            return Double.parseDouble(out);
-        } catch (NumberFormatException e) {
+            String[] f = out.split("\\s+");
+            return new double[]{Double.parseDouble(f[0]), Double.parseDouble(f[1])};
+        } catch (NumberFormatException | ArrayIndexOutOfBoundsException e) {
             throw new IOException("fma_peak printed unexpected output: " + out);
         }
     }

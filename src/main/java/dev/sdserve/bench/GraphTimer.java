@@ -73,14 +73,23 @@ public final class GraphTimer implements AutoCloseable {
             }
         }
         double[] t = new double[reps];
+        long cpu0 = EngineBench.processCpuNanos();
         for (int i = 0; i < reps; i++) {
             long t0 = System.nanoTime();
             try (Result r = runner()) {
                 t[i] = (System.nanoTime() - t0) / 1e6;
             }
         }
+        cpuSecondsPerRun = (EngineBench.processCpuNanos() - cpu0) / 1e9 / reps;
         Arrays.sort(t);
         return t[reps / 2];
+    }
+
+    private double cpuSecondsPerRun = Double.NaN;
+
+    /** Process CPU seconds per run of the last {@link #medianMillis} (all threads). */
+    public double cpuSecondsPerRun() {
+        return cpuSecondsPerRun;
     }
 
     public float[] input(int i) {

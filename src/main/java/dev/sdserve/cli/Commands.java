@@ -10,12 +10,14 @@ public final class Commands {
     private static final List<Supplier<CliCommand>> FACTORIES = new ArrayList<>();
 
     static {
-        // Each room registers its commands here.
-        FACTORIES.add(dev.sdserve.ops.LoadGenCommand::new);
+        // Each room registers its commands here, in the order `--help` lists them.
         FACTORIES.add(GenerateCommand::new);
-        FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
         FACTORIES.add(ListCommands.Models::new);
         FACTORIES.add(ListCommands.Loras::new);
+        FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
+        FACTORIES.add(dev.sdserve.bench.BenchCommand::new);
+        FACTORIES.add(dev.sdserve.simulate.SimulateCommand::new);
+        FACTORIES.add(dev.sdserve.ops.LoadGenCommand::new);
     }
 
     private Commands() {

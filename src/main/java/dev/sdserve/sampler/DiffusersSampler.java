@@ -73,7 +73,22 @@ public final class DiffusersSampler implements Sampler {
         if (steps > cfg.numTrainTimesteps) {
             throw new IllegalArgumentException("steps (" + steps + ") cannot exceed num_train_timesteps (" + cfg.numTrainTimesteps + ")");
         }
-        return plans.computeIfAbsent(steps, this::computePlan);
+        return plans.computeIfAbsent(steps, this::checkedPlan);
+    }
+
+    private SamplingPlan checkedPlan(int steps) {
+        SamplingPlan p = computePlan(steps);
+        if (cfg.family == Family.DDIM || cfg.family == Family.PNDM) {
+            for (double t : p.timesteps()) {
+                if (t < 0 || t >= cfg.numTrainTimesteps) {
+                    // (diffusers fails with an IndexError here)
+                    throw new IllegalArgumentException(steps + " steps with timestep_spacing " + cfg.timestepSpacing
+                            + " and steps_offset " + cfg.stepsOffset + " give timestep " + (long) t
+                            + ", outside the " + cfg.numTrainTimesteps + " training timesteps; use fewer steps");
+                }
+            }
+        }
+        return p;
     }
 
     @Override

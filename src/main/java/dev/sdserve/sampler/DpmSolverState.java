@@ -54,12 +54,27 @@ final class DpmSolverState extends BaseState {
         if (sde) {
             noise.fill(z);
         }
+        int use;
+        if (order == 1 || lowerOrderNums < 1 || lowerOrderFinal) {
+            use = 1;
+        } else if (order == 2 || lowerOrderNums < 2 || lowerOrderSecond) {
+            use = 2;
+        } else {
+            use = 3;
+        }
+        // Repeated sigmas (rounded timesteps that coincide at very many steps) would divide by a zero λ-difference
+        // (NaN in diffusers): a step uses only the history of distinct sigmas.
+        if (use >= 2 && plan.sigma(k - 1) == plan.sigma(k)) {
+            use = 1;
+        } else if (use == 3 && plan.sigma(k - 2) == plan.sigma(k - 1)) {
+            use = 2;
+        }
         if (plan.sigma(k + 1) == plan.sigma(k)) {
             // a zero-length step (Karras sigmas with final_sigmas_type sigma_min repeat the last sigma): the exact
-            // solution is the identity, while the order-2/3 formulas divide 0 by 0 (NaN in diffusers)
-        } else if (order == 1 || lowerOrderNums < 1 || lowerOrderFinal) {
+            // solution is the identity, while the order-2/3 formulas divide 0 by 0
+        } else if (use == 1) {
             firstOrder();
-        } else if (order == 2 || lowerOrderNums < 2 || lowerOrderSecond) {
+        } else if (use == 2) {
             secondOrder();
         } else {
             thirdOrder();

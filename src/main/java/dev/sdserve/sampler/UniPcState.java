@@ -42,7 +42,7 @@ final class UniPcState extends BaseState {
             }
         }
         if (useCorrector && plan.sigma(k) != plan.sigma(k - 1)) {
-            correct(conv, thisOrder);
+            correct(conv, distinct(thisOrder, k - 1));
         }
         spare = outputs[0];
         System.arraycopy(outputs, 1, outputs, 0, order - 1);
@@ -52,11 +52,24 @@ final class UniPcState extends BaseState {
         System.arraycopy(x, 0, lastSample, 0, size);
         hasLast = true;
         if (plan.sigma(k + 1) != plan.sigma(k)) {
-            predict(thisOrder); // (a zero-length step is the identity; its formulas would divide 0 by 0)
+            predict(distinct(thisOrder, k)); // (a zero-length step is the identity; its formulas would divide 0 by 0)
         }
         if (lowerOrderNums < order) {
             lowerOrderNums++;
         }
+    }
+
+    /**
+     * The order usable at base index {@code base}: the history must have distinct sigmas (rounded timesteps can
+     * coincide at very many steps, and a zero λ-difference would divide by zero).
+     */
+    private int distinct(int p, int base) {
+        for (int i = 1; i < p; i++) {
+            if (plan.sigma(base - i) == plan.sigma(base - i + 1)) {
+                return i;
+            }
+        }
+        return p;
     }
 
     private boolean disabled(int step) {

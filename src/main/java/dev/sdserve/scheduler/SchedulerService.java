@@ -17,6 +17,8 @@ import dev.sdserve.job.JobState;
 import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
+import dev.sdserve.image.InfoText;
+import dev.sdserve.image.PngText;
 import dev.sdserve.preview.Png;
 import dev.sdserve.preview.Previews;
 import dev.sdserve.sampler.NoiseSource;
@@ -75,6 +77,8 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     private final List<Work> works = new ArrayList<>();
     private final Map<String, Job> jobs = new ConcurrentHashMap<>();
     private final Map<String, Work> workById = new HashMap<>();
+    /** Recent mean UNet samples per denoise call, by bucket (guarded by the lock). */
+    private final Map<String, Double> recentLatents = new HashMap<>();
     private final ArrayDeque<String> finishedIds = new ArrayDeque<>();
     private final AtomicLong idSeq = new AtomicLong();
     private final String idSalt;
@@ -342,39 +346,94 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     // --------------------------------------------------------------------------------------------- admission
 
     private AdmissionController.Outcome admit(Work cand, long nowNs) {
-        Map<String, double[]> bucketLoad = new HashMap<>();
+        List<Work> all = new ArrayList<>(works);
+        all.add(cand);
+        Map<String, Profile> without = profiles(works);
+        Map<String, Profile> with = profiles(all);
+        Map<String, double[]> bucketInfo = new HashMap<>();
+        List<LoadItem> before = new ArrayList<>(works.size());
+        List<LoadItem> after = new ArrayList<>(works.size());
+        double earliestFree = works.isEmpty() ? 0 : Double.MAX_VALUE;
         for (Work w : works) {
-            bucketLoad.computeIfAbsent(w.bucket, k -> new double[1])[0] += w.latentPerStep();
-        }
-        bucketLoad.computeIfAbsent(cand.bucket, k -> new double[1])[0] += cand.latentPerStep();
-        List<LoadItem> existing = new ArrayList<>(works.size());
-        double earliestFree = Double.MAX_VALUE;
-        for (Work w : works) {
-            LoadItem li = loadItem(w, bucketLoad);
-            existing.add(li);
+            LoadItem li = loadItem(w, without, bucketInfo);
+            before.add(li);
+            after.add(loadItem(w, with, bucketInfo));
             earliestFree = Math.min(earliestFree, li.ownMillis());
         }
-        if (works.isEmpty()) {
-            earliestFree = 0;
-        }
-        return admission.decide(existing, loadItem(cand, bucketLoad), nowNs, works.size(), earliestFree);
+        return admission.decide(before, after, loadItem(cand, with, bucketInfo), nowNs, works.size(), earliestFree);
     }
 
-    private LoadItem loadItem(Work w, Map<String, double[]> bucketLoad) {
-        int load = (int) Math.min(config.maxLatentBatch, Math.max(w.latentPerStep(), bucketLoad.get(w.bucket)[0]));
-        double own = ownRemainingMillis(w, load);
-        double work = workMillis(w, bucketLoad);
+    private LoadItem loadItem(Work w, Map<String, Profile> profiles, Map<String, double[]> bucketInfo) {
+        double own = ownRemainingMillis(w, profiles.get(w.bucket));
+        double work = workMillis(w, bucketInfo);
         return new LoadItem(w.tenant(), w.weight, w.bestEffort(), w.deadlineNanos, own, work);
     }
 
-    /** Critical path of the work's remaining stages at a denoise batch of {@code load} latent samples. */
-    private double ownRemainingMillis(Work w, int load) {
+    /**
+     * Predicted denoise time of a bucket's jobs: step {@code s} from now runs with every job that still has at
+     * least {@code s} evaluations left (capped at the batch limit), so the step time falls as jobs finish.
+     */
+    private final class Profile {
+        /** prefix[s] = predicted time of the next s steps of a job that stays that long. */
+        final double[] prefix;
+
+        Profile(String model, LatentShape shape, List<Work> members) {
+            int maxRem = 0;
+            for (Work w : members) {
+                maxRem = Math.max(maxRem, w.remainingEvals());
+            }
+            int[] endingAt = new int[maxRem + 2];
+            for (Work w : members) {
+                endingAt[w.remainingEvals()] += w.latentPerStep();
+            }
+            prefix = new double[maxRem + 1];
+            int load = 0;
+            int[] loadAt = new int[maxRem + 2];
+            for (int r = maxRem; r >= 1; r--) {
+                load += endingAt[r];
+                loadAt[r] = load;
+            }
+            // Arrivals keep replacing departures under load: never predict a batch below the recent mean.
+            double recent = recentLatents.getOrDefault(Work.bucketOf(model, shape), 0.0);
+            for (int st = 1; st <= maxRem; st++) {
+                int b = Math.max(1, Math.min(config.maxLatentBatch, Math.max(loadAt[st], (int) Math.round(recent))));
+                prefix[st] = prefix[st - 1] + cost.predictMillis(model, Stage.DENOISE, shape, b);
+            }
+        }
+
+        double denoiseMillis(int steps) {
+            if (steps < prefix.length) {
+                return prefix[steps];
+            }
+            double last = prefix.length > 1 ? prefix[prefix.length - 1] - prefix[prefix.length - 2] : 0;
+            return prefix[prefix.length - 1] + (steps - prefix.length + 1) * last;
+        }
+    }
+
+    /** Profiles of the jobs still to denoise (encoding or denoising), by bucket. */
+    private Map<String, Profile> profiles(List<Work> ws) {
+        Map<String, List<Work>> by = new HashMap<>();
+        for (Work w : ws) {
+            if (w.phase == Work.Phase.ENCODE || w.phase == Work.Phase.DENOISE) {
+                by.computeIfAbsent(w.bucket, k -> new ArrayList<>()).add(w);
+            }
+        }
+        Map<String, Profile> out = new HashMap<>();
+        for (Map.Entry<String, List<Work>> e : by.entrySet()) {
+            Work f = e.getValue().get(0);
+            out.put(e.getKey(), new Profile(f.req.model(), f.shape, e.getValue()));
+        }
+        return out;
+    }
+
+    /** Critical path of the work's remaining stages under the bucket's load profile. */
+    private double ownRemainingMillis(Work w, Profile profile) {
         double ms = 0;
         if (w.phase == Work.Phase.ENCODE) {
             ms += cost.predictMillis(w.req.model(), Stage.ENCODE, null, w.encodeItems());
         }
-        if (w.phase == Work.Phase.ENCODE || w.phase == Work.Phase.DENOISE) {
-            ms += w.remainingEvals() * cost.predictMillis(w.req.model(), Stage.DENOISE, w.shape, Math.max(1, load));
+        if ((w.phase == Work.Phase.ENCODE || w.phase == Work.Phase.DENOISE) && profile != null) {
+            ms += profile.denoiseMillis(w.remainingEvals());
         }
         ms += cost.predictMillis(w.req.model(), Stage.DECODE, w.shape, w.req.images());
         return ms;
@@ -389,12 +448,8 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             ms += cost.predictMillis(m, Stage.ENCODE, null, b) / b * w.encodeItems();
         }
         if (w.phase == Work.Phase.ENCODE || w.phase == Work.Phase.DENOISE) {
-            double[] info = bucketInfo.get(w.bucket);
-            if (info.length < 2) {
-                info = new double[]{info[0], bestThroughput(m, w.shape)};
-                bucketInfo.put(w.bucket, info);
-            }
-            ms += w.remainingEvals() * w.latentPerStep() / info[1];
+            double thr = bucketInfo.computeIfAbsent(w.bucket, k -> new double[]{bestThroughput(m, w.shape)})[0];
+            ms += w.remainingEvals() * w.latentPerStep() / thr;
         }
         int d = config.maxDecodeBatch;
         ms += cost.predictMillis(m, Stage.DECODE, w.shape, d) / d * w.req.images();
@@ -499,22 +554,16 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         };
     }
 
-    /** Slack in ms: time to the deadline minus the predicted remaining critical path at the bucket's current load. */
-    private double slackMillis(Work w, long now, Map<String, Integer> load) {
-        int l = Math.max(w.latentPerStep(), load.getOrDefault(w.bucket, 0));
-        return (w.deadlineNanos - now) / 1e6 - ownRemainingMillis(w, Math.min(l, config.maxLatentBatch));
+    /** Slack in ms: time to the deadline minus the predicted remaining critical path under the current load. */
+    private double slackMillis(Work w, long now, Map<String, Profile> profiles) {
+        return (w.deadlineNanos - now) / 1e6 - ownRemainingMillis(w, profiles.get(w.bucket));
     }
 
     private Plan plan(long now) {
         if (works.isEmpty()) {
             return null;
         }
-        Map<String, Integer> load = new HashMap<>();
-        for (Work w : works) {
-            if (w.phase == Work.Phase.DENOISE || w.phase == Work.Phase.ENCODE) {
-                load.merge(w.bucket, w.latentPerStep(), Integer::sum);
-            }
-        }
+        Map<String, Profile> load = profiles(works);
         Map<Work, Double> slack = new IdentityHashMap<>();
         Work urgent = null;
         Work forced = null;
@@ -812,11 +861,21 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     private void runDenoise(String model, LatentShape shape, List<Work> members) {
         withIsolation(members, ms -> {
             long s0 = config.statsTimer.getAsLong();
-            List<DenoiseItem> items = new ArrayList<>();
+            List<SamplerState> flat = new ArrayList<>();
+            List<Work> owner = new ArrayList<>();
             for (Work w : ms) {
                 for (SamplerState s : w.states) {
-                    items.add(new DenoiseItem(s.modelInput(), s.timestep(), w.cond, w.uncond, w.req.guidance(), w.req.loras()));
+                    flat.add(s);
+                    owner.add(w);
                 }
+            }
+            // Sampler maths is per image and independent: spread it over cores for large batches.
+            float[][] inputs = new float[flat.size()][];
+            forEachImage(flat.size(), i -> inputs[i] = flat.get(i).modelInput());
+            List<DenoiseItem> items = new ArrayList<>(flat.size());
+            for (int i = 0; i < flat.size(); i++) {
+                Work w = owner.get(i);
+                items.add(new DenoiseItem(inputs[i], flat.get(i).timestep(), w.cond, w.uncond, w.req.guidance(), w.req.loras()));
             }
             stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s0);
             DenoiseBatch batch = new DenoiseBatch(model, shape, items);
@@ -833,15 +892,12 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 throw new IllegalStateException("engine returned " + eps.length + " predictions for " + items.size() + " samples");
             }
             long s1 = config.statsTimer.getAsLong();
-            int k = 0;
-            for (Work w : ms) {
-                for (SamplerState s : w.states) {
-                    s.advance(eps[k++]);
-                }
-            }
+            forEachImage(flat.size(), i -> flat.get(i).advance(eps[i]));
             stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s1);
             long now = clock.nanoTime();
             synchronized (lock) {
+                recentLatents.merge(Work.bucketOf(model, shape), (double) batch.unetSamples(),
+                        (old, x) -> old + 0.05 * (x - old));
                 for (Work w : ms) {
                     w.inFlight = false;
                     if (w.phase == Work.Phase.DONE) {
@@ -862,6 +918,16 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 }
             }
         }, "a denoising step");
+    }
+
+    private void forEachImage(int n, java.util.function.IntConsumer body) {
+        if (n >= config.parallelSamplerImages && config.parallelSamplerImages > 0) {
+            java.util.stream.IntStream.range(0, n).parallel().forEach(body);
+        } else {
+            for (int i = 0; i < n; i++) {
+                body.accept(i);
+            }
+        }
     }
 
     private void publishStep(Work w, int index, double stepMs) {
@@ -944,8 +1010,17 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         w.publisher.event(() -> {
             List<byte[]> pngs = new ArrayList<>();
             if (render) {
-                for (float[] img : images) {
-                    pngs.add(Png.encode(img, r.width(), r.height()));
+                String modelHash = config.modelHash.apply(r.model());
+                Map<String, String> loraHashes = new LinkedHashMap<>();
+                for (var l : r.loras()) {
+                    String h = config.loraHash.apply(l.name());
+                    if (h != null) {
+                        loraHashes.put(l.name(), h);
+                    }
+                }
+                for (int i = 0; i < images.size(); i++) {
+                    byte[] png = Png.encode(images.get(i), r.width(), r.height());
+                    pngs.add(PngText.withText(png, InfoText.KEYWORD, InfoText.format(r, seeds.get(i), modelHash, loraHashes)));
                 }
             }
             return new JobEvent.Completed(id, pngs, seeds, r, timings);

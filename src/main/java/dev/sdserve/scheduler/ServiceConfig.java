@@ -45,6 +45,11 @@ public final class ServiceConfig {
     public boolean dropLateRequests = true;
     /** On an engine failure of a batch, retry it split in halves to isolate the failing request(s). */
     public boolean splitFailedBatches = true;
+    /**
+     * Batches with at least this many images run their sampler maths (model inputs, updates, noise) in parallel
+     * on the common fork-join pool; 0 = always on the scheduler thread.
+     */
+    public int parallelSamplerImages = 8;
     /** Finished jobs kept for {@code find}/{@code jobs}. */
     public int retainFinishedJobs = 1000;
     /** Encode PNG results and previews (the simulator turns this off). */
@@ -74,6 +79,12 @@ public final class ServiceConfig {
      * encoding; null = none. Tests compare images at float precision through it.
      */
     public BiConsumer<Job, List<float[]>> imageListener;
+    /**
+     * Short (AutoV2) hash of a model or LoRA by name, for the PNG {@code parameters} text; null when unknown.
+     * Called off the scheduler thread when a result is encoded.
+     */
+    public java.util.function.Function<String, String> modelHash = name -> null;
+    public java.util.function.Function<String, String> loraHash = name -> null;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 

@@ -66,7 +66,7 @@ public final class SimulateCommand implements CliCommand {
                 Options:
                   --costs PATH      cost file (default %s, also found under /work/shared/gpu)
                   --table NAME      eager | compiled | both (default both)
-                  --requests N      requests per trace (default 1000)
+                  --requests N      requests per trace (default 600)
                   --slo LIST        SLO factors (default 2,3,5)
                   --steps MIN-MAX   step range (default 20-50)
                   --seed S          trace seed (default 1)
@@ -80,7 +80,7 @@ public final class SimulateCommand implements CliCommand {
     public int run(List<String> args, PrintStream out) throws Exception {
         String costs = null;
         String table = "both";
-        int requests = 1000;
+        int requests = 600;
         List<Double> slos = List.of(2.0, 3.0, 5.0);
         int minSteps = 20;
         int maxSteps = 50;
@@ -154,13 +154,13 @@ public final class SimulateCommand implements CliCommand {
             for (double f : slos) {
                 final int n = requests;
                 final long sd = seed;
-                Simulator.Goodput ours = Simulator.goodput(r -> sim.runSdServe(sim.trace(n, r, f, sd)), target, 0.05, 100, 1.04);
-                Simulator.Goodput fcfs = Simulator.goodput(r -> sim.runFcfs(sim.trace(n, r, f, sd)), target, 0.05, 100, 1.04);
+                Simulator.Goodput ours = Simulator.goodput(r -> sim.runSdServe(sim.trace(n, r, f, sd)), target, 0.01, 100, 1.04);
+                Simulator.Goodput fcfs = Simulator.goodput(r -> sim.runFcfs(sim.trace(n, r, f, sd)), target, 0.01, 100, 1.04);
                 Simulator.Goodput dyn = null;
                 String dynCfg = "";
                 for (int mb : new int[]{2, 4, 8, 16, 32}) {
                     for (double w : new double[]{0, 50, 200, 800}) {
-                        Simulator.Goodput g = Simulator.goodput(r -> sim.runDynamic(sim.trace(n, r, f, sd), mb, w), target, 0.05, 100, 1.04);
+                        Simulator.Goodput g = Simulator.goodput(r -> sim.runDynamic(sim.trace(n, r, f, sd), mb, w), target, 0.01, 100, 1.04);
                         if (dyn == null || g.rate() > dyn.rate()) {
                             dyn = g;
                             dynCfg = "max_batch=" + mb + " window=" + (int) w + "ms";
@@ -198,7 +198,7 @@ public final class SimulateCommand implements CliCommand {
     private static void print(PrintStream out, String policy, double slo, Simulator.Goodput g, String notes) {
         Simulator.Result r = g.result();
         if (r == null) {
-            out.printf(Locale.ROOT, "%-8s %3sx %10s %9s %9s %7s %9s %8s  %s%n", policy, fmt(slo), "<0.05", "-", "-", "-", "-", "-", notes);
+            out.printf(Locale.ROOT, "%-8s %3sx %10s %9s %9s %7s %9s %8s  %s%n", policy, fmt(slo), "<0.01", "-", "-", "-", "-", "-", notes);
             return;
         }
         out.printf(Locale.ROOT, "%-8s %3sx %10.2f %9.0f %9.0f %7.2f %9d %7.1f%%  %s%n", policy, fmt(slo), g.rate(),

@@ -183,7 +183,9 @@ class DrainIT {
                 assertTrue(late.stream().anyMatch(c -> !c.accepted() && c.status.getDescription() != null
                         && c.status.getDescription().contains("draining")), "at least one late request saw the draining refusal: " + late);
                 assertTrue(sawNotReady, "readiness reported 503 during the drain");
-                // REST during the drain: never 202 (asserted above); 503 "draining" unless the probe raced the close
+                // REST during the drain: never 202 (asserted above). It answers 503 "draining" in most runs, but the
+                // HTTP listener is sometimes already closed during the drain (known issue, see the ops report), so
+                // a refused connection is accepted here; gRPC is the path proven end to end.
                 System.out.println("DrainIT: REST during the drain: " + restSeen);
                 assertTrue(log.contains("drain: done"), log);
                 assertTrue(exitSeconds < 2 + 15, "drain bounded by its timeout: exited after " + exitSeconds + " s");

@@ -70,7 +70,7 @@ class LoadGenIT {
     void shortSoakChecksEveryResponse() throws Exception {
         String text = loadgen("loadgen-soak", 0, "--soak", "--requests", "150", "--concurrency", "8",
                 "--shape", "slo=standard,size=64x64,steps=3,images=2,weight=1",
-                "--shape", "slo=interactive,size=32x48,steps=2,weight=1", "--sample-every", "1s");
+                "--shape", "slo=interactive,size=64x96,steps=2,weight=1", "--sample-every", "1s");
         assertTrue(text.contains("soak checks: all 150 responses checked, no problem"), text);
         String[] lines = text.strip().split("\n");
         assertEquals(150, field(lines[lines.length - 1], "ok"), text);

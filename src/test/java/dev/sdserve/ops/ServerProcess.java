@@ -19,7 +19,9 @@ final class ServerProcess implements AutoCloseable {
     final int grpcPort;
     final Process process;
     final Path log;
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    // HTTP/1.1 like curl and Kubernetes probes (the JDK client would otherwise upgrade to h2c)
+    private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(2)).build();
 
     static Path appDir() {
         String p = System.getProperty("sdserve.app.dir");

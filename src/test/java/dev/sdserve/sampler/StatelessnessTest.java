@@ -81,6 +81,29 @@ class StatelessnessTest {
     }
 
     @Test
+    void edgeStepCounts() {
+        for (Samplers.Info info : Samplers.list()) {
+            for (int steps : new int[] {1, 2, 3, 4, 15, 999, 1000}) {
+                if (steps == 1000 && (info.id().equals("ddim") || info.id().equals("pndm"))) {
+                    // leading spacing + steps_offset 1 would reach timestep 1000 (an IndexError in diffusers)
+                    assertThrows(IllegalArgumentException.class, () -> Samplers.create(info.id()).plan(1000));
+                    continue;
+                }
+                SamplerState s = start(new Req(info.id(), steps, steps));
+                int n = 0;
+                while (!s.done()) {
+                    s.advance(model(s.modelInput(), s.timestep()));
+                    n++;
+                }
+                assertEquals(Samplers.create(info.id()).evaluations(steps), n, info.id() + " " + steps);
+                for (float v : s.latents()) {
+                    assertTrue(Float.isFinite(v) && Math.abs(v) < 100, info.id() + " " + steps + " steps: " + v);
+                }
+            }
+        }
+    }
+
+    @Test
     void stateContract() {
         SamplerState s = start(new Req("heun", 3, 1));
         assertEquals(5, s.totalEvaluations());

@@ -31,6 +31,7 @@ final class Harness {
         config.publishExecutor = Runnable::run;
         config.costPrior = COSTS;
         config.randomSeed = () -> 42;
+        config.parallelSamplerImages = 2; // exercise the parallel sampler path: results must not change
     }
 
     SchedulerService build() {

@@ -24,11 +24,27 @@ public final class Conv3x3 {
         /** ExtractImagePatches (one op builds the [N·H·W, 9·Cin] matrix) + one MatMul. */
         IM2COL,
         /** The 9 shifted windows concatenated on the channel axis + one MatMul. */
-        IM2COL_CONCAT
+        IM2COL_CONCAT,
+        /**
+         * IM2COL for outputs of at most {@link #AUTO_MAX_PIXELS} pixels per sample (the UNet's 32×32 and smaller
+         * levels, 640–1280 channels: 1.5–2× faster than Conv2D here), NATIVE above (64×64×320 and the VAE's large
+         * levels, where TF's Conv2D measured faster than im2col and needs no 9× buffer).
+         */
+        AUTO
     }
 
+    /** Output pixels per sample up to which {@link Method#AUTO} uses im2col. */
+    public static final long AUTO_MAX_PIXELS = Long.getLong("sdserve.im2colMaxPixels", 32 * 32);
+
     /** The method {@link #conv} uses. */
-    public static final Method DEFAULT = Method.IM2COL;
+    public static final Method DEFAULT = Method.AUTO;
+
+    /**
+     * Largest im2col matrix per sample (bytes) built at once; larger convolutions (the VAE decoder's 512×512×128
+     * and ×256 layers would need 1.2–2.4 GB) are computed in horizontal bands of output rows, each an im2col +
+     * MatMul of its own, and concatenated. {@code -Dsdserve.im2colMaxBytes} overrides (for tests and tuning).
+     */
+    static final long MAX_IM2COL_BYTES = Long.getLong("sdserve.im2colMaxBytes", 128L << 20);
 
     private Conv3x3() {
     }
@@ -52,6 +68,12 @@ public final class Conv3x3 {
      */
     public static Operand<TFloat32> convValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel,
                                               Operand<TFloat32> bias, int stride, Method method) {
+        return bandedValid(tf, xp, kernel, bias, stride, method, MAX_IM2COL_BYTES);
+    }
+
+    /** {@link #convValid} with an explicit per-sample im2col size limit (bytes) above which rows are banded. */
+    static Operand<TFloat32> bandedValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel,
+                                         Operand<TFloat32> bias, int stride, Method method, long maxIm2colBytes) {
         Shapes.rank(xp, 4, "conv3x3 input");
         Shapes.rank(kernel, 4, "conv3x3 kernel");
         if (stride != 1 && stride != 2) {
@@ -69,6 +91,23 @@ public final class Conv3x3 {
         }
         long cout = Shapes.dim(kernel, 3, "conv3x3 kernel");
         long ho = (hp - 3) / stride + 1, wo = (wp - 3) / stride + 1;
+        if (method == Method.AUTO) {
+            method = ho * wo <= AUTO_MAX_PIXELS ? Method.IM2COL : Method.NATIVE;
+        }
+        long rowBytes = wo * 9 * cin * 4;
+        if (method != Method.NATIVE && ho > 1 && ho * rowBytes > maxIm2colBytes) {
+            long bandRows = Math.max(1, maxIm2colBytes / rowBytes);
+            List<Operand<TFloat32>> bands = new ArrayList<>();
+            for (long r0 = 0; r0 < ho; r0 += bandRows) {
+                long r1 = Math.min(ho, r0 + bandRows);
+                // output rows [r0, r1) read padded rows [r0·s, (r1 − 1)·s + 3)
+                Operand<TFloat32> band = tf.stridedSlice(xp, tf.constant(new long[]{0, r0 * stride, 0, 0}),
+                        tf.constant(new long[]{0, (r1 - 1) * stride + 3, 0, 0}), tf.constant(new long[]{1, 1, 1, 1}),
+                        org.tensorflow.op.core.StridedSlice.beginMask(13L).endMask(13L));
+                bands.add(bandedValid(tf, band, kernel, bias, stride, method, Long.MAX_VALUE));
+            }
+            return tf.concat(bands, tf.constant(1));
+        }
         Operand<TFloat32> y;
         switch (method) {
             case NATIVE -> y = tf.nn.conv2d(xp, kernel, List.of(1L, (long) stride, (long) stride, 1L), "VALID");

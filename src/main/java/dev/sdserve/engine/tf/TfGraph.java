@@ -69,10 +69,14 @@ public final class TfGraph implements AutoCloseable {
     static ConfigProto sessionConfig() {
         int threads = Integer.getInteger("sdserve.threads", Runtime.getRuntime().availableProcessors());
         int inter = Integer.getInteger("sdserve.interOpThreads", 1);
-        return ConfigProto.newBuilder()
+        ConfigProto.Builder b = ConfigProto.newBuilder()
                 .setIntraOpParallelismThreads(threads)
-                .setInterOpParallelismThreads(inter)
-                .build();
+                .setInterOpParallelismThreads(inter);
+        if (!Boolean.parseBoolean(System.getProperty("sdserve.grappler", "true"))) {
+            b.setGraphOptions(org.tensorflow.proto.GraphOptions.newBuilder()
+                    .setRewriteOptions(org.tensorflow.proto.RewriterConfig.newBuilder().setDisableMetaOptimizer(true)));
+        }
+        return b.build();
     }
 
     /**

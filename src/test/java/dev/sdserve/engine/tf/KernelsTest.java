@@ -85,6 +85,65 @@ class KernelsTest {
     }
 
     @Test
+    void conv3x3ValidOnAsymmetricallyPaddedInputMatchesNaive() {
+        // VAE-encoder downsampler: pad (0, 1) on each spatial axis, 3×3 stride 2, no further padding.
+        int n = 1, h = 6, w = 8, cin = 5, cout = 4;
+        for (Conv3x3.Method m : Conv3x3.Method.values()) {
+            try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(1), List.of(Shape.of(n, h, w, cin),
+                    Shape.of(3, 3, cin, cout), Shape.of(cout)), in -> {
+                Ops tf = Ops.create(in.get(0).env());
+                var p = tf.pad(in.get(0), tf.constant(new int[][]{{0, 0}, {0, 1}, {0, 1}, {0, 0}}), tf.constant(0f));
+                return Conv3x3.convValid(tf, p, in.get(1), in.get(2), 2, m);
+            }, 9)) {
+                float[] x = g.input(0), k = g.input(1), b = g.input(2);
+                int hp = h + 1, wp = w + 1, ho = (hp - 3) / 2 + 1, wo = (wp - 3) / 2 + 1;
+                double[] ref = new double[n * ho * wo * cout];
+                for (int oy = 0; oy < ho; oy++) {
+                    for (int ox = 0; ox < wo; ox++) {
+                        for (int o = 0; o < cout; o++) {
+                            double s = b[o];
+                            for (int dy = 0; dy < 3; dy++) {
+                                for (int dx = 0; dx < 3; dx++) {
+                                    int iy = oy * 2 + dy, ix = ox * 2 + dx; // padded coordinates = input ones
+                                    if (iy >= h || ix >= w) {
+                                        continue;
+                                    }
+                                    for (int c = 0; c < cin; c++) {
+                                        s += (double) x[(iy * w + ix) * cin + c] * k[((dy * 3 + dx) * cin + c) * cout + o];
+                                    }
+                                }
+                            }
+                            ref[(oy * wo + ox) * cout + o] = s;
+                        }
+                    }
+                }
+                double e = relErr(g.runOnce(), ref);
+                assertTrue(e < TOL, m + " rel err " + e);
+            }
+        }
+    }
+
+    @Test
+    void conv3x3InRowBandsMatchesNaive() {
+        // 16 rows × 8 cols × 8 ch: one im2col row is 8·9·8·4 = 2304 B; limit the band to 3 rows (uneven split).
+        String prop = "sdserve.im2colMaxBytes";
+        assertEquals(128L << 20, Conv3x3.MAX_IM2COL_BYTES, "run without " + prop);
+        for (int stride : new int[]{1, 2}) {
+            int n = 2, h = 16, w = 8, cin = 8, cout = 5;
+            try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(1), List.of(Shape.of(n, h, w, cin),
+                    Shape.of(3, 3, cin, cout), Shape.of(cout)), in -> {
+                Ops tf = Ops.create(in.get(0).env());
+                var xp = tf.pad(in.get(0), tf.constant(new int[][]{{0, 0}, {1, 1}, {1, 1}, {0, 0}}), tf.constant(0f));
+                return Conv3x3.bandedValid(tf, xp, in.get(1), in.get(2), stride, Conv3x3.Method.IM2COL, 3 * 2304);
+            }, 13)) {
+                double[] ref = naiveConv3x3(g.input(0), g.input(1), g.input(2), n, h, w, cin, cout, stride);
+                double e = relErr(g.runOnce(), ref);
+                assertTrue(e < TOL, "stride " + stride + " rel err " + e);
+            }
+        }
+    }
+
+    @Test
     void conv3x3WithDynamicBatch() {
         // Batch unknown at graph-build time (the engine builds one graph per batch bucket, but must not need it).
         try (Graph graph = new Graph()) {
