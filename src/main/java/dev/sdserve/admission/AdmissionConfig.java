@@ -28,6 +28,10 @@ public final class AdmissionConfig {
     public int minPreviewEdge = 16;
     public int maxPreviewEdge = 1024;
     public int maxTenantChars = 128;
+    /** Priorities must lie within ±this. */
+    public int maxPriority = 1000;
+    /** Explicit deadlines may lie at most this far in the future (milliseconds). */
+    public long maxDeadlineMillis = 7L * 24 * 3600 * 1000;
 
     // ---- defaults ----
     /** Model used when a request names none. */
@@ -87,6 +91,8 @@ public final class AdmissionConfig {
         c.minPreviewEdge = minPreviewEdge;
         c.maxPreviewEdge = maxPreviewEdge;
         c.maxTenantChars = maxTenantChars;
+        c.maxPriority = maxPriority;
+        c.maxDeadlineMillis = maxDeadlineMillis;
         c.defaultModel = defaultModel;
         c.defaultSteps = defaultSteps;
         c.defaultSampler = defaultSampler;

@@ -132,11 +132,23 @@ public final class Validation {
 
         SloClass slo = r.sloClass() == null ? config.defaultSloClass : r.sloClass();
         long deadline = r.deadlineMillis() != null ? r.deadlineMillis() : nowMillis + config.sloMillis(slo);
+        if (r.deadlineMillis() != null && (deadline <= nowMillis || deadline - nowMillis > config.maxDeadlineMillis)) {
+            // also catches "now + huge" that overflowed to a negative number
+            throw ServeException.invalid("deadline_ms", "must lie within 1.." + config.maxDeadlineMillis
+                    + " ms from now, got " + (deadline - nowMillis));
+        }
 
         int priority = r.priority() == null ? 0 : r.priority();
+        if (priority < -config.maxPriority || priority > config.maxPriority) {
+            throw ServeException.invalid("priority", "must be within -" + config.maxPriority + ".." + config.maxPriority
+                    + ", got " + priority);
+        }
         String tenant = blank(r.tenant()) ? config.defaultTenant : r.tenant().trim();
         if (tenant.length() > config.maxTenantChars) {
             throw ServeException.invalid("tenant", "at most " + config.maxTenantChars + " characters, got " + tenant.length());
+        }
+        if (tenant.chars().anyMatch(Character::isISOControl)) {
+            throw ServeException.invalid("tenant", "must not contain control characters");
         }
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
 

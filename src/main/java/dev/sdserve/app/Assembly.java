@@ -8,6 +8,8 @@ import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.EmbeddedModel;
 import dev.sdserve.model.ModelCatalog;
 import dev.sdserve.model.ModelConfig;
+import dev.sdserve.model.ModelRegistry;
+import dev.sdserve.engine.tf.LoraLibrary;
 import dev.sdserve.scheduler.Clock;
 import dev.sdserve.scheduler.CostModel;
 import dev.sdserve.scheduler.SchedulerService;
@@ -42,6 +44,10 @@ public final class Assembly implements AutoCloseable {
         /** Extra checkpoints by name (e.g. the CLI's --model path). */
         public Map<String, Path> extraModels = new LinkedHashMap<>();
         public ServiceConfig service = ServiceConfig.defaults();
+        /** Budget for resident models' weights, MiB (0 = unlimited); least recently used models are evicted. */
+        public long memoryBudgetMb = 0;
+        /** Seconds between rescans of the models directory (0 = only on demand). */
+        public long rescanSeconds = 10;
     }
 
     private final Engine engine;
@@ -59,6 +65,7 @@ public final class Assembly implements AutoCloseable {
             System.setProperty("sdserve.threads", Integer.toString(s.threads));
         }
         Engine engine;
+        ModelRegistry registry = null;
         Map<String, Path> files = new LinkedHashMap<>();
         switch (s.engine.toLowerCase(Locale.ROOT)) {
             case "fake" -> {
@@ -80,10 +87,41 @@ public final class Assembly implements AutoCloseable {
                 } catch (IOException e) {
                     throw new UncheckedIOException("cannot create the embedded model in " + EmbeddedModel.cacheDir() + ": " + e.getMessage(), e);
                 }
-                files.putAll(scan(s.modelsDir));
                 files.putAll(s.extraModels);
                 ClipTokenizer tok = ClipTokenizer.get();
-                engine = new TfEngine(files, Assembly::configOf, tok::tokenize);
+                TfEngine[] self = new TfEngine[1];
+                registry = new ModelRegistry(s.modelsDir, files, s.defaultModel, n -> self[0] != null && self[0].isResident(n));
+                ModelRegistry reg = registry;
+                TfEngine tfe = new TfEngine(reg::resolveModel, Assembly::configOf, tok::tokenize, new LoraLibrary.Source() {
+                    @Override
+                    public Path resolve(String name) {
+                        return reg.resolveLora(name);
+                    }
+
+                    @Override
+                    public String hash(Path file) {
+                        return reg.shortHash(file);
+                    }
+                });
+                tfe.memoryBudgetBytes(s.memoryBudgetMb << 20);
+                self[0] = tfe;
+                engine = tfe;
+                reg.startPeriodicRescan(s.rescanSeconds);
+                // PNG parameters text: civitai short hashes (computed lazily, cached by path/size/mtime)
+                s.service.modelHash = name -> {
+                    try {
+                        return reg.shortHash(reg.resolveModel(name));
+                    } catch (RuntimeException e) {
+                        return null;
+                    }
+                };
+                s.service.loraHash = name -> {
+                    try {
+                        return reg.shortHash(reg.resolveLora(name));
+                    } catch (RuntimeException e) {
+                        return null;
+                    }
+                };
             }
             default -> throw new IllegalArgumentException("sdserve.engine must be 'tf' or 'fake', not '" + s.engine + "'");
         }
@@ -91,7 +129,7 @@ public final class Assembly implements AutoCloseable {
         sc.admission.defaultModel = s.defaultModel;
         SchedulerService service = new SchedulerService(engine, sc, Clock.system());
         service.start();
-        ModelCatalog catalog = catalogOf(engine, files, s);
+        ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s);
         return new Assembly(engine, service, catalog);
     }
 
@@ -170,5 +208,8 @@ public final class Assembly implements AutoCloseable {
     public void close() {
         service.close();
         engine.close();
+        if (catalog instanceof ModelRegistry r) {
+            r.close();
+        }
     }
 }

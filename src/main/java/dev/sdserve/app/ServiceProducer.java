@@ -16,18 +16,20 @@ import java.util.Arrays;
 public class ServiceProducer {
     private final Assembly assembly;
 
-    public ServiceProducer(SdServeConfig config) {
+    public ServiceProducer(SdServeConfig config, dev.sdserve.ops.ServeMetrics metrics) {
         Assembly.Settings s = new Assembly.Settings();
         s.engine = config.engine();
         s.modelsDir = Path.of(config.modelsDir());
         s.defaultModel = config.defaultModel();
         s.threads = config.threads();
+        s.memoryBudgetMb = config.memoryBudgetMb();
         s.fakeStepMillis = config.fakeStepMillis();
         config.fakeModels().ifPresent(m -> s.fakeModels.addAll(Arrays.stream(m.split(",")).map(String::trim)
                 .filter(x -> !x.isEmpty()).toList()));
         s.service.admission.defaultPreviewEvery = config.preview().everySteps();
         s.service.admission.defaultPreviewMaxEdge = config.preview().maxEdge();
         s.service.admission.defaultPreviewFormat = config.preview().format();
+        s.service.metrics = metrics;
         this.assembly = Assembly.create(s);
     }
 

@@ -7,7 +7,7 @@ package dev.sdserve.job;
 public class ServeException extends RuntimeException {
     public enum Code {
         INVALID_ARGUMENT(400), NOT_FOUND(404), RESOURCE_EXHAUSTED(429), DEADLINE_EXCEEDED(504), CANCELLED(499),
-        UNAVAILABLE(503), FAILED_PRECONDITION(409), INTERNAL(500);
+        UNAVAILABLE(503), FAILED_PRECONDITION(409), INTERNAL(500), UNAUTHENTICATED(401);
 
         public final int http;
 

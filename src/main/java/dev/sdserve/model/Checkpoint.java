@@ -283,12 +283,14 @@ public final class Checkpoint implements AutoCloseable {
 
     /** A tensor's values as float32 (converted from the storage type), row-major in the file's shape. */
     public float[] floats(String ldmKey) throws IOException {
-        return file.floats(fileKey(ldmKey));
+        return file.finiteFloats(fileKey(ldmKey));
     }
 
     /** A tensor's values as float32 into {@code dst} at {@code offset}. */
     public void readFloats(String ldmKey, float[] dst, int offset) throws IOException {
-        file.readFloats(fileKey(ldmKey), dst, offset);
+        String key = fileKey(ldmKey);
+        file.readFloats(key, dst, offset);
+        SafeTensors.requireFinite(file.path(), key, dst, offset, Math.toIntExact(file.info(key).elements()), 0);
     }
 
     /**

@@ -186,12 +186,12 @@ public final class LoraFile implements AutoCloseable {
 
     /** lora_down as float32, [rank, in(·kh·kw)] row-major. */
     public float[] down(Module m) throws IOException {
-        return file.floats(m.downKey());
+        return file.finiteFloats(m.downKey());
     }
 
     /** lora_up as float32, [out, rank] row-major. */
     public float[] up(Module m) throws IOException {
-        return file.floats(m.upKey());
+        return file.finiteFloats(m.upKey());
     }
 
     /**

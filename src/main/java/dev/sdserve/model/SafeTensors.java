@@ -203,14 +203,24 @@ public final class SafeTensors implements AutoCloseable {
             if (d < 0) {
                 throw new SafeTensorsException(where + "tensor '" + name + "' has a negative dimension " + Arrays.toString(shape));
             }
-            elements = Math.multiplyExact(elements, d);
+            elements = multiplyOrRefuse(where, name, shape, elements, d);
         }
-        long bytes = Math.multiplyExact(elements, dtype.bytes);
+        long bytes = multiplyOrRefuse(where, name, shape, elements, dtype.bytes);
         if (bytes != offsets[1] - offsets[0]) {
             throw new SafeTensorsException(where + "tensor '" + name + "': shape " + Arrays.toString(shape) + " × " + dtype
                     + " is " + bytes + " bytes but data_offsets span " + (offsets[1] - offsets[0]));
         }
         return new TensorInfo(name, dtype, shape, dataStart + offsets[0], bytes);
+    }
+
+    private static long multiplyOrRefuse(String where, String name, long[] shape, long a, long b)
+            throws SafeTensorsException {
+        try {
+            return Math.multiplyExact(a, b);
+        } catch (ArithmeticException e) {
+            throw new SafeTensorsException(where + "tensor '" + name + "': shape " + Arrays.toString(shape)
+                    + " overflows a 64-bit byte count");
+        }
     }
 
     private static long[] longArray(String where, String what, JsonParser p, int max) throws IOException {
@@ -357,6 +367,29 @@ public final class SafeTensors implements AutoCloseable {
             }
             default -> throw new SafeTensorsException(path + ": tensor '" + name + "' is " + t.dtype() + ", not a float type");
         }
+    }
+
+    /**
+     * Refuses non-finite weights: a checkpoint with a NaN or Inf weight renders black or noise images, so model
+     * loaders call this on every float tensor they read (one pass over values already in memory).
+     *
+     * @param base index of {@code a[from]} within the tensor, for the message
+     */
+    public static void requireFinite(Path file, String tensor, float[] a, int from, int n, long base)
+            throws SafeTensorsException {
+        for (int i = from, end = from + n; i < end; i++) {
+            if ((Float.floatToRawIntBits(a[i]) & 0x7f80_0000) == 0x7f80_0000) {
+                throw new SafeTensorsException(file + ": tensor '" + tensor + "' holds " + a[i] + " at element "
+                        + (base + i - from) + ": the weights are corrupt (non-finite values give black images)");
+            }
+        }
+    }
+
+    /** {@link #floats} that refuses NaN and infinite values (see {@link #requireFinite}). */
+    public float[] finiteFloats(String name) throws IOException {
+        float[] a = floats(name);
+        requireFinite(path, name, a, 0, a.length, 0);
+        return a;
     }
 
     /** Integer tensor values (I64 narrowed with a range check, I32, I16, I8, U8). */

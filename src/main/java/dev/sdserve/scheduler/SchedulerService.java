@@ -200,7 +200,8 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             boolean worked;
             try {
                 worked = runOnce();
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | OutOfMemoryError | StackOverflowError e) {
+                // never let the scheduler thread die: every admitted job would hang
                 LOG.log(Level.SEVERE, "scheduler iteration failed", e);
                 worked = false;
             }
@@ -232,6 +233,17 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
 
     @Override
     public Job submit(GenerationRequest request, boolean detached) {
+        try {
+            Job job = submitOrRefuse(request, detached);
+            config.metrics.admitted(job.request().sloClass());
+            return job;
+        } catch (ServeException e) {
+            config.metrics.refused(e.code());
+            throw e;
+        }
+    }
+
+    private Job submitOrRefuse(GenerationRequest request, boolean detached) {
         if (draining) {
             stats.rejectedDraining.incrementAndGet();
             throw new ServeException(ServeException.Code.UNAVAILABLE, "the server is draining: not accepting new jobs");
@@ -821,22 +833,39 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     }
 
     private void withIsolation(List<Work> members, Call call, String what) {
+        withIsolation(members, call, what, false);
+    }
+
+    /**
+     * An engine failure (a runtime exception, or an OutOfMemoryError: a batch too large for the device) splits the
+     * batch in halves, down to single jobs; a single job that fails is retried once before it fails, so a transient
+     * fault costs a step and a poisonous request fails alone. Engine calls happen before any state is advanced, so
+     * a retry repeats the same step.
+     */
+    private void withIsolation(List<Work> members, Call call, String what, boolean retried) {
         try {
             call.run(members);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | OutOfMemoryError e) {
             if (members.size() > 1 && config.splitFailedBatches) {
                 stats.splitRetries.incrementAndGet();
                 LOG.log(Level.WARNING, what + " of " + members.size() + " jobs failed (" + e + "); retrying split in halves");
                 int h = members.size() / 2;
-                withIsolation(new ArrayList<>(members.subList(0, h)), call, what);
-                withIsolation(new ArrayList<>(members.subList(h, members.size())), call, what);
+                withIsolation(new ArrayList<>(members.subList(0, h)), call, what, false);
+                withIsolation(new ArrayList<>(members.subList(h, members.size())), call, what, false);
+            } else if (!retried && config.splitFailedBatches) {
+                stats.splitRetries.incrementAndGet();
+                LOG.log(Level.WARNING, what + " of " + members.size() + " job(s) failed (" + e + "); retrying once");
+                withIsolation(members, call, what, true);
             } else {
                 LOG.log(Level.WARNING, what + " failed for " + members.size() + " job(s)", e);
                 synchronized (lock) {
                     for (Work w : members) {
                         w.inFlight = false;
                         stats.failed.incrementAndGet();
-                        end(w, JobState.FAILED, new ServeException(ServeException.Code.INTERNAL,
+                        // a ServeException from the engine (unknown LoRA, LoRA for another architecture, model
+                        // that cannot be loaded) keeps its code and message
+                        end(w, JobState.FAILED, e instanceof ServeException se ? se
+                                : new ServeException(ServeException.Code.INTERNAL,
                                 "the engine failed during " + what + ": " + e.getMessage()));
                     }
                 }
@@ -859,6 +888,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double ms0 = clock.millisSince(t0);
             cost.observe(model, Stage.ENCODE, null, items.size(), ms0);
+            config.metrics.batch(dev.sdserve.ops.ServeMetrics.STAGE_ENCODE, items.size());
             stats.encodeCalls.incrementAndGet();
             if (out.length != items.size()) {
                 throw new IllegalStateException("engine returned " + out.length + " conditionings for " + items.size() + " prompts");
@@ -929,6 +959,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double stepMs = clock.millisSince(t0);
             cost.observe(model, Stage.DENOISE, shape, batch.unetSamples(), stepMs);
+            config.metrics.batch(dev.sdserve.ops.ServeMetrics.STAGE_DENOISE, batch.unetSamples());
+            int scale = ms.get(0).info.vaeScale();
+            config.metrics.step(shape.width() * scale + "x" + shape.height() * scale, (long) (stepMs * 1e6));
             stats.denoiseCalls.incrementAndGet();
             stats.denoiseJobs.addAndGet(ms.size());
             stats.denoiseLatents.addAndGet(batch.unetSamples());
@@ -983,6 +1016,10 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             w.publisher.step(() -> new JobEvent.Step(id, index, total, null, null, stepMs));
             return;
         }
+        if (!w.previewSent) {
+            w.previewSent = true;
+            config.metrics.firstPreview(w.req.sloClass(), clock.nanoTime() - w.admittedNanos);
+        }
         float[] latent = w.states[0].latents().clone();
         LatentShape shape = w.shape;
         ResolvedRequest r = w.req;
@@ -1001,6 +1038,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             long t0 = clock.nanoTime();
             long r0 = config.statsTimer.getAsLong();
             float[][] images = engine.decode(model, shape, latents);
+            config.metrics.batch(dev.sdserve.ops.ServeMetrics.STAGE_DECODE, latents.size());
             stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double decMs = clock.millisSince(t0);
             cost.observe(model, Stage.DECODE, shape, latents.size(), decMs);
@@ -1039,6 +1077,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         w.phase = Work.Phase.DONE;
         remove(w);
         stats.completed.incrementAndGet();
+        long nowNs = clock.nanoTime();
+        config.metrics.completed(w.req.sloClass());
+        config.metrics.finished(w.req.sloClass(), "completed", nowNs - w.admittedNanos, nowNs <= w.deadlineNanos);
         Map<String, Double> t = new LinkedHashMap<>();
         t.put("queue", (w.encodeStart - w.admittedNanos) / 1e6);
         t.put("encode", (w.encodeEnd - w.encodeStart) / 1e6);
@@ -1082,6 +1123,14 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         if (state == JobState.CANCELLED) {
             stats.cancelled.incrementAndGet();
         }
+        long nowNs = clock.nanoTime();
+        if (state == JobState.CANCELLED) {
+            config.metrics.cancelled(w.req.sloClass(), draining ? "drain" : "client");
+        } else {
+            config.metrics.failed(w.req.sloClass(), error == null ? ServeException.Code.INTERNAL : error.code());
+        }
+        config.metrics.finished(w.req.sloClass(), state == JobState.CANCELLED ? "cancelled" : "failed",
+                nowNs - w.admittedNanos, false);
         w.publisher.event(new JobEvent.Ended(w.job.id(), state, error));
         afterFinish(w);
     }

@@ -85,6 +85,8 @@ public final class ServiceConfig {
      */
     public java.util.function.Function<String, String> modelHash = name -> null;
     public java.util.function.Function<String, String> loraHash = name -> null;
+    /** Prometheus metrics (no-op unless the server wires its registry). */
+    public dev.sdserve.ops.ServeMetrics metrics = dev.sdserve.ops.ServeMetrics.noop();
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 

@@ -27,6 +27,8 @@ final class Work {
     final boolean guided;
     final long admittedNanos;
     final long deadlineNanos;
+    /** A preview image has been published (for the time-to-first-preview metric). */
+    boolean previewSent;
     final double weight;
     final JobPublisher publisher;
 

@@ -54,6 +54,12 @@ class RestApiTest {
         assertEquals(64, img.getWidth());
         assertEquals(64, img.getHeight());
 
+        String metrics = given().when().get("/q/metrics").then().statusCode(200).extract().asString();
+        for (String name : List.of("sdserve_requests_admitted_total", "sdserve_requests_completed_total",
+                "sdserve_step_duration_seconds_count", "sdserve_time_to_first_preview_seconds_count",
+                "sdserve_batch_size_count")) {
+            assertTrue(metrics.contains(name), name + " in /q/metrics");
+        }
         given().when().get("/v1/generations/" + id).then().statusCode(200)
                 .body("state", equalTo("completed"))
                 .body("parameters.seed", equalTo(42))

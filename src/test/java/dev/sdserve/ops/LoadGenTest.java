@@ -31,7 +31,9 @@ class LoadGenTest {
     private final ScheduledExecutorService timer = Executors.newScheduledThreadPool(2);
 
     /** Scripted behaviour by seed: %5==0 refused RESOURCE_EXHAUSTED; %7==0 accepted then UNAVAILABLE; else completes. */
-    static final class Scripted extends GenerationGrpc.GenerationImplBase {
+    // Implements AsyncService rather than extending GenerationImplBase: Quarkus registers every BindableService it
+    // finds in the (test) index as the server's implementation, which would shadow the real one in @QuarkusTests.
+    static final class Scripted implements GenerationGrpc.AsyncService {
         final ScheduledExecutorService timer;
         final long workMillis;
         volatile boolean wrongSize;
@@ -86,7 +88,7 @@ class LoadGenTest {
     }
 
     private int start(Scripted s) throws IOException {
-        server = NettyServerBuilder.forPort(0).addService(s).build().start();
+        server = NettyServerBuilder.forPort(0).addService(GenerationGrpc.bindService(s)).build().start();
         return server.getPort();
     }
 

@@ -46,7 +46,7 @@ final class ServerProcess implements AutoCloseable {
     /** Starts the server with the fake engine and the given extra -D properties; waits until ready. */
     static ServerProcess start(String name, Duration readyWithin, String... props) throws Exception {
         int httpPort = freePort(), grpcPort = freePort();
-        List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx512m", "-Dsdserve.engine=fake",
+        List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx512m", "-Dsdserve.engine=fake", "-Dsdserve.auth.enabled=false",
                 "-Dquarkus.http.port=" + httpPort, "-Dquarkus.grpc.server.port=" + grpcPort));
         cmd.addAll(List.of(props));
         cmd.addAll(List.of("-jar", appDir().resolve("quarkus-run.jar").toString()));

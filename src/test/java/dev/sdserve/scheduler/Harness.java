@@ -88,4 +88,14 @@ final class Harness {
         }
         return c;
     }
+
+    /** Decoded RGB pixels of a PNG (metadata chunks ignored), for comparing results by content. */
+    static int[] pixels(byte[] png) {
+        try {
+            java.awt.image.BufferedImage img = javax.imageio.ImageIO.read(new java.io.ByteArrayInputStream(png));
+            return img.getRGB(0, 0, img.getWidth(), img.getHeight(), null, 0, img.getWidth());
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
 }

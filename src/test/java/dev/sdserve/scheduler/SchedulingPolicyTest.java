@@ -139,7 +139,7 @@ class SchedulingPolicyTest {
         assertFalse(s.cancel(other.id()), "already completed");
         assertThrows(ServeException.class, () -> s.cancel("no-such-job"));
         ModelInfo info = h.engine.describe("embedded");
-        assertArrayEquals(EventsAndIsolationTest.naive(other.request(), 0, info), Harness.completed(other).images().get(0));
+        assertArrayEquals(Harness.pixels(EventsAndIsolationTest.naive(other.request(), 0, info)), Harness.pixels(Harness.completed(other).images().get(0)));
     }
 
     @Test
@@ -167,7 +167,7 @@ class SchedulingPolicyTest {
         JobEvent.Completed done = Harness.completed(be);
         assertTrue(finishedAt(be, now) > Math.max(u1At, u2At), "best effort finished after the urgent ones");
         ModelInfo info = h.engine.describe("embedded");
-        assertArrayEquals(EventsAndIsolationTest.naive(be.request(), 0, info), done.images().get(0),
+        assertArrayEquals(Harness.pixels(EventsAndIsolationTest.naive(be.request(), 0, info)), Harness.pixels(done.images().get(0)),
                 "pausing keeps the state: same image as an uninterrupted run");
     }
 

@@ -47,6 +47,9 @@ public class A1111Resource {
     @Inject
     A1111Service a1111;
 
+    @Inject
+    dev.sdserve.auth.Auth auth;
+
     private static JsonNode parse(String body) {
         if (body == null || body.isBlank()) {
             throw A1111Exception.at("field required", "value_error.missing");
@@ -64,9 +67,11 @@ public class A1111Resource {
     @Path("/txt2img")
     @Consumes({MediaType.APPLICATION_JSON, MediaType.WILDCARD})
     @Operation(summary = "A1111 txt2img: images (base64 PNG with a 'parameters' chunk), parameters, info (a JSON string)")
-    public Uni<Map<String, Object>> txt2img(String body) {
+    public Uni<Map<String, Object>> txt2img(String body, @jakarta.ws.rs.HeaderParam("x-api-key") String apiKey,
+                                            @jakarta.ws.rs.HeaderParam("authorization") String authorization) {
         Txt2ImgRequest r = Txt2ImgRequest.from(parse(body));
-        return a1111.txt2img(r).map(res -> Map.of("images", res.images(), "parameters", res.parameters(),
+        // the API key's tenant (auth on) feeds the scheduler's fairness; the filter already refused bad keys
+        return a1111.txt2img(r, auth.authenticate(apiKey, authorization).tenant()).map(res -> Map.of("images", res.images(), "parameters", res.parameters(),
                 "info", res.info()));
     }
 

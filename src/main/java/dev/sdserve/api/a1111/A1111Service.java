@@ -111,9 +111,21 @@ public class A1111Service {
 
     /** Runs a txt2img request to the end: every image, or what was made before an interrupt. */
     public Uni<Txt2ImgResult> txt2img(Txt2ImgRequest r) {
-        long seed = r.seed() != null ? r.seed() : ThreadLocalRandom.current().nextLong(4294967294L);
+        return txt2img(r, null);
+    }
+
+    /** @param tenant the caller's tenant from its API key (replaces any), or null */
+    public Uni<Txt2ImgResult> txt2img(Txt2ImgRequest r, String tenant) {
+        long span = (long) r.batchSize() * r.nIter(); // seeds used: seed .. seed + span - 1
+        long maxSeed = dev.sdserve.admission.Validation.MAX_SEED;
+        if (r.seed() != null && (r.seed() < 0 || r.seed() + span - 1 > maxSeed)) {
+            throw A1111Exception.at("seed + batch_size * n_iter - 1 must lie within 0.." + maxSeed + ", got seed "
+                    + r.seed(), "value_error", "seed");
+        }
+        long seed = r.seed() != null ? r.seed() : ThreadLocalRandom.current().nextLong(Math.max(1, maxSeed + 1 - span));
         // Validate and map before anything is queued, so a bad request fails as a whole.
-        GenerationRequest first = toRequest(r, seed);
+        GenerationRequest mapped = toRequest(r, seed);
+        GenerationRequest first = tenant == null ? mapped : mapped.withTenant(tenant, mapped.priority());
         Task task = new Task(r.nIter());
         tasks.add(task);
         List<byte[]> pngs = new ArrayList<>();

@@ -18,6 +18,9 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
                              Integer steps, Double cfgScale, Integer width, Integer height, int batchSize, int nIter,
                              String checkpoint, Integer clipSkip, boolean sendImages, ObjectNode raw) {
 
+    /** Most iterations per request (each iteration is one job of batch_size images). */
+    public static final int MAX_N_ITER = 64;
+
     public static Txt2ImgRequest from(JsonNode body) {
         if (body == null || body.isNull() || body.isMissingNode()) {
             throw A1111Exception.at("field required", "value_error.missing");
@@ -45,6 +48,9 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
         }
         if (nIter != null && nIter < 1) {
             throw A1111Exception.at("ensure this value is greater than or equal to 1", "value_error.number.not_ge", "n_iter");
+        }
+        if (nIter != null && nIter > MAX_N_ITER) {
+            throw A1111Exception.at("ensure this value is less than or equal to " + MAX_N_ITER, "value_error.number.not_le", "n_iter");
         }
         String checkpoint = null;
         Integer clipSkip = null;

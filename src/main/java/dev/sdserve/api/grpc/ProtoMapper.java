@@ -50,7 +50,8 @@ public final class ProtoMapper {
             }
         }
         // Boxed on both sides: a long/Long conditional would unbox a null gRPC deadline (NPE).
-        Long deadline = p.getDeadlineMs() > 0 ? Long.valueOf(nowMillis + p.getDeadlineMs()) : grpcDeadlineMillis;
+        long relDeadline = Integer.toUnsignedLong(p.getDeadlineMs()); // uint32 on the wire
+        Long deadline = relDeadline > 0 ? Long.valueOf(nowMillis + relDeadline) : grpcDeadlineMillis;
         dev.sdserve.api.PromptLoras pl = dev.sdserve.api.PromptLoras.parse(p.getPrompt(), "prompt");
         loras = dev.sdserve.api.PromptLoras.merge(loras, pl.loras());
         return new GenerationRequest(
@@ -165,6 +166,7 @@ public final class ProtoMapper {
             case UNAVAILABLE -> Status.UNAVAILABLE;
             case FAILED_PRECONDITION -> Status.FAILED_PRECONDITION;
             case INTERNAL -> Status.INTERNAL;
+            case UNAUTHENTICATED -> Status.UNAUTHENTICATED;
         };
         Metadata md = new Metadata();
         if (e.retryAfterMillis() != null) {

@@ -55,6 +55,9 @@ public class GenerationResource {
         return new PreviewOptions(config.preview().everySteps(), config.preview().format(), config.preview().maxEdge());
     }
 
+    @Inject
+    dev.sdserve.auth.Auth auth;
+
     private Job find(String id) {
         return service.find(id).orElseThrow(() -> ServeException.notFound("no job with id '" + id + "'"));
     }
@@ -62,8 +65,12 @@ public class GenerationResource {
     @POST
     @Path("/generations")
     @Operation(summary = "Submit a generation; returns the job (202) with links to its events and image")
-    public Response create(GenerationJson body) {
-        Job job = service.submit(RestMapper.toRequest(body, defaultPreview(), System.currentTimeMillis()), true);
+    public Response create(GenerationJson body, @jakarta.ws.rs.HeaderParam("x-api-key") String apiKey,
+                           @jakarta.ws.rs.HeaderParam("authorization") String authorization) {
+        dev.sdserve.job.GenerationRequest request = RestMapper.toRequest(body, defaultPreview(), System.currentTimeMillis());
+        // the key's tenant replaces the body's (the filter already refused missing or bad keys)
+        request = dev.sdserve.auth.Auth.applyTenant(request, auth.authenticate(apiKey, authorization));
+        Job job = service.submit(request, true);
         return Response.accepted(RestMapper.job(job, BASE)).location(URI.create(BASE + job.id())).build();
     }
 

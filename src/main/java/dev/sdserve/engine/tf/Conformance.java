@@ -82,13 +82,38 @@ public final class Conformance {
             if (files.isEmpty()) {
                 fail("model", "no model file in " + dir);
             }
-            try (TfEngine engine = new TfEngine(files, p -> config)) {
+            String loraFile = g.json.path("lora").path("file").asText("");
+            LoraLibrary.Source loras = new LoraLibrary.Source() {
+                @Override
+                public Path resolve(String name) {
+                    if (!name.equals(GOLDEN_LORA) || loraFile.isEmpty()) {
+                        throw dev.sdserve.job.ServeException.notFound("unknown LoRA '" + name + "'");
+                    }
+                    return dir.resolve(loraFile);
+                }
+
+                @Override
+                public String hash(Path file) {
+                    return dev.sdserve.model.ModelRegistry.sha256(file);
+                }
+            };
+            try (TfEngine engine = new TfEngine(name -> {
+                Path f = files.get(name);
+                if (f == null) {
+                    throw dev.sdserve.job.ServeException.notFound("unknown model '" + name + "'");
+                }
+                return f;
+            }, p -> config, null, loras)) {
                 for (var e : files.entrySet()) {
                     String label = e.getKey();
                     boolean fp32 = label.equals("fp32");
                     double call = fp32 ? CALL_TOLERANCE : HALF_TOLERANCE;
                     double pipe = fp32 ? PIPELINE_TOLERANCE : HALF_TOLERANCE;
                     modelCases(g, engine, label, call, pipe);
+                    if (fp32 && !loraFile.isEmpty()) {
+                        loraCases(g, engine, label, TfEngine.LoraPath.MERGED);
+                        loraCases(g, engine, label, TfEngine.LoraPath.LOW_RANK);
+                    }
                 }
             }
         }
@@ -173,6 +198,62 @@ public final class Conformance {
                     g.floats("vae.encoded_mean_scaled"));
         });
         pipelineCases(g, engine, label, pipeTol);
+    }
+
+    static final String GOLDEN_LORA = "golden-lora";
+
+    /**
+     * The golden LoRA cases (text encoder, UNet batch, Euler pipeline image; LoRA at golden.json's scale) on one
+     * LoRA execution path, each its own line {@code <label>.lora.<path>.<case>}.
+     */
+    private void loraCases(GoldenData g, TfEngine engine, String label, TfEngine.LoraPath path) {
+        double scale = g.json.path("lora").path("scale").asDouble(Double.NaN);
+        List<dev.sdserve.engine.LoraWeight> lw = List.of(new dev.sdserve.engine.LoraWeight(GOLDEN_LORA, scale));
+        String p = label + ".lora." + path.name().toLowerCase(Locale.ROOT).replace('_', '-') + ".";
+        engine.loraPath(path);
+        try {
+            safely(p + "te.last_hidden_state", CALL_TOLERANCE, () -> {
+                int[][] ids = idRows(g, "te.input_ids");
+                List<List<dev.sdserve.engine.LoraWeight>> per = new ArrayList<>();
+                for (int i = 0; i < ids.length; i++) {
+                    per.add(lw);
+                }
+                return err(engine.encodeTokens(label, ids, fill(ids.length, 1), per), g.floats("lora.te.last_hidden_state"));
+            });
+            safely(p + "unet.eps", CALL_TOLERANCE, () -> {
+                long[] s = g.shape("unet.x");
+                int[] t = g.ints("unet.t");
+                List<DenoiseItem> items = new ArrayList<>();
+                for (int i = 0; i < s[0]; i++) {
+                    items.add(new DenoiseItem(g.row("unet.x", i), t[i], g.row("unet.ctx", i), null, 1.0, lw));
+                }
+                LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
+                return err(engine.denoise(new DenoiseBatch(label, shape, items)), g.floats("lora.unet.eps"));
+            });
+            safely(p + "pipe.euler.image", PIPELINE_TOLERANCE, () -> {
+                JsonNode pp = g.params().path("pipeline");
+                int steps = pp.path("num_inference_steps").asInt(-1);
+                double guidance = pp.path("guidance_scale").asDouble(Double.NaN);
+                if (steps < 1 || Double.isNaN(guidance)) {
+                    throw new IOException("golden.json: params.pipeline.num_inference_steps / guidance_scale missing");
+                }
+                // the pipeline's prompt and negative prompt are te.input_ids rows 0 and 1 (pipe.prompt_embeds /
+                // pipe.negative_embeds are their plain encodings); with the LoRA they go through the LoRA text encoder
+                int[][] ids = idRows(g, "te.input_ids");
+                float[][] te = engine.encodeTokens(label, new int[][]{ids[0], ids[1]}, fill(2, 1), List.of(lw, lw));
+                float[] cond = te[0];
+                float[] uncond = te[1];
+                long[] s = g.shape("pipe.init_noise");
+                LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
+                Sampler sampler = Samplers.create("euler", SchedulerConfig.fromJson(g.json.path("pipelines").path("euler").path("config")));
+                EpsFunction eps = (x, t) -> engine.denoise(new DenoiseBatch(label, shape,
+                        List.of(new DenoiseItem(x.clone(), t, cond, uncond, guidance, lw))))[0];
+                List<float[]> got = Trajectory.run(sampler, steps, g.floats("pipe.init_noise"), new ReplayNoise(List.of()), eps);
+                return err(engine.decode(label, shape, List.of(got.get(got.size() - 1))), g.floats("lora.pipe.euler.image"));
+            });
+        } finally {
+            engine.loraPath(TfEngine.LoraPath.AUTO);
+        }
     }
 
     private void pipelineCases(GoldenData g, TfEngine engine, String label, double tol) {

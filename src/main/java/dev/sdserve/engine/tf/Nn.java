@@ -31,6 +31,8 @@ public final class Nn {
     private final Ops tf;
     private final WeightBinder weights;
     private final Conv3x3.Method conv3x3;
+    /** Unmerged LoRA terms added to linears (null: none); see {@link LowRank}. */
+    private LowRank lowRank;
 
     public Nn(Ops tf, WeightBinder weights) {
         this(tf, weights, CONV3X3);
@@ -44,6 +46,11 @@ public final class Nn {
         this.tf = tf;
         this.weights = weights;
         this.conv3x3 = conv3x3;
+    }
+
+    /** Adds per-sample low-rank (LoRA) terms to the linears this hook covers, for graphs built after this call. */
+    public void lowRank(LowRank hook) {
+        this.lowRank = hook;
     }
 
     public Ops tf() {
@@ -161,6 +168,9 @@ public final class Nn {
         long out = ws[0];
         Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
         Operand<TFloat32> y = tf.linalg.matMul(x2, w, MatMul.transposeB(true));
+        if (lowRank != null) {
+            y = lowRank.apply(this, x2, d, prefix + ".weight", out, y);
+        }
         if (bias) {
             y = tf.nn.biasAdd(y, w(prefix + ".bias"));
         }

@@ -6,11 +6,14 @@ import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.Engine;
 import dev.sdserve.engine.EngineStats;
 import dev.sdserve.engine.LatentShape;
+import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.model.Checkpoint;
 import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.ModelConfig;
+import dev.sdserve.model.ModelConfigs;
+import org.tensorflow.types.TFloat32;
 import dev.sdserve.model.TextEncoderConfig;
 
 import java.io.IOException;
@@ -27,14 +30,35 @@ import java.util.function.Function;
  * first use; their architecture comes from {@code configOf} (e.g. detected from the checkpoint's shapes).
  * Classifier-free guidance doubles guided samples inside one UNet batch and combines
  * {@code eps_u + g·(eps_c − eps_u)} per item.
+ *
+ * <p>LoRA (per item, text encoder and UNet): a batch whose rows all share one LoRA set runs on merged weights
+ * (an overlay W + Σ w·alpha/rank·up·down of the touched tensors, cached per (model, network, set), LRU of
+ * {@code sdserve.lora.merged-cache} = 4); a batch mixing LoRA sets runs in ONE graph call on the unmerged low-rank
+ * path ({@link LowRank}: x·Aᵀ·gate·Bᵀ per sample), unless a LoRA has 3×3 conv modules (then one merged call per set).
+ * Rule chosen over a cost model because on the tiny model both paths cost about the same per call (see the report);
+ * {@code sdserve.lora.path} = merged | low-rank forces one path. Resident models are LRU-evicted above
+ * {@code memoryBudgetBytes}.
  */
 public final class TfEngine implements Engine {
-    private final Map<String, Path> checkpoints;
+    /** How LoRAs run: AUTO (merged when the batch shares one LoRA set, else unmerged low-rank), or forced. */
+    public enum LoraPath { AUTO, MERGED, LOW_RANK }
+
+    private final Function<String, Path> resolver;
     private final Function<Path, ModelConfig> configOf;
     private final Function<String, int[]> tokenizer;
-    private final Map<String, TfModel> loaded = new HashMap<>();
+    /** Resident models, least recently used first. */
+    private final LinkedHashMap<String, TfModel> loaded = new LinkedHashMap<>(8, 0.75f, true);
     private final Map<String, ModelConfig> configs = new HashMap<>();
     private final EngineStats stats = new EngineStats();
+    private final LoraLibrary loras;
+    /** Merged LoRA overlays by model|network|set, least recently used first. */
+    private final LinkedHashMap<String, Map<String, TFloat32>> merged = new LinkedHashMap<>(8, 0.75f, true);
+    private volatile LoraPath loraPath = LoraPath.valueOf(System.getProperty("sdserve.lora.path", "AUTO")
+            .toUpperCase(java.util.Locale.ROOT).replace('-', '_'));
+    private volatile long memoryBudgetBytes = Long.getLong("sdserve.memory-budget-mb", 0L) << 20;
+    private long evictions;
+    private long lowRankCalls;
+    private long mergedCalls;
 
     /** Models by name → single-file checkpoint; architectures read from the checkpoints (and config JSON beside). */
     public TfEngine(Map<String, Path> checkpoints) {
@@ -56,10 +80,67 @@ public final class TfEngine implements Engine {
      *                    text-encoder settings (length, BOS/EOS/pad ids)
      */
     public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer) {
-        this.checkpoints = new LinkedHashMap<>(checkpoints);
+        this(mapResolver(new LinkedHashMap<>(checkpoints)), configOf, tokenizer, null);
+    }
+
+    /**
+     * @param models    model name → checkpoint (throws ServeException NOT_FOUND / INVALID_ARGUMENT), e.g. a
+     *                  {@link dev.sdserve.model.ModelRegistry}
+     * @param loraSource where LoRAs come from, or null for an engine that refuses LoRAs
+     */
+    public TfEngine(Function<String, Path> models, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer,
+                    LoraLibrary.Source loraSource) {
+        this.resolver = models;
         this.configOf = configOf;
         this.tokenizer = tokenizer;
+        this.loras = loraSource == null ? null : new LoraLibrary(loraSource);
     }
+
+    private static Function<String, Path> mapResolver(Map<String, Path> m) {
+        return name -> {
+            Path p = m.get(name);
+            if (p == null) {
+                throw ServeException.notFound("unknown model '" + name + "' (known: " + m.keySet() + ")");
+            }
+            return p;
+        };
+    }
+
+    public void loraPath(LoraPath p) {
+        this.loraPath = p;
+    }
+
+    /** Resident-weight budget (0 = unlimited): loading a model evicts least recently used others above it. */
+    public void memoryBudgetBytes(long bytes) {
+        this.memoryBudgetBytes = bytes;
+    }
+
+    public synchronized List<String> resident() {
+        return new ArrayList<>(loaded.keySet());
+    }
+
+    public synchronized boolean isResident(String name) {
+        return loaded.containsKey(name);
+    }
+
+    public synchronized long evictions() {
+        return evictions;
+    }
+
+    /** Graph runs with LoRA on the unmerged low-rank path / on the merged path. */
+    public synchronized long[] loraCalls() {
+        return new long[]{lowRankCalls, mergedCalls};
+    }
+
+    public LoraLibrary loras() {
+        return loras;
+    }
+
+    /** Bytes of weights held by resident models. */
+    public synchronized long residentBytes() {
+        return loaded.values().stream().mapToLong(m -> m.weights().bytes()).sum();
+    }
+
 
     /** The loaded model, loading it on first use; NOT_FOUND for an unknown name. */
     public synchronized TfModel model(String name) {
@@ -67,19 +148,141 @@ public final class TfEngine implements Engine {
         if (m != null) {
             return m;
         }
-        Path p = checkpoints.get(name);
-        if (p == null) {
-            throw ServeException.notFound("unknown model '" + name + "' (known: " + checkpoints.keySet() + ")");
-        }
+        Path p = resolver.apply(name);
         try {
             m = configOf == null ? TfModel.load(name, p) : TfModel.load(name, p, config(name));
-        } catch (IOException | IllegalArgumentException e) {
-            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p + ") cannot be loaded: "
-                    + e.getMessage());
+        } catch (IOException | RuntimeException e) {
+            if (e instanceof ServeException se) {
+                throw se;
+            }
+            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p.getFileName()
+                    + ") cannot be loaded: " + e.getMessage());
         }
         loaded.put(name, m);
+        evictOver(name);
         return m;
     }
+    /** Unloads a model (and its merged LoRA overlays); false if it was not resident. */
+    public synchronized boolean unload(String name) {
+        TfModel m = loaded.remove(name);
+        if (m == null) {
+            return false;
+        }
+        dropOverlays(name);
+        m.close();
+        return true;
+    }
+
+    private void evictOver(String keep) {
+        long budget = memoryBudgetBytes;
+        if (budget <= 0) {
+            return;
+        }
+        var it = loaded.entrySet().iterator();
+        while (residentBytes() > budget && it.hasNext()) {
+            var e = it.next();
+            if (e.getKey().equals(keep)) {
+                continue;
+            }
+            it.remove();
+            dropOverlays(e.getKey());
+            e.getValue().close();
+            evictions++;
+        }
+    }
+
+    private void dropOverlays(String model) {
+        var it = merged.entrySet().iterator();
+        while (it.hasNext()) {
+            var e = it.next();
+            if (e.getKey().startsWith(model + "|")) {
+                e.getValue().values().forEach(TFloat32::close);
+                it.remove();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- LoRA
+
+    /** Runs rows of a batch with given weight overrides or low-rank feeds; returns one output per row. */
+    @FunctionalInterface
+    interface LoraRun {
+        float[][] run(int[] rows, Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank);
+    }
+
+    /** Graph runs with LoRA, one call where possible; see {@link LoraPath}. Returns outputs in row order. */
+    synchronized float[][] withLoras(String model, TfModel m, List<List<LoraWeight>> perRow, String prefix, LoraRun run) {
+        int n = perRow.size();
+        int[] all = new int[n];
+        for (int i = 0; i < n; i++) {
+            all[i] = i;
+        }
+        List<String> keys = new ArrayList<>();
+        for (List<LoraWeight> l : perRow) {
+            keys.add(LoraLibrary.setKey(l));
+        }
+        if (keys.stream().allMatch(String::isEmpty)) {
+            return run.run(all, Map.of(), null);
+        }
+        if (loras == null) {
+            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "this engine has no LoRA directory configured");
+        }
+        List<List<LoraLibrary.Prepared>> prepared = new ArrayList<>();
+        List<List<Double>> weights = new ArrayList<>();
+        for (List<LoraWeight> l : perRow) {
+            List<LoraLibrary.Prepared> ps = new ArrayList<>();
+            List<Double> ws = new ArrayList<>();
+            for (LoraWeight lw : l) {
+                if (!Double.isFinite(lw.weight())) {
+                    throw ServeException.invalid("lora", "LoRA '" + lw.name() + "' has a weight that is not a finite number");
+                }
+                ps.add(loras.get(lw.name(), m.config()));
+                ws.add(lw.weight());
+            }
+            prepared.add(ps);
+            weights.add(ws);
+        }
+        Map<String, List<Integer>> groups = new LinkedHashMap<>();
+        for (int i = 0; i < n; i++) {
+            groups.computeIfAbsent(keys.get(i), k -> new ArrayList<>()).add(i);
+        }
+        boolean conv3 = prepared.stream().flatMap(List::stream).anyMatch(LoraLibrary.Prepared::hasConv3x3);
+        boolean lowRank = loraPath == LoraPath.LOW_RANK || (loraPath == LoraPath.AUTO && groups.size() > 1);
+        if (lowRank && !conv3) {
+            lowRankCalls++;
+            try (LoraLibrary.LowRankFeeds f = LoraLibrary.lowRankFeeds(prepared, weights, prefix)) {
+                return run.run(all, Map.of(), f);
+            }
+        }
+        // merged: one call per LoRA set
+        float[][] out = new float[n][];
+        for (var g : groups.entrySet()) {
+            int[] rows = g.getValue().stream().mapToInt(Integer::intValue).toArray();
+            Map<String, TFloat32> overlay = Map.of();
+            if (!g.getKey().isEmpty()) {
+                String ck = model + "|" + prefix + "|" + g.getKey();
+                overlay = merged.get(ck);
+                if (overlay == null) {
+                    int r0 = rows[0];
+                    overlay = LoraLibrary.merge(m.weights(), prepared.get(r0), weights.get(r0), prefix);
+                    merged.put(ck, overlay);
+                    while (merged.size() > Integer.getInteger("sdserve.lora.merged-cache", 4)) {
+                        var it = merged.entrySet().iterator();
+                        var e = it.next();
+                        it.remove();
+                        e.getValue().values().forEach(TFloat32::close);
+                    }
+                }
+            }
+            mergedCalls++;
+            float[][] r = run.run(rows, overlay, null);
+            for (int j = 0; j < rows.length; j++) {
+                out[rows[j]] = r[j];
+            }
+        }
+        return out;
+    }
+
 
     /** A model's architecture without loading its weights (the checkpoint header only). */
     public synchronized ModelConfig config(String name) {
@@ -91,12 +294,14 @@ public final class TfEngine implements Engine {
         if (c != null) {
             return c;
         }
-        Path p = checkpoints.get(name);
-        if (p == null) {
-            throw ServeException.notFound("unknown model '" + name + "' (known: " + checkpoints.keySet() + ")");
-        }
+        Path p = resolver.apply(name);
         if (configOf != null) {
-            c = configOf.apply(p);
+            try {
+                c = configOf.apply(p);
+            } catch (RuntimeException e) {
+                throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' ("
+                        + p.getFileName() + ") cannot be read: " + e.getMessage());
+            }
         } else {
             try (Checkpoint ck = Checkpoint.open(p)) {
                 c = ck.config();
@@ -123,17 +328,23 @@ public final class TfEngine implements Engine {
         ClipTokenizer clip = tokenizer == null ? ClipTokenizer.get() : null;
         int[][] ids = new int[items.size()][];
         int[] skips = new int[items.size()];
+        List<List<LoraWeight>> rowLoras = new ArrayList<>();
         for (int i = 0; i < items.size(); i++) {
             EncodeItem it = items.get(i);
-            rejectLoras(it.loras().isEmpty());
             ids[i] = clip != null ? clip.tokenize(it.prompt(), te) : tokenizer.apply(it.prompt());
             skips[i] = it.clipSkip();
+            rowLoras.add(it.loras());
         }
-        return encodeTokens(model, ids, skips);
+        return encodeTokens(model, ids, skips, rowLoras);
     }
 
     /** Text-encodes token ids directly (tests, conformance); one CLIP skip per row. */
     float[][] encodeTokens(String model, int[][] ids, int[] clipSkips) {
+        return encodeTokens(model, ids, clipSkips, java.util.Collections.nCopies(ids.length, List.of()));
+    }
+
+    /** As {@link #encodeTokens(String, int[][], int[])} with each row's LoRAs (their text-encoder part). */
+    synchronized float[][] encodeTokens(String model, int[][] ids, int[] clipSkips, List<List<LoraWeight>> rowLoras) {
         TfModel m = model(model);
         float[][] out = new float[ids.length][];
         // one graph run per distinct CLIP skip
@@ -151,7 +362,17 @@ public final class TfEngine implements Engine {
             for (int j = 0; j < sub.length; j++) {
                 sub[j] = ids[rows.get(j)];
             }
-            float[][] r = m.encodeTokens(sub, e.getKey());
+            List<List<LoraWeight>> subLoras = new ArrayList<>();
+            rows.forEach(r -> subLoras.add(rowLoras.get(r)));
+            int skip = e.getKey();
+            float[][] r = withLoras(model, m, subLoras, ModelConfigs.TEXT, (sel, ov, lr) -> {
+                int[][] part = new int[sel.length][];
+                for (int j = 0; j < sel.length; j++) {
+                    part[j] = sub[sel[j]];
+                }
+                return m.encodeTokens(part, skip, ov, lr);
+            });
+
             for (int j = 0; j < sub.length; j++) {
                 out[rows.get(j)] = r[j];
             }
@@ -174,8 +395,9 @@ public final class TfEngine implements Engine {
         float[] ts = new float[batch.unetSamples()];
         int[] uncondIndex = new int[items.size()];
         int n = 0;
+        List<List<LoraWeight>> rowLoras = new ArrayList<>();
         for (DenoiseItem it : items) {
-            rejectLoras(it.loras().isEmpty());
+            rowLoras.add(it.loras());
             xs.add(it.latentInput());
             ctx.add(it.cond());
             ts[n++] = (float) it.timestep();
@@ -185,12 +407,26 @@ public final class TfEngine implements Engine {
             uncondIndex[i] = -1;
             if (it.guided() && it.guidance() != 1.0) {
                 uncondIndex[i] = n;
+                rowLoras.add(it.loras());
                 xs.add(it.latentInput());
                 ctx.add(it.uncond());
                 ts[n++] = (float) it.timestep();
             }
         }
-        float[][] eps = m.unet(xs, ts, ctx, s.height(), s.width());
+        float[][] eps = withLoras(batch.model(), m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
+            if (sel.length == xs.size()) {
+                return m.unet(xs, ts, ctx, s.height(), s.width(), ov, lr);
+            }
+            List<float[]> px = new ArrayList<>();
+            List<float[]> pc = new ArrayList<>();
+            float[] pt = new float[sel.length];
+            for (int j = 0; j < sel.length; j++) {
+                px.add(xs.get(sel[j]));
+                pc.add(ctx.get(sel[j]));
+                pt[j] = ts[sel[j]];
+            }
+            return m.unet(px, pt, pc, s.height(), s.width(), ov, lr);
+        });
         float[][] out = new float[items.size()][];
         for (int i = 0; i < items.size(); i++) {
             if (uncondIndex[i] < 0) {
@@ -244,11 +480,6 @@ public final class TfEngine implements Engine {
         return m.encodeImages(nchw, h, w);
     }
 
-    private static void rejectLoras(boolean none) {
-        if (!none) {
-            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "LoRAs are not supported by the TF engine yet");
-        }
-    }
 
     @Override
     public EngineStats stats() {
@@ -257,6 +488,10 @@ public final class TfEngine implements Engine {
 
     @Override
     public synchronized void close() {
+        for (Map<String, TFloat32> o : merged.values()) {
+            o.values().forEach(TFloat32::close);
+        }
+        merged.clear();
         for (TfModel m : loaded.values()) {
             m.close();
         }

@@ -84,6 +84,11 @@ public final class TfGraph implements AutoCloseable {
      * tensors stay owned by the caller.
      */
     public Result run(Map<String, ? extends Tensor> feeds, List<String> fetches) {
+        return run(feeds, fetches, Map.of());
+    }
+
+    /** As {@link #run(Map, List)}, feeding {@code weightOverrides} (by weight key) instead of the model's weights. */
+    public Result run(Map<String, ? extends Tensor> feeds, List<String> fetches, Map<String, ? extends Tensor> weightOverrides) {
         Session.Runner r = session.runner();
         for (var e : feeds.entrySet()) {
             Operand<?> in = inputs.get(e.getKey());
@@ -94,7 +99,8 @@ public final class TfGraph implements AutoCloseable {
         }
         Weights w = binder.weights();
         for (var e : binder.bound().entrySet()) {
-            r.feed(e.getValue(), w.get(e.getKey()));
+            Tensor o = weightOverrides.get(e.getKey());
+            r.feed(e.getValue(), o != null ? o : w.get(e.getKey()));
         }
         for (String f : fetches) {
             Operand<?> out = outputs.get(f);

@@ -80,6 +80,15 @@ public final class TfModel implements AutoCloseable {
 
     /** Token ids [B][tokens] → hidden states [B][tokens × width] (CLIP skip applied, final layer norm included). */
     public synchronized float[][] encodeTokens(int[][] ids, int clipSkip) {
+        return encodeTokens(ids, clipSkip, Map.of(), null);
+    }
+
+    /**
+     * As {@link #encodeTokens(int[][], int)} with LoRA: {@code overrides} replace weights (merged path), and
+     * {@code lowRank} (or null) adds per-sample low-rank terms (unmerged path, a graph variant per covered key set).
+     */
+    public synchronized float[][] encodeTokens(int[][] ids, int clipSkip, Map<String, TFloat32> overrides,
+                                               LoraLibrary.LowRankFeeds lowRank) {
         int b = ids.length;
         int tokens = ids[0].length;
         int[] flat = new int[b * tokens];
@@ -89,10 +98,13 @@ public final class TfModel implements AutoCloseable {
             }
             System.arraycopy(ids[i], 0, flat, i * tokens, tokens);
         }
-        TfGraph g = graph("te/" + tokens + "/skip" + clipSkip,
-                bl -> ClipTextNet.build(bl, config.textEncoder(), tokens, clipSkip));
+        TfGraph g = graph("te/" + tokens + "/skip" + clipSkip + lowRankSuffix(lowRank),
+                bl -> {
+                    hook(bl, lowRank);
+                    ClipTextNet.build(bl, config.textEncoder(), tokens, clipSkip);
+                });
         try (TInt32 in = TInt32.tensorOf(Shape.of(b, tokens), d -> d.copyFrom(DataBuffers.of(flat, true, false)));
-             Result r = g.run(Map.of("ids", in), List.of("hidden"))) {
+             Result r = g.run(feeds(Map.of("ids", in), lowRank), List.of("hidden"), overrides)) {
             return split((TFloat32) r.get(0), b);
         }
     }
@@ -104,6 +116,12 @@ public final class TfModel implements AutoCloseable {
      * model output per sample (NCHW).
      */
     public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, int height, int width) {
+        return unet(x, t, ctx, height, width, Map.of(), null);
+    }
+
+    /** As {@link #unet(List, float[], List, int, int)} with LoRA (see {@link #encodeTokens(int[][], int, Map, LoraLibrary.LowRankFeeds)}). */
+    public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, int height, int width,
+                                       Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank) {
         int b = x.size();
         if (t.length != b || ctx.size() != b) {
             throw new IllegalArgumentException("batch of " + b + " latents, " + t.length + " timesteps, " + ctx.size() + " contexts");
@@ -114,14 +132,44 @@ public final class TfModel implements AutoCloseable {
         if (tokens * dim != ctx.get(0).length) {
             throw new IllegalArgumentException("context of " + ctx.get(0).length + " floats is not tokens × " + dim);
         }
-        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens,
-                bl -> UNetNet.build(bl, config.unet(), height, width, tokens, dim));
+        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + lowRankSuffix(lowRank),
+                bl -> {
+                    hook(bl, lowRank);
+                    UNetNet.build(bl, config.unet(), height, width, tokens, dim);
+                });
         try (TFloat32 xt = batch(x, c * height * width, b, c, height, width);
              TFloat32 tt = TFloat32.vectorOf(t);
              TFloat32 ct = batch(ctx, tokens * dim, b, tokens, dim);
-             Result r = g.run(Map.of("x", xt, "t", tt, "ctx", ct), List.of("eps"))) {
+             Result r = g.run(feeds(Map.of("x", xt, "t", tt, "ctx", ct), lowRank), List.of("eps"), overrides)) {
             return split((TFloat32) r.get(0), b);
         }
+    }
+
+    private static String lowRankSuffix(LoraLibrary.LowRankFeeds lr) {
+        if (lr == null || lr.keys().isEmpty()) {
+            return "";
+        }
+        return "/lowrank-" + Integer.toHexString(String.join(",", lr.keys()).hashCode()) + "-" + lr.keys().size();
+    }
+
+    private static void hook(TfGraph.Builder bl, LoraLibrary.LowRankFeeds lr) {
+        if (lr != null && !lr.keys().isEmpty()) {
+            bl.nn.lowRank(new LowRank(bl, new java.util.TreeSet<>(lr.keys())));
+        }
+    }
+
+    private static Map<String, org.tensorflow.Tensor> feeds(Map<String, ? extends org.tensorflow.Tensor> base,
+                                                            LoraLibrary.LowRankFeeds lr) {
+        Map<String, org.tensorflow.Tensor> m = new HashMap<>(base);
+        if (lr != null) {
+            m.putAll(lr.feeds());
+        }
+        return m;
+    }
+
+    /** Graphs built so far, by key (tests, stats). */
+    public synchronized java.util.Set<String> graphKeys() {
+        return new java.util.TreeSet<>(graphs.keySet());
     }
 
     // ---------------------------------------------------------------- VAE

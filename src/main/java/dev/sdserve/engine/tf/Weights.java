@@ -49,7 +49,7 @@ public final class Weights implements AutoCloseable {
     public static Weights load(SafeTensors st) throws IOException {
         Weights w = new Weights(st.path().toString());
         try (FileChannel ch = FileChannel.open(st.path(), StandardOpenOption.READ)) {
-            Streamer streamer = new Streamer(ch);
+            Streamer streamer = new Streamer(ch, st.path());
             for (var e : st.tensors().entrySet()) {
                 String key = e.getKey();
                 SafeTensors.TensorInfo info = e.getValue();
@@ -58,7 +58,7 @@ public final class Weights implements AutoCloseable {
                 }
                 long[] s = info.shape();
                 if (s.length == 4 && s[2] * s[3] > 1) {
-                    w.put(key, s, st.floats(key)); // transposed to HWIO through one float[] of this tensor
+                    w.put(key, s, st.finiteFloats(key)); // transposed to HWIO through one float[] of this tensor
                 } else {
                     long[] shape = s.length == 4 ? new long[]{s[0], s[1]} : s.clone();
                     w.putStreamed(key, shape, info, streamer);
@@ -78,8 +78,11 @@ public final class Weights implements AutoCloseable {
         final ByteBuffer bytes = ByteBuffer.allocateDirect(CHUNK * 8).order(ByteOrder.LITTLE_ENDIAN);
         final float[] floats = new float[CHUNK];
 
-        Streamer(FileChannel ch) {
+        final java.nio.file.Path path;
+
+        Streamer(FileChannel ch, java.nio.file.Path path) {
             this.ch = ch;
+            this.path = path;
         }
 
         void copy(SafeTensors.TensorInfo info, FloatDataBuffer dst) throws IOException {
@@ -115,6 +118,7 @@ public final class Weights implements AutoCloseable {
                     }
                     default -> throw new IOException(info.name() + ": not a float tensor (" + info.dtype() + ")");
                 }
+                SafeTensors.requireFinite(path, info.name(), floats, 0, k, done);
                 dst.offset(done).write(floats, 0, k);
                 done += k;
                 pos += (long) k * es;
