@@ -500,18 +500,25 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     public boolean runOnce() {
         Plan plan;
         long t0 = config.statsTimer.getAsLong();
+        BackgroundWork bg = background;
+        boolean runBackground;
         synchronized (lock) {
             long now = clock.nanoTime();
             housekeeping(now);
-            plan = plan(now);
+            runBackground = bg != null && bg.wantsStep(minSlackMillis(now));
+            plan = runBackground ? null : plan(now);
             if (plan == null) {
                 stats.planningNanos.addAndGet(config.statsTimer.getAsLong() - t0);
-                return false;
+                if (!runBackground) {
+                    return false;
+                }
             }
-            for (Work w : plan.members) {
+            for (Work w : plan == null ? List.<Work>of() : plan.members) {
                 w.inFlight = true;
             }
-            if (plan.stage == Stage.ENCODE) {
+            if (plan == null) {
+                // background step below
+            } else if (plan.stage == Stage.ENCODE) {
                 for (Work w : plan.members) {
                     w.encodeStart = now;
                     w.enterStage("encode");
@@ -532,10 +539,47 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 }
             }
         }
+        if (plan == null) { // the background work's turn (inference slack allows one of its steps)
+            try {
+                bg.runStep();
+            } catch (RuntimeException e) {
+                LOG.log(Level.SEVERE, "background step failed", e);
+            }
+            return true;
+        }
         stats.iterations.incrementAndGet();
         stats.planningNanos.addAndGet(config.statsTimer.getAsLong() - t0);
         execute(plan);
         return true;
+    }
+
+    private volatile BackgroundWork background;
+
+    /** Background work (LoRA training) run in the inference slack, or null for none. */
+    public void setBackgroundWork(BackgroundWork work) {
+        this.background = work;
+    }
+
+    /**
+     * Least slack (ms) over admitted inference work not yet finished; +∞ when there is none; −∞ when best-effort
+     * work (no deadline to measure against) is waiting, so background work never delays it either.
+     */
+    private double minSlackMillis(long now) {
+        double min = Double.POSITIVE_INFINITY;
+        Map<String, Profile> load = null;
+        for (Work w : works) {
+            if (w.phase == Work.Phase.DONE) {
+                continue;
+            }
+            if (w.bestEffort()) {
+                return Double.NEGATIVE_INFINITY;
+            }
+            if (load == null) {
+                load = profiles(works);
+            }
+            min = Math.min(min, slackMillis(w, now, load));
+        }
+        return min;
     }
 
     private void housekeeping(long now) {

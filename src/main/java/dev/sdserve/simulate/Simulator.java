@@ -92,6 +92,15 @@ public final class Simulator {
     }
 
     public Result runSdServe(List<Arrival> trace, ServiceConfig cfg) {
+        return runSdServe(trace, cfg, null);
+    }
+
+    /**
+     * With background work (simulated LoRA training) given the run's clock; the run lasts until the trace is served
+     * and the background work stops wanting steps.
+     */
+    public Result runSdServe(List<Arrival> trace, ServiceConfig cfg,
+                             java.util.function.Function<SimClock, dev.sdserve.scheduler.BackgroundWork> background) {
         SimClock clock = new SimClock();
         FakeEngine engine = new FakeEngine(new FakeEngine.Config()
                 .models(64, 512, "sd15") // 512² images on an 8×8 latent: timing comes from the table, not the maths
@@ -110,6 +119,9 @@ public final class Simulator {
         long[] submitNanos = new long[n];
         int rejected = 0;
         try (SchedulerService svc = new SchedulerService(engine, cfg, clock)) {
+            if (background != null) {
+                svc.setBackgroundWork(background.apply(clock));
+            }
             int next = 0;
             while (true) {
                 long now = clock.nanoTime();

@@ -30,12 +30,22 @@ public final class Nn {
 
     private final Ops tf;
     private final WeightBinder weights;
+    private final Conv3x3.Method conv3x3;
     /** Unmerged LoRA terms added to linears (null: none); see {@link LowRank}. */
     private LowRank lowRank;
 
     public Nn(Ops tf, WeightBinder weights) {
+        this(tf, weights, CONV3X3);
+    }
+
+    /**
+     * With an explicit 3×3 convolution method: training graphs need {@link Conv3x3.Method#NATIVE} (TF has
+     * gradients for Conv2D, none for ExtractImagePatches).
+     */
+    public Nn(Ops tf, WeightBinder weights, Conv3x3.Method conv3x3) {
         this.tf = tf;
         this.weights = weights;
+        this.conv3x3 = conv3x3;
     }
 
     /** Adds per-sample low-rank (LoRA) terms to the linears this hook covers, for graphs built after this call. */
@@ -180,7 +190,7 @@ public final class Nn {
             return linear(x, prefix, true);
         }
         if (ws.length == 4 && ws[0] == 3 && ws[1] == 3) {
-            return Conv3x3.conv(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), 1, CONV3X3);
+            return Conv3x3.conv(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), 1, conv3x3);
         }
         Operand<TFloat32> y = tf.nn.conv2d(x, w(prefix + ".weight"), List.of(1L, 1L, 1L, 1L), "SAME");
         return tf.nn.biasAdd(y, w(prefix + ".bias"));
@@ -192,11 +202,11 @@ public final class Nn {
         long[] ws = weightShape(prefix + ".weight");
         if (ws.length == 4 && ws[0] == 3 && ws[1] == 3 && (stride == 1 || stride == 2)) {
             if (padTop == 1 && padBottom == 1 && padLeft == 1 && padRight == 1) {
-                return Conv3x3.conv(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), stride, CONV3X3);
+                return Conv3x3.conv(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), stride, conv3x3);
             }
             Operand<TFloat32> p = tf.pad(x, tf.constant(new int[][]{{0, 0}, {padTop, padBottom}, {padLeft, padRight},
                     {0, 0}}), tf.constant(0f));
-            return Conv3x3.convValid(tf, p, w(prefix + ".weight"), w(prefix + ".bias"), stride, CONV3X3);
+            return Conv3x3.convValid(tf, p, w(prefix + ".weight"), w(prefix + ".bias"), stride, conv3x3);
         }
         Operand<TFloat32> p = x;
         if (padTop + padBottom + padLeft + padRight > 0) {

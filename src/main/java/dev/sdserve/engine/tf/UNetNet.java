@@ -24,10 +24,25 @@ public final class UNetNet {
 
     private final Nn nn;
     private final UNetConfig cfg;
+    private final LinearHook hook; // null: plain network
 
     private UNetNet(Nn nn, UNetConfig cfg) {
+        this(nn, cfg, null);
+    }
+
+    private UNetNet(Nn nn, UNetConfig cfg, LinearHook hook) {
         this.nn = nn;
         this.cfg = cfg;
+        this.hook = hook;
+    }
+
+    /**
+     * The UNet applied to graph operands already in a graph (training): x [B, C, H, W] NCHW, t [B], ctx
+     * [B, tokens, dim] → eps NCHW; {@code hook} (or null) may add a term to every attention projection.
+     */
+    public static Operand<TFloat32> apply(Nn nn, UNetConfig cfg, Operand<TFloat32> x, Operand<TFloat32> t,
+                                          Operand<TFloat32> ctx, LinearHook hook) {
+        return nn.nhwcToNchw(new UNetNet(nn, cfg, hook).forward(nn.nchwToNhwc(x), t, ctx));
     }
 
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim) {
@@ -162,10 +177,17 @@ public final class UNetNet {
     }
 
     Operand<TFloat32> attention(Operand<TFloat32> x, Operand<TFloat32> ctx, String ap, int heads) {
-        Operand<TFloat32> q = nn.linear(x, ap + ".to_q", false);
-        Operand<TFloat32> k = nn.linear(ctx, ap + ".to_k", false);
-        Operand<TFloat32> v = nn.linear(ctx, ap + ".to_v", false);
-        return nn.linear(nn.attention(q, k, v, heads, null), ap + ".to_out.0", true);
+        Operand<TFloat32> q = projection(x, ap + ".to_q", false);
+        Operand<TFloat32> k = projection(ctx, ap + ".to_k", false);
+        Operand<TFloat32> v = projection(ctx, ap + ".to_v", false);
+        return projection(nn.attention(q, k, v, heads, null), ap + ".to_out.0", true);
+    }
+
+    /** An attention projection, plus the hook's term if there is a hook. */
+    private Operand<TFloat32> projection(Operand<TFloat32> x, String prefix, boolean bias) {
+        Operand<TFloat32> y = nn.linear(x, prefix, bias);
+        Operand<TFloat32> extra = hook == null ? null : hook.extra(nn, prefix, x);
+        return extra == null ? y : nn.add(y, extra);
     }
 
     /** GEGLU: proj to 2·inner, value · gelu(gate), then back to width. */

@@ -41,11 +41,11 @@ public final class WeightBinder {
     }
 
     /** Placeholder → weight key, for feeding. */
-    Map<String, Placeholder<TFloat32>> bound() {
+    public Map<String, Placeholder<TFloat32>> bound() {
         return bound;
     }
 
-    Weights weights() {
+    public Weights weights() {
         return weights;
     }
 }

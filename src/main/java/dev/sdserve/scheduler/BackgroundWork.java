@@ -1,0 +1,17 @@
+package dev.sdserve.scheduler;
+
+/**
+ * Preemptible work the scheduler runs between its engine calls (LoRA training steps): consulted at every iteration,
+ * before planning, with the least slack of the admitted inference work; inference wins unless the background work
+ * says one of its steps fits. Steps run on the scheduler thread, outside its lock, one at a time.
+ */
+public interface BackgroundWork {
+    /**
+     * Whether to run one step now. {@code minSlackMillis}: least slack (deadline − now − predicted remaining work)
+     * over admitted, not-yet-finished inference requests; {@code +∞} when there are none (the engine is idle).
+     */
+    boolean wantsStep(double minSlackMillis);
+
+    /** Runs one step. Exceptions are logged by the scheduler and do not stop it. */
+    void runStep();
+}
