@@ -7,6 +7,7 @@ import io.opentelemetry.sdk.trace.SdkTracerProvider;
 import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SimpleSpanProcessor;
 import io.opentelemetry.sdk.trace.export.SpanExporter;
+import dev.sdserve.testutil.SpanCollector;
 import org.junit.jupiter.api.Test;
 
 import java.util.Collection;
@@ -16,30 +17,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import static org.junit.jupiter.api.Assertions.*;
 
 class TracingTest {
-    /** Collects finished spans in memory. */
-    static final class Collect implements SpanExporter {
-        final List<SpanData> spans = new CopyOnWriteArrayList<>();
-
-        @Override
-        public CompletableResultCode export(Collection<SpanData> s) {
-            spans.addAll(s);
-            return CompletableResultCode.ofSuccess();
-        }
-
-        @Override
-        public CompletableResultCode flush() {
-            return CompletableResultCode.ofSuccess();
-        }
-
-        @Override
-        public CompletableResultCode shutdown() {
-            return CompletableResultCode.ofSuccess();
-        }
-    }
-
     @Test
     void stagesAreChildrenOfTheRequestSpan() throws Exception {
-        Collect out = new Collect();
+        SpanCollector out = new SpanCollector();
         try (SdkTracerProvider tp = SdkTracerProvider.builder().addSpanProcessor(SimpleSpanProcessor.create(out)).build()) {
             Tracing t = new Tracing(OpenTelemetrySdk.builder().setTracerProvider(tp).build());
             Tracing.RequestSpan r = t.request("job-1", "embedded", "interactive");
@@ -70,7 +50,7 @@ class TracingTest {
         }
     }
 
-    private static SpanData find(Collect c, String name, String job) {
+    private static SpanData find(SpanCollector c, String name, String job) {
         return c.spans.stream().filter(s -> s.getName().equals(name) && job.equals(s.getAttributes().get(Tracing.JOB_ID)))
                 .findFirst().orElseThrow();
     }

@@ -10,6 +10,7 @@ import io.opentelemetry.sdk.trace.SdkTracerProvider;
 import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SimpleSpanProcessor;
 import io.opentelemetry.sdk.trace.export.SpanExporter;
+import dev.sdserve.testutil.SpanCollector;
 import org.junit.jupiter.api.Test;
 
 import java.util.Collection;
@@ -20,29 +21,9 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /** The scheduler reports each request as a trace (a span per stage) and feeds the metrics facade. */
 class TracingAndMetricsTest {
-    static final class Collect implements SpanExporter {
-        final List<SpanData> spans = new CopyOnWriteArrayList<>();
-
-        @Override
-        public CompletableResultCode export(Collection<SpanData> s) {
-            spans.addAll(s);
-            return CompletableResultCode.ofSuccess();
-        }
-
-        @Override
-        public CompletableResultCode flush() {
-            return CompletableResultCode.ofSuccess();
-        }
-
-        @Override
-        public CompletableResultCode shutdown() {
-            return CompletableResultCode.ofSuccess();
-        }
-    }
-
     @Test
     void aCompletedRequestIsOneTraceWithAStageSpanPerStageAndCountsInTheMetrics() {
-        Collect out = new Collect();
+        SpanCollector out = new SpanCollector();
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
         try (SdkTracerProvider tp = SdkTracerProvider.builder().addSpanProcessor(SimpleSpanProcessor.create(out)).build()) {
             Harness h = new Harness();
@@ -77,7 +58,7 @@ class TracingAndMetricsTest {
         }
     }
 
-    private static String traceOf(Collect out, String jobId) {
+    private static String traceOf(SpanCollector out, String jobId) {
         return out.spans.stream()
                 .filter(sp -> jobId.equals(sp.getAttributes().asMap().entrySet().stream()
                         .filter(e -> e.getKey().getKey().contains("job")).map(e -> String.valueOf(e.getValue()))
