@@ -13,7 +13,9 @@ import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -48,27 +50,83 @@ public final class Weights implements AutoCloseable {
 
     public static Weights load(SafeTensors st) throws IOException {
         Weights w = new Weights(st.path().toString());
-        try (FileChannel ch = FileChannel.open(st.path(), StandardOpenOption.READ)) {
-            Streamer streamer = new Streamer(ch, st.path());
-            for (var e : st.tensors().entrySet()) {
-                String key = e.getKey();
-                SafeTensors.TensorInfo info = e.getValue();
-                if (!info.dtype().floating() || PREFIXES.stream().noneMatch(key::startsWith)) {
-                    continue;
+        List<SafeTensors.TensorInfo> todo = new ArrayList<>();
+        for (var e : st.tensors().entrySet()) {
+            SafeTensors.TensorInfo info = e.getValue();
+            if (info.dtype().floating() && PREFIXES.stream().anyMatch(e.getKey()::startsWith)) {
+                todo.add(info);
+            }
+        }
+        // Conversion (fp16 → fp32, OIHW → HWIO) is CPU-bound: spread the tensors over the configured threads; each
+        // thread streams through its own buffers, and results are registered in file order afterwards.
+        int threads = Math.max(1, Math.min(Integer.getInteger("sdserve.threads", Runtime.getRuntime().availableProcessors()),
+                Runtime.getRuntime().availableProcessors()));
+        Loaded[] out = new Loaded[todo.size()];
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicReference<Exception> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        Runnable worker = () -> {
+            try (FileChannel ch = FileChannel.open(st.path(), StandardOpenOption.READ)) {
+                Streamer streamer = new Streamer(ch, st.path());
+                int k;
+                while (failure.get() == null && (k = next.getAndIncrement()) < out.length) {
+                    out[k] = convert(st, todo.get(k), streamer);
                 }
-                long[] s = info.shape();
-                if (s.length == 4 && s[2] * s[3] > 1) {
-                    w.put(key, s, st.finiteFloats(key)); // transposed to HWIO through one float[] of this tensor
-                } else {
-                    long[] shape = s.length == 4 ? new long[]{s[0], s[1]} : s.clone();
-                    w.putStreamed(key, shape, info, streamer);
+            } catch (IOException | RuntimeException ex) {
+                failure.compareAndSet(null, ex);
+            }
+        };
+        List<Thread> pool = new ArrayList<>();
+        for (int i = 1; i < threads; i++) {
+            Thread t = new Thread(worker, "sdserve-weights-" + i);
+            t.start();
+            pool.add(t);
+        }
+        worker.run();
+        for (Thread t : pool) {
+            try {
+                t.join();
+            } catch (InterruptedException ie) {
+                Thread.currentThread().interrupt();
+                failure.compareAndSet(null, new IOException("interrupted while loading " + st.path()));
+            }
+        }
+        if (failure.get() != null) {
+            for (Loaded l : out) {
+                if (l != null) {
+                    l.tensor().close();
                 }
             }
-        } catch (IOException | RuntimeException ex) {
             w.close();
-            throw ex;
+            Exception ex = failure.get();
+            if (ex instanceof IOException io) {
+                throw io;
+            }
+            throw (RuntimeException) ex;
+        }
+        for (Loaded l : out) {
+            w.register(l.key(), l.shape(), l.tensor(), l.bytes());
         }
         return w;
+    }
+
+    private record Loaded(String key, long[] shape, TFloat32 tensor, long bytes) {
+    }
+
+    private static Loaded convert(SafeTensors st, SafeTensors.TensorInfo info, Streamer streamer) throws IOException {
+        String key = info.name();
+        long[] s = info.shape();
+        if (s.length == 4 && s[2] * s[3] > 1) {
+            return tensorOf(key, s, st.finiteFloats(key)); // transposed to HWIO through one float[] of this tensor
+        }
+        long[] shape = s.length == 4 ? new long[]{s[0], s[1]} : s.clone();
+        TFloat32 t = TFloat32.tensorOf(Shape.of(shape));
+        try {
+            streamer.copy(info, t.asRawTensor().data().asFloats());
+        } catch (IOException | RuntimeException e) {
+            t.close();
+            throw e;
+        }
+        return new Loaded(key, shape, t, 4L * info.elements());
     }
 
     /** Converts file bytes chunk by chunk into native tensor memory (no tensor-sized heap copies). */
@@ -126,24 +184,14 @@ public final class Weights implements AutoCloseable {
         }
     }
 
-    private void putStreamed(String key, long[] shape, SafeTensors.TensorInfo info, Streamer s) throws IOException {
-        TFloat32 t = TFloat32.tensorOf(Shape.of(shape));
-        try {
-            s.copy(info, t.asRawTensor().data().asFloats());
-        } catch (IOException | RuntimeException e) {
-            t.close();
-            throw e;
-        }
-        TFloat32 old = tensors.put(key, t);
-        if (old != null) {
-            old.close();
-        }
-        shapes.put(key, shape);
-        bytes += 4L * info.elements();
-    }
-
     /** Adds a tensor given in PyTorch layout (convolutions OIHW); takes ownership of {@code values}. */
     void put(String key, long[] torchShape, float[] values) {
+        Loaded l = tensorOf(key, torchShape, values);
+        register(l.key(), l.shape(), l.tensor(), l.bytes());
+    }
+
+    /** A TF tensor of a PyTorch-layout tensor: k×k convolutions become HWIO, 1×1 convolutions [out, in]. */
+    private static Loaded tensorOf(String key, long[] torchShape, float[] values) {
         long[] shape = torchShape;
         float[] data = values;
         if (torchShape.length == 4) {
@@ -157,12 +205,16 @@ public final class Weights implements AutoCloseable {
         }
         float[] d = data;
         TFloat32 t = TFloat32.tensorOf(Shape.of(shape), dst -> dst.copyFrom(DataBuffers.of(d, true, false)));
+        return new Loaded(key, shape, t, 4L * d.length);
+    }
+
+    private synchronized void register(String key, long[] shape, TFloat32 t, long nbytes) {
         TFloat32 old = tensors.put(key, t);
         if (old != null) {
             old.close();
         }
         shapes.put(key, shape);
-        bytes += 4L * d.length;
+        bytes += nbytes;
     }
 
     static float[] oihwToHwio(float[] src, int o, int i, int kh, int kw) {
