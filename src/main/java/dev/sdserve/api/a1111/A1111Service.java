@@ -287,14 +287,18 @@ public class A1111Service {
     // ---------------------------------------------------------------- progress / interrupt
 
     /** The job that progress reports and interrupt stops: the oldest A1111 call in flight, else the oldest running job. */
-    private Optional<Object[]> current() {
+    private Optional<Current> current() {
         Task t = tasks.peekFirst();
         if (t != null && t.current != null) {
-            return Optional.of(new Object[]{t, t.current});
+            return Optional.of(new Current(t, t.current));
         }
         return service.jobs().stream().filter(j -> !j.state().terminal())
                 .min(Comparator.comparing((Job j) -> j.state() == JobState.QUEUED).thenComparingLong(Job::createdMillis))
-                .map(j -> new Object[]{null, j});
+                .map(j -> new Current(null, j));
+    }
+
+    /** The job in flight and the A1111 call it belongs to (null when it came from another API). */
+    private record Current(Task task, Job job) {
     }
 
     public ObjectNode progress(boolean skipCurrentImage) {
@@ -309,7 +313,7 @@ public class A1111Service {
         state.put("job_no", 0);
         state.put("sampling_step", 0);
         state.put("sampling_steps", 0);
-        Optional<Object[]> cur = current();
+        Optional<Current> cur = current();
         if (cur.isEmpty()) {
             out.put("progress", 0.0);
             out.put("eta_relative", 0.0);
@@ -319,8 +323,8 @@ public class A1111Service {
             out.putNull("current_task");
             return out;
         }
-        Task t = (Task) cur.get()[0];
-        Job j = (Job) cur.get()[1];
+        Task t = cur.get().task();
+        Job j = cur.get().job();
         int jobCount = t == null ? 1 : t.jobCount;
         int jobNo = t == null ? 0 : t.jobNo;
         long start = t == null ? j.createdMillis() : t.startMillis;
@@ -365,30 +369,28 @@ public class A1111Service {
 
     /** Stops the current call (its job now and its remaining iterations). Returns whether something was stopped. */
     public boolean interrupt() {
-        Optional<Object[]> cur = current();
-        if (cur.isEmpty()) {
-            return false;
-        }
-        Task t = (Task) cur.get()[0];
-        Job j = (Job) cur.get()[1];
-        if (t != null) {
-            t.interrupted = true;
-        }
-        return service.cancel(j.id());
+        return stopCurrent(true);
     }
 
     /** Skips the current job of the current call; the call goes on with its next iteration. */
     public boolean skip() {
-        Optional<Object[]> cur = current();
+        return stopCurrent(false);
+    }
+
+    private boolean stopCurrent(boolean interrupt) {
+        Optional<Current> cur = current();
         if (cur.isEmpty()) {
             return false;
         }
-        Task t = (Task) cur.get()[0];
-        Job j = (Job) cur.get()[1];
+        Task t = cur.get().task();
         if (t != null) {
-            t.skipped = true;
+            if (interrupt) {
+                t.interrupted = true;
+            } else {
+                t.skipped = true;
+            }
         }
-        return service.cancel(j.id());
+        return service.cancel(cur.get().job().id());
     }
 
     // ---------------------------------------------------------------- names
