@@ -197,6 +197,8 @@ public final class LoraFile implements AutoCloseable {
     /**
      * {@code scale · (alpha / rank) · up · down}, shaped like the target weight ([out, in] or [out, in, kh, kw],
      * row-major), to add to it.
+     *
+     * @throws CheckpointException when a factor is not finite or the product overflows float32
      */
     public float[] delta(Module m, double scale) throws IOException {
         float[] up = up(m);
@@ -217,6 +219,13 @@ public final class LoraFile implements AutoCloseable {
                 for (int c = 0; c < cols; c++) {
                     d[row + c] += u * down[base + c];
                 }
+            }
+        }
+        for (float v : d) {
+            if (!Float.isFinite(v)) {
+                // finite factors whose product overflows float32 (huge weights or alpha): refuse, never merge an Inf
+                throw new CheckpointException("LoRA module " + m.name() + ": scale " + scale + " × alpha/rank "
+                        + m.ratio() + " × up · down overflows float32 (its weights are far too large)");
             }
         }
         return d;
