@@ -7,15 +7,16 @@
 #   bash load-tests/soak-tiny.sh [REQUESTS] [CONCURRENCY]      (defaults 10000 and 32)
 #
 # Environment: SHARED (reference data, default: ../shared beside the checkout, else /work/shared),
-# SKIP_BUILD=1 (use the existing target/quarkus-app), HTTP_PORT / GRPC_PORT (default 18501 / 19501),
+# SKIP_BUILD=1 (use the existing target/quarkus-app), HTTP_PORT / GRPC_PORT (default: free ports),
 # OUT (result file, default load-tests/results/soak-tiny-<N>-<date>.txt), SAMPLE_EVERY (default 10s).
 # Exit status 0 only if every request completed, every check passed and the server's counters agree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS="${1:-10000}"
 CONCURRENCY="${2:-32}"
-HTTP_PORT="${HTTP_PORT:-18501}"
-GRPC_PORT="${GRPC_PORT:-19501}"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+HTTP_PORT="${HTTP_PORT:-$(free_port)}"
+GRPC_PORT="${GRPC_PORT:-$(free_port)}"
 SAMPLE_EVERY="${SAMPLE_EVERY:-10s}"
 if [[ -z "${SHARED:-}" ]]; then
   if [[ -d ../shared/golden ]]; then SHARED=../shared; else SHARED=/work/shared; fi
@@ -26,6 +27,8 @@ mkdir -p load-tests/results
 OUT="${OUT:-load-tests/results/soak-tiny-$REQUESTS-$(date -u +%Y%m%dT%H%M%SZ).txt}"
 JAVACPP="-Dorg.bytedeco.javacpp.cachedir=${JAVACPP_CACHE:-$HOME/.cache/sd-serve-javacpp}"
 
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src pom.xml 2>/dev/null || echo '+changes')"
+[[ "${SKIP_BUILD:-0}" == 1 ]] && COMMIT="$COMMIT (SKIP_BUILD: the app in target/ may be older)"
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   mvn -B -q -o package -DskipTests
 fi
@@ -115,7 +118,7 @@ read -r RSS0 RSSM RSS1 RSSMAX TH0 THM TH1 THMAX NS < <(awk '{r[NR]=$2; t[NR]=$3}
   printf "%d %d %d %d %d %d %d %d %d\n", r[1]/1024, r[m]/1024, r[NR]/1024, mr/1024, t[1], t[m], t[NR], mt, NR}' "$WORK/rss.txt")
 
 {
-  echo "soak-tiny: $(date -u +%FT%TZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "soak-tiny: $(date -u +%FT%TZ), $COMMIT, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "model: $TINY/tiny-sd15.safetensors (TF engine)$([[ $HAVE_LORA == 1 ]] && echo ", LoRA tiny-lora.safetensors")"
   echo
   cat "$WORK/loadgen.out"

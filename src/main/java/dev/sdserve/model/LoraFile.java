@@ -35,6 +35,12 @@ public final class LoraFile implements AutoCloseable {
         }
     }
 
+    /** kohya module → LDM weight, and the weights' shapes, of an architecture (built once per config; read only). */
+    private record Layout(Map<String, String> targets, Map<String, long[]> shapes) {
+    }
+
+    private static final Map<ModelConfig, Layout> LAYOUTS = new java.util.concurrent.ConcurrentHashMap<>();
+
     private final SafeTensors file;
     private final List<Module> modules;
 
@@ -55,8 +61,10 @@ public final class LoraFile implements AutoCloseable {
     }
 
     private static List<Module> map(SafeTensors st, ModelConfig cfg, String name) throws IOException {
-        Map<String, String> targets = LdmNames.kohyaTargets(cfg);
-        Map<String, long[]> layout = CheckpointLayout.shapes(CheckpointLayout.weights(cfg, DType.F32));
+        Layout l = LAYOUTS.computeIfAbsent(cfg, c -> new Layout(LdmNames.kohyaTargets(c),
+                CheckpointLayout.shapes(CheckpointLayout.weights(c, DType.F32))));
+        Map<String, String> targets = l.targets();
+        Map<String, long[]> layout = l.shapes();
         TreeMap<String, String[]> parts = new TreeMap<>(); // module → [down, up, alpha]
         List<String> unsupported = new ArrayList<>();
         for (String k : st.names()) {
