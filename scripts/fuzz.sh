@@ -45,7 +45,7 @@ printf '%-22s %5s %10s %12s %9s %s\n' target runs "fuzz s" executions "exec/s" f
 status=0
 for t in "${TARGETS[@]}"; do
   new=$(comm -13 <(echo "${BEFORE[$t]}") <(inputs "$t") | grep -c . || true)
-  rate=$(awk -v e="${EXECS[$t]}" -v s="${SECS[$t]}" 'BEGIN {printf "%.0f", s > 0 ? e / s : 0}')
+  rate=$(awk -v e="${EXECS[$t]}" -v s="${SECS[$t]}" 'BEGIN {printf "%.0f", (s > 0 ? e / s : 0)}')
   printf '%-22s %5d %10d %12d %9s %s\n' "$t" "${RUNS[$t]}" "${SECS[$t]}" "${EXECS[$t]}" "$rate" \
     "$([[ ${FAILS[$t]} -eq 0 && $new -eq 0 ]] && echo none || echo "${FAILS[$t]} failed run(s), $new new input(s)")"
   [[ ${FAILS[$t]} -eq 0 ]] || status=1

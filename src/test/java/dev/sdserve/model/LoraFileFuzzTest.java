@@ -13,7 +13,7 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Fuzzes the kohya LoRA parser ({@link LoraFile#open} onto the SD 1.5 architecture, then {@link LoraFile#delta} of
+ * Fuzzes the kohya LoRA parser ({@link LoraFile#open} onto an SD 1.x architecture, then {@link LoraFile#delta} of
  * every module): any input must either open, with every module's delta shaped like its target weight and finite, or
  * fail with an {@link IOException} (a {@link CheckpointException} or {@link SafeTensorsException} naming the
  * problem); never another exception, a crash or an unbounded allocation.
@@ -24,7 +24,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * the seeds in src/test/resources/dev/sdserve/model/LoraFileFuzzTestInputs run as a regression test.
  */
 class LoraFileFuzzTest {
-    private static final ModelConfig CFG = ModelConfigs.sd15();
+    // the embedded tiny SD 1.x architecture: every SD 1.x module name, small weights (fast merges, many executions)
+    private static final ModelConfig CFG = EmbeddedModel.CONFIG;
     private static final List<String> MODULES = new ArrayList<>(new java.util.TreeSet<>(LdmNames.kohyaTargets(CFG).keySet()));
     private static final Map<String, long[]> LAYOUT = CheckpointLayout.shapes(CheckpointLayout.weights(CFG, DType.F32));
     private static final Map<String, String> TARGETS = LdmNames.kohyaTargets(CFG);
