@@ -139,6 +139,11 @@ class LoraFileFuzzTest {
         return v;
     }
 
+    /** Entry point of the standalone Jazzer driver (scripts/fuzz.sh): the same body as the JUnit fuzz test. */
+    public static void fuzzerTestOneInput(FuzzedDataProvider data) throws IOException {
+        new LoraFileFuzzTest().openAnyLora(data);
+    }
+
     @AfterAll
     static void report() {
         System.out.printf("LoraFileFuzzTest: %d executions (%d opened) in %.1f s%n", RUNS.get(), OPENED.get(),

@@ -44,6 +44,11 @@ class SafeTensorsFuzzTest {
         }
     }
 
+    /** Entry point of the standalone Jazzer driver (scripts/fuzz.sh): the same body as the JUnit fuzz test. */
+    public static void fuzzerTestOneInput(FuzzedDataProvider data) throws IOException {
+        new SafeTensorsFuzzTest().openAnyBytes(data);
+    }
+
     @org.junit.jupiter.api.AfterAll
     static void report() {
         System.out.printf("SafeTensorsFuzzTest: %d executions (%d opened) in %.1f s%n", RUNS.get(), OPENED.get(),
