@@ -62,6 +62,14 @@ public final class Nn {
         return weights.bind(tf, key);
     }
 
+    /**
+     * As {@link #w(String)}, for a layer whose input is {@code after}: a weight held in half precision is cast to
+     * float32 only once {@code after} exists (so only the running layer's float32 copy is alive).
+     */
+    public Operand<TFloat32> w(String key, Operand<?> after) {
+        return weights.bind(tf, key, after);
+    }
+
     public boolean has(String key) {
         return weights.has(key);
     }
@@ -159,7 +167,7 @@ public final class Nn {
     public Operand<TFloat32> linear(Operand<TFloat32> x, String prefix, boolean bias) {
         long[] d = dims(x);
         long in = d[d.length - 1];
-        Operand<TFloat32> w = w(prefix + ".weight");
+        Operand<TFloat32> w = w(prefix + ".weight", x);
         long[] ws = weightShape(prefix + ".weight");
         if (ws.length != 2 || ws[1] != in) {
             throw new IllegalStateException(prefix + ".weight has shape " + java.util.Arrays.toString(ws)
@@ -172,7 +180,7 @@ public final class Nn {
             y = lowRank.apply(this, x2, d, prefix + ".weight", out, y);
         }
         if (bias) {
-            y = tf.nn.biasAdd(y, w(prefix + ".bias"));
+            y = tf.nn.biasAdd(y, w(prefix + ".bias", x));
         }
         if (d.length == 2) {
             return y;
@@ -190,10 +198,10 @@ public final class Nn {
             return linear(x, prefix, true);
         }
         if (ws.length == 4 && ws[0] == 3 && ws[1] == 3) {
-            return Conv3x3.conv(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), 1, conv3x3);
+            return Conv3x3.conv(tf, x, w(prefix + ".weight", x), w(prefix + ".bias", x), 1, conv3x3);
         }
-        Operand<TFloat32> y = tf.nn.conv2d(x, w(prefix + ".weight"), List.of(1L, 1L, 1L, 1L), "SAME");
-        return tf.nn.biasAdd(y, w(prefix + ".bias"));
+        Operand<TFloat32> y = tf.nn.conv2d(x, w(prefix + ".weight", x), List.of(1L, 1L, 1L, 1L), "SAME");
+        return tf.nn.biasAdd(y, w(prefix + ".bias", x));
     }
 
     /** Convolution with explicit zero padding (top, bottom, left, right) and stride, plus bias. */
@@ -202,20 +210,20 @@ public final class Nn {
         long[] ws = weightShape(prefix + ".weight");
         if (ws.length == 4 && ws[0] == 3 && ws[1] == 3 && (stride == 1 || stride == 2)) {
             if (padTop == 1 && padBottom == 1 && padLeft == 1 && padRight == 1) {
-                return Conv3x3.conv(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), stride, conv3x3);
+                return Conv3x3.conv(tf, x, w(prefix + ".weight", x), w(prefix + ".bias", x), stride, conv3x3);
             }
             Operand<TFloat32> p = tf.pad(x, tf.constant(new int[][]{{0, 0}, {padTop, padBottom}, {padLeft, padRight},
                     {0, 0}}), tf.constant(0f));
-            return Conv3x3.convValid(tf, p, w(prefix + ".weight"), w(prefix + ".bias"), stride, conv3x3);
+            return Conv3x3.convValid(tf, p, w(prefix + ".weight", x), w(prefix + ".bias", x), stride, conv3x3);
         }
         Operand<TFloat32> p = x;
         if (padTop + padBottom + padLeft + padRight > 0) {
             p = tf.pad(x, tf.constant(new int[][]{{0, 0}, {padTop, padBottom}, {padLeft, padRight}, {0, 0}}),
                     tf.constant(0f));
         }
-        Operand<TFloat32> y = tf.nn.conv2d(p, w(prefix + ".weight"), List.of(1L, (long) stride, (long) stride, 1L),
+        Operand<TFloat32> y = tf.nn.conv2d(p, w(prefix + ".weight", x), List.of(1L, (long) stride, (long) stride, 1L),
                 "VALID");
-        return tf.nn.biasAdd(y, w(prefix + ".bias"));
+        return tf.nn.biasAdd(y, w(prefix + ".bias", x));
     }
 
     // ---------------------------------------------------------------- normalisation
@@ -229,7 +237,7 @@ public final class Nn {
         if (PLAIN_GROUP_NORM) {
             return plainGroupNorm(x, prefix, groups, eps);
         }
-        return GroupNorm.norm(tf, x, w(prefix + ".weight"), w(prefix + ".bias"), groups, eps, false);
+        return GroupNorm.norm(tf, x, w(prefix + ".weight", x), w(prefix + ".bias", x), groups, eps, false);
     }
 
     /** The textbook formulation (normalise, then affine), kept for before/after timing. */
@@ -243,7 +251,7 @@ public final class Nn {
         Operand<TFloat32> var = tf.math.mean(tf.math.square(centered), axes, org.tensorflow.op.math.Mean.keepDims(true));
         Operand<TFloat32> n = tf.math.mul(centered, tf.math.rsqrt(tf.math.add(var, tf.constant((float) eps))));
         Operand<TFloat32> y = reshape(n, -1, h, wd, c);
-        return tf.math.add(tf.math.mul(y, w(prefix + ".weight")), w(prefix + ".bias"));
+        return tf.math.add(tf.math.mul(y, w(prefix + ".weight", x)), w(prefix + ".bias", x));
     }
 
     /** LayerNorm over the last dimension. */
@@ -254,7 +262,7 @@ public final class Nn {
         Operand<TFloat32> centered = tf.math.sub(x, mean);
         Operand<TFloat32> var = tf.math.mean(tf.math.square(centered), axis, org.tensorflow.op.math.Mean.keepDims(true));
         Operand<TFloat32> n = tf.math.mul(centered, tf.math.rsqrt(tf.math.add(var, tf.constant((float) eps))));
-        return tf.math.add(tf.math.mul(n, w(prefix + ".weight")), w(prefix + ".bias"));
+        return tf.math.add(tf.math.mul(n, w(prefix + ".weight", x)), w(prefix + ".bias", x));
     }
 
     // ---------------------------------------------------------------- attention
