@@ -120,13 +120,13 @@ public final class TfGraph implements AutoCloseable {
         }
         try {
             return r.run();
-        } catch (org.tensorflow.exceptions.TensorFlowException e) {
+        } catch (RuntimeException e) {
             throw explain(e);
         }
     }
 
     /** A missing kernel (e.g. a half-precision op on a device without one) named plainly, with the way out. */
-    private RuntimeException explain(org.tensorflow.exceptions.TensorFlowException e) {
+    private RuntimeException explain(RuntimeException e) {
         String m = String.valueOf(e.getMessage());
         java.util.regex.Matcher k = java.util.regex.Pattern.compile("No OpKernel was registered to support Op '([^']+)'")
                 .matcher(m);

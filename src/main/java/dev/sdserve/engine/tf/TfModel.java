@@ -95,9 +95,13 @@ public final class TfModel implements AutoCloseable {
     }
 
     private TfGraph graph(String key, java.util.function.Consumer<TfGraph.Builder> build) {
+        return graph(key, compute, build);
+    }
+
+    private TfGraph graph(String key, ComputeDType dtype, java.util.function.Consumer<TfGraph.Builder> build) {
         TfGraph g = graphs.get(key);
         if (g == null) {
-            g = TfGraph.build(name + "/" + key, weights, compute, build);
+            g = TfGraph.build(name + "/" + key, weights, dtype, build);
             graphs.put(key, g);
         }
         return g;
