@@ -39,6 +39,8 @@ public final class Assembly implements AutoCloseable {
         public Path modelsDir = Path.of("models");
         public String defaultModel = EMBEDDED;
         public int threads = 0;
+        /** "fp32" or "fp16" ({@link dev.sdserve.engine.tf.ComputeDType}). */
+        public String computeDtype = System.getProperty("sdserve.compute-dtype", "fp32");
         public int fakeStepMillis = 0;
         public List<String> fakeModels = new ArrayList<>();
         /** Extra checkpoints by name (e.g. the CLI's --model path). */
@@ -64,6 +66,9 @@ public final class Assembly implements AutoCloseable {
         if (s.threads > 0) {
             System.setProperty("sdserve.threads", Integer.toString(s.threads));
         }
+        // validated here (a clear error at start-up), read by the engine when it loads a model
+        System.setProperty(dev.sdserve.engine.tf.ComputeDType.PROPERTY,
+                dev.sdserve.engine.tf.ComputeDType.parse(s.computeDtype).name().toLowerCase(Locale.ROOT));
         Engine engine;
         ModelRegistry registry = null;
         Map<String, Path> files = new LinkedHashMap<>();

@@ -24,6 +24,10 @@ public interface SdServeConfig {
     @WithDefault("0")
     int threads();
 
+    /** Precision the networks compute in: "fp32" (default; the fast choice on CPUs) or "fp16" (for GPUs). */
+    @WithDefault("fp32")
+    String computeDtype();
+
     /** Budget for resident models, MiB. */
     @WithDefault("8192")
     long memoryBudgetMb();

@@ -22,6 +22,7 @@ public class ServiceProducer {
         s.modelsDir = Path.of(config.modelsDir());
         s.defaultModel = config.defaultModel();
         s.threads = config.threads();
+        s.computeDtype = config.computeDtype();
         s.memoryBudgetMb = config.memoryBudgetMb();
         s.fakeStepMillis = config.fakeStepMillis();
         config.fakeModels().ifPresent(m -> s.fakeModels.addAll(Arrays.stream(m.split(",")).map(String::trim)
