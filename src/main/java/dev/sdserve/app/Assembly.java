@@ -43,6 +43,8 @@ public final class Assembly implements AutoCloseable {
         public String computeDtype = System.getProperty("sdserve.compute-dtype", "fp32");
         public int fakeStepMillis = 0;
         public List<String> fakeModels = new ArrayList<>();
+        /** Fake engine: models that start cold, "name:ms" or "name:ms:fail". */
+        public List<String> fakeColdModels = new ArrayList<>();
         /** Extra checkpoints by name (e.g. the CLI's --model path). */
         public Map<String, Path> extraModels = new LinkedHashMap<>();
         public ServiceConfig service = ServiceConfig.defaults();
@@ -55,11 +57,13 @@ public final class Assembly implements AutoCloseable {
     private final Engine engine;
     private final SchedulerService service;
     private final ModelCatalog catalog;
+    private final ModelManager models;
 
     private Assembly(Engine engine, SchedulerService service, ModelCatalog catalog) {
         this.engine = engine;
         this.service = service;
         this.catalog = catalog;
+        this.models = new ModelManager(catalog, engine, service);
     }
 
     public static Assembly create(Settings s) {
@@ -84,6 +88,16 @@ public final class Assembly implements AutoCloseable {
                     fc.cost((m, stage, shape, b) -> ms);
                 }
                 fc.clock(Clock.system());
+                for (String c : s.fakeColdModels) {
+                    String[] p = c.split(":");
+                    if (p.length < 2 || !fc.models.containsKey(p[0])) {
+                        throw new IllegalArgumentException("sdserve.fake-cold-models: '" + c + "' is not name:ms[:fail] of a fake model");
+                    }
+                    fc.cold(p[0], Double.parseDouble(p[1]));
+                    if (p.length > 2) {
+                        fc.failLoads(p[0], "simulated load failure");
+                    }
+                }
                 engine = new FakeEngine(fc);
             }
             case "tf" -> {
@@ -207,6 +221,11 @@ public final class Assembly implements AutoCloseable {
 
     public ModelCatalog catalog() {
         return catalog;
+    }
+
+    /** Residency management (load, unload, pin, rescan) for the transports. */
+    public dev.sdserve.job.ModelService models() {
+        return models;
     }
 
     @Override

@@ -60,6 +60,29 @@ public interface SdServeConfig {
     Optional<String> fakeModels();
 
     /**
+     * Fake engine only: models that start cold, {@code name:ms} (loads take ms) or {@code name:ms:fail} (loads fail
+     * after ms), comma-separated.
+     */
+    Optional<String> fakeColdModels();
+
+    /** Model loading (off the scheduler thread, SmallRye Fault Tolerance). */
+    Models models();
+
+    interface Models {
+        /** A load that takes longer ends the jobs waiting for it with UNAVAILABLE. */
+        @WithDefault("120s")
+        java.time.Duration loadTimeout();
+
+        /** Failed loads of a model in a row that open its circuit breaker. */
+        @WithDefault("1")
+        int breakerFailures();
+
+        /** How long an open breaker refuses requests for its model (with a retry hint) before a trial load. */
+        @WithDefault("30s")
+        java.time.Duration breakerDelay();
+    }
+
+    /**
      * The shared reference data directory (surefire sets {@code sdserve.shared} for tests; the server ignores it).
      * Declared so that strict config-mapping validation accepts the property when Quarkus tests boot.
      */

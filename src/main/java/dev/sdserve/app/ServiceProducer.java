@@ -27,6 +27,11 @@ public class ServiceProducer {
         s.fakeStepMillis = config.fakeStepMillis();
         config.fakeModels().ifPresent(m -> s.fakeModels.addAll(Arrays.stream(m.split(",")).map(String::trim)
                 .filter(x -> !x.isEmpty()).toList()));
+        config.fakeColdModels().ifPresent(m -> s.fakeColdModels.addAll(Arrays.stream(m.split(",")).map(String::trim)
+                .filter(x -> !x.isEmpty()).toList()));
+        s.service.loadTimeoutMillis = config.models().loadTimeout().toMillis();
+        s.service.loadBreakerFailures = config.models().breakerFailures();
+        s.service.loadBreakerDelayMillis = config.models().breakerDelay().toMillis();
         s.service.admission.defaultPreviewEvery = config.preview().everySteps();
         s.service.admission.defaultPreviewMaxEdge = config.preview().maxEdge();
         s.service.admission.defaultPreviewFormat = config.preview().format();
@@ -45,6 +50,12 @@ public class ServiceProducer {
     @Singleton
     ModelCatalog catalog() {
         return assembly.catalog();
+    }
+
+    @Produces
+    @Singleton
+    dev.sdserve.job.ModelService modelService() {
+        return assembly.models();
     }
 
     public Assembly assembly() {
