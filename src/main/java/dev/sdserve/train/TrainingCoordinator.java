@@ -28,6 +28,16 @@ public final class TrainingCoordinator implements BackgroundWork {
 
         /** Predicted ms of the next step, NaN if unknown. */
         double predictedStepMillis();
+
+        /** Whether it wants steps now (false while paused); a trainee that does not is skipped, not dropped. */
+        default boolean runnable() {
+            return true;
+        }
+
+        /** Whether it has ended by other means (e.g. cancelled while idle): then it is dropped without a step. */
+        default boolean finished() {
+            return false;
+        }
     }
 
     private final Deque<Trainee> queue = new ArrayDeque<>();
@@ -88,9 +98,20 @@ public final class TrainingCoordinator implements BackgroundWork {
         return paused;
     }
 
+    /** The first runnable trainee (dropping finished ones), or null. */
+    private Trainee next() {
+        queue.removeIf(Trainee::finished);
+        for (Trainee t : queue) {
+            if (t.runnable()) {
+                return t;
+            }
+        }
+        return null;
+    }
+
     @Override
     public synchronized boolean wantsStep(double minSlackMillis) {
-        Trainee t = queue.peekFirst();
+        Trainee t = next();
         if (t == null || paused) {
             return false;
         }
@@ -112,7 +133,7 @@ public final class TrainingCoordinator implements BackgroundWork {
     public void runStep() {
         Trainee t;
         synchronized (this) {
-            t = queue.peekFirst();
+            t = next();
         }
         if (t == null) {
             return;
