@@ -52,6 +52,7 @@ public final class Assembly implements AutoCloseable {
         public dev.sdserve.train.FineTuneManager.Settings train = trainOff();
         public double trainCostFactor = 1.5;
         public double trainMarginMillis = 50;
+        public double trainBackoffMillis = 10_000;
     }
 
     private static dev.sdserve.train.FineTuneManager.Settings trainOff() {
@@ -145,7 +146,9 @@ public final class Assembly implements AutoCloseable {
         TrainingWiring.Policy tp = new TrainingWiring.Policy();
         tp.costFactor = s.trainCostFactor;
         tp.marginMillis = s.trainMarginMillis;
-        a.fineTunes = TrainingWiring.install(s.train, tp, service, engine instanceof TfEngine t ? t : null, registry);
+        tp.backoffMillis = s.trainBackoffMillis;
+        a.fineTunes = TrainingWiring.install(s.train, tp, service, engine instanceof TfEngine t ? t : null, registry,
+                s.service.metrics);
         return a;
     }
 

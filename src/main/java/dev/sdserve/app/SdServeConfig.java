@@ -78,6 +78,10 @@ public interface SdServeConfig {
 
         @WithDefault("50")
         double marginMs();
+
+        /** After admission refuses a request for capacity, no training steps for this long (ms). */
+        @WithDefault("10000")
+        double backoffMs();
     }
 
     /** Fake engine only: simulated milliseconds per UNet call (0 = as fast as possible). */

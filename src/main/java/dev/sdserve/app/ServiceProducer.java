@@ -38,6 +38,7 @@ public class ServiceProducer {
         s.train.checkpointEvery = config.train().checkpointEvery();
         s.trainCostFactor = config.train().costFactor();
         s.trainMarginMillis = config.train().marginMs();
+        s.trainBackoffMillis = config.train().backoffMs();
         this.assembly = Assembly.create(s);
     }
 

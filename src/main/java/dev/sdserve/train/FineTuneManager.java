@@ -116,6 +116,14 @@ public final class FineTuneManager {
         }
     }
 
+    private volatile Consumer<Event> progressHook = e -> {
+    };
+
+    /** Called with every event of every job (e.g. metrics). */
+    public void onProgress(Consumer<Event> hook) {
+        progressHook = hook;
+    }
+
     public boolean enabled() {
         return settings.enabled;
     }
@@ -515,6 +523,11 @@ public final class FineTuneManager {
             Event ev;
             synchronized (this) {
                 ev = status();
+            }
+            try {
+                progressHook.accept(ev);
+            } catch (RuntimeException ex) {
+                LOG.log(Level.FINE, "progress hook failed", ex);
             }
             for (Consumer<Event> w : watchers) {
                 try {

@@ -49,6 +49,9 @@ public final class TrainingCoordinator implements BackgroundWork {
     private double busyMillis;
     private long deferred;
     private final DoubleSupplier wallMillis;
+    private volatile double backoffMillis = 0;
+    private volatile double lastRefusalMillis = Double.NEGATIVE_INFINITY;
+    private long backedOff;
 
     /**
      * @param costFactor      required slack as a multiple of the predicted step cost (≥ 1)
@@ -86,6 +89,25 @@ public final class TrainingCoordinator implements BackgroundWork {
         };
     }
 
+    /**
+     * After admission refuses an inference request for capacity, no training step runs for this long (on the
+     * coordinator's clock), not even on an idle engine: at saturation, every training step is capacity the next
+     * arrivals would have needed. 0 (the default) turns the back-off off.
+     */
+    public void backoffAfterRefusal(double millis) {
+        this.backoffMillis = millis;
+    }
+
+    @Override
+    public void inferenceRefused(double atMillis) {
+        lastRefusalMillis = Math.max(lastRefusalMillis, atMillis);
+    }
+
+    /** Times a step was wanted but held back after a refusal. */
+    public synchronized long backedOff() {
+        return backedOff;
+    }
+
     public void pause() {
         paused = true;
     }
@@ -113,6 +135,10 @@ public final class TrainingCoordinator implements BackgroundWork {
     public synchronized boolean wantsStep(double minSlackMillis) {
         Trainee t = next();
         if (t == null || paused) {
+            return false;
+        }
+        if (backoffMillis > 0 && wallMillis.getAsDouble() - lastRefusalMillis < backoffMillis) {
+            backedOff++;
             return false;
         }
         if (minSlackMillis == Double.POSITIVE_INFINITY) {
