@@ -96,6 +96,12 @@ public final class FineTuneManager {
     private final Predicate<String> loraExists;
     private final Consumer<Path> onResult;
     private final Map<String, Entry> jobs = new LinkedHashMap<>();
+    /** Prepares jobs (model load, data encoding, graph build, warm-up) off the scheduler's thread. */
+    private final java.util.concurrent.ExecutorService preparer = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "sdserve-finetune-prepare");
+        t.setDaemon(true);
+        return t;
+    });
 
     /**
      * @param models     the loaded model of a base model name
@@ -386,6 +392,7 @@ public final class FineTuneManager {
 
     /** Releases the jobs' training graphs (a job still running resumes from its checkpoint after a restart). */
     public synchronized void close() {
+        preparer.shutdownNow();
         for (Entry e : jobs.values()) {
             e.closeJob();
         }
@@ -456,7 +463,8 @@ public final class FineTuneManager {
         private volatile long etaMillis = -1;
         private volatile String detail;
         private volatile String lora;
-        private FineTuneJob job;
+        private volatile FineTuneJob job;
+        private volatile boolean preparing;
 
         Entry(FineTuneJob.Spec spec, long created) {
             this.spec = spec;
@@ -627,7 +635,37 @@ public final class FineTuneManager {
         @Override
         public boolean runnable() {
             State s = state;
-            return !s.terminal() && (!paused || cancelRequested);
+            if (s.terminal() || preparing) {
+                return false;
+            }
+            if (job == null && !cancelRequested) {
+                startPreparing();
+                return false;
+            }
+            return !paused || cancelRequested;
+        }
+
+        /** Hands the preparation to the preparer thread; the job becomes runnable when it is done. */
+        private synchronized void startPreparing() {
+            if (preparing || job != null || state.terminal()) {
+                return;
+            }
+            preparing = true;
+            try {
+                preparer.execute(() -> {
+                    stepLock.lock();
+                    try {
+                        if (!state.terminal() && !cancelRequested) {
+                            prepare();
+                        }
+                    } finally {
+                        preparing = false;
+                        stepLock.unlock();
+                    }
+                });
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                preparing = false; // closing
+            }
         }
 
         @Override
@@ -656,7 +694,7 @@ public final class FineTuneManager {
                     return true;
                 }
                 if (job == null) {
-                    return prepare();
+                    return true; // being prepared (runnable() hands that to the preparer thread)
                 }
                 boolean more;
                 try {
@@ -686,7 +724,8 @@ public final class FineTuneManager {
             try {
                 TfModel m = models.apply(spec.baseModel());
                 j = FineTuneJob.open(spec, m, settings.dataDir, settings.loraDir, settings.stateDir);
-            } catch (IOException | RuntimeException e) {
+                j.warmUp(2);
+            } catch (IOException | RuntimeException | LinkageError e) {
                 LOG.log(Level.WARNING, "fine-tune job " + spec.id() + " cannot start", e);
                 end(State.FAILED, "cannot start: " + e.getMessage());
                 return false;

@@ -123,6 +123,32 @@ class FineTuneIT {
             assertTrue(diff > 0.5, "the LoRA changes the image (mean abs difference " + diff + " / 255)");
             String loras = s.get("/v1/loras");
             assertTrue(loras.contains("\"it-shapes\""), loras);
+            grpc(s.grpcPort, id);
+        }
+    }
+
+    /** The same job over gRPC (service FineTuning): Get, List, Watch of an ended job, a field-named refusal. */
+    static void grpc(int port, String id) throws InterruptedException {
+        io.grpc.ManagedChannel ch = io.grpc.ManagedChannelBuilder.forAddress("localhost", port).usePlaintext().build();
+        try {
+            var stub = dev.sdserve.api.grpc.v1.FineTuningGrpc.newBlockingStub(ch);
+            var ref = dev.sdserve.api.grpc.v1.FineTuneRef.newBuilder().setId(id).build();
+            var info = stub.get(ref);
+            assertEquals(dev.sdserve.api.grpc.v1.FineTuneState.FINE_TUNE_SUCCEEDED, info.getStatus().getState());
+            assertEquals(30, info.getLossValuesCount());
+            assertEquals("shapes", info.getRequest().getDataFolder());
+            assertEquals(1, stub.list(dev.sdserve.api.grpc.v1.ListFineTunesRequest.getDefaultInstance()).getJobsCount());
+            List<dev.sdserve.api.grpc.v1.FineTuneEvent> evs = new ArrayList<>();
+            stub.watch(ref).forEachRemaining(evs::add);
+            assertEquals(1, evs.size(), "an ended job: its final status, then the stream ends");
+            assertEquals("it-shapes", evs.get(0).getLora());
+            io.grpc.StatusRuntimeException e = org.junit.jupiter.api.Assertions.assertThrows(io.grpc.StatusRuntimeException.class,
+                    () -> stub.submit(dev.sdserve.api.grpc.v1.FineTuneRequest.newBuilder().setName("g").setBaseModel("tiny")
+                            .setDataFolder("shapes").setRank(500).build()));
+            assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+            assertEquals("rank", e.getTrailers().get(io.grpc.Metadata.Key.of("field", io.grpc.Metadata.ASCII_STRING_MARSHALLER)));
+        } finally {
+            ch.shutdownNow().awaitTermination(5, java.util.concurrent.TimeUnit.SECONDS);
         }
     }
 
