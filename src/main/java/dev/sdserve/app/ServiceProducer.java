@@ -37,6 +37,14 @@ public class ServiceProducer {
         s.service.admission.defaultPreviewFormat = config.preview().format();
         s.service.metrics = metrics;
         s.service.tracing = tracing;
+        s.train.enabled = config.train().enabled();
+        s.train.stateDir = Path.of(config.train().stateDir());
+        s.train.dataDir = Path.of(config.train().dataDir());
+        s.train.maxUploadBytes = config.train().maxUploadMb() << 20;
+        s.train.checkpointEvery = config.train().checkpointEvery();
+        s.trainCostFactor = config.train().costFactor();
+        s.trainMarginMillis = config.train().marginMs();
+        s.trainBackoffMillis = config.train().backoffMs();
         this.assembly = Assembly.create(s);
     }
 
@@ -56,6 +64,12 @@ public class ServiceProducer {
     @Singleton
     dev.sdserve.job.ModelService modelService() {
         return assembly.models();
+    }
+
+    @Produces
+    @Singleton
+    dev.sdserve.train.FineTuneManager fineTunes() {
+        return assembly.fineTunes();
     }
 
     public Assembly assembly() {
