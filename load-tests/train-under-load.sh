@@ -8,7 +8,7 @@
 # a generate request using the new LoRA by name succeeds (and differs from the same request without it).
 #
 # Usage: load-tests/train-under-load.sh   (env: RATE=2 DURATION=60 SLO_MS=4000 STEPS=8 SIZE=64 TRAIN_STEPS=300
-#        TRAIN_RES=64 TRAIN_BATCH=2 HTTP_PORT=18401 GRPC_PORT=19401 WORK=/tmp/sdserve-train-under-load)
+#        TRAIN_RES=64 TRAIN_BATCH=2 MARGIN_MS=1000 HTTP_PORT=18401 GRPC_PORT=19401 WORK=/tmp/sdserve-train-under-load)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-2}
@@ -19,6 +19,7 @@ SIZE=${SIZE:-64}
 TRAIN_STEPS=${TRAIN_STEPS:-300}
 TRAIN_RES=${TRAIN_RES:-64}
 TRAIN_BATCH=${TRAIN_BATCH:-2}
+MARGIN_MS=${MARGIN_MS:-1000}   # sdserve.train.margin-ms: slack kept beyond 1.5 x the predicted training step
 HTTP_PORT=${HTTP_PORT:-${SDSERVE_TEST_HTTP_PORT:-18401}}
 GRPC_PORT=${GRPC_PORT:-${SDSERVE_TEST_GRPC_PORT:-19401}}
 WORK=${WORK:-/tmp/sdserve-train-under-load}
@@ -56,7 +57,7 @@ EOF
 
 "${JAVA[@]}" -Dsdserve.auth.enabled=false -Dquarkus.http.port="$HTTP_PORT" -Dquarkus.grpc.server.port="$GRPC_PORT" \
   -Dsdserve.models-dir="$WORK/models" -Dsdserve.default-model=tiny -Dsdserve.train.state-dir="$WORK/state" \
-  -Dsdserve.train.data-dir="$WORK/data" -Dsdserve.train.checkpoint-every=25 \
+  -Dsdserve.train.data-dir="$WORK/data" -Dsdserve.train.checkpoint-every=25 -Dsdserve.train.margin-ms="$MARGIN_MS" \
   -jar "$JAR" serve > "$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
@@ -89,8 +90,8 @@ print(f"{of_sent:.1f} {sent} {ok} {kv['refused']} {kv['failed']} {kv['p99_ms']} 
 EOF
 }
 
-echo "warm-up (model load, graphs) ..."
-"${JAVA[@]}" -jar "$JAR" loadgen --target "localhost:$GRPC_PORT" --rate 2 --duration 10s --requests 20 \
+echo "warm-up (model load, graphs; generous deadlines so the scheduler's cost model learns real step times) ..."
+"${JAVA[@]}" -jar "$JAR" loadgen --target "localhost:$GRPC_PORT" --rate 2 --duration 20s --requests 40 --deadline-ms 600000 \
   --shape "slo=standard,size=${SIZE}x${SIZE},steps=$STEPS,preview=0,weight=1" > "$WORK/loadgen-warmup.txt" 2>&1 || true
 
 echo "phase OFF: loadgen ${RATE}/s for ${DURATION}s, SLO ${SLO_MS} ms, no training ..."
@@ -135,7 +136,7 @@ span = $T1 - $T0
 steps = $STEP1 - $STEP0
 busy = $BUSY1 - $BUSY0
 print()
-print(f"rate {float('$RATE'):.1f} req/s, {int('$DURATION')} s per phase, SLO {int('$SLO_MS')} ms, requests ${SIZE}x${SIZE} {int('$STEPS')} steps")
+print(f"rate {float('$RATE'):.1f} req/s, {int('$DURATION')} s per phase, SLO {int('$SLO_MS')} ms, requests ${SIZE}x${SIZE} {int('$STEPS')} steps, training margin $MARGIN_MS ms")
 print(f"| training | sent | ok | refused | failed | SLO attainment (of sent) | (of completed) | p99 ms | training steps/s | machine share |")
 print(f"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 print(f"| off | $OFF_SENT | $OFF_OK | $OFF_REF | $OFF_FAIL | $OFF_ATT % | $OFF_ATTC % | $OFF_P99 | 0 | 0 % |")

@@ -55,7 +55,7 @@ public final class Assembly implements AutoCloseable {
         /** Fine-tuning (tf engine only); off unless turned on (the server does, from sdserve.train.enabled). */
         public dev.sdserve.train.FineTuneManager.Settings train = trainOff();
         public double trainCostFactor = 1.5;
-        public double trainMarginMillis = 50;
+        public double trainMarginMillis = 1000;
         public double trainBackoffMillis = 10_000;
     }
 

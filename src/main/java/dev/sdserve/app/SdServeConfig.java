@@ -80,7 +80,7 @@ public interface SdServeConfig {
         @WithDefault("1.5")
         double costFactor();
 
-        @WithDefault("50")
+        @WithDefault("1000")
         double marginMs();
 
         /** After admission refuses a request for capacity, no training steps for this long (ms). */

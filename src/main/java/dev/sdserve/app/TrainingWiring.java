@@ -23,7 +23,7 @@ final class TrainingWiring {
     /** Coordinator policy knobs (see {@link TrainingCoordinator}). */
     static final class Policy {
         double costFactor = 1.5;
-        double marginMillis = 50;
+        double marginMillis = 1000;
         double priorStepMillis = 1000;
         double backoffMillis = 10_000;
     }

@@ -103,8 +103,9 @@ class FineTuneIT {
                     .matcher(s.logText());
             assertTrue(m.find(), "the restarted server resumed the job:\n" + s.logText());
             long resumed = Long.parseLong(m.group(1));
-            assertTrue(resumed >= 10 && resumed % 5 == 0 && resumed <= stepAtStop, "resumed from the last checkpoint"
-                    + " before the stop (at step " + stepAtStop + "): " + resumed);
+            // steps go on while the server shuts down, so the last checkpoint may be past the step seen last
+            assertTrue(resumed >= stepAtStop - stepAtStop % 5 && resumed % 5 == 0 && resumed < 30,
+                    "resumed from a checkpoint at or after the last step seen before the stop (" + stepAtStop + "): " + resumed);
 
             byte[] plain = generate(s, "sks style, a red square on blue");
             byte[] lora = generate(s, "sks style, a red square on blue <lora:it-shapes:0.8>");
