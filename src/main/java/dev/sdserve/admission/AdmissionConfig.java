@@ -60,6 +60,12 @@ public final class AdmissionConfig {
      * Safety factor on predicted work for the deadline check (1.1 = assume work takes 10% longer than predicted).
      */
     public double predictionSafety = 1.1;
+    /**
+     * An idle server (nothing admitted) whose last engine call ended at least this long ago admits one request the
+     * deadline check would refuse, as a probe: after a slow spell the cost figures are too high, and refusals alone
+     * never produce the measurement that corrects them (0 = never).
+     */
+    public long probeAfterIdleMillis = 5000;
     /** Smallest retry-after hint, in milliseconds. */
     public long minRetryAfterMillis = 100;
     /** Per-tenant fairness weights (tenants not listed weigh {@link #defaultTenantWeight}). */
@@ -108,6 +114,7 @@ public final class AdmissionConfig {
         c.deadlineAdmission = deadlineAdmission;
         c.predictionSafety = predictionSafety;
         c.minRetryAfterMillis = minRetryAfterMillis;
+        c.probeAfterIdleMillis = probeAfterIdleMillis;
         c.tenantWeights.putAll(tenantWeights);
         c.defaultTenantWeight = defaultTenantWeight;
         return c;

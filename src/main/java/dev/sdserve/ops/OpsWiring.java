@@ -89,6 +89,7 @@ public class OpsWiring {
         MeterRegistry r = metrics.registry();
         SchedulerStats st = s.stats();
         fc(r, "sdserve.scheduler.admitted", st.admitted, "Jobs the scheduler admitted");
+        fc(r, "sdserve.scheduler.admitted.probe", st.admittedProbe, "Jobs admitted as probes: idle server, deadline check refused on stale cost figures");
         fc(r, "sdserve.scheduler.rejected", st.rejectedQueueFull, "Submissions the scheduler refused, by reason", "reason", "queue_full");
         fc(r, "sdserve.scheduler.rejected", st.rejectedDeadline, "Submissions the scheduler refused, by reason", "reason", "deadline");
         fc(r, "sdserve.scheduler.rejected", st.rejectedDraining, "Submissions the scheduler refused, by reason", "reason", "draining");

@@ -89,6 +89,8 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
 
     private volatile boolean draining;
     private volatile boolean running;
+    /** When the last engine call ended (scheduler clock), for {@link #isProbe}. */
+    private volatile long lastEngineCallNs = Long.MIN_VALUE;
     private Thread thread;
 
     public SchedulerService(Engine engine, ServiceConfig config, Clock clock) {
@@ -298,16 +300,25 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             try {
                 outcome = admit(w, nowNs);
             } catch (ServeException e) {
-                if (e.getMessage().startsWith("queue full")) {
-                    stats.rejectedQueueFull.incrementAndGet();
+                boolean queueFull = e.getMessage().startsWith("queue full");
+                if (!queueFull && isProbe(nowNs)) {
+                    // Idle, and refused only on predicted cost: the cost figures may be stale (a slow spell), and
+                    // refusing would never let a measured call correct them. Run this one and measure.
+                    outcome = AdmissionController.Outcome.ADMIT;
+                    stats.admittedProbe.incrementAndGet();
+                    LOG.info("admitting " + id + " as a probe on an idle server (" + e.getMessage() + ")");
                 } else {
-                    stats.rejectedDeadline.incrementAndGet();
+                    if (queueFull) {
+                        stats.rejectedQueueFull.incrementAndGet();
+                    } else {
+                        stats.rejectedDeadline.incrementAndGet();
+                    }
+                    BackgroundWork bg = background;
+                    if (bg != null) {
+                        bg.inferenceRefused(nowNs / 1e6); // the machine is saturated: background work should back off
+                    }
+                    throw e;
                 }
-                BackgroundWork bg = background;
-                if (bg != null) {
-                    bg.inferenceRefused(nowNs / 1e6); // the machine is saturated: background work should back off
-                }
-                throw e;
             }
             if (outcome == AdmissionController.Outcome.ADMIT_BEST_EFFORT) {
                 stats.admittedBestEffort.incrementAndGet();
@@ -416,6 +427,16 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             }
             return engine.unload(model);
         }
+    }
+
+    /**
+     * Whether a request the deadline check refused is admitted anyway: nothing is admitted and the last engine call
+     * ended at least {@code probeAfterIdleMillis} ago (so the predictions rest on old measurements only; a server
+     * that never ran a call predicts from its prior and refuses as usual). Lock held.
+     */
+    private boolean isProbe(long nowNs) {
+        long after = config.admission.probeAfterIdleMillis;
+        return after > 0 && works.isEmpty() && lastEngineCallNs != Long.MIN_VALUE && nowNs - lastEngineCallNs >= after * 1_000_000L;
     }
 
     /** Jobs admitted and not yet finished. */
@@ -1005,6 +1026,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             float[][] out = engine.encode(model, items);
             stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double ms0 = clock.millisSince(t0);
+            lastEngineCallNs = clock.nanoTime();
             cost.observe(model, Stage.ENCODE, null, items.size(), ms0);
             config.metrics.batch(dev.sdserve.ops.ServeMetrics.STAGE_ENCODE, items.size());
             stats.encodeCalls.incrementAndGet();
@@ -1077,6 +1099,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             float[][] eps = engine.denoise(batch);
             stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double stepMs = clock.millisSince(t0);
+            lastEngineCallNs = clock.nanoTime();
             cost.observe(model, Stage.DENOISE, shape, batch.unetSamples(), stepMs);
             config.metrics.batch(dev.sdserve.ops.ServeMetrics.STAGE_DENOISE, batch.unetSamples());
             int scale = ms.get(0).info.vaeScale();
@@ -1160,6 +1183,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             config.metrics.batch(dev.sdserve.ops.ServeMetrics.STAGE_DECODE, latents.size());
             stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
             double decMs = clock.millisSince(t0);
+            lastEngineCallNs = clock.nanoTime();
             cost.observe(model, Stage.DECODE, shape, latents.size(), decMs);
             stats.decodeCalls.incrementAndGet();
             if (images.length != latents.size()) {

@@ -15,6 +15,8 @@ public final class SchedulerStats {
     public final AtomicLong admitted = new AtomicLong();
     public final AtomicLong rejectedQueueFull = new AtomicLong();
     public final AtomicLong rejectedDeadline = new AtomicLong();
+    /** Requests admitted although the deadline check refused them: idle server, stale cost figures. */
+    public final AtomicLong admittedProbe = new AtomicLong();
     public final AtomicLong rejectedDraining = new AtomicLong();
     public final AtomicLong admittedBestEffort = new AtomicLong();
     public final AtomicLong completed = new AtomicLong();

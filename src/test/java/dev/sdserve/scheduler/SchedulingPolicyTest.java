@@ -90,6 +90,34 @@ class SchedulingPolicyTest {
     }
 
     @Test
+    void anIdleServerWithStaleCostFiguresAdmitsAProbeInsteadOfRefusingForever() {
+        Harness h = new Harness();
+        double[] slowdown = {10};
+        h.engine.config().cost((m, st, sh, b) -> slowdown[0] * Harness.COSTS.predictMillis(m, st, sh, b));
+        h.config.maxLatentBatch = 1;
+        SchedulerService s = h.build();
+        // A slow spell: the cost model learns 10x the normal costs.
+        Harness.completed(submitAndRun(h, unguided("slow", 10, null, "t", true)));
+        slowdown[0] = 1;
+        // 10 steps take 5 + 10·41 + 20 = 435 ms now, but the stale figures predict ten times that: refused.
+        long now = h.clock.currentTimeMillis();
+        ServeException e = assertThrows(ServeException.class, () -> s.submit(unguided("a", 10, now + 1000, "t", false), false));
+        assertEquals(ServeException.Code.RESOURCE_EXHAUSTED, e.code());
+        // Refusals never measure anything; once the server has been idle for probeAfterIdleMillis it admits one.
+        h.clock.advanceMillis(h.config.admission.probeAfterIdleMillis);
+        long later = h.clock.currentTimeMillis();
+        Job probe = s.submit(unguided("a", 10, later + 1000, "t", false), false);
+        h.runAll();
+        assertTrue(finishedAt(probe, later) <= 1000, "probe finished at " + finishedAt(probe, later));
+        assertEquals(1, s.stats().admittedProbe.get());
+        // Its measured steps corrected the figures: the same request is admitted normally right away.
+        long then = h.clock.currentTimeMillis();
+        Harness.completed(submitAndRun(h, unguided("b", 10, then + 1000, "t", false)));
+        assertEquals(1, s.stats().admittedProbe.get());
+        assertEquals(1, s.stats().rejectedDeadline.get());
+    }
+
+    @Test
     void queueIsBounded() {
         Harness h = new Harness();
         h.config.admission.maxQueue = 3;
