@@ -39,8 +39,12 @@ public final class Assembly implements AutoCloseable {
         public Path modelsDir = Path.of("models");
         public String defaultModel = EMBEDDED;
         public int threads = 0;
+        /** "fp32" or "fp16" ({@link dev.sdserve.engine.tf.ComputeDType}). */
+        public String computeDtype = System.getProperty("sdserve.compute-dtype", "fp32");
         public int fakeStepMillis = 0;
         public List<String> fakeModels = new ArrayList<>();
+        /** Fake engine: models that start cold, "name:ms" or "name:ms:fail". */
+        public List<String> fakeColdModels = new ArrayList<>();
         /** Extra checkpoints by name (e.g. the CLI's --model path). */
         public Map<String, Path> extraModels = new LinkedHashMap<>();
         public ServiceConfig service = ServiceConfig.defaults();
@@ -48,22 +52,39 @@ public final class Assembly implements AutoCloseable {
         public long memoryBudgetMb = 0;
         /** Seconds between rescans of the models directory (0 = only on demand). */
         public long rescanSeconds = 10;
+        /** Fine-tuning (tf engine only); off unless turned on (the server does, from sdserve.train.enabled). */
+        public dev.sdserve.train.FineTuneManager.Settings train = trainOff();
+        public double trainCostFactor = 1.5;
+        public double trainMarginMillis = 50;
+        public double trainBackoffMillis = 10_000;
+    }
+
+    private static dev.sdserve.train.FineTuneManager.Settings trainOff() {
+        dev.sdserve.train.FineTuneManager.Settings t = new dev.sdserve.train.FineTuneManager.Settings();
+        t.enabled = false;
+        return t;
     }
 
     private final Engine engine;
     private final SchedulerService service;
     private final ModelCatalog catalog;
+    private final ModelManager models;
+    private dev.sdserve.train.FineTuneManager fineTunes;
 
     private Assembly(Engine engine, SchedulerService service, ModelCatalog catalog) {
         this.engine = engine;
         this.service = service;
         this.catalog = catalog;
+        this.models = new ModelManager(catalog, engine, service);
     }
 
     public static Assembly create(Settings s) {
         if (s.threads > 0) {
             System.setProperty("sdserve.threads", Integer.toString(s.threads));
         }
+        // validated here (a clear error at start-up), read by the engine when it loads a model
+        System.setProperty(dev.sdserve.engine.tf.ComputeDType.PROPERTY,
+                dev.sdserve.engine.tf.ComputeDType.parse(s.computeDtype).name().toLowerCase(Locale.ROOT));
         Engine engine;
         ModelRegistry registry = null;
         Map<String, Path> files = new LinkedHashMap<>();
@@ -79,6 +100,16 @@ public final class Assembly implements AutoCloseable {
                     fc.cost((m, stage, shape, b) -> ms);
                 }
                 fc.clock(Clock.system());
+                for (String c : s.fakeColdModels) {
+                    String[] p = c.split(":");
+                    if (p.length < 2 || !fc.models.containsKey(p[0])) {
+                        throw new IllegalArgumentException("sdserve.fake-cold-models: '" + c + "' is not name:ms[:fail] of a fake model");
+                    }
+                    fc.cold(p[0], Double.parseDouble(p[1]));
+                    if (p.length > 2) {
+                        fc.failLoads(p[0], "simulated load failure");
+                    }
+                }
                 engine = new FakeEngine(fc);
             }
             case "tf" -> {
@@ -130,7 +161,14 @@ public final class Assembly implements AutoCloseable {
         SchedulerService service = new SchedulerService(engine, sc, Clock.system());
         service.start();
         ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s);
-        return new Assembly(engine, service, catalog);
+        Assembly a = new Assembly(engine, service, catalog);
+        TrainingWiring.Policy tp = new TrainingWiring.Policy();
+        tp.costFactor = s.trainCostFactor;
+        tp.marginMillis = s.trainMarginMillis;
+        tp.backoffMillis = s.trainBackoffMillis;
+        a.fineTunes = TrainingWiring.install(s.train, tp, service, engine instanceof TfEngine t ? t : null, registry,
+                s.service.metrics);
+        return a;
     }
 
     static ModelConfig configOf(Path p) {
@@ -204,9 +242,20 @@ public final class Assembly implements AutoCloseable {
         return catalog;
     }
 
+    /** Residency management (load, unload, pin, rescan) for the transports. */
+    public dev.sdserve.job.ModelService models() {
+        return models;
+    }
+
+    /** Fine-tune jobs (disabled unless the engine is tf and sdserve.train.enabled). */
+    public dev.sdserve.train.FineTuneManager fineTunes() {
+        return fineTunes;
+    }
+
     @Override
     public void close() {
         service.close();
+        fineTunes.close();
         engine.close();
         if (catalog instanceof ModelRegistry r) {
             r.close();

@@ -22,15 +22,29 @@ public class ServiceProducer {
         s.modelsDir = Path.of(config.modelsDir());
         s.defaultModel = config.defaultModel();
         s.threads = config.threads();
+        s.computeDtype = config.computeDtype();
         s.memoryBudgetMb = config.memoryBudgetMb();
         s.fakeStepMillis = config.fakeStepMillis();
         config.fakeModels().ifPresent(m -> s.fakeModels.addAll(Arrays.stream(m.split(",")).map(String::trim)
                 .filter(x -> !x.isEmpty()).toList()));
+        config.fakeColdModels().ifPresent(m -> s.fakeColdModels.addAll(Arrays.stream(m.split(",")).map(String::trim)
+                .filter(x -> !x.isEmpty()).toList()));
+        s.service.loadTimeoutMillis = config.models().loadTimeout().toMillis();
+        s.service.loadBreakerFailures = config.models().breakerFailures();
+        s.service.loadBreakerDelayMillis = config.models().breakerDelay().toMillis();
         s.service.admission.defaultPreviewEvery = config.preview().everySteps();
         s.service.admission.defaultPreviewMaxEdge = config.preview().maxEdge();
         s.service.admission.defaultPreviewFormat = config.preview().format();
         s.service.metrics = metrics;
         s.service.tracing = tracing;
+        s.train.enabled = config.train().enabled();
+        s.train.stateDir = Path.of(config.train().stateDir());
+        s.train.dataDir = Path.of(config.train().dataDir());
+        s.train.maxUploadBytes = config.train().maxUploadMb() << 20;
+        s.train.checkpointEvery = config.train().checkpointEvery();
+        s.trainCostFactor = config.train().costFactor();
+        s.trainMarginMillis = config.train().marginMs();
+        s.trainBackoffMillis = config.train().backoffMs();
         this.assembly = Assembly.create(s);
     }
 
@@ -44,6 +58,18 @@ public class ServiceProducer {
     @Singleton
     ModelCatalog catalog() {
         return assembly.catalog();
+    }
+
+    @Produces
+    @Singleton
+    dev.sdserve.job.ModelService modelService() {
+        return assembly.models();
+    }
+
+    @Produces
+    @Singleton
+    dev.sdserve.train.FineTuneManager fineTunes() {
+        return assembly.fineTunes();
     }
 
     public Assembly assembly() {

@@ -34,9 +34,9 @@ public final class BenchCommand implements CliCommand {
     }
 
     private static final String USAGE = """
-            usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick]
+            usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
                          [--cases unet32,unet32b2,unet64,unet64b2,te,vae256,vae512] [--before]
-                         [--synthetic [--compare]]
+                         [--synthetic [--compare]] [--lora [--rank R] [--golden DIR]]
               --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
                               (default: <java.io.tmpdir>/sd-serve-bench)
               --before        the engine with TF's native Conv2D, textbook GroupNorm and unchunked attention
@@ -47,7 +47,11 @@ public final class BenchCommand implements CliCommand {
               --attn-chunk N  query chunk of the self-attention (default 1024; 0 = whole)
               --reps N        timed runs per case after one warm-up (default 3); the median is reported
               --quick         only unet32 and unet64 (batch 1)
+              --load-only     only the read and load times and the peak RSS after load
               --compare       (synthetic) also time the UNet cases with TF's native Conv2D/plain ops
+              --lora          UNet 32x32, batch 1 and 2: no LoRA vs merged vs unmerged (low-rank) LoRA path, with
+                              a random kohya LoRA of rank R (default 16) on the attention projections, written
+                              into --dir once; --golden DIR: the golden set's model instead (e.g. sd15-tiny)
             """;
 
     record Case(String name, double flops, Function<SyntheticSd, Operand<TFloat32>> build) {
@@ -56,7 +60,9 @@ public final class BenchCommand implements CliCommand {
     @Override
     public int run(List<String> args, PrintStream out) throws Exception {
         int threads = Runtime.getRuntime().availableProcessors(), interOp = 1, chunk = 1024, reps = 3;
-        boolean compare = false, synthetic = false, before = false;
+        boolean compare = false, synthetic = false, before = false, lora = false;
+        int rank = 16;
+        String loraModel = null;
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(List.of("unet32", "unet32b2", "unet64", "unet64b2", "te", "vae256",
                 "vae512"));
@@ -72,9 +78,13 @@ public final class BenchCommand implements CliCommand {
                     case "--attn-chunk" -> chunk = Integer.parseInt(args.get(++i));
                     case "--reps" -> reps = positive(args.get(++i), "--reps");
                     case "--quick" -> cases = new ArrayList<>(List.of("unet32", "unet64"));
+                    case "--load-only" -> cases = new ArrayList<>();
                     case "--compare" -> compare = true;
                     case "--synthetic" -> synthetic = true;
                     case "--before" -> before = true;
+                    case "--lora" -> lora = true;
+                    case "--rank" -> rank = positive(args.get(++i), "--rank");
+                    case "--golden" -> loraModel = args.get(++i);
                     case "--dir" -> dir = Path.of(args.get(++i));
                     case "--cases" -> cases = new ArrayList<>(List.of(args.get(++i).split(",")));
                     default -> throw new IllegalArgumentException("unknown option " + args.get(i));
@@ -101,6 +111,9 @@ public final class BenchCommand implements CliCommand {
                 System.err.print(USAGE);
                 return 2;
             }
+        }
+        if (lora) {
+            return LoraBench.run(dir, threads, reps, rank, loraModel, out);
         }
         if (!synthetic) {
             return EngineBench.run(dir, threads, interOp, chunk, reps, before, cases, out);
@@ -156,6 +169,14 @@ public final class BenchCommand implements CliCommand {
 
     static String vmRss() {
         return String.format("%.2f GB", statusKb("VmRSS:") / 1e6 * 1.024);
+    }
+
+    /** Anonymous / file-backed / shared-memory parts of the RSS (/proc/self/status), for where memory goes. */
+    static String rssParts() {
+        return String.format("anon %.2f GB, file %.2f GB, heap used %.2f GB of %.2f GB committed",
+                statusKb("RssAnon:") / 1e6 * 1.024, statusKb("RssFile:") / 1e6 * 1.024,
+                (Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory()) / 1e9,
+                Runtime.getRuntime().totalMemory() / 1e9);
     }
 
     private static long statusKb(String key) {

@@ -42,6 +42,47 @@ public interface Engine extends AutoCloseable {
         throw new UnsupportedOperationException("this engine does not encode images");
     }
 
+    // ------------------------------------------------------------------ residency (defaults: always resident)
+
+    /**
+     * Whether the model's weights are loaded, so a call for it starts computing at once. The scheduler plans work
+     * only for resident models and loads the others off its thread ({@link #ensureLoaded}). Cheap and non-blocking.
+     */
+    default boolean isResident(String model) {
+        return true;
+    }
+
+    /**
+     * Loads the model's weights if they are not resident (blocking; called on a loader thread, never the scheduler's).
+     * Throws {@link dev.sdserve.job.ServeException} NOT_FOUND for an unknown model, FAILED_PRECONDITION naming the
+     * file and the reason when the file cannot be loaded. Concurrent calls for one model load it once.
+     */
+    default void ensureLoaded(String model) {
+    }
+
+    /** Drops a resident model's weights; false if it was not resident. A pinned model is unpinned first. */
+    default boolean unload(String model) {
+        return false;
+    }
+
+    /** Pins (never evicted) or unpins a model; pinning does not load it. */
+    default void pin(String model, boolean pinned) {
+    }
+
+    default boolean isPinned(String model) {
+        return false;
+    }
+
+    /** Bytes held by a resident model's weights (0 when not resident or unknown). */
+    default long residentBytes(String model) {
+        return 0;
+    }
+
+    /** Predicted time to load a model that is not resident, ms (before any load was measured). */
+    default double predictLoadMillis(String model) {
+        return 0;
+    }
+
     /** Counters the scheduler and tests read: calls and samples per stage. */
     EngineStats stats();
 

@@ -71,6 +71,10 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     private final Executor publishExecutor;
     private final ExecutorService ownExecutor;
     private final SchedulerStats stats = new SchedulerStats();
+    /** Loads models off this thread (timeout, per-model circuit breaker). */
+    private final ModelLoader loader;
+    /** Failed loads not yet applied to their waiting jobs (guarded by the lock). */
+    private final List<Map.Entry<String, ServeException>> failedLoads = new ArrayList<>();
 
     private final Object lock = new Object();
     /** Admitted, unfinished work, in admission order. Guarded by {@link #lock}. */
@@ -108,6 +112,18 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             this.publishExecutor = ownExecutor;
         }
         this.idSalt = Long.toHexString(new SecureRandom().nextLong() & 0xFFFFFFL);
+        this.loader = new ModelLoader(engine, config);
+        loader.listener(this::onModelLoad);
+    }
+
+    /** A load finished (error null) or failed: wake the scheduler; a failure ends the jobs waiting for the model. */
+    private void onModelLoad(String model, ServeException error) {
+        synchronized (lock) {
+            if (error != null) {
+                failedLoads.add(Map.entry(model, error));
+            }
+            lock.notifyAll();
+        }
     }
 
     public SchedulerService(Engine engine, ServiceConfig config) {
@@ -147,6 +163,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     @Override
     public void close() {
         stop();
+        loader.close();
         if (ownExecutor != null) {
             ownExecutor.shutdown();
         }
@@ -221,8 +238,11 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     }
 
     private boolean hasRunnableWork() {
+        if (!failedLoads.isEmpty()) {
+            return true;
+        }
         for (Work w : works) {
-            if (!w.inFlight) {
+            if (!w.inFlight && engine.isResident(w.req.model())) {
                 return true;
             }
         }
@@ -252,6 +272,13 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         long nowNs = clock.nanoTime();
         ResolvedRequest r = validation.resolve(request, nowMs);
         ModelInfo info = engine.describe(r.model());
+        boolean cold = !engine.isResident(r.model());
+        if (cold) {
+            ServeException refusal = loader.refusal(r.model()); // breaker open: refuse at once, with a retry hint
+            if (refusal != null) {
+                throw refusal;
+            }
+        }
         LatentShape shape = LatentShape.forImage(info, r.width(), r.height());
         Sampler sampler = config.samplers.find(r.sampler());
         if (r.deadlineMillis() <= nowMs && !r.bestEffort()) {
@@ -276,6 +303,10 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 } else {
                     stats.rejectedDeadline.incrementAndGet();
                 }
+                BackgroundWork bg = background;
+                if (bg != null) {
+                    bg.inferenceRefused(nowNs / 1e6); // the machine is saturated: background work should back off
+                }
                 throw e;
             }
             if (outcome == AdmissionController.Outcome.ADMIT_BEST_EFFORT) {
@@ -296,6 +327,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             long est = nowMs + Math.round(works.size() > 1 ? stepMillis(w) : 0);
             w.publisher.event(new JobEvent.Queued(id, position, est));
             lock.notifyAll();
+        }
+        if (cold) {
+            loader.load(r.model()); // starts now; the job waits in the queue (its deadline counts)
         }
         return job;
     }
@@ -350,6 +384,40 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         return engine;
     }
 
+    /** The model loader (residency, explicit loads, breaker state). */
+    public ModelLoader loader() {
+        return loader;
+    }
+
+    /** Jobs admitted and not yet finished for a model. */
+    public int activeJobs(String model) {
+        synchronized (lock) {
+            int n = 0;
+            for (Work w : works) {
+                if (w.req.model().equals(model)) {
+                    n++;
+                }
+            }
+            return n;
+        }
+    }
+
+    /**
+     * Unloads a model that no admitted job uses (the scheduler's lock is held, so none starts meanwhile); refuses
+     * with FAILED_PRECONDITION while jobs for it are admitted. Returns whether it was resident.
+     */
+    public boolean unloadModel(String model) {
+        engine.describe(model);
+        synchronized (lock) {
+            int n = activeJobs(model);
+            if (n > 0) {
+                throw new ServeException(ServeException.Code.FAILED_PRECONDITION, null, "model '" + model + "' has " + n
+                        + " job(s) in progress; unload it after they finish", 1000L);
+            }
+            return engine.unload(model);
+        }
+    }
+
     /** Jobs admitted and not yet finished. */
     public int outstanding() {
         synchronized (lock) {
@@ -378,7 +446,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     }
 
     private LoadItem loadItem(Work w, Map<String, Profile> profiles, Map<String, double[]> bucketInfo) {
-        double own = ownRemainingMillis(w, profiles.get(w.bucket));
+        double own = ownRemainingMillis(w, profiles.get(w.bucket)) + loadWaitMillis(w.req.model(), bucketInfo);
         double work = workMillis(w, bucketInfo);
         return new LoadItem(w.tenant(), w.weight, w.bestEffort(), w.deadlineNanos, own, work);
     }
@@ -438,6 +506,12 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             out.put(e.getKey(), new Profile(f.req.model(), f.shape, e.getValue()));
         }
         return out;
+    }
+
+    /** Predicted wait for a model to become resident (0 when it is), cached per admission decision. */
+    private double loadWaitMillis(String model, Map<String, double[]> cache) {
+        return cache.computeIfAbsent("load:" + model, k -> new double[]{
+                engine.isResident(model) ? 0 : loader.predictLoadMillis(model)})[0];
     }
 
     /** Critical path of the work's remaining stages under the bucket's load profile. */
@@ -563,10 +637,17 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     /**
      * Least slack (ms) over admitted inference work not yet finished; +∞ when there is none; −∞ when best-effort
      * work (no deadline to measure against) is waiting, so background work never delays it either.
+     *
+     * <p>The slack is measured against the admission controller's finish prediction (requests served in deadline
+     * order, each finishing after the work queued ahead of it, times the prediction safety factor), not against a
+     * request's own remaining steps alone: near saturation the work ahead of a request, not its own steps, decides
+     * when it ends, and a background step delays all of it.
      */
     private double minSlackMillis(long now) {
-        double min = Double.POSITIVE_INFINITY;
         Map<String, Profile> load = null;
+        Map<String, double[]> bucketInfo = new HashMap<>();
+        List<LoadItem> items = new ArrayList<>();
+        double min = Double.POSITIVE_INFINITY;
         for (Work w : works) {
             if (w.phase == Work.Phase.DONE) {
                 continue;
@@ -578,11 +659,31 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 load = profiles(works);
             }
             min = Math.min(min, slackMillis(w, now, load));
+            items.add(loadItem(w, load, bucketInfo));
+        }
+        if (!items.isEmpty()) {
+            for (Map.Entry<LoadItem, Double> e : admission.predictFinish(items, now).entrySet()) {
+                min = Math.min(min, (e.getKey().deadlineNanos() - e.getValue()) / 1e6);
+            }
         }
         return min;
     }
 
     private void housekeeping(long now) {
+        if (!failedLoads.isEmpty()) {
+            for (Map.Entry<String, ServeException> f : failedLoads) {
+                if (engine.isResident(f.getKey())) {
+                    continue; // loaded meanwhile (e.g. a timed-out load that finished after all)
+                }
+                for (Work w : new ArrayList<>(works)) {
+                    if (!w.inFlight && w.req.model().equals(f.getKey())) {
+                        stats.failed.incrementAndGet();
+                        end(w, JobState.FAILED, f.getValue());
+                    }
+                }
+            }
+            failedLoads.clear();
+        }
         long realNow = System.nanoTime();
         long stallLimit = config.stalledWatcherMillis * 1_000_000L;
         for (int i = works.size() - 1; i >= 0; i--) {
@@ -606,7 +707,10 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         }
     }
 
-    private static String describeProgress(Work w) {
+    private String describeProgress(Work w) {
+        if (w.phase != Work.Phase.DONE && !engine.isResident(w.req.model())) {
+            return "waiting for model '" + w.req.model() + "' to load";
+        }
         return switch (w.phase) {
             case ENCODE -> "text encoding";
             case DENOISE -> "step " + w.evalsDone() + " of " + w.totalEvals;
@@ -627,8 +731,13 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         Map<Work, Double> slack = new IdentityHashMap<>();
         Work urgent = null;
         Work forced = null;
+        // Only resident models are planned; jobs of the others wait (a load runs on the loader's thread meanwhile).
+        Map<String, Boolean> resident = new HashMap<>();
         for (Work w : works) {
             if (w.inFlight || w.phase == Work.Phase.DONE) {
+                continue;
+            }
+            if (!resident.computeIfAbsent(w.req.model(), engine::isResident)) {
                 continue;
             }
             double s = slackMillis(w, now, load);
@@ -642,6 +751,11 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             if (w.phase != Work.Phase.DENOISE && w.stageWait >= config.maxStageWaitIterations
                     && (forced == null || before(w, s, forced, slack.get(forced)))) {
                 forced = w;
+            }
+        }
+        for (var e : resident.entrySet()) {
+            if (!e.getValue()) {
+                loader.load(e.getKey()); // joins the load in progress, or starts one (e.g. after an eviction)
             }
         }
         if (urgent == null) {

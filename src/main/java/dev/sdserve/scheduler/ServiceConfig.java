@@ -89,6 +89,12 @@ public final class ServiceConfig {
     public dev.sdserve.ops.ServeMetrics metrics = dev.sdserve.ops.ServeMetrics.noop();
     /** OpenTelemetry spans per request and stage (no-op unless the server wires a tracer). */
     public dev.sdserve.ops.Tracing tracing = dev.sdserve.ops.Tracing.noop();
+    /** A model load that takes longer ends the jobs waiting for it with UNAVAILABLE (real ms). */
+    public long loadTimeoutMillis = 120_000;
+    /** Failed loads of a model in a row that open its circuit breaker. */
+    public int loadBreakerFailures = 1;
+    /** How long an open breaker refuses requests for its model before a trial load (real ms). */
+    public long loadBreakerDelayMillis = 30_000;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 

@@ -52,6 +52,7 @@ class RealEngineBatchingTest {
             sc.publishExecutor = Runnable::run;
             sc.imageListener = images::put;
             sc.admission.defaultModel = "tiny";
+            engine.ensureLoaded("tiny"); // models load off the scheduler thread: runOnce() plans nothing until then
             try (SchedulerService s = new SchedulerService(engine, sc, Clock.system())) {
                 // alone, one after the other
                 List<float[]> solo = new ArrayList<>();

@@ -141,12 +141,7 @@ public class GenerationResource {
                 + "; the image is ready when it completes (or pass ?wait=60)");
     }
 
-    @GET
-    @Path("/models")
-    @Operation(summary = "Checkpoints the server knows")
-    public Map<String, List<ModelCatalog.ModelEntry>> models() {
-        return Map.of("models", catalog.models());
-    }
+    // GET /v1/models (with residency) is in ModelsResource.
 
     @GET
     @Path("/loras")

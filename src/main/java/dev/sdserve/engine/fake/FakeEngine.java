@@ -50,6 +50,16 @@ public final class FakeEngine implements Engine {
         public boolean decodePixels = true;
         /** A prompt containing this marker makes every denoise call that includes it fail (null = never). */
         public String poisonMarker = "<poison>";
+        /**
+         * Models that start cold, by name → simulated load time (ms on {@link #clock}); the others are resident
+         * from the start. A load completes when the clock reaches its start + this time (on a SimClock other work
+         * moves the time, so a load overlaps the steps of other models).
+         */
+        public final Map<String, Double> loadMillis = new java.util.concurrent.ConcurrentHashMap<>();
+        /** Models whose loads fail (after their load time), by name → reason. */
+        public final Map<String, String> loadFailures = new java.util.concurrent.ConcurrentHashMap<>();
+        /** Simulated weight bytes of a resident model. */
+        public long bytesPerModel = 1L << 20;
 
         public Config() {
             models.put("embedded", model("embedded", 8, 64));
@@ -74,6 +84,18 @@ public final class FakeEngine implements Engine {
             return this;
         }
 
+        /** The model starts cold and takes {@code ms} to load. */
+        public Config cold(String model, double ms) {
+            loadMillis.put(model, ms);
+            return this;
+        }
+
+        /** Loads of the model fail after its load time with this reason. */
+        public Config failLoads(String model, String reason) {
+            loadFailures.put(model, reason);
+            return this;
+        }
+
         public Config decodePixels(boolean b) {
             this.decodePixels = b;
             return this;
@@ -87,6 +109,13 @@ public final class FakeEngine implements Engine {
 
     private final Config config;
     private final EngineStats stats = new EngineStats();
+    /** Models loaded (cold models join when their load completes). */
+    private final java.util.Set<String> resident = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** Cold models being loaded: clock nanos at which the load completes. */
+    private final Map<String, Long> readyAt = new java.util.concurrent.ConcurrentHashMap<>();
+    private final java.util.Set<String> pinned = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** Loads started, by model (tests read it). */
+    public final Map<String, Integer> loadsStarted = new java.util.concurrent.ConcurrentHashMap<>();
 
     public FakeEngine() {
         this(new Config());
@@ -109,9 +138,107 @@ public final class FakeEngine implements Engine {
         return info;
     }
 
+    // ---------------------------------------------------------------- residency
+
+    @Override
+    public boolean isResident(String model) {
+        if (!config.loadMillis.containsKey(model) || resident.contains(model)) {
+            return true;
+        }
+        Long t = readyAt.get(model);
+        if (t != null && config.clock.nanoTime() >= t && !config.loadFailures.containsKey(model)) {
+            resident.add(model);
+            return true;
+        }
+        return false;
+    }
+
+    /**
+     * Loads a cold model: waits until the clock reaches the load's completion time (polling a SimClock, which other
+     * threads move; sleeping on any other clock), then fails with the configured reason or makes it resident.
+     */
+    @Override
+    public void ensureLoaded(String model) {
+        describe(model);
+        if (isResident(model)) {
+            return;
+        }
+        double ms = config.loadMillis.getOrDefault(model, 0.0);
+        long target = readyAt.computeIfAbsent(model, k -> {
+            loadsStarted.merge(model, 1, Integer::sum);
+            return config.clock.nanoTime() + Math.round(ms * 1e6);
+        });
+        try {
+            while (config.clock.nanoTime() < target) {
+                if (config.clock instanceof dev.sdserve.scheduler.SimClock) {
+                    Thread.sleep(1);
+                } else {
+                    config.clock.sleepNanos(target - config.clock.nanoTime());
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            readyAt.remove(model);
+            throw new ServeException(ServeException.Code.UNAVAILABLE, "loading model '" + model + "' was interrupted");
+        }
+        String failure = config.loadFailures.get(model);
+        if (failure != null) {
+            readyAt.remove(model);
+            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + model + "' (" + model
+                    + ".safetensors) cannot be loaded: " + failure);
+        }
+        resident.add(model);
+    }
+
+    /** A call for a model that is not loaded is a caller's bug here (the scheduler loads first). */
+    private void requireResident(String model) {
+        if (!isResident(model)) {
+            throw new IllegalStateException("fake engine: model '" + model + "' is not resident");
+        }
+    }
+
+    @Override
+    public boolean unload(String model) {
+        describe(model);
+        boolean was = isResident(model);
+        pinned.remove(model);
+        resident.remove(model);
+        readyAt.remove(model);
+        if (!config.loadMillis.containsKey(model)) {
+            config.loadMillis.put(model, 0.0); // reloads are instant for models that started resident
+        }
+        return was;
+    }
+
+    @Override
+    public void pin(String model, boolean pin) {
+        describe(model);
+        if (pin) {
+            pinned.add(model);
+        } else {
+            pinned.remove(model);
+        }
+    }
+
+    @Override
+    public boolean isPinned(String model) {
+        return pinned.contains(model);
+    }
+
+    @Override
+    public long residentBytes(String model) {
+        return isResident(model) ? config.bytesPerModel : 0;
+    }
+
+    @Override
+    public double predictLoadMillis(String model) {
+        return config.loadMillis.getOrDefault(model, 0.0);
+    }
+
     @Override
     public float[][] encode(String model, List<EncodeItem> items) {
         ModelInfo info = describe(model);
+        requireResident(model);
         spend(model, Stage.ENCODE, null, items.size());
         float[][] out = new float[items.size()][];
         for (int i = 0; i < items.size(); i++) {
@@ -128,6 +255,7 @@ public final class FakeEngine implements Engine {
     @Override
     public float[][] denoise(DenoiseBatch batch) {
         describe(batch.model());
+        requireResident(batch.model());
         spend(batch.model(), Stage.DENOISE, batch.shape(), batch.unetSamples());
         List<DenoiseItem> items = batch.items();
         for (DenoiseItem it : items) {
@@ -147,6 +275,7 @@ public final class FakeEngine implements Engine {
     @Override
     public float[][] decode(String model, LatentShape shape, List<float[]> latents) {
         ModelInfo info = describe(model);
+        requireResident(model);
         spend(model, Stage.DECODE, shape, latents.size());
         float[][] out = new float[latents.size()][];
         for (int i = 0; i < latents.size(); i++) {

@@ -57,6 +57,15 @@ public final class TfEngine implements Engine {
             .toUpperCase(java.util.Locale.ROOT).replace('-', '_'));
     private volatile long memoryBudgetBytes = Long.getLong("sdserve.memory-budget-mb", 0L) << 20;
     private long evictions;
+    /** Pinned models: never evicted. */
+    private final java.util.Set<String> pinned = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** One gate per model: concurrent loads of a model load it once. */
+    private final Map<String, Object> loadGates = new java.util.concurrent.ConcurrentHashMap<>();
+    /** Calls in progress per model instance, and instances evicted while in use (closed when released). */
+    private final Map<TfModel, Integer> leases = new java.util.IdentityHashMap<>();
+    private final java.util.Set<TfModel> retired = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    /** Resident models → weight bytes, readable without the engine lock (which a UNet call holds). */
+    private volatile Map<String, Long> residentSizes = Map.of();
     private long lowRankCalls;
     private long mergedCalls;
 
@@ -119,10 +128,6 @@ public final class TfEngine implements Engine {
         return new ArrayList<>(loaded.keySet());
     }
 
-    public synchronized boolean isResident(String name) {
-        return loaded.containsKey(name);
-    }
-
     public synchronized long evictions() {
         return evictions;
     }
@@ -142,35 +147,146 @@ public final class TfEngine implements Engine {
     }
 
 
-    /** The loaded model, loading it on first use; NOT_FOUND for an unknown name. */
-    public synchronized TfModel model(String name) {
-        TfModel m = loaded.get(name);
-        if (m != null) {
-            return m;
-        }
-        Path p = resolver.apply(name);
-        try {
-            m = configOf == null ? TfModel.load(name, p) : TfModel.load(name, p, config(name));
-        } catch (IOException | RuntimeException e) {
-            if (e instanceof ServeException se) {
-                throw se;
+    /**
+     * The loaded model, loading it on first use (legacy lazy path for direct callers; the scheduler loads through
+     * {@link #ensureLoaded} on its loader thread first); NOT_FOUND for an unknown name.
+     */
+    public TfModel model(String name) {
+        for (int attempt = 0; ; attempt++) {
+            synchronized (this) {
+                TfModel m = loaded.get(name);
+                if (m != null) {
+                    return m;
+                }
             }
-            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p.getFileName()
-                    + ") cannot be loaded: " + e.getMessage());
+            if (attempt > 3) {
+                throw new ServeException(ServeException.Code.UNAVAILABLE, "model '" + name
+                        + "' was evicted as soon as it was loaded: the memory budget is too small for the models in use");
+            }
+            ensureLoaded(name);
         }
-        loaded.put(name, m);
-        evictOver(name);
-        return m;
     }
-    /** Unloads a model (and its merged LoRA overlays); false if it was not resident. */
+
+    /**
+     * Loads a model if it is not resident. The weights load outside the engine's lock (other models' calls go
+     * on meanwhile); concurrent loads of one model load it once. Afterwards least recently used unpinned models
+     * are evicted above the memory budget (a model in use is closed when its call ends).
+     */
+    @Override
+    public void ensureLoaded(String name) {
+        Object gate = loadGates.computeIfAbsent(name, k -> new Object());
+        synchronized (gate) {
+            synchronized (this) {
+                if (loaded.get(name) != null) { // get: refreshes its LRU place
+                    return;
+                }
+            }
+            Path p = resolver.apply(name);
+            ModelConfig c = configOf == null ? null : config(name);
+            TfModel m;
+            try {
+                m = c == null ? TfModel.load(name, p) : TfModel.load(name, p, c);
+            } catch (IOException | RuntimeException e) {
+                if (e instanceof ServeException se) {
+                    throw se;
+                }
+                throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name + "' (" + p.getFileName()
+                        + ") cannot be loaded: " + e.getMessage());
+            }
+            synchronized (this) {
+                loaded.put(name, m);
+                evictOver(name);
+                publishResidency();
+            }
+        }
+    }
+
+    @Override
+    public boolean isResident(String name) {
+        return residentSizes.containsKey(name);
+    }
+
+    @Override
+    public long residentBytes(String name) {
+        return residentSizes.getOrDefault(name, 0L);
+    }
+
+    @Override
+    public void pin(String name, boolean pin) {
+        resolver.apply(name); // NOT_FOUND for an unknown name
+        if (pin) {
+            pinned.add(name);
+        } else {
+            pinned.remove(name);
+        }
+    }
+
+    @Override
+    public boolean isPinned(String name) {
+        return pinned.contains(name);
+    }
+
+    /** Load time predicted from the file size (about 400 MB/s of file on the 2-core machines) plus graph set-up. */
+    @Override
+    public double predictLoadMillis(String name) {
+        try {
+            return 200 + java.nio.file.Files.size(resolver.apply(name)) / 400e3;
+        } catch (IOException | RuntimeException e) {
+            return 200;
+        }
+    }
+
+    /** Unloads a model (and its merged LoRA overlays; unpins it); false if it was not resident. */
+    @Override
     public synchronized boolean unload(String name) {
+        pinned.remove(name);
         TfModel m = loaded.remove(name);
         if (m == null) {
             return false;
         }
         dropOverlays(name);
-        m.close();
+        retire(m);
+        publishResidency();
         return true;
+    }
+
+    /** The model for one call: it is not closed (by eviction or unload) before {@link #release}. */
+    private TfModel lease(String name) {
+        while (true) {
+            TfModel m = model(name);
+            synchronized (this) {
+                if (loaded.get(name) == m) {
+                    leases.merge(m, 1, Integer::sum);
+                    return m;
+                }
+            }
+        }
+    }
+
+    private synchronized void release(TfModel m) {
+        if (leases.merge(m, -1, Integer::sum) <= 0) {
+            leases.remove(m);
+            if (retired.remove(m)) {
+                m.close();
+            }
+        }
+    }
+
+    /** Closes a model taken out of {@link #loaded} now, or when its last call ends. Caller holds the lock. */
+    private void retire(TfModel m) {
+        if (leases.getOrDefault(m, 0) > 0) {
+            retired.add(m);
+        } else {
+            m.close();
+        }
+    }
+
+    private void publishResidency() {
+        Map<String, Long> m = new LinkedHashMap<>();
+        for (var e : loaded.entrySet()) {
+            m.put(e.getKey(), e.getValue().weights().bytes());
+        }
+        residentSizes = java.util.Collections.unmodifiableMap(m);
     }
 
     private void evictOver(String keep) {
@@ -181,12 +297,12 @@ public final class TfEngine implements Engine {
         var it = loaded.entrySet().iterator();
         while (residentBytes() > budget && it.hasNext()) {
             var e = it.next();
-            if (e.getKey().equals(keep)) {
+            if (e.getKey().equals(keep) || pinned.contains(e.getKey())) {
                 continue;
             }
             it.remove();
             dropOverlays(e.getKey());
-            e.getValue().close();
+            retire(e.getValue());
             evictions++;
         }
     }
@@ -344,8 +460,18 @@ public final class TfEngine implements Engine {
     }
 
     /** As {@link #encodeTokens(String, int[][], int[])} with each row's LoRAs (their text-encoder part). */
-    synchronized float[][] encodeTokens(String model, int[][] ids, int[] clipSkips, List<List<LoraWeight>> rowLoras) {
-        TfModel m = model(model);
+    float[][] encodeTokens(String model, int[][] ids, int[] clipSkips, List<List<LoraWeight>> rowLoras) {
+        TfModel m = lease(model); // before the engine lock: a load waits for the lock, never the other way round
+        try {
+            synchronized (this) {
+                return encodeTokens(model, m, ids, clipSkips, rowLoras);
+            }
+        } finally {
+            release(m);
+        }
+    }
+
+    private float[][] encodeTokens(String model, TfModel m, int[][] ids, int[] clipSkips, List<List<LoraWeight>> rowLoras) {
         float[][] out = new float[ids.length][];
         // one graph run per distinct CLIP skip
         Map<Integer, List<Integer>> bySkip = new LinkedHashMap<>();
@@ -383,7 +509,15 @@ public final class TfEngine implements Engine {
 
     @Override
     public float[][] denoise(DenoiseBatch batch) {
-        TfModel m = model(batch.model());
+        TfModel m = lease(batch.model());
+        try {
+            return denoise(batch, m);
+        } finally {
+            release(m);
+        }
+    }
+
+    private float[][] denoise(DenoiseBatch batch, TfModel m) {
         LatentShape s = batch.shape();
         if (s.channels() != m.config().unet().inChannels()) {
             throw ServeException.invalid("latent", "model '" + batch.model() + "' takes " + m.config().unet().inChannels()
@@ -451,14 +585,27 @@ public final class TfEngine implements Engine {
 
     @Override
     public float[][] decode(String model, LatentShape shape, List<float[]> latents) {
-        float[][] r = model(model).decodeImage(latents, shape.height(), shape.width());
-        stats.recordDecode(latents.size());
-        return r;
+        TfModel m = lease(model);
+        try {
+            float[][] r = m.decodeImage(latents, shape.height(), shape.width());
+            stats.recordDecode(latents.size());
+            return r;
+        } finally {
+            release(m);
+        }
     }
 
     @Override
     public float[][] encodeImage(String model, LatentShape shape, List<float[]> images) {
-        TfModel m = model(model);
+        TfModel m = lease(model);
+        try {
+            return encodeImage(m, shape, images);
+        } finally {
+            release(m);
+        }
+    }
+
+    private float[][] encodeImage(TfModel m, LatentShape shape, List<float[]> images) {
         int scale = m.config().vae().downscale();
         int h = shape.height() * scale, w = shape.width() * scale;
         int c = m.config().vae().inChannels();
@@ -496,5 +643,8 @@ public final class TfEngine implements Engine {
             m.close();
         }
         loaded.clear();
+        retired.forEach(TfModel::close);
+        retired.clear();
+        publishResidency();
     }
 }
