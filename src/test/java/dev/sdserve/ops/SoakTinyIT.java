@@ -89,13 +89,17 @@ class SoakTinyIT {
         assertEquals(0, p.exitValue(), text);
         String[] lines = text.strip().split("\n");
         String last = lines[lines.length - 1];
+        long ok = field(last, "ok"), refused = field(last, "refused");
         assertEquals(REQUESTS, field(last, "sent"), last);
-        assertEquals(REQUESTS, field(last, "ok"), "every request completed: " + text);
         assertEquals(0, field(last, "failed"), text);
+        // admission may refuse a few at warm-up (deadline, with a retry hint) while its cost model learns this
+        // machine's speed on a loaded CI box; a refusal is an answer, never a lost job
+        assertEquals(REQUESTS, ok + refused, text);
+        assertTrue(refused <= REQUESTS / 20, "refused " + refused + ": " + text);
         assertTrue(text.contains("soak checks: all " + REQUESTS + " responses checked, no problem"), text);
-        // the server agrees: exactly REQUESTS jobs completed (none lost, none run twice)
+        // the server agrees: exactly the accepted jobs completed (none lost, none run twice)
         long completed = counter(server.get("/q/metrics"), "sdserve_scheduler_completed_total") - completedBefore;
-        assertEquals(REQUESTS, completed, "server-side completions");
+        assertEquals(ok, completed, "server-side completions");
         Matcher m = Pattern.compile("RSS MiB start (\\d+) / middle (\\d+) / end (\\d+) / max (\\d+); threads (\\d+) / (\\d+) / (\\d+) / max (\\d+)")
                 .matcher(text);
         assertTrue(m.find(), text);
