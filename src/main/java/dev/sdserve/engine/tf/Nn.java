@@ -319,7 +319,19 @@ public final class Nn {
     /** Nearest-neighbour 2× upsampling of NHWC (as torch's interpolate(scale_factor=2, mode="nearest")). */
     public Operand<TFloat32> upsampleNearest2x(Operand<TFloat32> x) {
         long[] d = dims(x);
-        return tf.image.resizeNearestNeighbor(x, tf.constant(new int[]{(int) d[1] * 2, (int) d[2] * 2}));
+        return upsampleNearest(x, (int) d[1] * 2, (int) d[2] * 2);
+    }
+
+    /**
+     * Nearest-neighbour resize of NHWC {@code x} to {@code height × width}: output row i reads input row
+     * floor(i · H_in / height) (TF's legacy rule, the same as PyTorch's {@code interpolate(mode="nearest")}).
+     */
+    public Operand<TFloat32> upsampleNearest(Operand<TFloat32> x, int height, int width) {
+        return resizeNearest(tf, x, height, width);
+    }
+
+    static Operand<TFloat32> resizeNearest(Ops tf, Operand<TFloat32> x, int height, int width) {
+        return tf.image.resizeNearestNeighbor(x, tf.constant(new int[]{height, width}));
     }
 
     public Operand<TFloat32> concatChannels(Operand<TFloat32> a, Operand<TFloat32> b) {

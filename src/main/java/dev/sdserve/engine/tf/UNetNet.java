@@ -46,10 +46,8 @@ public final class UNetNet {
     }
 
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim) {
-        int factor = 1 << (cfg.levels() - 1);
-        if (height % factor != 0 || width % factor != 0) {
-            throw new IllegalArgumentException("latent " + height + "x" + width + " is not a multiple of " + factor
-                    + " (the UNet has " + cfg.levels() + " levels)");
+        if (height < 1 || width < 1) {
+            throw new IllegalArgumentException("latent " + height + "x" + width + " is empty");
         }
         var tf = b.tf;
         Operand<TFloat32> x = b.input("x", tf.placeholder(TFloat32.class,
@@ -132,7 +130,10 @@ public final class UNetNet {
                     idx = 2;
                 }
                 if (j == lpb && u < levels - 1) {
-                    h = nn.conv(nn.upsampleNearest2x(h), bp + idx + ".conv");
+                    // to the size of the skip it meets next: 2× when the size was even on the way down, else
+                    // one less (a stride-2 conv rounds up), as diffusers does for sizes not divisible by 2^levels
+                    long[] to = Nn.dims(skips.peek());
+                    h = nn.conv(nn.upsampleNearest(h, (int) to[1], (int) to[2]), bp + idx + ".conv");
                 }
                 k++;
             }

@@ -193,6 +193,33 @@ class KernelsTest {
         }
     }
 
+    @Test
+    void nearestResizeToAnySizeFollowsPyTorchsRule() {
+        // The UNet's up path resizes to the skip's size: 2x, or 2x - 1 where a stride-2 conv rounded an odd size up.
+        int[][] cases = {{3, 2, 5, 3}, {2, 2, 4, 4}, {5, 3, 9, 6}, {1, 1, 2, 1}};
+        int n = 2, c = 3;
+        for (int[] cs : cases) {
+            int h = cs[0], w = cs[1], ho = cs[2], wo = cs[3];
+            try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(1), List.of(Shape.of(n, h, w, c)),
+                    in -> Nn.resizeNearest(Ops.create(in.get(0).env()), in.get(0), ho, wo), 1)) {
+                float[] x = g.input(0);
+                double[] ref = new double[n * ho * wo * c];
+                for (int b = 0; b < n; b++) {
+                    for (int i = 0; i < ho; i++) {
+                        int si = (int) Math.floor(i * (double) h / ho); // torch.nn.functional.interpolate, "nearest"
+                        for (int j = 0; j < wo; j++) {
+                            int sj = (int) Math.floor(j * (double) w / wo);
+                            for (int k = 0; k < c; k++) {
+                                ref[((b * ho + i) * wo + j) * c + k] = x[((b * h + si) * w + sj) * c + k];
+                            }
+                        }
+                    }
+                }
+                assertEquals(0.0, relErr(g.runOnce(), ref), 0.0, h + "x" + w + " -> " + ho + "x" + wo);
+            }
+        }
+    }
+
     static double[] naiveAttention(float[] q, float[] k, float[] v, int b, int tq, int tk, int c, int heads) {
         int d = c / heads;
         double[] out = new double[b * tq * c];

@@ -133,8 +133,29 @@ class TfEngineTest {
     }
 
     @Test
-    void latentSizeNotMultipleOfEightIsRejected() {
+    void latentSizesNotDivisibleByTheUNetsDownsamplingRun() {
+        // 12x16 halves to 6x8, 3x4, then 2x2 (stride-2 convs round up); the up path resizes back to each skip's size,
+        // as diffusers does (an A1111 width of 520 gives such a latent, 65).
+        LatentShape shape = new LatentShape(4, 12, 20);
+        java.util.Random rnd = new java.util.Random(3);
+        float[] x = new float[4 * 12 * 20];
+        float[] c = new float[77 * 32];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rnd.nextGaussian();
+        }
+        for (int i = 0; i < c.length; i++) {
+            c[i] = (float) rnd.nextGaussian();
+        }
+        float[][] eps = engine.denoise(new DenoiseBatch("tiny", shape, List.of(new DenoiseItem(x, 500, c, null, 1, null),
+                new DenoiseItem(x, 10, c, null, 1, null))));
+        assertEquals(x.length, eps[0].length);
+        double diff = 0;
+        for (int i = 0; i < x.length; i++) {
+            assertTrue(Float.isFinite(eps[0][i]), "finite at " + i);
+            diff += Math.abs(eps[0][i] - eps[1][i]);
+        }
+        assertTrue(diff > 0, "the timestep changes the output");
         assertThrows(IllegalArgumentException.class, () -> engine.denoise(new DenoiseBatch("tiny",
-                new LatentShape(4, 12, 16), List.of(new DenoiseItem(new float[4 * 12 * 16], 1, new float[77 * 32], null, 1, null)))));
+                new LatentShape(4, 0, 16), List.of(new DenoiseItem(new float[0], 1, c, null, 1, null)))));
     }
 }
