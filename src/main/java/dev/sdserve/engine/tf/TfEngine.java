@@ -48,7 +48,8 @@ public final class TfEngine implements Engine {
     private final Function<String, int[]> tokenizer;
     /** Resident models, least recently used first. */
     private final LinkedHashMap<String, TfModel> loaded = new LinkedHashMap<>(8, 0.75f, true);
-    private final Map<String, ModelConfig> configs = new HashMap<>();
+    /** Architectures by model name, read lock-free (admission asks on transport threads while calls run). */
+    private final Map<String, ModelConfig> configs = new java.util.concurrent.ConcurrentHashMap<>();
     private final EngineStats stats = new EngineStats();
     private final LoraLibrary loras;
     /** Merged LoRA overlays by model|network|set, least recently used first. */
@@ -400,12 +401,11 @@ public final class TfEngine implements Engine {
     }
 
 
-    /** A model's architecture without loading its weights (the checkpoint header only). */
-    public synchronized ModelConfig config(String name) {
-        TfModel m = loaded.get(name);
-        if (m != null) {
-            return m.config();
-        }
+    /**
+     * A model's architecture without loading its weights (the checkpoint header only). Takes no lock: a LoRA call
+     * holds the engine's monitor for its whole run, and admission must not wait for it on an event loop.
+     */
+    public ModelConfig config(String name) {
         ModelConfig c = configs.get(name);
         if (c != null) {
             return c;
@@ -426,8 +426,8 @@ public final class TfEngine implements Engine {
                         + ") cannot be read: " + e.getMessage());
             }
         }
-        configs.put(name, c);
-        return c;
+        ModelConfig first = configs.putIfAbsent(name, c);
+        return first != null ? first : c;
     }
 
     @Override
