@@ -78,8 +78,8 @@ final class EngineBench {
             out.printf("bench: peak RSS after load (VmHWM) %.2f GB = %.2f x the fp16 file; RSS now %s (%s)%n",
                     loadHwmKb / 1e6 * 1.024, loadHwmKb * 1024.0 / size, BenchCommand.vmRss(), BenchCommand.rssParts());
             double readS = warmReadS;
-            out.printf("%-10s %10s %9s %9s %7s %17s %8s %9s%n", "case", "ms", "GFLOP", "GFLOP/s", "%peak",
-                    "peak before/after", "cpu-s", "%peak-cpu");
+            out.printf("%-10s %10s %9s %9s %7s %17s %8s %9s %9s%n", "case", "ms", "GFLOP", "GFLOP/s", "%peak",
+                    "peak before/after", "cpu-s", "%peak-cpu", "VmHWM GB");
             SplittableRandom rnd = new SplittableRandom(5);
             double u64ms = Double.NaN, u64gf = Double.NaN, u64peak = Double.NaN, u64cpuEff = Double.NaN;
             double u64core = Double.NaN;
@@ -140,8 +140,8 @@ final class EngineBench {
                 // is not inflated by other processes on the cores; TF's spinning worker threads count against us.
                 double core = Math.max(peakBefore.perCoreCpuGflops(), after.perCoreCpuGflops());
                 double effCpu = flops / cpuS / 1e9 / core;
-                out.printf("%-10s %10.1f %9.1f %9.1f %6.1f%% %8.1f/%-8.1f %8.1f %8.1f%%%n", c, ms, flops / 1e9, gf,
-                        100 * gf / peak, pb, pa, cpuS, 100 * effCpu);
+                out.printf("%-10s %10.1f %9.1f %9.1f %6.1f%% %8.1f/%-8.1f %8.1f %8.1f%% %9.2f%n", c, ms, flops / 1e9, gf,
+                        100 * gf / peak, pb, pa, cpuS, 100 * effCpu, BenchCommand.vmHwmKb() / 1e6 * 1.024);
                 if (c.equals("unet64")) {
                     u64cpuEff = effCpu;
                     u64core = core;
