@@ -48,7 +48,7 @@ public final class TfEngine implements Engine {
     private final Function<String, int[]> tokenizer;
     /** Resident models, least recently used first. */
     private final LinkedHashMap<String, TfModel> loaded = new LinkedHashMap<>(8, 0.75f, true);
-    private final Map<String, ModelConfig> configs = new HashMap<>();
+    private final Map<String, ModelConfig> configs = new java.util.concurrent.ConcurrentHashMap<>();
     private final EngineStats stats = new EngineStats();
     private final LoraLibrary loras;
     /** Merged LoRA overlays by model|network|set, least recently used first. */
@@ -401,7 +401,17 @@ public final class TfEngine implements Engine {
 
 
     /** A model's architecture without loading its weights (the checkpoint header only). */
-    public synchronized ModelConfig config(String name) {
+    public ModelConfig config(String name) {
+        ModelConfig known = configs.get(name); // without the engine lock, which a UNet call holds for seconds
+        if (known != null) {
+            return known;
+        }
+        synchronized (this) {
+            return configLocked(name);
+        }
+    }
+
+    private ModelConfig configLocked(String name) {
         TfModel m = loaded.get(name);
         if (m != null) {
             return m.config();
