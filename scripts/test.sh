@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MAVEN_OPTS="${MAVEN_OPTS:--Xmx1g}"
-exec mvn -B -ntp verify "$@"
+# -Dsdserve.fuzz.skip=false: the Jazzer targets fuzz for 30 s each inside `verify` (longer: scripts/fuzz.sh)
+exec mvn -B -ntp verify -Dsdserve.fuzz.skip=false "$@"

@@ -39,6 +39,8 @@ public final class Assembly implements AutoCloseable {
         public Path modelsDir = Path.of("models");
         public String defaultModel = EMBEDDED;
         public int threads = 0;
+        /** "fp32" or "fp16" ({@link dev.sdserve.engine.tf.ComputeDType}). */
+        public String computeDtype = System.getProperty("sdserve.compute-dtype", "fp32");
         public int fakeStepMillis = 0;
         public List<String> fakeModels = new ArrayList<>();
         /** Fake engine: models that start cold, "name:ms" or "name:ms:fail". */
@@ -50,12 +52,24 @@ public final class Assembly implements AutoCloseable {
         public long memoryBudgetMb = 0;
         /** Seconds between rescans of the models directory (0 = only on demand). */
         public long rescanSeconds = 10;
+        /** Fine-tuning (tf engine only); off unless turned on (the server does, from sdserve.train.enabled). */
+        public dev.sdserve.train.FineTuneManager.Settings train = trainOff();
+        public double trainCostFactor = 1.5;
+        public double trainMarginMillis = 50;
+        public double trainBackoffMillis = 10_000;
+    }
+
+    private static dev.sdserve.train.FineTuneManager.Settings trainOff() {
+        dev.sdserve.train.FineTuneManager.Settings t = new dev.sdserve.train.FineTuneManager.Settings();
+        t.enabled = false;
+        return t;
     }
 
     private final Engine engine;
     private final SchedulerService service;
     private final ModelCatalog catalog;
     private final ModelManager models;
+    private dev.sdserve.train.FineTuneManager fineTunes;
 
     private Assembly(Engine engine, SchedulerService service, ModelCatalog catalog) {
         this.engine = engine;
@@ -68,6 +82,9 @@ public final class Assembly implements AutoCloseable {
         if (s.threads > 0) {
             System.setProperty("sdserve.threads", Integer.toString(s.threads));
         }
+        // validated here (a clear error at start-up), read by the engine when it loads a model
+        System.setProperty(dev.sdserve.engine.tf.ComputeDType.PROPERTY,
+                dev.sdserve.engine.tf.ComputeDType.parse(s.computeDtype).name().toLowerCase(Locale.ROOT));
         Engine engine;
         ModelRegistry registry = null;
         Map<String, Path> files = new LinkedHashMap<>();
@@ -144,7 +161,14 @@ public final class Assembly implements AutoCloseable {
         SchedulerService service = new SchedulerService(engine, sc, Clock.system());
         service.start();
         ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s);
-        return new Assembly(engine, service, catalog);
+        Assembly a = new Assembly(engine, service, catalog);
+        TrainingWiring.Policy tp = new TrainingWiring.Policy();
+        tp.costFactor = s.trainCostFactor;
+        tp.marginMillis = s.trainMarginMillis;
+        tp.backoffMillis = s.trainBackoffMillis;
+        a.fineTunes = TrainingWiring.install(s.train, tp, service, engine instanceof TfEngine t ? t : null, registry,
+                s.service.metrics);
+        return a;
     }
 
     static ModelConfig configOf(Path p) {
@@ -223,9 +247,15 @@ public final class Assembly implements AutoCloseable {
         return models;
     }
 
+    /** Fine-tune jobs (disabled unless the engine is tf and sdserve.train.enabled). */
+    public dev.sdserve.train.FineTuneManager fineTunes() {
+        return fineTunes;
+    }
+
     @Override
     public void close() {
         service.close();
+        fineTunes.close();
         engine.close();
         if (catalog instanceof ModelRegistry r) {
             r.close();

@@ -24,6 +24,10 @@ public interface SdServeConfig {
     @WithDefault("0")
     int threads();
 
+    /** Precision the networks compute in: "fp32" (default; the fast choice on CPUs) or "fp16" (for GPUs). */
+    @WithDefault("fp32")
+    String computeDtype();
+
     /** Budget for resident models, MiB. */
     @WithDefault("8192")
     long memoryBudgetMb();
@@ -47,6 +51,42 @@ public interface SdServeConfig {
      */
     @WithDefault("30s")
     java.time.Duration drainTimeout();
+
+    Train train();
+
+    /** LoRA fine-tuning co-scheduled with inference (tf engine only). */
+    interface Train {
+        /** Accept fine-tune jobs. */
+        @WithDefault("true")
+        boolean enabled();
+
+        /** Jobs' specs, status, checkpoints and uploaded images; jobs found here at start-up resume. */
+        @WithDefault("finetunes")
+        String stateDir();
+
+        /** Training folders (images + same-name .txt captions) that requests may name. */
+        @WithDefault("training-data")
+        String dataDir();
+
+        /** Limit on the images uploaded with one request, MiB. */
+        @WithDefault("16")
+        long maxUploadMb();
+
+        /** Steps between checkpoints. */
+        @WithDefault("50")
+        int checkpointEvery();
+
+        /** A step runs only if every admitted request's slack exceeds cost-factor × predicted step + margin-ms. */
+        @WithDefault("1.5")
+        double costFactor();
+
+        @WithDefault("50")
+        double marginMs();
+
+        /** After admission refuses a request for capacity, no training steps for this long (ms). */
+        @WithDefault("10000")
+        double backoffMs();
+    }
 
     /** Fake engine only: simulated milliseconds per UNet call (0 = as fast as possible). */
     @WithDefault("0")

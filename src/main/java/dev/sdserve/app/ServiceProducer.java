@@ -22,6 +22,7 @@ public class ServiceProducer {
         s.modelsDir = Path.of(config.modelsDir());
         s.defaultModel = config.defaultModel();
         s.threads = config.threads();
+        s.computeDtype = config.computeDtype();
         s.memoryBudgetMb = config.memoryBudgetMb();
         s.fakeStepMillis = config.fakeStepMillis();
         config.fakeModels().ifPresent(m -> s.fakeModels.addAll(Arrays.stream(m.split(",")).map(String::trim)
@@ -36,6 +37,14 @@ public class ServiceProducer {
         s.service.admission.defaultPreviewFormat = config.preview().format();
         s.service.metrics = metrics;
         s.service.tracing = tracing;
+        s.train.enabled = config.train().enabled();
+        s.train.stateDir = Path.of(config.train().stateDir());
+        s.train.dataDir = Path.of(config.train().dataDir());
+        s.train.maxUploadBytes = config.train().maxUploadMb() << 20;
+        s.train.checkpointEvery = config.train().checkpointEvery();
+        s.trainCostFactor = config.train().costFactor();
+        s.trainMarginMillis = config.train().marginMs();
+        s.trainBackoffMillis = config.train().backoffMs();
         this.assembly = Assembly.create(s);
     }
 
@@ -55,6 +64,12 @@ public class ServiceProducer {
     @Singleton
     dev.sdserve.job.ModelService modelService() {
         return assembly.models();
+    }
+
+    @Produces
+    @Singleton
+    dev.sdserve.train.FineTuneManager fineTunes() {
+        return assembly.fineTunes();
     }
 
     public Assembly assembly() {

@@ -1,5 +1,6 @@
 package dev.sdserve.auth;
 
+import dev.sdserve.job.Job;
 import dev.sdserve.job.ServeException;
 
 import java.io.IOException;
@@ -13,6 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.LongSupplier;
 
 /**
@@ -28,13 +30,67 @@ public final class Auth {
         public static final Principal ANONYMOUS = new Principal(null, null);
     }
 
-    /** A held concurrency slot; closing it twice is harmless. */
+    /**
+     * A key's concurrency slot, taken by a call that starts generations. The slot is held while the call is open
+     * <em>and</em> while any job handed to it with {@link #holdUntilEnd} runs; it returns to the key exactly once,
+     * when the last of them ends. A client therefore cannot exceed its quota by submitting asynchronous jobs.
+     */
     public interface Permit extends AutoCloseable {
         Permit NONE = () -> {
         };
 
+        /** The call is over (response written, stream closed or cancelled). Closing twice is harmless. */
         @Override
         void close();
+
+        /**
+         * Keeps the slot until {@code job} ends (completed, failed or cancelled), even after the call is over.
+         * Call it before {@link #close()}; after the slot has returned it does nothing.
+         */
+        default void holdUntilEnd(Job job) {
+        }
+    }
+
+    /** A taken slot: one hold for the call, one per job handed to it; the slot returns when the holds reach 0. */
+    static final class Slot implements Permit {
+        private final AtomicInteger keyInFlight;
+        private final AtomicInteger holds = new AtomicInteger(1);
+        private final AtomicBoolean callClosed = new AtomicBoolean();
+
+        Slot(AtomicInteger keyInFlight) {
+            this.keyInFlight = keyInFlight;
+        }
+
+        @Override
+        public void close() {
+            if (callClosed.compareAndSet(false, true)) {
+                drop();
+            }
+        }
+
+        @Override
+        public void holdUntilEnd(Job job) {
+            for (int h = holds.get(); ; h = holds.get()) {
+                if (h == 0) {
+                    return; // already returned: never take it back from 0
+                }
+                if (holds.compareAndSet(h, h + 1)) {
+                    break;
+                }
+            }
+            AtomicBoolean once = new AtomicBoolean();
+            job.onEnd(() -> {
+                if (once.compareAndSet(false, true)) {
+                    drop();
+                }
+            });
+        }
+
+        private void drop() {
+            if (holds.decrementAndGet() == 0) {
+                keyInFlight.decrementAndGet();
+            }
+        }
     }
 
     /**
@@ -51,7 +107,7 @@ public final class Auth {
     private final Settings settings;
     private final Map<String, Principal> byDigest = new LinkedHashMap<>();
     private final Map<String, Bucket> buckets = new ConcurrentHashMap<>();
-    private final Map<String, java.util.concurrent.atomic.AtomicInteger> inFlight = new ConcurrentHashMap<>();
+    private final Map<String, AtomicInteger> inFlight = new ConcurrentHashMap<>();
     private final LongSupplier nanoTime;
 
     public Auth(Settings settings, LongSupplier nanoTime) {
@@ -155,29 +211,28 @@ public final class Auth {
         if (!settings.enabled() || p.keyId() == null) {
             return Permit.NONE;
         }
+        // the concurrency slot first: a call refused for it does not spend a rate token
+        AtomicInteger n = null;
+        if (settings.maxConcurrent() > 0) {
+            n = inFlight.computeIfAbsent(p.keyId(), k -> new AtomicInteger());
+            if (n.incrementAndGet() > settings.maxConcurrent()) {
+                n.decrementAndGet();
+                throw ServeException.exhausted("concurrency quota: at most " + settings.maxConcurrent()
+                        + " generations in progress per API key (a slot returns when one of the key's jobs ends)", 1000);
+            }
+        }
         if (settings.ratePerSecond() > 0) {
             Bucket b = buckets.computeIfAbsent(p.keyId(), k -> new Bucket(settings.burst(), nanoTime.getAsLong()));
             long wait = b.take(settings.ratePerSecond(), Math.max(1, settings.burst()), nanoTime.getAsLong());
             if (wait > 0) {
+                if (n != null) {
+                    n.decrementAndGet();
+                }
                 throw ServeException.exhausted("rate limit: at most " + settings.ratePerSecond() + " generations/s (burst "
                         + settings.burst() + ") per API key; retry in " + wait + " ms", wait);
             }
         }
-        if (settings.maxConcurrent() <= 0) {
-            return Permit.NONE;
-        }
-        var n = inFlight.computeIfAbsent(p.keyId(), k -> new java.util.concurrent.atomic.AtomicInteger());
-        if (n.incrementAndGet() > settings.maxConcurrent()) {
-            n.decrementAndGet();
-            throw ServeException.exhausted("concurrency quota: at most " + settings.maxConcurrent()
-                    + " generations in progress per API key", 1000);
-        }
-        AtomicBoolean released = new AtomicBoolean();
-        return () -> {
-            if (released.compareAndSet(false, true)) {
-                n.decrementAndGet();
-            }
-        };
+        return n == null ? Permit.NONE : new Slot(n);
     }
 
     /** The request with the principal's tenant (auth on), or unchanged (anonymous). */

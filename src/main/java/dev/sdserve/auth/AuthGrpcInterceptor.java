@@ -3,6 +3,8 @@ package dev.sdserve.auth;
 import dev.sdserve.api.grpc.ProtoMapper;
 import dev.sdserve.api.grpc.v1.GenerateRequest;
 import dev.sdserve.job.ServeException;
+import io.grpc.Context;
+import io.grpc.Contexts;
 import io.grpc.ForwardingServerCall;
 import io.grpc.ForwardingServerCallListener;
 import io.grpc.Metadata;
@@ -17,7 +19,8 @@ import jakarta.inject.Inject;
 
 /**
  * gRPC side of {@link Auth}: every call of the sd-serve services needs a key (health and reflection stay open);
- * calls that start a generation take a rate token and a concurrency slot (held until the call closes), and their
+ * calls that start a generation take a rate token and a concurrency slot (held until the call closes and the job it
+ * started ends: the service hands the slot, found in the call's {@link Context}, to the job), and their
  * {@link GenerateRequest#getTenant() tenant} is replaced by the key's tenant.
  */
 @ApplicationScoped
@@ -25,6 +28,14 @@ import jakarta.inject.Inject;
 public class AuthGrpcInterceptor implements ServerInterceptor {
     static final Metadata.Key<String> API_KEY = Metadata.Key.of("x-api-key", Metadata.ASCII_STRING_MARSHALLER);
     static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
+    /** The call's concurrency slot, for the service to hand to the job it starts. */
+    static final Context.Key<Auth.Permit> PERMIT = Context.key("sdserve.permit");
+
+    /** The current call's slot ({@link Auth.Permit#NONE} when auth is off or the call takes none). */
+    public static Auth.Permit currentPermit() {
+        Auth.Permit p = PERMIT.get();
+        return p == null ? Auth.Permit.NONE : p;
+    }
 
     @Inject
     Auth auth;
@@ -55,7 +66,8 @@ public class AuthGrpcInterceptor implements ServerInterceptor {
         };
         ServerCall.Listener<Q> delegate;
         try {
-            delegate = next.startCall(releasing, headers);
+            // the slot rides in the call's Context: the service hands it to the job (Auth.Permit#holdUntilEnd)
+            delegate = Contexts.interceptCall(Context.current().withValue(PERMIT, permit), releasing, headers, next);
         } catch (RuntimeException e) {
             permit.close();
             throw e;

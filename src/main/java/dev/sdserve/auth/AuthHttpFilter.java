@@ -16,8 +16,9 @@ import java.util.Map;
 /**
  * HTTP side of {@link Auth}: the API under {@code /v1/} and {@code /sdapi/} needs a key ({@code x-api-key} or
  * {@code Authorization: Bearer}); health, metrics, OpenAPI and the web page stay open. Generation POSTs
- * ({@code /v1/generations}, {@code /sdapi/v1/txt2img}) take a rate token and a concurrency slot, released when the
- * response is written. The principal is left in the request property {@link #PRINCIPAL}.
+ * ({@code /v1/generations}, {@code /sdapi/v1/txt2img}) take a rate token and a concurrency slot, held until the
+ * response is written and every job the call started has ended (the resource hands the slot, {@link #permit}, to its
+ * jobs with {@link Auth.Permit#holdUntilEnd}). The principal is left in the request property {@link #PRINCIPAL}.
  */
 @Provider
 public class AuthHttpFilter implements ContainerRequestFilter, ContainerResponseFilter {
@@ -26,6 +27,11 @@ public class AuthHttpFilter implements ContainerRequestFilter, ContainerResponse
 
     @Inject
     Auth auth;
+
+    /** The call's concurrency slot ({@link Auth.Permit#NONE} when auth is off or the call takes none). */
+    public static Auth.Permit permit(ContainerRequestContext req) {
+        return req.getProperty(PERMIT) instanceof Auth.Permit p ? p : Auth.Permit.NONE;
+    }
 
     static boolean protectedPath(String path) {
         String p = path.startsWith("/") ? path : "/" + path;

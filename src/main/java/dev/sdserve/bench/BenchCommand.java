@@ -34,7 +34,7 @@ public final class BenchCommand implements CliCommand {
     }
 
     private static final String USAGE = """
-            usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick]
+            usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
                          [--cases unet32,unet32b2,unet64,unet64b2,te,vae256,vae512] [--before]
                          [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
               --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
@@ -47,6 +47,7 @@ public final class BenchCommand implements CliCommand {
               --attn-chunk N  query chunk of the self-attention (default 1024; 0 = whole)
               --reps N        timed runs per case after one warm-up (default 3); the median is reported
               --quick         only unet32 and unet64 (batch 1)
+              --load-only     only the read and load times and the peak RSS after load
               --compare       (synthetic) also time the UNet cases with TF's native Conv2D/plain ops
               --first-step    time to the first step of a request whose model is not resident, then resident
               --lora          UNet 32x32, batch 1 and 2: no LoRA vs merged vs unmerged (low-rank) LoRA path, with
@@ -78,6 +79,7 @@ public final class BenchCommand implements CliCommand {
                     case "--attn-chunk" -> chunk = Integer.parseInt(args.get(++i));
                     case "--reps" -> reps = positive(args.get(++i), "--reps");
                     case "--quick" -> cases = new ArrayList<>(List.of("unet32", "unet64"));
+                    case "--load-only" -> cases = new ArrayList<>();
                     case "--compare" -> compare = true;
                     case "--synthetic" -> synthetic = true;
                     case "--before" -> before = true;
@@ -172,6 +174,14 @@ public final class BenchCommand implements CliCommand {
 
     static String vmRss() {
         return String.format("%.2f GB", statusKb("VmRSS:") / 1e6 * 1.024);
+    }
+
+    /** Anonymous / file-backed / shared-memory parts of the RSS (/proc/self/status), for where memory goes. */
+    static String rssParts() {
+        return String.format("anon %.2f GB, file %.2f GB, heap used %.2f GB of %.2f GB committed",
+                statusKb("RssAnon:") / 1e6 * 1.024, statusKb("RssFile:") / 1e6 * 1.024,
+                (Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory()) / 1e9,
+                Runtime.getRuntime().totalMemory() / 1e9);
     }
 
     private static long statusKb(String key) {

@@ -45,15 +45,39 @@ final class EngineBench {
         long size = Files.size(file);
         out.printf("bench: checkpoint %s (%.2f GB fp16, %s in %.1f s)%n", file, size / 1e9,
                 existed ? "validated existing" : "written", ensureS);
-        double readS = readFile(file);
+        // Read and load times, each from a cold page cache (the file's pages evicted with dd's nocache flag, which
+        // drops only this file) and from a warm one (read again right after): a server start is usually cold.
+        boolean evicts = evict(file);
+        long rc0 = processCpuNanos();
+        double coldReadS = readFile(file);
+        long rc1 = processCpuNanos();
+        double warmReadS = readFile(file);
+        long rc2 = processCpuNanos();
+        out.printf("bench: plain read of the file: %s %.2f s (cpu %.2f s), warm (page cache) %.2f s (cpu %.2f s)%n",
+                evicts ? "cold (evicted)" : "first (could not evict: no dd)", coldReadS, (rc1 - rc0) / 1e9,
+                warmReadS, (rc2 - rc1) / 1e9);
         out.printf("bench: SD 1.5 architecture via TfEngine graphs, fp32, %d intra-op / %d inter-op threads, %s%n",
                 threads, interOp, before ? "BEFORE: native Conv2D, textbook GroupNorm, unchunked attention"
                         : "kernels: im2col 3x3 convs, folded GroupNorm, attention query chunk " + chunk);
-        long l0 = System.nanoTime();
+        double coldLoadS = Double.NaN, coldLoadCpu = Double.NaN;
+        if (evicts) {
+            evict(file);
+            long c0 = System.nanoTime(), cc0 = processCpuNanos();
+            try (TfModel m = TfModel.load("sd15-random", file, cfg)) {
+                coldLoadS = (System.nanoTime() - c0) / 1e9;
+                coldLoadCpu = (processCpuNanos() - cc0) / 1e9;
+            }
+        }
+        long l0 = System.nanoTime(), lc0 = processCpuNanos();
         try (TfModel m = TfModel.load("sd15-random", file, cfg)) {
-            double loadS = (System.nanoTime() - l0) / 1e9;
-            out.printf("bench: load %.2f s, plain read of the file %.2f s (ratio %.2f); RSS after load %s%n", loadS,
-                    readS, loadS / readS, BenchCommand.vmRss());
+            double loadS = (System.nanoTime() - l0) / 1e9, loadCpu = (processCpuNanos() - lc0) / 1e9;
+            long loadHwmKb = BenchCommand.vmHwmKb();
+            out.printf("bench: %s%n", m.weights());
+            out.printf("bench: load cold %.2f s (cpu %.2f s) = %.2f x the cold read; warm %.2f s (cpu %.2f s) = %.2f x "
+                    + "the warm read%n", coldLoadS, coldLoadCpu, coldLoadS / coldReadS, loadS, loadCpu, loadS / warmReadS);
+            out.printf("bench: peak RSS after load (VmHWM) %.2f GB = %.2f x the fp16 file; RSS now %s (%s)%n",
+                    loadHwmKb / 1e6 * 1.024, loadHwmKb * 1024.0 / size, BenchCommand.vmRss(), BenchCommand.rssParts());
+            double readS = warmReadS;
             out.printf("%-10s %10s %9s %9s %7s %17s %8s %9s%n", "case", "ms", "GFLOP", "GFLOP/s", "%peak",
                     "peak before/after", "cpu-s", "%peak-cpu");
             SplittableRandom rnd = new SplittableRandom(5);
@@ -129,8 +153,10 @@ final class EngineBench {
                 }
             }
             long hwmKb = BenchCommand.vmHwmKb();
-            out.printf("bench: peak RSS (VmHWM) %.2f GB = %.2f x the fp16 file; load %.2f s = %.2f x the read time%n",
-                    hwmKb / 1e6 * 1.024, hwmKb * 1024.0 / size, loadS, loadS / readS);
+            out.printf("bench: peak RSS over the bench (VmHWM) %.2f GB = %.2f x the fp16 file; after load %.2f x; "
+                            + "load warm %.2f s = %.2f x the warm read, cold %.2f s = %.2f x the cold read%n",
+                    hwmKb / 1e6 * 1.024, hwmKb * 1024.0 / size, loadHwmKb * 1024.0 / size, loadS, loadS / readS,
+                    coldLoadS, coldLoadS / coldReadS);
             out.printf("bench: unet64 by CPU time: %.1f%% of %d x %.1f GFLOP per core-second (quiet-machine peak %.1f)%n",
                     100 * u64cpuEff, threads, u64core, threads * u64core);
             out.printf("bench: unet64_ms=%.1f unet64_gflops=%.1f peak_gflops=%.1f efficiency=%.3f%n", u64ms, u64gf,
@@ -156,6 +182,24 @@ final class EngineBench {
             v[i] = (float) (Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
         }
         return v;
+    }
+
+    /**
+     * Drops the file's pages from the page cache ({@code dd iflag=nocache count=0}, i.e. posix_fadvise DONTNEED on
+     * this file only). False when dd is missing or fails.
+     */
+    static boolean evict(Path file) {
+        try {
+            Process p = new ProcessBuilder("dd", "if=" + file, "iflag=nocache", "count=0", "status=none")
+                    .redirectErrorStream(true).start();
+            p.getInputStream().readAllBytes();
+            return p.waitFor() == 0;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     /** Seconds to read the whole file sequentially (from the page cache if it is there, as the load does). */

@@ -22,6 +22,8 @@ public final class Job {
     private JobEvent.Step lastStep;
     private JobEvent terminal;
     private volatile boolean cancelRequested;
+    private List<Runnable> endListeners; // guarded by this; null once run
+
 
     public Job(String id, ResolvedRequest request, boolean detached, long createdMillis) {
         this.id = id;
@@ -78,8 +80,27 @@ public final class Job {
         return lastQueued;
     }
 
+    /**
+     * Runs {@code listener} once when the job ends (completed, failed or cancelled: when its terminal event is
+     * published, before watchers get it), or right away if it has already ended. For resources held for the
+     * job's lifetime, such as an API key's concurrency slot. A listener must be quick and must not throw.
+     */
+    public void onEnd(Runnable listener) {
+        synchronized (this) {
+            if (terminal == null) {
+                if (endListeners == null) {
+                    endListeners = new ArrayList<>(1);
+                }
+                endListeners.add(listener);
+                return;
+            }
+        }
+        listener.run();
+    }
+
     /** Publishes an event to every watcher. Events after the terminal one are ignored. */
     public void publish(JobEvent e) {
+        List<Runnable> ending = null;
         synchronized (this) {
             if (terminal != null) {
                 return;
@@ -96,6 +117,20 @@ public final class Job {
             } else if (e instanceof JobEvent.Ended end) {
                 terminal = e;
                 state = end.state();
+            }
+            if (terminal != null) {
+                ending = endListeners;
+                endListeners = null;
+            }
+        }
+        if (ending != null) {
+            for (Runnable r : ending) {
+                try {
+                    r.run();
+                } catch (RuntimeException ex) {
+                    System.getLogger(Job.class.getName()).log(System.Logger.Level.WARNING,
+                            "an end listener of job " + id + " failed", ex);
+                }
             }
         }
         for (Mailbox m : watchers) {

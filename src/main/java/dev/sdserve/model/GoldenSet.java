@@ -230,6 +230,19 @@ public final class GoldenSet implements AutoCloseable {
         return tensors.floats(name);
     }
 
+    /** Row {@code i} of a float tensor's leading dimension (one sample of a batch). */
+    public float[] row(String name, int i) throws IOException {
+        float[] all = tensor(name);
+        long[] s = shape(name);
+        if (i < 0 || i >= s[0]) {
+            throw new IllegalArgumentException(name + ": row " + i + " outside 0.." + (s[0] - 1));
+        }
+        int per = Math.toIntExact(all.length / s[0]);
+        float[] r = new float[per];
+        System.arraycopy(all, i * per, r, 0, per);
+        return r;
+    }
+
     /** An integer tensor (token ids, timesteps: I32/I64 in the set). */
     public int[] ints(String name) throws IOException {
         return tensors.ints(name);

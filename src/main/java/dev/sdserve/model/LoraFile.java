@@ -35,6 +35,12 @@ public final class LoraFile implements AutoCloseable {
         }
     }
 
+    /** kohya module → LDM weight, and the weights' shapes, of an architecture (built once per config; read only). */
+    private record Layout(Map<String, String> targets, Map<String, long[]> shapes) {
+    }
+
+    private static final Map<ModelConfig, Layout> LAYOUTS = new java.util.concurrent.ConcurrentHashMap<>();
+
     private final SafeTensors file;
     private final List<Module> modules;
 
@@ -55,8 +61,10 @@ public final class LoraFile implements AutoCloseable {
     }
 
     private static List<Module> map(SafeTensors st, ModelConfig cfg, String name) throws IOException {
-        Map<String, String> targets = LdmNames.kohyaTargets(cfg);
-        Map<String, long[]> layout = CheckpointLayout.shapes(CheckpointLayout.weights(cfg, DType.F32));
+        Layout l = LAYOUTS.computeIfAbsent(cfg, c -> new Layout(LdmNames.kohyaTargets(c),
+                CheckpointLayout.shapes(CheckpointLayout.weights(c, DType.F32))));
+        Map<String, String> targets = l.targets();
+        Map<String, long[]> layout = l.shapes();
         TreeMap<String, String[]> parts = new TreeMap<>(); // module → [down, up, alpha]
         List<String> unsupported = new ArrayList<>();
         for (String k : st.names()) {
@@ -197,6 +205,8 @@ public final class LoraFile implements AutoCloseable {
     /**
      * {@code scale · (alpha / rank) · up · down}, shaped like the target weight ([out, in] or [out, in, kh, kw],
      * row-major), to add to it.
+     *
+     * @throws CheckpointException when a factor is not finite or the product overflows float32
      */
     public float[] delta(Module m, double scale) throws IOException {
         float[] up = up(m);
@@ -217,6 +227,13 @@ public final class LoraFile implements AutoCloseable {
                 for (int c = 0; c < cols; c++) {
                     d[row + c] += u * down[base + c];
                 }
+            }
+        }
+        for (float v : d) {
+            if (!Float.isFinite(v)) {
+                // finite factors whose product overflows float32 (huge weights or alpha): refuse, never merge an Inf
+                throw new CheckpointException("LoRA module " + m.name() + ": scale " + scale + " × alpha/rank "
+                        + m.ratio() + " × up · down overflows float32 (its weights are far too large)");
             }
         }
         return d;

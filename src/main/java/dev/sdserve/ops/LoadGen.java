@@ -50,15 +50,23 @@ public final class LoadGen {
 
     /** One kind of request in the mix, drawn with probability proportional to {@code weight}. */
     public record Shape(String name, SloClass slo, int width, int height, int steps, int images, int previewEvery,
-                        double weight) {
+                        double weight, String sampler, Double guidance, String lora, double loraWeight) {
+        public Shape(String name, SloClass slo, int width, int height, int steps, int images, int previewEvery, double weight) {
+            this(name, slo, width, height, steps, images, previewEvery, weight, null, null, null, 0);
+        }
+
         /**
-         * Parses {@code slo=interactive,size=64x64,steps=4,images=1,preview=1,weight=2} (every key optional;
-         * defaults: standard, 64x64, 8 steps, 1 image, preview every step, weight 1).
+         * Parses {@code slo=interactive,size=64x64,steps=4,images=1,preview=1,weight=2,sampler=euler_a,cfg=5,
+         * lora=name:0.8} (every key optional; defaults: standard, 64x64, 8 steps, 1 image, preview every step,
+         * weight 1, the server's default sampler and guidance, no LoRA).
          */
         public static Shape parse(String spec) {
             String slo = "standard";
             int w = 64, h = 64, steps = 8, images = 1, preview = 1;
             double weight = 1;
+            String sampler = null, lora = null;
+            Double guidance = null;
+            double loraWeight = 1;
             for (String kv : spec.split(",")) {
                 kv = kv.trim();
                 if (kv.isEmpty()) {
@@ -84,8 +92,15 @@ public final class LoadGen {
                         case "images" -> images = Integer.parseInt(v);
                         case "preview" -> preview = Integer.parseInt(v);
                         case "weight" -> weight = Double.parseDouble(v);
+                        case "sampler" -> sampler = v;
+                        case "cfg", "guidance" -> guidance = Double.parseDouble(v);
+                        case "lora" -> {
+                            int c = v.lastIndexOf(':');
+                            lora = c < 0 ? v : v.substring(0, c);
+                            loraWeight = c < 0 ? 1 : Double.parseDouble(v.substring(c + 1));
+                        }
                         default -> throw new IllegalArgumentException("shape '" + spec + "': unknown key '" + k
-                                + "' (slo, size, steps, images, preview, weight)");
+                                + "' (slo, size, steps, images, preview, weight, sampler, cfg, lora)");
                     }
                 } catch (NumberFormatException e) {
                     throw new IllegalArgumentException("shape '" + spec + "': '" + k + "' needs a number, got '" + v + "'");
@@ -100,8 +115,10 @@ public final class LoadGen {
             if (w <= 0 || h <= 0 || steps <= 0 || images <= 0 || preview < 0 || !(weight > 0)) {
                 throw new IllegalArgumentException("shape '" + spec + "': size, steps, images and weight must be positive");
             }
-            return new Shape(slo + "/" + w + "x" + h + "/" + steps + "st" + (images > 1 ? "/" + images + "img" : ""),
-                    c, w, h, steps, images, preview, weight);
+            return new Shape(slo + "/" + w + "x" + h + "/" + steps + "st" + (images > 1 ? "/" + images + "img" : "")
+                    + (sampler != null ? "/" + sampler : "") + (guidance != null ? "/cfg" + guidance : "")
+                    + (lora != null ? "/lora:" + lora : ""),
+                    c, w, h, steps, images, preview, weight, sampler, guidance, lora, loraWeight);
         }
 
         GenerateRequest request(long seed, String prompt, String model) {
@@ -111,6 +128,15 @@ public final class LoadGen {
                             : PreviewOptions.newBuilder().setEverySteps(previewEvery).setMaxEdge(64).build());
             if (model != null) {
                 b.setModel(model);
+            }
+            if (sampler != null) {
+                b.setSampler(sampler);
+            }
+            if (guidance != null) {
+                b.setGuidanceScale(guidance);
+            }
+            if (lora != null) {
+                b.addLoras(dev.sdserve.api.grpc.v1.LoraRef.newBuilder().setName(lora).setWeight(loraWeight));
             }
             return b.build();
         }
@@ -584,8 +610,12 @@ public final class LoadGen {
         if (!r.samples().isEmpty()) {
             List<ResourceSample> s = r.samples();
             ResourceSample a = s.get(0), m = s.get(s.size() / 2), z = s.get(s.size() - 1);
-            out.add(String.format(Locale.ROOT, "server resources (%s): RSS MiB start %d / middle %d / end %d; threads %d / %d / %d",
-                    a.source(), a.rssBytes() >> 20, m.rssBytes() >> 20, z.rssBytes() >> 20, a.threads(), m.threads(), z.threads()));
+            long maxRss = s.stream().mapToLong(ResourceSample::rssBytes).max().orElse(-1);
+            int maxThreads = s.stream().mapToInt(ResourceSample::threads).max().orElse(-1);
+            out.add(String.format(Locale.ROOT, "server resources (%s): RSS MiB start %d / middle %d / end %d / max %d;"
+                            + " threads %d / %d / %d / max %d (%d samples)",
+                    a.source(), a.rssBytes() >> 20, m.rssBytes() >> 20, z.rssBytes() >> 20, maxRss >> 20,
+                    a.threads(), m.threads(), z.threads(), maxThreads, s.size()));
         }
         if (cfg.soak()) {
             out.add("soak checks: " + (r.problems().isEmpty() ? "all " + r.sent() + " responses checked, no problem"

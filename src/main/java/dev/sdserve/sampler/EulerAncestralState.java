@@ -1,7 +1,7 @@
 package dev.sdserve.sampler;
 
 /** EulerAncestralDiscreteScheduler: Euler step to σ_down, plus σ_up·noise (one draw every step, the last included). */
-final class EulerAncestralState extends BaseState {
+final class EulerAncestralState extends SigmaState {
     private final NoiseSource noise;
     private final float[] z;
 
@@ -9,12 +9,6 @@ final class EulerAncestralState extends BaseState {
         super(s, plan, initialNoise);
         this.noise = noise;
         this.z = new float[size];
-    }
-
-    @Override
-    double inputScale() {
-        double sigma = plan.sigma(k);
-        return 1.0 / Math.sqrt(sigma * sigma + 1);
     }
 
     @Override

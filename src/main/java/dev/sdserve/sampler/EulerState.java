@@ -1,15 +1,9 @@
 package dev.sdserve.sampler;
 
 /** EulerDiscreteScheduler (s_churn = 0): x ← x + (σ_next − σ)·d with d = (x − x̂0)/σ. */
-final class EulerState extends BaseState {
+final class EulerState extends SigmaState {
     EulerState(DiffusersSampler s, SamplingPlan plan, float[] noise) {
         super(s, plan, noise);
-    }
-
-    @Override
-    double inputScale() {
-        double sigma = plan.sigma(k);
-        return 1.0 / Math.sqrt(sigma * sigma + 1);
     }
 
     @Override

@@ -4,7 +4,7 @@ package dev.sdserve.sampler;
  * HeunDiscreteScheduler: alternating Euler predictor (σ_i → σ_{i+1}) and trapezoidal corrector evaluations; the
  * last step is a plain Euler step to σ = 0.
  */
-final class HeunState extends BaseState {
+final class HeunState extends SigmaState {
     private final double[] prevDerivative;
     private final double[] saved;
     private double dt = Double.NaN;
@@ -13,12 +13,6 @@ final class HeunState extends BaseState {
         super(s, plan, noise);
         prevDerivative = new double[size];
         saved = new double[size];
-    }
-
-    @Override
-    double inputScale() {
-        double sigma = plan.sigma(k);
-        return 1.0 / Math.sqrt(sigma * sigma + 1);
     }
 
     @Override

@@ -4,7 +4,7 @@ package dev.sdserve.sampler;
  * LMSDiscreteScheduler (order 4): linear multistep over the derivative history, the coefficients being integrals of
  * Lagrange polynomials over [σ_i, σ_{i+1}] (diffusers uses scipy quad; they are exact here by Gauss–Legendre).
  */
-final class LmsState extends BaseState {
+final class LmsState extends SigmaState {
     static final int ORDER = 4;
     private static final double[] GL_X = {-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526};
     private static final double[] GL_W = {0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538};
@@ -15,12 +15,6 @@ final class LmsState extends BaseState {
 
     LmsState(DiffusersSampler s, SamplingPlan plan, float[] noise) {
         super(s, plan, noise);
-    }
-
-    @Override
-    double inputScale() {
-        double sigma = plan.sigma(k);
-        return 1.0 / Math.sqrt(sigma * sigma + 1);
     }
 
     @Override

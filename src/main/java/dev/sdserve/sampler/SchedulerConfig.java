@@ -158,36 +158,27 @@ public final class SchedulerConfig {
     }
 
     String string(String key, String dflt) {
-        Object v = values.get(key);
-        if (v == null) {
-            return dflt;
-        }
-        if (!(v instanceof String s)) {
-            throw new IllegalArgumentException("scheduler config key '" + key + "' must be a string, got " + v);
-        }
-        return s;
+        return typed(key, dflt, String.class, "a string");
     }
 
     boolean bool(String key, boolean dflt) {
-        Object v = values.get(key);
-        if (v == null) {
-            return dflt;
-        }
-        if (!(v instanceof Boolean b)) {
-            throw new IllegalArgumentException("scheduler config key '" + key + "' must be true or false, got " + v);
-        }
-        return b;
+        return typed(key, dflt, Boolean.class, "true or false");
     }
 
     double number(String key, double dflt) {
+        return typed(key, dflt, Number.class, "a number").doubleValue();
+    }
+
+    /** The value of {@code key} if it is a {@code type}, {@code dflt} if absent; a clear error for another type. */
+    private <T> T typed(String key, T dflt, Class<T> type, String what) {
         Object v = values.get(key);
         if (v == null) {
             return dflt;
         }
-        if (!(v instanceof Number n)) {
-            throw new IllegalArgumentException("scheduler config key '" + key + "' must be a number, got " + v);
+        if (!type.isInstance(v)) {
+            throw new IllegalArgumentException("scheduler config key '" + key + "' must be " + what + ", got " + v);
         }
-        return n.doubleValue();
+        return type.cast(v);
     }
 
     int integer(String key, int dflt) {

@@ -134,86 +134,62 @@ final class UniPcState extends BaseState {
 
     /** multistep_uni_p_bh_update: x ← predictor(x) from σ_k to σ_{k+1}. */
     private void predict(int p) {
-        double st = plan.sigma(k + 1), s0 = plan.sigma(k);
-        double at = alphaOf(st), a0 = alphaOf(s0);
-        double sigT = st * at, sig0 = s0 * a0;
-        double h = lambdaOf(st) - lambdaOf(s0);
-        double l0 = lambdaOf(s0);
-        double[] m0 = outputs[order - 1];
-        double[] rks = new double[p];
-        for (int i = 1; i < p; i++) {
-            rks[i - 1] = (lambdaOf(plan.sigma(k - i)) - l0) / h;
-        }
-        rks[p - 1] = 1.0;
-        double hh = cfg.predictX0 ? -h : h;
-        double hPhi1 = Math.expm1(hh);
-        double bh = cfg.solverType.equals("bh1") ? hh : Math.expm1(hh);
-        double[] rhos = null;
-        if (p == 2) {
-            rhos = new double[] {0.5};
-        } else if (p > 2) {
-            rhos = solve(rks, bVector(hh, p, bh), p - 1);
-        }
-        double cx, cm, cres;
-        if (cfg.predictX0) {
-            cx = sigT / sig0;
-            cm = -at * hPhi1;
-            cres = -at * bh;
-        } else {
-            cx = at / a0;
-            cm = -sigT * hPhi1;
-            cres = -sigT * bh;
-        }
-        // x_t = cx·x + cm·m0 + cres·Σ_k rho_k·(m_k − m0)/r_k
-        double[] cd = new double[p - 1];
-        for (int i = 0; i < p - 1; i++) {
-            cd[i] = cres * rhos[i] / rks[i];
-        }
-        for (int e = 0; e < size; e++) {
-            double mm = m0[e];
-            double acc = cx * x[e] + cm * mm;
-            for (int i = 0; i < p - 1; i++) {
-                acc += cd[i] * (outputs[order - 2 - i][e] - mm);
-            }
-            x[e] = acc;
-        }
+        combine(x, coefficients(k, p, false), p, null);
     }
 
     /** multistep_uni_c_bh_update: corrects x (the sample at σ_k) with the new model output conv. */
     private void correct(double[] conv, int p) {
-        double st = plan.sigma(k), s0 = plan.sigma(k - 1);
+        combine(lastSample, coefficients(k - 1, p, true), p, conv);
+    }
+
+    /** The update's scalars: x_t = cx·base + cm·m0 + cres·Σ_i rho_i·(m_i − m0)/r_i (+ the corrector's own term). */
+    private record Coefficients(double cx, double cm, double cres, double[] rks, double[] rhos) {
+    }
+
+    /**
+     * The step from σ of evaluation {@code newest} to the next σ, with the λ ratios r_i of the {@code p − 1} older
+     * outputs; the corrector solves for one more rho (its own model output's).
+     */
+    private Coefficients coefficients(int newest, int p, boolean corrector) {
+        double s0 = plan.sigma(newest), st = plan.sigma(newest + 1);
         double at = alphaOf(st), a0 = alphaOf(s0);
         double sigT = st * at, sig0 = s0 * a0;
         double l0 = lambdaOf(s0);
         double h = lambdaOf(st) - l0;
-        double[] m0 = outputs[order - 1];
         double[] rks = new double[p];
         for (int i = 1; i < p; i++) {
-            rks[i - 1] = (lambdaOf(plan.sigma(k - (i + 1))) - l0) / h;
+            rks[i - 1] = (lambdaOf(plan.sigma(newest - i)) - l0) / h;
         }
         rks[p - 1] = 1.0;
         double hh = cfg.predictX0 ? -h : h;
         double hPhi1 = Math.expm1(hh);
         double bh = cfg.solverType.equals("bh1") ? hh : Math.expm1(hh);
-        double[] rhos = p == 1 ? new double[] {0.5} : solve(rks, bVector(hh, p, bh), p);
-        double cx, cm, cres;
-        if (cfg.predictX0) {
-            cx = sigT / sig0;
-            cm = -at * hPhi1;
-            cres = -at * bh;
+        double[] rhos;
+        if (corrector) {
+            rhos = p == 1 ? new double[] {0.5} : solve(rks, bVector(hh, p, bh), p);
         } else {
-            cx = at / a0;
-            cm = -sigT * hPhi1;
-            cres = -sigT * bh;
+            rhos = p == 1 ? new double[0] : p == 2 ? new double[] {0.5} : solve(rks, bVector(hh, p, bh), p - 1);
         }
+        if (cfg.predictX0) {
+            return new Coefficients(sigT / sig0, -at * hPhi1, -at * bh, rks, rhos);
+        }
+        return new Coefficients(at / a0, -sigT * hPhi1, -sigT * bh, rks, rhos);
+    }
+
+    /** x ← the update from {@code base}; {@code conv} (the corrector's fresh model output) may be null. */
+    private void combine(double[] base, Coefficients c, int p, double[] conv) {
+        double[] m0 = outputs[order - 1];
         double[] cd = new double[p - 1];
         for (int i = 0; i < p - 1; i++) {
-            cd[i] = cres * rhos[i] / rks[i];
+            cd[i] = c.cres() * c.rhos()[i] / c.rks()[i];
         }
-        double ct = cres * rhos[p - 1];
+        double ct = conv == null ? 0 : c.cres() * c.rhos()[p - 1];
         for (int e = 0; e < size; e++) {
             double mm = m0[e];
-            double acc = cx * lastSample[e] + cm * mm + ct * (conv[e] - mm);
+            double acc = c.cx() * base[e] + c.cm() * mm;
+            if (conv != null) {
+                acc += ct * (conv[e] - mm);
+            }
             for (int i = 0; i < p - 1; i++) {
                 acc += cd[i] * (outputs[order - 2 - i][e] - mm);
             }

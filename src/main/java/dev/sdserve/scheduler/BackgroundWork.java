@@ -14,4 +14,12 @@ public interface BackgroundWork {
 
     /** Runs one step. Exceptions are logged by the scheduler and do not stop it. */
     void runStep();
+
+    /**
+     * Admission refused an inference request for capacity (queue full, or its deadline could not be met) at
+     * {@code atMillis} of the scheduler's clock: inference is saturated, and capacity given to background work now
+     * is taken from requests still to come.
+     */
+    default void inferenceRefused(double atMillis) {
+    }
 }

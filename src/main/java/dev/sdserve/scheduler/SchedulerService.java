@@ -316,6 +316,10 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 } else {
                     stats.rejectedDeadline.incrementAndGet();
                 }
+                BackgroundWork bg = background;
+                if (bg != null) {
+                    bg.inferenceRefused(nowNs / 1e6); // the machine is saturated: background work should back off
+                }
                 throw e;
             }
             if (outcome == AdmissionController.Outcome.ADMIT_BEST_EFFORT) {
@@ -657,10 +661,17 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     /**
      * Least slack (ms) over admitted inference work not yet finished; +∞ when there is none; −∞ when best-effort
      * work (no deadline to measure against) is waiting, so background work never delays it either.
+     *
+     * <p>The slack is measured against the admission controller's finish prediction (requests served in deadline
+     * order, each finishing after the work queued ahead of it, times the prediction safety factor), not against a
+     * request's own remaining steps alone: near saturation the work ahead of a request, not its own steps, decides
+     * when it ends, and a background step delays all of it.
      */
     private double minSlackMillis(long now) {
-        double min = Double.POSITIVE_INFINITY;
         Map<String, Profile> load = null;
+        Map<String, double[]> bucketInfo = new HashMap<>();
+        List<LoadItem> items = new ArrayList<>();
+        double min = Double.POSITIVE_INFINITY;
         for (Work w : works) {
             if (w.phase == Work.Phase.DONE) {
                 continue;
@@ -672,6 +683,12 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
                 load = profiles(works);
             }
             min = Math.min(min, slackMillis(w, now, load));
+            items.add(loadItem(w, load, bucketInfo));
+        }
+        if (!items.isEmpty()) {
+            for (Map.Entry<LoadItem, Double> e : admission.predictFinish(items, now).entrySet()) {
+                min = Math.min(min, (e.getKey().deadlineNanos() - e.getValue()) / 1e6);
+            }
         }
         return min;
     }

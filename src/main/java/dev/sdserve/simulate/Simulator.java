@@ -55,6 +55,11 @@ public final class Simulator {
     }
 
     private final GpuCostTable costs;
+    /**
+     * Of the last {@link #runSdServe} run, per request: null if refused, else {admitted at ms, finished (or dropped)
+     * at ms, ms late (≤ 0 on time; +∞ if dropped at its deadline)}.
+     */
+    public volatile double[][] lastAdmitted;
     private final int minSteps;
     private final int maxSteps;
 
@@ -152,17 +157,25 @@ public final class Simulator {
             }
             List<Double> lat = new ArrayList<>();
             int onTime = 0;
+            double[][] per = new double[n][];
             for (int i = 0; i < n; i++) {
+                if (jobs[i] != null && !(jobs[i].terminalEvent() instanceof JobEvent.Completed)) {
+                    // admitted, then dropped at its deadline: "late" by an unknown amount
+                    per[i] = new double[]{submitNanos[i] / 1e6, trace.get(i).atMillis() + trace.get(i).sloMillis(),
+                            Double.POSITIVE_INFINITY};
+                }
                 if (jobs[i] == null || !(jobs[i].terminalEvent() instanceof JobEvent.Completed c)) {
                     continue;
                 }
                 Arrival a = trace.get(i);
                 double latency = (submitNanos[i] / 1e6 - a.atMillis()) + c.timingsMillis().get("total");
                 lat.add(latency);
+                per[i] = new double[]{submitNanos[i] / 1e6, a.atMillis() + latency, latency - a.sloMillis()};
                 if (latency <= a.sloMillis() + 1e-6) {
                     onTime++;
                 }
             }
+            lastAdmitted = per;
             return new Result(n, onTime, rejected, lat.stream().mapToDouble(Double::doubleValue).toArray(),
                     svc.stats().meanDenoiseJobs());
         }

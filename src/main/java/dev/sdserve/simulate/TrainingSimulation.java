@@ -19,8 +19,13 @@ import java.util.SplittableRandom;
  */
 public final class TrainingSimulation {
     /** Attainment without and with training, and the share of the machine training got. */
+    /**
+     * @param exposedMisses requests (with training) that missed their deadline although admitted before a training
+     *                      step that started while they were outstanding
+     * @param worstExposedLateMillis how late the worst of them was (+∞ if one was dropped at its deadline)
+     */
     public record Outcome(double rate, Simulator.Result off, Simulator.Result on, long trainingSteps,
-                          double trainingMillis, double spanMillis) {
+                          double trainingMillis, double spanMillis, int exposedMisses, double worstExposedLateMillis) {
         public double share() {
             return spanMillis <= 0 ? 0 : trainingMillis / spanMillis;
         }
@@ -41,15 +46,23 @@ public final class TrainingSimulation {
 
     public static Outcome run(Simulator sim, List<Simulator.Arrival> trace, double rate, double stepMillis,
                               double jitter, double costFactor, double marginMillis, long seed) {
+        return run(sim, trace, rate, stepMillis, jitter, costFactor, marginMillis, 0, seed);
+    }
+
+    /** @param backoffMillis no training for this long after a refused request (see TrainingCoordinator) */
+    public static Outcome run(Simulator sim, List<Simulator.Arrival> trace, double rate, double stepMillis,
+                              double jitter, double costFactor, double marginMillis, double backoffMillis, long seed) {
         Simulator.Result off = sim.runSdServe(trace, new ServiceConfig());
         double end = trace.get(trace.size() - 1).atMillis();
         TrainingCoordinator[] coord = new TrainingCoordinator[1];
+        List<double[]> stepTimes = new java.util.ArrayList<>();
         SimClock[] clk = new SimClock[1];
         Simulator.Result on = sim.runSdServe(trace, new ServiceConfig(), clock -> {
             clk[0] = clock;
             SplittableRandom rnd = new SplittableRandom(seed);
             TrainingCoordinator c = new TrainingCoordinator(costFactor, marginMillis, () -> stepMillis,
                     () -> clock.nanoTime() / 1e6);
+            c.backoffAfterRefusal(backoffMillis);
             c.submit(new TrainingCoordinator.Trainee() {
                 @Override
                 public boolean runStep() {
@@ -63,8 +76,43 @@ public final class TrainingSimulation {
                 }
             });
             coord[0] = c;
-            return c;
+            return new dev.sdserve.scheduler.BackgroundWork() {
+                @Override
+                public boolean wantsStep(double minSlackMillis) {
+                    return c.wantsStep(minSlackMillis);
+                }
+
+                @Override
+                public void inferenceRefused(double atMillis) {
+                    c.inferenceRefused(atMillis);
+                }
+
+                @Override
+                public void runStep() {
+                    double t0 = clock.nanoTime() / 1e6;
+                    c.runStep();
+                    stepTimes.add(new double[]{t0, clock.nanoTime() / 1e6});
+                }
+            };
         });
-        return new Outcome(rate, off, on, coord[0].steps(), coord[0].busyMillis(), clk[0].nanoTime() / 1e6);
+        // attribution: requests of the run with training that missed although admitted before a training step that
+        // started while they were outstanding
+        double[][] per = sim.lastAdmitted;
+        int exposedMisses = 0;
+        double worst = 0;
+        for (double[] r : per) {
+            if (r == null || r[2] <= 1e-6) {
+                continue;
+            }
+            for (double[] st : stepTimes) {
+                if (st[0] >= r[0] && st[0] < r[1]) {
+                    exposedMisses++;
+                    worst = Math.max(worst, r[2]);
+                    break;
+                }
+            }
+        }
+        return new Outcome(rate, off, on, coord[0].steps(), coord[0].busyMillis(), clk[0].nanoTime() / 1e6,
+                exposedMisses, worst);
     }
 }

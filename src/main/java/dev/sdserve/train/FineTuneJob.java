@@ -34,9 +34,25 @@ import java.util.stream.Stream;
 public final class FineTuneJob implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /**
+     * @param dataFolder a folder inside the data directory, or null/empty when only uploaded images are used
+     * @param targets    attention projections to train ({@link LoraTrainer#TARGET_NAMES}); null or empty = all
+     * @param uploaded   whether images were uploaded with the request (kept in {@code <stateDir>/<id>.upload/})
+     */
     public record Spec(String id, String name, String baseModel, String dataFolder, int rank, double alpha, int steps,
-                       double learningRate, int batchSize, long seed, int resolution, int checkpointEvery) {
+                       double learningRate, int batchSize, long seed, int resolution, int checkpointEvery,
+                       List<String> targets, boolean uploaded) {
+        public Spec(String id, String name, String baseModel, String dataFolder, int rank, double alpha, int steps,
+                    double learningRate, int batchSize, long seed, int resolution, int checkpointEvery) {
+            this(id, name, baseModel, dataFolder, rank, alpha, steps, learningRate, batchSize, seed, resolution,
+                    checkpointEvery, List.of(), false);
+        }
+
         public Spec {
+            targets = targets == null ? List.of() : List.copyOf(targets);
+            if ((dataFolder == null || dataFolder.isEmpty()) && !uploaded) {
+                throw new IllegalArgumentException("a job needs a data folder or uploaded images");
+            }
             if (id == null || !id.matches("[A-Za-z0-9_.-]{1,64}") || id.startsWith(".")) {
                 throw new IllegalArgumentException("job id must be 1-64 of [A-Za-z0-9_.-], got '" + id + "'");
             }
@@ -82,12 +98,19 @@ public final class FineTuneJob implements AutoCloseable {
         this.model = model;
         this.loraDir = loraDir;
         this.stateDir = stateDir;
-        this.data = encode(model, loadImages(dataDir, spec.dataFolder(), spec.resolution()), spec.resolution());
+        List<Captioned> images = new ArrayList<>();
+        if (spec.dataFolder() != null && !spec.dataFolder().isEmpty()) {
+            images.addAll(loadImages(dataDir, spec.dataFolder(), spec.resolution()));
+        }
+        if (spec.uploaded()) {
+            images.addAll(loadImages(stateDir, uploadDirName(spec.id()), spec.resolution()));
+        }
+        this.data = encode(model, images, spec.resolution());
         int latent = spec.resolution() / 8;
         var cfg = model.config();
         this.trainer = new LoraTrainer(model.weights(), cfg.unet(), latent, latent, ClipTokenizer.CONTEXT,
                 cfg.unet().crossAttentionDim(), LoraTrainer.Config.of(spec.rank(), spec.alpha(), spec.learningRate(),
-                spec.batchSize(), spec.seed()));
+                spec.batchSize(), spec.seed()), spec.targets());
     }
 
     /** Creates a job, or resumes it from its last checkpoint if {@code stateDir} already holds that id. */
@@ -109,6 +132,16 @@ public final class FineTuneJob implements AutoCloseable {
             job.trainer.setState(TrainCheckpoint.load(ckpt, job.trainer.modules()));
         }
         return job;
+    }
+
+    /** The folder (inside the state directory) holding a job's uploaded images. */
+    public static String uploadDirName(String id) {
+        return id + ".upload";
+    }
+
+    /** The persisted spec of a job id in {@code stateDir}. */
+    public static Spec readSpec(Path stateDir, String id) throws IOException {
+        return JSON.readValue(stateDir.resolve(id + ".json").toFile(), Spec.class);
     }
 
     /** Resumes a job from its persisted spec (after a restart). */
@@ -194,6 +227,26 @@ public final class FineTuneJob implements AutoCloseable {
         return true;
     }
 
+    /**
+     * Runs {@code n} training steps and undoes them (restores the LoRA factors, moments and step), so TensorFlow
+     * optimises the training graph and the step time is measured before the job's first real step: off the
+     * scheduler's thread, the first step's one-off cost does not stall inference, and the coordinator starts with a
+     * measured prediction. The run afterwards is the same as without it (a step depends only on the state and
+     * (seed, step)).
+     */
+    public void warmUp(int n) {
+        if (done() || trainer.step() >= spec.steps()) {
+            return;
+        }
+        LoraTrainer.State before = trainer.state();
+        for (int i = 0; i < n; i++) {
+            long t0 = System.nanoTime();
+            trainer.step(data);
+            secondsPerStep = (System.nanoTime() - t0) / 1e9; // the last (optimised) run
+        }
+        trainer.setState(before);
+    }
+
     /** Predicted seconds of the next step (exponential average of measured steps; NaN before the first). */
     public double secondsPerStep() {
         return secondsPerStep;
@@ -240,6 +293,10 @@ public final class FineTuneJob implements AutoCloseable {
         if (!Files.isDirectory(dir)) {
             throw new IllegalArgumentException("training folder " + dir + " does not exist");
         }
+        Path realRoot = root.toRealPath();
+        if (!dir.toRealPath().startsWith(realRoot)) {
+            throw new IllegalArgumentException("training folder '" + folder + "' links outside the data directory");
+        }
         List<Path> files;
         try (Stream<Path> s = Files.list(dir)) {
             files = s.filter(p -> p.getFileName().toString().toLowerCase(Locale.ROOT).matches(".*\\.(png|jpe?g)"))
@@ -250,6 +307,9 @@ public final class FineTuneJob implements AutoCloseable {
         }
         List<Captioned> out = new ArrayList<>();
         for (Path f : files) {
+            if (!f.toRealPath().startsWith(realRoot)) {
+                throw new IllegalArgumentException("training image " + f.getFileName() + " links outside the data directory");
+            }
             BufferedImage img = ImageIO.read(f.toFile());
             if (img == null) {
                 throw new IOException(f + ": not a readable image");

@@ -46,7 +46,7 @@ import java.util.regex.Pattern;
 public final class LoraTrainer implements AutoCloseable {
     /** The attention projections trained (LDM keys). */
     static final Pattern TARGET = Pattern.compile(
-            "model\\.diffusion_model\\..*\\.transformer_blocks\\.\\d+\\.attn[12]\\.(to_q|to_k|to_v|to_out\\.0)\\.weight");
+            "model\\.diffusion_model\\..*\\.transformer_blocks\\.\\d+\\.(attn[12])\\.(to_q|to_k|to_v|to_out\\.0)\\.weight");
     public static final int TRAIN_TIMESTEPS = 1000;
 
     /** Hyper-parameters. */
@@ -113,13 +113,23 @@ public final class LoraTrainer implements AutoCloseable {
     }
 
     public LoraTrainer(Weights weights, UNetConfig unet, int latentH, int latentW, int tokens, int ctxDim, Config cfg) {
+        this(weights, unet, latentH, latentW, tokens, ctxDim, cfg, List.of());
+    }
+
+    /**
+     * @param targets which attention projections to train, by name: {@code to_q}, {@code to_k}, {@code to_v},
+     *                {@code to_out} select projection kinds, {@code attn1} (self-attention) and {@code attn2}
+     *                (cross-attention) select blocks; an empty list (or an empty kind / block selection) means all
+     */
+    public LoraTrainer(Weights weights, UNetConfig unet, int latentH, int latentW, int tokens, int ctxDim, Config cfg,
+                       List<String> targets) {
         this.unet = unet;
         this.cfg = cfg;
         this.height = latentH;
         this.width = latentW;
         this.tokens = tokens;
         this.ctxDim = ctxDim;
-        this.modules = modules(weights);
+        this.modules = modules(weights, targets);
         if (modules.isEmpty()) {
             throw new IllegalArgumentException("the UNet has no attention projections to train (no "
                     + "transformer_blocks.*.attn1/attn2.to_q/k/v/out.0 weights)");
@@ -139,11 +149,28 @@ public final class LoraTrainer implements AutoCloseable {
         setState(initialState());
     }
 
+    /** The names {@link #modules(Weights, List)} accepts as targets. */
+    public static final List<String> TARGET_NAMES = List.of("to_q", "to_k", "to_v", "to_out", "attn1", "attn2");
+
     /** The trained projections of a checkpoint's UNet, in key order. */
     public static List<Module> modules(Weights w) {
+        return modules(w, List.of());
+    }
+
+    /** The projections selected by {@code targets} (see the constructor), in key order. */
+    public static List<Module> modules(Weights w, List<String> targets) {
+        for (String t : targets) {
+            if (!TARGET_NAMES.contains(t)) {
+                throw new IllegalArgumentException("unknown target module '" + t + "' (known: " + TARGET_NAMES + ")");
+            }
+        }
+        List<String> kinds = targets.stream().filter(t -> t.startsWith("to_")).toList();
+        List<String> blocks = targets.stream().filter(t -> t.startsWith("attn")).toList();
         List<Module> out = new ArrayList<>();
         for (String k : w.keys()) {
-            if (TARGET.matcher(k).matches()) {
+            java.util.regex.Matcher mt = TARGET.matcher(k);
+            if (mt.matches() && (kinds.isEmpty() || kinds.contains(mt.group(2).replace(".0", "")))
+                    && (blocks.isEmpty() || blocks.contains(mt.group(1)))) {
                 long[] s = w.shape(k);
                 out.add(new Module(k.substring(0, k.length() - ".weight".length()), (int) s[1], (int) s[0]));
             }

@@ -28,6 +28,16 @@ public final class TrainingCoordinator implements BackgroundWork {
 
         /** Predicted ms of the next step, NaN if unknown. */
         double predictedStepMillis();
+
+        /** Whether it wants steps now (false while paused); a trainee that does not is skipped, not dropped. */
+        default boolean runnable() {
+            return true;
+        }
+
+        /** Whether it has ended by other means (e.g. cancelled while idle): then it is dropped without a step. */
+        default boolean finished() {
+            return false;
+        }
     }
 
     private final Deque<Trainee> queue = new ArrayDeque<>();
@@ -39,6 +49,9 @@ public final class TrainingCoordinator implements BackgroundWork {
     private double busyMillis;
     private long deferred;
     private final DoubleSupplier wallMillis;
+    private volatile double backoffMillis = 0;
+    private volatile double lastRefusalMillis = Double.NEGATIVE_INFINITY;
+    private long backedOff;
 
     /**
      * @param costFactor      required slack as a multiple of the predicted step cost (≥ 1)
@@ -76,6 +89,25 @@ public final class TrainingCoordinator implements BackgroundWork {
         };
     }
 
+    /**
+     * After admission refuses an inference request for capacity, no training step runs for this long (on the
+     * coordinator's clock), not even on an idle engine: at saturation, every training step is capacity the next
+     * arrivals would have needed. 0 (the default) turns the back-off off.
+     */
+    public void backoffAfterRefusal(double millis) {
+        this.backoffMillis = millis;
+    }
+
+    @Override
+    public void inferenceRefused(double atMillis) {
+        lastRefusalMillis = Math.max(lastRefusalMillis, atMillis);
+    }
+
+    /** Times a step was wanted but held back after a refusal. */
+    public synchronized long backedOff() {
+        return backedOff;
+    }
+
     public void pause() {
         paused = true;
     }
@@ -88,10 +120,25 @@ public final class TrainingCoordinator implements BackgroundWork {
         return paused;
     }
 
+    /** The first runnable trainee (dropping finished ones), or null. */
+    private Trainee next() {
+        queue.removeIf(Trainee::finished);
+        for (Trainee t : queue) {
+            if (t.runnable()) {
+                return t;
+            }
+        }
+        return null;
+    }
+
     @Override
     public synchronized boolean wantsStep(double minSlackMillis) {
-        Trainee t = queue.peekFirst();
+        Trainee t = next();
         if (t == null || paused) {
+            return false;
+        }
+        if (backoffMillis > 0 && wallMillis.getAsDouble() - lastRefusalMillis < backoffMillis) {
+            backedOff++;
             return false;
         }
         if (minSlackMillis == Double.POSITIVE_INFINITY) {
@@ -112,7 +159,7 @@ public final class TrainingCoordinator implements BackgroundWork {
     public void runStep() {
         Trainee t;
         synchronized (this) {
-            t = queue.peekFirst();
+            t = next();
         }
         if (t == null) {
             return;

@@ -36,8 +36,10 @@ class AuthApiTest {
         @Override
         public Map<String, String> getConfigOverrides() {
             return Map.of("sdserve.auth.enabled", "true",
-                    "sdserve.auth.keys", "key-tenant-a:tenantA,key-rate-bbb:tenantB,key-conc-ccc:tenantC",
-                    "sdserve.auth.rate-per-second", "0.2", "sdserve.auth.burst", "3", "sdserve.auth.max-concurrent", "2");
+                    "sdserve.auth.keys", "key-tenant-a:tenantA,key-rate-bbb:tenantB,key-conc-ccc:tenantC,"
+                            + "key-q-rest-1:tenantD,key-q-grpc-1:tenantE,key-q-a1111:tenantF",
+                    "sdserve.auth.rate-per-second", "0.2", "sdserve.auth.burst", "3", "sdserve.auth.max-concurrent", "2",
+                    "sdserve.fake-step-millis", "40"); // 150 steps last 6 s: long enough to act on a running job
         }
     }
 
@@ -101,11 +103,14 @@ class AuthApiTest {
     }
 
     @Test
-    void rateLimitRefusesWith429AndResourceExhaustedWithHints() {
+    void rateLimitRefusesWith429AndResourceExhaustedWithHints() throws Exception {
         int ok = 0;
         for (int i = 0; i < 3; i++) {
-            ok += given().header("x-api-key", "key-rate-bbb").contentType(ContentType.JSON).body(BODY)
-                    .post("/v1/generations").statusCode() == 202 ? 1 : 0;
+            // one job at a time, so that the concurrency quota (2) stays out of the way
+            var r = given().header("x-api-key", "key-rate-bbb").contentType(ContentType.JSON).body(BODY)
+                    .post("/v1/generations");
+            ok += r.statusCode() == 202 ? 1 : 0;
+            awaitInFlight("key-rate-bbb", 0);
         }
         assertEquals(3, ok, "the burst passes");
         var r = given().header("x-api-key", "key-rate-bbb").contentType(ContentType.JSON).body(BODY).post("/v1/generations");
@@ -132,5 +137,136 @@ class AuthApiTest {
         assertTrue(e.getStatus().getDescription().contains("concurrency"), e.getStatus().getDescription());
         s1.cancel();
         s2.cancel();
+    }
+
+    @Inject
+    Auth auth;
+
+    private int inFlight(String key) {
+        return auth.inFlight(auth.authenticate(key, null));
+    }
+
+    /** Waits (up to 10 s) until the key has {@code n} slots taken. */
+    private void awaitInFlight(String key, int n) throws InterruptedException {
+        long end = System.nanoTime() + 10_000_000_000L;
+        while (inFlight(key) != n && System.nanoTime() < end) {
+            Thread.sleep(10);
+        }
+        assertEquals(n, inFlight(key), "slots taken by " + key);
+    }
+
+    private static String body(int steps, String prompt) {
+        return "{\"prompt\":\"" + prompt + "\",\"steps\":" + steps + ",\"width\":64,\"height\":64,\"seed\":1}";
+    }
+
+    private static io.restassured.response.Response post(String key, String body) {
+        return given().header("x-api-key", key).contentType(ContentType.JSON).body(body).post("/v1/generations");
+    }
+
+    private void awaitState(String id, dev.sdserve.job.JobState state) throws InterruptedException {
+        long end = System.nanoTime() + 10_000_000_000L;
+        while (service.find(id).orElseThrow().state() != state && System.nanoTime() < end) {
+            Thread.sleep(10);
+        }
+        assertEquals(state, service.find(id).orElseThrow().state());
+    }
+
+    @Test
+    void restQuotaCoversTheAsyncJobsUntilTheyEnd() throws Exception {
+        String key = "key-q-rest-1"; // at most 2 concurrent, burst 3
+        String a = post(key, body(150, "quota rest a")).then().statusCode(202).extract().path("id");
+        String b = post(key, body(150, "quota rest b")).then().statusCode(202).extract().path("id");
+        // both POSTs have returned: their jobs hold the key's 2 slots
+        assertEquals(2, inFlight(key));
+        var refused = post(key, body(2, "one too many"));
+        assertEquals(429, refused.statusCode(), refused.asString());
+        assertTrue(Integer.parseInt(refused.header("Retry-After")) >= 1);
+        assertTrue(refused.jsonPath().getLong("error.retry_after_ms") > 0);
+        assertTrue(refused.jsonPath().getString("error.message").contains("concurrency"), refused.asString());
+        assertTrue(service.jobs().stream().noneMatch(j -> j.request().prompt().equals("one too many")));
+        // cancel gives one back
+        given().header("x-api-key", key).delete("/v1/generations/" + a).then().statusCode(200);
+        awaitState(a, dev.sdserve.job.JobState.CANCELLED);
+        awaitInFlight(key, 1);
+        // ... which a new job takes; a failing job gives it back too
+        String c = post(key, body(4, "quota rest <poison>")).then().statusCode(202).extract().path("id");
+        awaitState(c, dev.sdserve.job.JobState.FAILED);
+        awaitInFlight(key, 1);
+        given().header("x-api-key", key).delete("/v1/generations/" + b).then().statusCode(200);
+        awaitInFlight(key, 0);
+    }
+
+    @Test
+    void grpcQuotaCoversSubmittedJobsAndStreamsUntilTheyEnd() throws Exception {
+        String key = "key-q-grpc-1";
+        Generation c = withKey("x-api-key", key);
+        String submitted = c.submit(req(150)).await().atMost(Duration.ofSeconds(10)).getJobId();
+        // a streaming Generate on a plain channel, so that the test can hang up like a client that goes away
+        int port = org.eclipse.microprofile.config.ConfigProvider.getConfig()
+                .getValue("quarkus.grpc.server.test-port", Integer.class);
+        Metadata md = new Metadata();
+        md.put(Metadata.Key.of("x-api-key", Metadata.ASCII_STRING_MARSHALLER), key);
+        io.grpc.ManagedChannel channel = io.grpc.ManagedChannelBuilder.forAddress("localhost", port).usePlaintext()
+                .intercept(io.grpc.stub.MetadataUtils.newAttachHeadersInterceptor(md)).build();
+        io.grpc.Context.CancellableContext hangUp = io.grpc.Context.current().withCancellation();
+        String streamed;
+        try {
+            var stub = dev.sdserve.api.grpc.v1.GenerationGrpc.newBlockingStub(channel);
+            streamed = hangUp.call(() -> stub.generate(req(150)).next().getJobId());
+        } catch (Exception e) {
+            channel.shutdownNow();
+            throw e;
+        }
+        assertEquals(2, inFlight(key), "the Submit call has returned; its job holds the slot");
+        for (Runnable call : List.<Runnable>of(
+                () -> c.submit(req(2)).await().atMost(Duration.ofSeconds(10)),
+                () -> c.generate(req(2)).collect().asList().await().atMost(Duration.ofSeconds(10)))) {
+            StatusRuntimeException e = assertThrows(StatusRuntimeException.class, call::run);
+            assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode());
+            assertTrue(e.getStatus().getDescription().contains("concurrency"), e.getStatus().getDescription());
+            assertTrue(Long.parseLong(e.getTrailers().get(ProtoMapper.RETRY_AFTER_MS)) > 0, "a retry hint");
+        }
+        // the client going away cancels the streamed job, and its slot returns
+        hangUp.cancel(null);
+        awaitState(streamed, dev.sdserve.job.JobState.CANCELLED);
+        channel.shutdownNow();
+        awaitInFlight(key, 1);
+        // a job that completes gives it back when it ends
+        String done = c.submit(req(3)).await().atMost(Duration.ofSeconds(10)).getJobId();
+        awaitState(done, dev.sdserve.job.JobState.COMPLETED);
+        awaitInFlight(key, 1);
+        // the Cancel RPC gives the submitted job's slot back
+        c.cancel(dev.sdserve.api.grpc.v1.JobRef.newBuilder().setJobId(submitted).build()).await().atMost(Duration.ofSeconds(10));
+        awaitState(submitted, dev.sdserve.job.JobState.CANCELLED);
+        awaitInFlight(key, 0);
+    }
+
+    @Test
+    void a1111CallsHoldTheSlotWhileTheirJobsRun() throws Exception {
+        String key = "key-q-a1111";
+        CompletableFuture<io.restassured.response.Response> a1111 = CompletableFuture.supplyAsync(() ->
+                given().header("x-api-key", key).contentType(ContentType.JSON)
+                        .body("{\"prompt\":\"quota a1111\",\"steps\":150,\"width\":64,\"height\":64,\"seed\":5,\"n_iter\":2}")
+                        .post("/sdapi/v1/txt2img"));
+        long end = System.nanoTime() + 10_000_000_000L;
+        while (service.jobs().stream().noneMatch(j -> j.request().prompt().equals("quota a1111")) && System.nanoTime() < end) {
+            Thread.sleep(10);
+        }
+        String rest = post(key, body(150, "quota a1111 rest")).then().statusCode(202).extract().path("id");
+        assertEquals(2, inFlight(key));
+        var refused = given().header("x-api-key", key).contentType(ContentType.JSON)
+                .body("{\"prompt\":\"x\",\"steps\":2,\"width\":64,\"height\":64}").post("/sdapi/v1/txt2img");
+        assertEquals(429, refused.statusCode(), refused.asString());
+        assertTrue(Integer.parseInt(refused.header("Retry-After")) >= 1);
+        // interrupt ends the txt2img call (with what it made): its slot returns
+        given().header("x-api-key", key).post("/sdapi/v1/interrupt").then().statusCode(200);
+        assertEquals(200, a1111.get(30, TimeUnit.SECONDS).statusCode());
+        awaitInFlight(key, 1);
+        given().header("x-api-key", key).contentType(ContentType.JSON)
+                .body("{\"prompt\":\"quota a1111 after\",\"steps\":2,\"width\":64,\"height\":64,\"seed\":6}")
+                .post("/sdapi/v1/txt2img").then().statusCode(200);
+        awaitInFlight(key, 1);
+        given().header("x-api-key", key).delete("/v1/generations/" + rest).then().statusCode(200);
+        awaitInFlight(key, 0);
     }
 }

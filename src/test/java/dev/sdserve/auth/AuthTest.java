@@ -1,9 +1,13 @@
 package dev.sdserve.auth;
 
 import dev.sdserve.job.GenerationRequest;
+import dev.sdserve.job.Job;
+import dev.sdserve.job.JobEvent;
+import dev.sdserve.job.JobState;
 import dev.sdserve.job.ServeException;
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -86,5 +90,99 @@ class AuthTest {
         assertEquals("tenantA", out.tenant());
         assertEquals(3, out.priority());
         assertSame(r, Auth.applyTenant(r, Auth.Principal.ANONYMOUS));
+    }
+
+    private static Job job(String id) {
+        return new Job(id, null, true, 0);
+    }
+
+    @Test
+    void aSlotHandedToAJobReturnsExactlyOnceWhenTheJobEnds() {
+        Auth a = auth(0, 0, 2);
+        Auth.Principal p = a.authenticate("key-aaaa-1", null);
+        // completed
+        Auth.Permit one = a.acquire(p);
+        Job j1 = job("j1");
+        one.holdUntilEnd(j1);
+        one.close(); // the call is over: the job still holds the slot
+        one.close();
+        assertEquals(1, a.inFlight(p));
+        j1.publish(new JobEvent.Step("j1", 1, 4, null, null, 1));
+        assertEquals(1, a.inFlight(p), "a step does not end the job");
+        // cancelled
+        Auth.Permit two = a.acquire(p);
+        Job j2 = job("j2");
+        two.holdUntilEnd(j2);
+        two.close();
+        ServeException e = assertThrows(ServeException.class, () -> a.acquire(p));
+        assertEquals(ServeException.Code.RESOURCE_EXHAUSTED, e.code());
+        assertTrue(e.retryAfterMillis() > 0, "a retry hint");
+        j1.publish(new JobEvent.Completed("j1", List.of(), List.of(), null, Map.of()));
+        assertEquals(1, a.inFlight(p));
+        j1.publish(new JobEvent.Ended("j1", JobState.FAILED, null)); // after the end: ignored, no second release
+        assertEquals(1, a.inFlight(p));
+        j2.publish(new JobEvent.Ended("j2", JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "x")));
+        assertEquals(0, a.inFlight(p));
+        // failed, with the call still open when the job ends: the slot returns when both are over
+        Auth.Permit three = a.acquire(p);
+        Job j3 = job("j3");
+        three.holdUntilEnd(j3);
+        j3.publish(new JobEvent.Ended("j3", JobState.FAILED, new ServeException(ServeException.Code.INTERNAL, "boom")));
+        assertEquals(1, a.inFlight(p), "the call still holds it");
+        three.close();
+        assertEquals(0, a.inFlight(p));
+        // a job that had already ended when handed over: released with the call
+        Auth.Permit four = a.acquire(p);
+        four.holdUntilEnd(j3);
+        four.close();
+        assertEquals(0, a.inFlight(p));
+        // several jobs on one call (A1111 n_iter): one slot, returned after the last
+        Auth.Permit five = a.acquire(p);
+        Job j5 = job("j5"), j6 = job("j6");
+        five.holdUntilEnd(j5);
+        five.holdUntilEnd(j6);
+        five.close();
+        j5.publish(new JobEvent.Ended("j5", JobState.CANCELLED, null));
+        assertEquals(1, a.inFlight(p));
+        j6.publish(new JobEvent.Completed("j6", List.of(), List.of(), null, Map.of()));
+        assertEquals(0, a.inFlight(p));
+        // after the slot returned, handing it to a job does not take it back
+        five.holdUntilEnd(job("j7"));
+        assertEquals(0, a.inFlight(p));
+        Auth.Permit.NONE.holdUntilEnd(job("j8")); // auth off: nothing to hold
+    }
+
+    @Test
+    void aCallRefusedForConcurrencyKeepsItsRateToken() {
+        Auth a = auth(0.001, 2, 1); // 2 tokens, practically no refill
+        Auth.Principal p = a.authenticate("key-aaaa-1", null);
+        Auth.Permit one = a.acquire(p);
+        for (int i = 0; i < 5; i++) {
+            ServeException e = assertThrows(ServeException.class, () -> a.acquire(p));
+            assertTrue(e.getMessage().contains("concurrency"), e.getMessage());
+        }
+        one.close();
+        a.acquire(p).close(); // the second token is still there
+        ServeException e = assertThrows(ServeException.class, () -> a.acquire(p));
+        assertTrue(e.getMessage().contains("rate limit"), e.getMessage());
+        assertEquals(0, a.inFlight(p), "a rate refusal gives the slot back");
+    }
+
+    @Test
+    void endListenersRunOnceBeforeWatchersSeeTheEnd() {
+        Job j = job("j");
+        var watcher = j.watch();
+        int[] runs = {0};
+        boolean[] seenByWatcherFirst = {false};
+        j.onEnd(() -> {
+            runs[0]++;
+            seenByWatcherFirst[0] = watcher.queued() > 0;
+        });
+        j.publish(new JobEvent.Ended("j", JobState.CANCELLED, null));
+        j.publish(new JobEvent.Ended("j", JobState.FAILED, null));
+        assertEquals(1, runs[0]);
+        assertFalse(seenByWatcherFirst[0], "the slot returns before a client can learn that the job ended");
+        j.onEnd(() -> runs[0]++); // already ended: runs at once
+        assertEquals(2, runs[0]);
     }
 }

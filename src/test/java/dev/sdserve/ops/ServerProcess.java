@@ -45,9 +45,21 @@ final class ServerProcess implements AutoCloseable {
 
     /** Starts the server with the fake engine and the given extra -D properties; waits until ready. */
     static ServerProcess start(String name, Duration readyWithin, String... props) throws Exception {
+        return startEngine(name, readyWithin, "fake", "512m", props);
+    }
+
+    /**
+     * Starts the server with {@code engine} ({@code fake} or {@code tf}), heap {@code xmx} and the given extra -D
+     * properties; waits until ready.
+     */
+    static ServerProcess startEngine(String name, Duration readyWithin, String engine, String xmx, String... props) throws Exception {
         int httpPort = freePort(), grpcPort = freePort();
-        List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx512m", "-Dsdserve.engine=fake", "-Dsdserve.auth.enabled=false",
-                "-Dquarkus.http.port=" + httpPort, "-Dquarkus.grpc.server.port=" + grpcPort));
+        List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx" + xmx, "-Dsdserve.engine=" + engine,
+                "-Dsdserve.auth.enabled=false", "-Dquarkus.http.port=" + httpPort, "-Dquarkus.grpc.server.port=" + grpcPort));
+        String javacpp = System.getProperty("org.bytedeco.javacpp.cachedir");
+        if (javacpp != null) {
+            cmd.add("-Dorg.bytedeco.javacpp.cachedir=" + javacpp); // TF's unpacked native libraries, shared
+        }
         cmd.addAll(List.of(props));
         cmd.addAll(List.of("-jar", appDir().resolve("quarkus-run.jar").toString()));
         Path logDir = Path.of("target", "it-logs");

@@ -49,6 +49,8 @@ public class A1111Resource {
 
     @Inject
     dev.sdserve.auth.Auth auth;
+    @Inject
+    jakarta.ws.rs.container.ContainerRequestContext requestContext;
 
     private static JsonNode parse(String body) {
         if (body == null || body.isBlank()) {
@@ -71,7 +73,10 @@ public class A1111Resource {
                                             @jakarta.ws.rs.HeaderParam("authorization") String authorization) {
         Txt2ImgRequest r = Txt2ImgRequest.from(parse(body));
         // the API key's tenant (auth on) feeds the scheduler's fairness; the filter already refused bad keys
-        return a1111.txt2img(r, auth.authenticate(apiKey, authorization).tenant()).map(res -> Map.of("images", res.images(), "parameters", res.parameters(),
+        // the key's concurrency slot: held while this call is open and while any job it started runs
+        dev.sdserve.auth.Auth.Permit permit = dev.sdserve.auth.AuthHttpFilter.permit(requestContext);
+        return a1111.txt2img(r, auth.authenticate(apiKey, authorization).tenant(), permit)
+                .onTermination().invoke(permit::close).map(res -> Map.of("images", res.images(), "parameters", res.parameters(),
                 "info", res.info()));
     }
 

@@ -116,6 +116,14 @@ public class A1111Service {
 
     /** @param tenant the caller's tenant from its API key (replaces any), or null */
     public Uni<Txt2ImgResult> txt2img(Txt2ImgRequest r, String tenant) {
+        return txt2img(r, tenant, dev.sdserve.auth.Auth.Permit.NONE);
+    }
+
+    /**
+     * @param tenant the caller's tenant from its API key (replaces any), or null
+     * @param permit the caller's concurrency slot, held by every job this call starts until it ends
+     */
+    public Uni<Txt2ImgResult> txt2img(Txt2ImgRequest r, String tenant, dev.sdserve.auth.Auth.Permit permit) {
         long span = (long) r.batchSize() * r.nIter(); // seeds used: seed .. seed + span - 1
         long maxSeed = dev.sdserve.admission.Validation.MAX_SEED;
         if (r.seed() != null && (r.seed() < 0 || r.seed() + span - 1 > maxSeed)) {
@@ -131,7 +139,7 @@ public class A1111Service {
         List<byte[]> pngs = new ArrayList<>();
         List<Long> seeds = new ArrayList<>();
         ResolvedRequest[] resolved = new ResolvedRequest[1];
-        return iteration(task, first, 0, r.batchSize(), pngs, seeds, resolved)
+        return iteration(task, first, 0, r.batchSize(), pngs, seeds, resolved, permit)
                 .onTermination().invoke(() -> tasks.remove(task))
                 .onCancellation().invoke(() -> {
                     task.interrupted = true;
@@ -144,13 +152,14 @@ public class A1111Service {
     }
 
     private Uni<Void> iteration(Task task, GenerationRequest base, int i, int batch, List<byte[]> pngs, List<Long> seeds,
-                                ResolvedRequest[] resolved) {
+                                ResolvedRequest[] resolved, dev.sdserve.auth.Auth.Permit permit) {
         if (i >= task.jobCount || task.interrupted) {
             return Uni.createFrom().voidItem();
         }
         Job job;
         try {
             job = service.submit(base.withSeed(base.seed() + (long) i * batch), false);
+            permit.holdUntilEnd(job);
         } catch (RuntimeException e) {
             return Uni.createFrom().failure(e);
         }
@@ -180,7 +189,7 @@ public class A1111Service {
                     resolved[0] = job.request();
                 }
             }
-            return iteration(task, base, i + 1, batch, pngs, seeds, resolved);
+            return iteration(task, base, i + 1, batch, pngs, seeds, resolved, permit);
         });
     }
 

@@ -4,6 +4,7 @@ import dev.sdserve.api.ErrorMessages;
 import dev.sdserve.api.EventStreams;
 import dev.sdserve.api.grpc.v1.*;
 import dev.sdserve.app.SdServeConfig;
+import dev.sdserve.auth.AuthGrpcInterceptor;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.GenerationService;
 import dev.sdserve.job.Job;
@@ -69,6 +70,7 @@ public class GenerationGrpcService implements Generation {
         Job job;
         try {
             job = service.submit(request(request), false);
+            AuthGrpcInterceptor.currentPermit().holdUntilEnd(job);
         } catch (RuntimeException e) {
             return Multi.createFrom().failure(ProtoMapper.toStatus(ErrorMessages.toServe(e)));
         }
@@ -80,7 +82,13 @@ public class GenerationGrpcService implements Generation {
 
     @Override
     public Uni<JobRef> submit(GenerateRequest request) {
-        return unary(() -> JobRef.newBuilder().setJobId(service.submit(request(request), true).id()).build());
+        // the key's concurrency slot stays taken until the job ends, not just until this call returns
+        dev.sdserve.auth.Auth.Permit permit = AuthGrpcInterceptor.currentPermit();
+        return unary(() -> {
+            Job job = service.submit(request(request), true);
+            permit.holdUntilEnd(job);
+            return JobRef.newBuilder().setJobId(job.id()).build();
+        });
     }
 
     private Job find(JobRef ref) {

@@ -57,6 +57,8 @@ public class GenerationResource {
 
     @Inject
     dev.sdserve.auth.Auth auth;
+    @Inject
+    jakarta.ws.rs.container.ContainerRequestContext requestContext;
 
     private Job find(String id) {
         return service.find(id).orElseThrow(() -> ServeException.notFound("no job with id '" + id + "'"));
@@ -71,6 +73,8 @@ public class GenerationResource {
         // the key's tenant replaces the body's (the filter already refused missing or bad keys)
         request = dev.sdserve.auth.Auth.applyTenant(request, auth.authenticate(apiKey, authorization));
         Job job = service.submit(request, true);
+        // the key's concurrency slot stays taken until the job ends, not just until this response is written
+        dev.sdserve.auth.AuthHttpFilter.permit(requestContext).holdUntilEnd(job);
         return Response.accepted(RestMapper.job(job, BASE)).location(URI.create(BASE + job.id())).build();
     }
 

@@ -51,7 +51,7 @@ public final class Attention {
         long d = c / heads;
         float scale = (float) (1.0 / Math.sqrt(d));
         // [B, T, H, D] -> [B, H, T, D] (q, v) and [B, H, D, Tk] (k, so the first MatMul needs no adjoint).
-        Operand<TFloat32> qh = tf.linalg.transpose(tf.reshape(tf.math.mul(q, tf.constant(scale)),
+        Operand<TFloat32> qh = tf.linalg.transpose(tf.reshape(tf.math.mul(q, Shapes.scalar(tf, scale, q)),
                 tf.constant(new long[]{-1, tq, heads, d})), tf.constant(new int[]{0, 2, 1, 3}));
         Operand<TFloat32> kh = tf.linalg.transpose(tf.reshape(k, tf.constant(new long[]{-1, tk, heads, d})),
                 tf.constant(new int[]{0, 2, 3, 1}));
@@ -59,8 +59,10 @@ public final class Attention {
                 tf.constant(new int[]{0, 2, 1, 3}));
         Operand<TFloat32> o;
         if (mask != null) {
-            Operand<TFloat32> sc = tf.math.add(tf.train.batchMatMul(qh, kh, TFloat32.class), mask);
-            o = tf.train.batchMatMul(tf.nn.softmax(sc), vh, TFloat32.class);
+            // scores and softmax in float32 (the mask's −1e30 does not fit half)
+            Operand<TFloat32> sc = tf.math.add(Shapes.castTo(tf, Shapes.batchMatMul(tf, qh, kh), false),
+                    Shapes.castTo(tf, mask, false));
+            o = Shapes.batchMatMul(tf, Shapes.castTo(tf, tf.nn.softmax(sc), Shapes.isHalf(qh)), vh);
         } else if (queryChunk <= 0 || tq <= queryChunk) {
             o = core(tf, qh, kh, vh);
         } else {
@@ -79,9 +81,10 @@ public final class Attention {
 
     private static Operand<TFloat32> core(Ops tf, Operand<TFloat32> qh, Operand<TFloat32> kh,
                                           Operand<TFloat32> vh) {
-        Operand<TFloat32> s = tf.train.batchMatMul(qh, kh, TFloat32.class);
-        Operand<TFloat32> p = tf.nn.softmax(s);
-        return tf.train.batchMatMul(p, vh, TFloat32.class);
+        Operand<TFloat32> s = Shapes.batchMatMul(tf, qh, kh);
+        // softmax in float32 when computing in half (as torch's autocast does)
+        Operand<TFloat32> p = Shapes.castTo(tf, tf.nn.softmax(Shapes.castTo(tf, s, false)), Shapes.isHalf(qh));
+        return Shapes.batchMatMul(tf, p, vh);
     }
 
     /** FLOPs of the two MatMuls of one call (2 per MAC). */

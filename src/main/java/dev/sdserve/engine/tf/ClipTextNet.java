@@ -52,6 +52,6 @@ public final class ClipTextNet {
             h = nn.activation(cfg.hiddenAct(), nn.linear(h, lp + "mlp.fc1", true));
             x = nn.add(x, nn.linear(h, lp + "mlp.fc2", true));
         }
-        b.output("hidden", nn.layerNorm(x, p + "final_layer_norm", eps));
+        b.output("hidden", nn.toFloat32(nn.layerNorm(x, p + "final_layer_norm", eps)));
     }
 }

@@ -1,5 +1,7 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.model.GoldenSet;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
@@ -75,14 +77,14 @@ public final class Conformance {
     }
 
     public Summary run() throws IOException {
-        try (GoldenData g = GoldenData.open(dir)) {
-            ModelConfig config = g.modelConfig();
+        try (GoldenSet g = GoldenSet.open(dir)) {
+            ModelConfig config = g.config();
             tokenizerCases(g, config.textEncoder());
             Map<String, Path> files = modelFiles(g);
             if (files.isEmpty()) {
                 fail("model", "no model file in " + dir);
             }
-            String loraFile = g.json.path("lora").path("file").asText("");
+            String loraFile = g.json().path("lora").path("file").asText("");
             LoraLibrary.Source loras = new LoraLibrary.Source() {
                 @Override
                 public Path resolve(String name) {
@@ -124,8 +126,8 @@ public final class Conformance {
 
     // ---------------------------------------------------------------- cases
 
-    private void tokenizerCases(GoldenData g, TextEncoderConfig te) {
-        JsonNode cases = g.json.path("tokenizer");
+    private void tokenizerCases(GoldenSet g, TextEncoderConfig te) {
+        JsonNode cases = g.json().path("tokenizer");
         for (int i = 0; i < cases.size(); i++) {
             JsonNode c = cases.get(i);
             String name = "tokenizer." + i;
@@ -146,17 +148,17 @@ public final class Conformance {
         }
     }
 
-    private void modelCases(GoldenData g, TfEngine engine, String label, double callTol, double pipeTol) {
+    private void modelCases(GoldenSet g, TfEngine engine, String label, double callTol, double pipeTol) {
         String p = label + ".";
         // text encoder
         safely(p + "te.last_hidden_state", callTol, () -> {
             int[][] ids = idRows(g, "te.input_ids");
-            return err(engine.encodeTokens(label, ids, fill(ids.length, 1)), g.floats("te.last_hidden_state"));
+            return err(engine.encodeTokens(label, ids, fill(ids.length, 1)), g.tensor("te.last_hidden_state"));
         });
         int skip = g.params().path("clip_skip_case").asInt(2);
         safely(p + "te.clip_skip_" + skip, callTol, () -> {
             int[][] ids = idRows(g, "te.input_ids");
-            return err(engine.encodeTokens(label, ids, fill(ids.length, skip)), g.floats("te.penultimate_normed"));
+            return err(engine.encodeTokens(label, ids, fill(ids.length, skip)), g.tensor("te.penultimate_normed"));
         });
         // UNet, batch with one timestep per sample
         safely(p + "unet.batch", callTol, () -> {
@@ -167,9 +169,9 @@ public final class Conformance {
                 items.add(new DenoiseItem(g.row("unet.x", i), t[i], g.row("unet.ctx", i), null, 1.0, null));
             }
             LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
-            return err(engine.denoise(new DenoiseBatch(label, shape, items)), g.floats("unet.eps"));
+            return err(engine.denoise(new DenoiseBatch(label, shape, items)), g.tensor("unet.eps"));
         });
-        for (String name : g.tensors.names()) {
+        for (String name : g.tensorNames()) {
             if (name.startsWith("unet.x_")) {
                 String suffix = name.substring("unet.x_".length());
                 safely(p + "unet." + suffix, callTol, () -> {
@@ -183,19 +185,19 @@ public final class Conformance {
                         items.add(new DenoiseItem(g.row(name, i), t, g.row("unet.ctx", i), null, 1.0, null));
                     }
                     LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
-                    return err(engine.denoise(new DenoiseBatch(label, shape, items)), g.floats("unet.eps_" + suffix));
+                    return err(engine.denoise(new DenoiseBatch(label, shape, items)), g.tensor("unet.eps_" + suffix));
                 });
             }
         }
         // VAE
         safely(p + "vae.decode", callTol, () -> {
             long[] s = g.shape("vae.z");
-            return err(engine.model(label).decodeRaw(rows(g, "vae.z"), (int) s[2], (int) s[3]), g.floats("vae.decoded"));
+            return err(engine.model(label).decodeRaw(rows(g, "vae.z"), (int) s[2], (int) s[3]), g.tensor("vae.decoded"));
         });
         safely(p + "vae.encode", callTol, () -> {
             long[] s = g.shape("vae.image");
             return err(engine.model(label).encodeImages(rows(g, "vae.image"), (int) s[2], (int) s[3]),
-                    g.floats("vae.encoded_mean_scaled"));
+                    g.tensor("vae.encoded_mean_scaled"));
         });
         pipelineCases(g, engine, label, pipeTol);
     }
@@ -206,8 +208,8 @@ public final class Conformance {
      * The golden LoRA cases (text encoder, UNet batch, Euler pipeline image; LoRA at golden.json's scale) on one
      * LoRA execution path, each its own line {@code <label>.lora.<path>.<case>}.
      */
-    private void loraCases(GoldenData g, TfEngine engine, String label, TfEngine.LoraPath path) {
-        double scale = g.json.path("lora").path("scale").asDouble(Double.NaN);
+    private void loraCases(GoldenSet g, TfEngine engine, String label, TfEngine.LoraPath path) {
+        double scale = g.json().path("lora").path("scale").asDouble(Double.NaN);
         List<dev.sdserve.engine.LoraWeight> lw = List.of(new dev.sdserve.engine.LoraWeight(GOLDEN_LORA, scale));
         String p = label + ".lora." + path.name().toLowerCase(Locale.ROOT).replace('_', '-') + ".";
         engine.loraPath(path);
@@ -218,7 +220,7 @@ public final class Conformance {
                 for (int i = 0; i < ids.length; i++) {
                     per.add(lw);
                 }
-                return err(engine.encodeTokens(label, ids, fill(ids.length, 1), per), g.floats("lora.te.last_hidden_state"));
+                return err(engine.encodeTokens(label, ids, fill(ids.length, 1), per), g.tensor("lora.te.last_hidden_state"));
             });
             safely(p + "unet.eps", CALL_TOLERANCE, () -> {
                 long[] s = g.shape("unet.x");
@@ -228,7 +230,7 @@ public final class Conformance {
                     items.add(new DenoiseItem(g.row("unet.x", i), t[i], g.row("unet.ctx", i), null, 1.0, lw));
                 }
                 LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
-                return err(engine.denoise(new DenoiseBatch(label, shape, items)), g.floats("lora.unet.eps"));
+                return err(engine.denoise(new DenoiseBatch(label, shape, items)), g.tensor("lora.unet.eps"));
             });
             safely(p + "pipe.euler.image", PIPELINE_TOLERANCE, () -> {
                 JsonNode pp = g.params().path("pipeline");
@@ -245,19 +247,19 @@ public final class Conformance {
                 float[] uncond = te[1];
                 long[] s = g.shape("pipe.init_noise");
                 LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
-                Sampler sampler = Samplers.create("euler", SchedulerConfig.fromJson(g.json.path("pipelines").path("euler").path("config")));
+                Sampler sampler = Samplers.create("euler", SchedulerConfig.fromJson(g.json().path("pipelines").path("euler").path("config")));
                 EpsFunction eps = (x, t) -> engine.denoise(new DenoiseBatch(label, shape,
                         List.of(new DenoiseItem(x.clone(), t, cond, uncond, guidance, lw))))[0];
-                List<float[]> got = Trajectory.run(sampler, steps, g.floats("pipe.init_noise"), new ReplayNoise(List.of()), eps);
-                return err(engine.decode(label, shape, List.of(got.get(got.size() - 1))), g.floats("lora.pipe.euler.image"));
+                List<float[]> got = Trajectory.run(sampler, steps, g.tensor("pipe.init_noise"), new ReplayNoise(List.of()), eps);
+                return err(engine.decode(label, shape, List.of(got.get(got.size() - 1))), g.tensor("lora.pipe.euler.image"));
             });
         } finally {
             engine.loraPath(TfEngine.LoraPath.AUTO);
         }
     }
 
-    private void pipelineCases(GoldenData g, TfEngine engine, String label, double tol) {
-        JsonNode pipes = g.json.path("pipelines");
+    private void pipelineCases(GoldenSet g, TfEngine engine, String label, double tol) {
+        JsonNode pipes = g.json().path("pipelines");
         JsonNode pp = g.params().path("pipeline");
         List<String> names = new ArrayList<>();
         pipes.fieldNames().forEachRemaining(names::add);
@@ -274,8 +276,8 @@ public final class Conformance {
                 if (Double.isNaN(guidance)) {
                     throw new IOException("golden.json: params.pipeline.guidance_scale missing");
                 }
-                float[] cond = g.floats("pipe.prompt_embeds");
-                float[] uncond = g.floats("pipe.negative_embeds");
+                float[] cond = g.tensor("pipe.prompt_embeds");
+                float[] uncond = g.tensor("pipe.negative_embeds");
                 long[] s = g.shape("pipe.init_noise");
                 LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
                 Sampler sampler = Samplers.create(name, SchedulerConfig.fromJson(p.path("config")));
@@ -288,9 +290,9 @@ public final class Conformance {
                 List<float[]> noise = g.has(noiseName) ? rows(g, noiseName) : List.of();
                 EpsFunction eps = (x, t) -> engine.denoise(new DenoiseBatch(label, shape,
                         List.of(new DenoiseItem(x.clone(), t, cond, uncond, guidance, null))))[0];
-                List<float[]> got = Trajectory.run(sampler, steps, g.floats("pipe.init_noise"), new ReplayNoise(noise), eps);
+                List<float[]> got = Trajectory.run(sampler, steps, g.tensor("pipe.init_noise"), new ReplayNoise(noise), eps);
                 finalLatent[0] = got.get(got.size() - 1);
-                return err(got.toArray(float[][]::new), g.floats("pipe." + name + ".latents"));
+                return err(got.toArray(float[][]::new), g.tensor("pipe." + name + ".latents"));
             });
             safely(cn + ".image", tol, () -> {
                 if (finalLatent[0] == null) {
@@ -298,7 +300,7 @@ public final class Conformance {
                 }
                 long[] s = g.shape("pipe.init_noise");
                 LatentShape shape = new LatentShape((int) s[1], (int) s[2], (int) s[3]);
-                return err(engine.decode(label, shape, List.of(finalLatent[0])), g.floats("pipe." + name + ".image"));
+                return err(engine.decode(label, shape, List.of(finalLatent[0])), g.tensor("pipe." + name + ".image"));
             });
         }
     }
@@ -333,10 +335,10 @@ public final class Conformance {
     }
 
     /** Model files of the set, labelled by storage precision ("fp32", "fp16", "bf16"), fp32 first. */
-    static Map<String, Path> modelFiles(GoldenData g) throws IOException {
-        String lora = g.json.path("lora").path("file").asText("");
+    static Map<String, Path> modelFiles(GoldenSet g) throws IOException {
+        String lora = g.json().path("lora").path("file").asText("");
         List<Path> files;
-        try (Stream<Path> s = Files.list(g.dir)) {
+        try (Stream<Path> s = Files.list(g.dir())) {
             files = s.filter(f -> f.getFileName().toString().endsWith(".safetensors"))
                     .filter(f -> !f.getFileName().toString().equals("golden.safetensors"))
                     .filter(f -> !f.getFileName().toString().equals(lora))
@@ -409,7 +411,7 @@ public final class Conformance {
         return r;
     }
 
-    private static int[][] idRows(GoldenData g, String name) throws IOException {
+    private static int[][] idRows(GoldenSet g, String name) throws IOException {
         int[] flat = g.ints(name);
         long[] s = g.shape(name);
         int b = (int) s[0], t = (int) s[1];
@@ -420,8 +422,8 @@ public final class Conformance {
         return ids;
     }
 
-    static List<float[]> rows(GoldenData g, String name) throws IOException {
-        float[] all = g.floats(name);
+    static List<float[]> rows(GoldenSet g, String name) throws IOException {
+        float[] all = g.tensor(name);
         int n = (int) g.shape(name)[0];
         int per = all.length / n;
         List<float[]> r = new ArrayList<>(n);

@@ -58,7 +58,7 @@ public final class Conv3x3 {
                                          Operand<TFloat32> bias, int stride, Method method) {
         Shapes.rank(x, 4, "conv3x3 input");
         Operand<TFloat32> xp = tf.pad(x, tf.constant(new int[][]{{0, 0}, {1, 1}, {1, 1}, {0, 0}}),
-                tf.constant(0f));
+                Shapes.scalar(tf, 0f, x));
         return convValid(tf, xp, kernel, bias, stride, method);
     }
 

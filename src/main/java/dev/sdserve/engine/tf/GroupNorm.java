@@ -34,6 +34,10 @@ public final class GroupNorm {
                     + " groups");
         }
         long cg = c / groups;
+        if (Shapes.isHalf(x)) { // statistics in float32 (as torch's autocast), result back in half
+            return Shapes.castTo(tf, norm(tf, Shapes.castTo(tf, x, false), Shapes.castTo(tf, gamma, false),
+                    Shapes.castTo(tf, beta, false), groups, eps, silu), true);
+        }
         Operand<TFloat32> xr = tf.reshape(x, tf.constant(new long[]{-1, spatial, groups, cg}));
         Operand<org.tensorflow.types.TInt32> axes = tf.constant(new int[]{1, 3});
         Operand<TFloat32> mean = tf.math.mean(xr, axes, Mean.keepDims(true));               // [N,1,G,1]

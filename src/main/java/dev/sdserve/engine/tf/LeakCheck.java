@@ -1,5 +1,7 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.model.GoldenSet;
+
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.LatentShape;
@@ -27,8 +29,8 @@ public final class LeakCheck {
     }
 
     public static Outcome run(Path goldenDir, int calls, PrintStream log) throws IOException {
-        try (GoldenData g = GoldenData.open(goldenDir)) {
-            var cfg = g.modelConfig();
+        try (GoldenSet g = GoldenSet.open(goldenDir)) {
+            var cfg = g.config();
             Path file = Conformance.modelFiles(g).values().iterator().next();
             try (TfEngine engine = new TfEngine(Map.of("m", file), p -> cfg)) {
                 var u = cfg.unet();

@@ -129,7 +129,7 @@ public final class LoraLibrary {
                 if (!m.key().startsWith(prefix) || !w.has(m.key())) {
                     continue;
                 }
-                float[] base = acc.computeIfAbsent(m.key(), k -> read(w.get(k)));
+                float[] base = acc.computeIfAbsent(m.key(), w::floats);
                 float[] d = delta(m, s);
                 if (m.targetShape().length == 4 && m.targetShape()[2] * m.targetShape()[3] > 1) {
                     long[] t = m.targetShape();
@@ -176,12 +176,6 @@ public final class LoraLibrary {
             }
         }
         return d;
-    }
-
-    private static float[] read(TFloat32 t) {
-        float[] v = new float[Math.toIntExact(t.shape().size())];
-        t.copyTo(DataBuffers.of(v, false, false));
-        return v;
     }
 
     /** Low-rank feeds for a batch, and the weight keys they cover. The caller closes the tensors. */

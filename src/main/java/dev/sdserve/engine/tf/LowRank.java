@@ -59,6 +59,10 @@ public final class LowRank {
         Operand<TFloat32> b = builder.input(up(key), tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(out, -1))));
         Operand<TFloat32> g = builder.input(gate(key), tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(-1, 1, -1))));
         Operand<TInt32> r = tf.slice(tf.shape(a), tf.constant(new int[]{0}), tf.constant(new int[]{1}));
+        boolean half = Shapes.isHalf(x2); // LoRA factors come in float32; cast them when computing in half
+        a = Shapes.castTo(tf, a, half);
+        b = Shapes.castTo(tf, b, half);
+        g = Shapes.castTo(tf, g, half);
         Operand<TFloat32> xa = tf.linalg.matMul(x2, a, MatMul.transposeB(true)); // [B·L, R]
         Operand<TFloat32> xa3 = tf.reshape(xa, tf.concat(List.of(tf.constant(new int[]{-1, (int) l}), r), tf.constant(0)));
         Operand<TFloat32> gated = tf.reshape(tf.math.mul(xa3, g), tf.concat(List.of(tf.constant(new int[]{-1}), r), tf.constant(0)));

@@ -46,10 +46,10 @@ public final class TfGraph implements AutoCloseable {
         }
     }
 
-    private TfGraph(String name, Weights weights, Consumer<Builder> build, ConfigProto config) {
+    private TfGraph(String name, Weights weights, ComputeDType compute, Consumer<Builder> build, ConfigProto config) {
         this.name = name;
         this.graph = new Graph();
-        this.binder = new WeightBinder(weights);
+        this.binder = new WeightBinder(weights, compute);
         Session s = null;
         try {
             build.accept(new Builder(Ops.create(graph)));
@@ -62,7 +62,12 @@ public final class TfGraph implements AutoCloseable {
     }
 
     public static TfGraph build(String name, Weights weights, Consumer<Builder> build) {
-        return new TfGraph(name, weights, build, sessionConfig());
+        return build(name, weights, ComputeDType.FP32, build);
+    }
+
+    /** A graph whose networks compute in {@code compute} (weights cast as needed; inputs and outputs float32). */
+    public static TfGraph build(String name, Weights weights, ComputeDType compute, Consumer<Builder> build) {
+        return new TfGraph(name, weights, compute, build, sessionConfig());
     }
 
     /** Threads: {@code sdserve.threads} (system property) or all cores for intra-op; one inter-op thread. */
@@ -100,7 +105,11 @@ public final class TfGraph implements AutoCloseable {
         Weights w = binder.weights();
         for (var e : binder.bound().entrySet()) {
             Tensor o = weightOverrides.get(e.getKey());
-            r.feed(e.getValue(), o != null ? o : w.get(e.getKey()));
+            if (o != null) {
+                r.feed(binder.overridable().get(e.getKey()), o); // float32, downstream of any storage cast
+            } else {
+                r.feed(e.getValue(), w.tensor(e.getKey()));
+            }
         }
         for (String f : fetches) {
             Operand<?> out = outputs.get(f);
@@ -109,7 +118,25 @@ public final class TfGraph implements AutoCloseable {
             }
             r.fetch(out);
         }
-        return r.run();
+        try {
+            return r.run();
+        } catch (RuntimeException e) {
+            throw explain(e);
+        }
+    }
+
+    /** A missing kernel (e.g. a half-precision op on a device without one) named plainly, with the way out. */
+    private RuntimeException explain(RuntimeException e) {
+        String m = String.valueOf(e.getMessage());
+        java.util.regex.Matcher k = java.util.regex.Pattern.compile("No OpKernel was registered to support Op '([^']+)'")
+                .matcher(m);
+        if (k.find() || m.contains("Could not find device for node") || m.contains("no supported kernel")) {
+            String op = k.find(0) ? k.group(1) : "(see below)";
+            return new IllegalStateException(name + ": TensorFlow has no kernel for op " + op + " with these dtypes "
+                    + "on this device (compute dtype " + binder.compute().name().toLowerCase(java.util.Locale.ROOT)
+                    + "); set sdserve.compute-dtype=fp32. TensorFlow said: " + m, e);
+        }
+        return e;
     }
 
     /** Number of weight tensors this graph feeds. */

@@ -26,29 +26,56 @@ public final class TfModel implements AutoCloseable {
     private final Weights weights;
     private final Map<String, TfGraph> graphs = new HashMap<>();
     private final long loadNanos;
+    private final ComputeDType compute;
 
     public TfModel(String name, ModelConfig config, Weights weights, long loadNanos) {
+        this(name, config, weights, loadNanos, ComputeDType.FP32);
+    }
+
+    public TfModel(String name, ModelConfig config, Weights weights, long loadNanos, ComputeDType compute) {
         this.name = name;
         this.config = config;
         this.weights = weights;
         this.loadNanos = loadNanos;
+        this.compute = compute;
     }
 
-    /** Loads a checkpoint, its architecture read from its shapes (and a config JSON beside it, if any). */
+    /**
+     * Loads a checkpoint, its architecture read from its shapes (and a config JSON beside it, if any), computing in
+     * the configured dtype ({@link ComputeDType#configured()}).
+     */
     public static TfModel load(String name, Path checkpoint) throws IOException {
+        return load(name, checkpoint, ComputeDType.configured());
+    }
+
+    public static TfModel load(String name, Path checkpoint, ComputeDType compute) throws IOException {
         long t0 = System.nanoTime();
         try (Checkpoint ck = Checkpoint.open(checkpoint)) {
-            Weights w = Weights.load(ck.file());
-            return new TfModel(name, ck.config(), w, System.nanoTime() - t0);
+            Weights w = Weights.load(ck.file(), policy(compute));
+            return new TfModel(name, ck.config(), w, System.nanoTime() - t0, compute);
         }
     }
 
     public static TfModel load(String name, Path checkpoint, ModelConfig config) throws IOException {
+        return load(name, checkpoint, config, ComputeDType.configured());
+    }
+
+    public static TfModel load(String name, Path checkpoint, ModelConfig config, ComputeDType compute)
+            throws IOException {
         long t0 = System.nanoTime();
         try (SafeTensors st = SafeTensors.open(checkpoint)) {
-            Weights w = Weights.load(st);
-            return new TfModel(name, config, w, System.nanoTime() - t0);
+            Weights w = Weights.load(st, policy(compute));
+            return new TfModel(name, config, w, System.nanoTime() - t0, compute);
         }
+    }
+
+    /** fp16 compute keeps every F16 tensor in half; fp32 compute the configured policy (VAE and text encoder). */
+    private static Weights.HalfPolicy policy(ComputeDType compute) {
+        return compute == ComputeDType.FP16 ? Weights.HalfPolicy.ALL : Weights.HalfPolicy.configured();
+    }
+
+    public ComputeDType compute() {
+        return compute;
     }
 
     public ModelConfig config() {
@@ -68,9 +95,13 @@ public final class TfModel implements AutoCloseable {
     }
 
     private TfGraph graph(String key, java.util.function.Consumer<TfGraph.Builder> build) {
+        return graph(key, compute, build);
+    }
+
+    private TfGraph graph(String key, ComputeDType dtype, java.util.function.Consumer<TfGraph.Builder> build) {
         TfGraph g = graphs.get(key);
         if (g == null) {
-            g = TfGraph.build(name + "/" + key, weights, build);
+            g = TfGraph.build(name + "/" + key, weights, dtype, build);
             graphs.put(key, g);
         }
         return g;

@@ -58,7 +58,8 @@ public final class UNetNet {
         Operand<TFloat32> ctx = b.input("ctx", tf.placeholder(TFloat32.class,
                 Placeholder.shape(Shape.of(-1, tokens, ctxDim))));
         UNetNet net = new UNetNet(b.nn, cfg);
-        b.output("eps", b.nn.nhwcToNchw(net.forward(b.nn.nchwToNhwc(x), t, ctx)));
+        b.output("eps", b.nn.toFloat32(b.nn.nhwcToNchw(net.forward(b.nn.toCompute(b.nn.nchwToNhwc(x)), t,
+                b.nn.toCompute(ctx)))));
     }
 
     /** Sinusoidal timestep embedding (flip_sin_to_cos = true, freq_shift = 0 as SD): [B] → [B, dim]. */
@@ -81,7 +82,7 @@ public final class UNetNet {
     Operand<TFloat32> forward(Operand<TFloat32> x, Operand<TFloat32> t, Operand<TFloat32> ctx) {
         String p = PREFIX;
         int ch0 = cfg.blockOutChannels().get(0);
-        Operand<TFloat32> temb = timestepEmbedding(t, ch0);
+        Operand<TFloat32> temb = nn.toCompute(timestepEmbedding(t, ch0)); // sin/cos in float32
         temb = nn.linear(temb, p + "time_embed.0", true);
         temb = nn.linear(nn.silu(temb), p + "time_embed.2", true);
         Operand<TFloat32> tembAct = nn.silu(temb); // every res block applies SiLU before its projection

@@ -32,7 +32,8 @@ public final class VaeNet {
         Operand<TFloat32> z = b.input("z", tf.placeholder(TFloat32.class,
                 Placeholder.shape(Shape.of(-1, cfg.latentChannels(), latentH, latentW))));
         VaeNet net = new VaeNet(b.nn, cfg);
-        Operand<TFloat32> x = net.decode(b.nn.divide(b.nn.nchwToNhwc(z), (float) cfg.scalingFactor()));
+        Operand<TFloat32> x = b.nn.toFloat32(net.decode(b.nn.toCompute(b.nn.divide(b.nn.nchwToNhwc(z),
+                (float) cfg.scalingFactor()))));
         b.output("raw", b.nn.nhwcToNchw(x));
         b.output("image", b.nn.clamp(b.nn.add(b.nn.scale(x, 0.5f), tf.constant(0.5f)), 0f, 1f));
     }
@@ -46,7 +47,7 @@ public final class VaeNet {
         Operand<TFloat32> img = b.input("image", tf.placeholder(TFloat32.class,
                 Placeholder.shape(Shape.of(-1, cfg.inChannels(), height, width))));
         VaeNet net = new VaeNet(b.nn, cfg);
-        Operand<TFloat32> mean = net.encodeMean(b.nn.nchwToNhwc(img));
+        Operand<TFloat32> mean = b.nn.toFloat32(net.encodeMean(b.nn.toCompute(b.nn.nchwToNhwc(img))));
         b.output("mean", b.nn.nhwcToNchw(b.nn.scale(mean, (float) cfg.scalingFactor())));
     }
 

@@ -4,32 +4,75 @@ import org.tensorflow.Operand;
 import org.tensorflow.ndarray.Shape;
 import org.tensorflow.op.Ops;
 import org.tensorflow.op.core.Placeholder;
+import org.tensorflow.types.TFloat16;
 import org.tensorflow.types.TFloat32;
 
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
- * Turns weight keys into graph inputs while a graph is built: one placeholder per key (with its static shape), fed
- * at every run with the shared {@link Weights} tensor. Weights never become graph constants.
+ * Turns weight keys into graph inputs while a graph is built: one placeholder per key (with its static shape and
+ * the stored dtype), fed at every run with the shared {@link Weights} tensor, so every graph and session of a model
+ * reads the same single copy. Weights never become graph constants.
+ *
+ * <p>A weight held in half precision is cast to float32 in the graph; given an {@code after} operand (the layer's
+ * input) the cast waits for it, so the float32 copy exists only while its layer runs instead of all of them at
+ * the start of the call. The float32 value passes through a {@code PlaceholderWithDefault}: LoRA overrides (float32
+ * tensors) are fed there. With half-precision compute ({@link ComputeDType#FP16}) the value is then cast to half.
  */
 public final class WeightBinder {
     private final Weights weights;
+    private final ComputeDType compute;
     private final Map<String, Placeholder<TFloat32>> bound = new LinkedHashMap<>();
+    private final Map<String, Operand<TFloat32>> overridable = new LinkedHashMap<>();
+    private final Map<String, Operand<TFloat32>> values = new LinkedHashMap<>();
 
     public WeightBinder(Weights weights) {
+        this(weights, ComputeDType.FP32);
+    }
+
+    public WeightBinder(Weights weights, ComputeDType compute) {
         this.weights = weights;
+        this.compute = compute;
+    }
+
+    public ComputeDType compute() {
+        return compute;
     }
 
     Operand<TFloat32> bind(Ops tf, String key) {
-        Placeholder<TFloat32> p = bound.get(key);
-        if (p == null) {
-            long[] shape = weights.shape(key); // throws naming the key if missing
-            p = tf.withName("w." + key).placeholder(TFloat32.class,
+        return bind(tf, key, null);
+    }
+
+    /**
+     * The weight as a graph value in the compute dtype (typed {@code Operand<TFloat32>} for the builders; with
+     * {@link ComputeDType#FP16} it carries half values). Casts wait for {@code after} when it is not null.
+     */
+    @SuppressWarnings("unchecked")
+    Operand<TFloat32> bind(Ops tf, String key, Operand<?> after) {
+        Operand<TFloat32> v = values.get(key);
+        if (v != null) {
+            return v;
+        }
+        long[] shape = weights.shape(key); // throws naming the key if missing
+        Ops c = after == null ? tf : tf.withControlDependencies(List.<org.tensorflow.op.Op>of(after));
+        Operand<TFloat32> f32;
+        if (weights.isHalf(key)) {
+            Placeholder<TFloat16> p = tf.withName("w." + key).placeholder(TFloat16.class,
+                    Placeholder.shape(Shape.of(shape)));
+            bound.put(key, (Placeholder<TFloat32>) (Placeholder<?>) p);
+            f32 = tf.withName("o." + key).placeholderWithDefault(c.dtypes.cast(p, TFloat32.class), Shape.of(shape));
+        } else {
+            Placeholder<TFloat32> p = tf.withName("w." + key).placeholder(TFloat32.class,
                     Placeholder.shape(Shape.of(shape)));
             bound.put(key, p);
+            f32 = p;
         }
-        return p;
+        overridable.put(key, f32);
+        v = compute == ComputeDType.FP16 ? (Operand<TFloat32>) (Operand<?>) c.dtypes.cast(f32, TFloat16.class) : f32;
+        values.put(key, v);
+        return v;
     }
 
     boolean has(String key) {
@@ -40,9 +83,17 @@ public final class WeightBinder {
         return weights.shape(key);
     }
 
-    /** Placeholder → weight key, for feeding. */
+    /**
+     * Weight key → its placeholder, fed with {@link Weights#tensor}. Placeholders of weights held in half precision
+     * take a {@code TFloat16} (the static type says TFloat32 for compatibility with existing callers).
+     */
     public Map<String, Placeholder<TFloat32>> bound() {
         return bound;
+    }
+
+    /** Weight key → the float32 node a LoRA override (a float32 tensor of the stored layout) is fed to. */
+    public Map<String, Operand<TFloat32>> overridable() {
+        return overridable;
     }
 
     public Weights weights() {

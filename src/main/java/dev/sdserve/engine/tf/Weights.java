@@ -1,40 +1,89 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.model.DType;
 import dev.sdserve.model.Half;
 import dev.sdserve.model.SafeTensors;
-import org.tensorflow.ndarray.buffer.FloatDataBuffer;
+import dev.sdserve.model.SafeTensorsException;
+import org.bytedeco.javacpp.BytePointer;
+import org.tensorflow.Tensor;
 import org.tensorflow.ndarray.Shape;
 import org.tensorflow.ndarray.buffer.DataBuffers;
+import org.tensorflow.ndarray.buffer.FloatDataBuffer;
+import org.tensorflow.ndarray.buffer.ShortDataBuffer;
+import org.tensorflow.types.TFloat16;
 import org.tensorflow.types.TFloat32;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.ShortBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.Arrays;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * A model's weights, loaded once into float32 TF tensors and shared (fed by reference, not copied) by every graph
- * of the model. Keys are the checkpoint's LDM names. Layouts: k×k convolutions (k &gt; 1) are stored HWIO (TF's
- * Conv2D filter layout), 1×1 convolutions as [out, in] (a linear), everything else as in the file.
+ * A model's weights, loaded once into native TF tensors and shared (fed by reference, not copied) by every graph
+ * and session of the model. Keys are the checkpoint's LDM names. Layouts: k×k convolutions (k &gt; 1) are stored
+ * HWIO (TF's Conv2D filter layout), 1×1 convolutions as [out, in] (a linear), everything else as in the file.
  *
- * <p>Loading streams each tensor from the file in 1M-element chunks straight into native tensor memory (fp16/bf16
- * converted on the way); only k×k convolution kernels, which are transposed to HWIO, pass through one float[] of
- * their size. Peak memory is the float32 weights plus a few MB, not several copies of the checkpoint.
+ * <p><b>Storage dtype.</b> Float32, except tensors the {@link HalfPolicy} keeps in half precision: by default the
+ * VAE's and the text encoder's tensors that the file stores as F16 stay F16 (lossless: the graph casts them to
+ * float32 right before their use, giving exactly the values a float32 copy would hold), halving those nets' share
+ * of memory; the UNet, whose per-call cast would cost about a tenth of a 64×64 call, is held in float32.
+ *
+ * <p><b>Loading</b> reads every tensor with positional reads into a per-thread native staging buffer (JavaCPP
+ * memory freed when the load ends, never the Java heap), converts it chunk by chunk (fp16 → fp32 through a table;
+ * k×k kernels transposed OIHW → HWIO in cache-sized blocks) into the tensor's native memory, and checks that every
+ * value is finite on the way. Peak memory is the stored weights plus a few tens of MB per loading thread, not
+ * several copies of the checkpoint; tensors are spread over {@code sdserve.threads} threads.
  */
 public final class Weights implements AutoCloseable {
     /** LDM prefixes of the three networks; other keys (EMA copies, schedule buffers, position ids) are ignored. */
     public static final List<String> PREFIXES = List.of("model.diffusion_model.", "first_stage_model.",
             "cond_stage_model.transformer.text_model.");
 
-    private final Map<String, TFloat32> tensors = new LinkedHashMap<>();
+    /** Which tensors a load keeps in half precision (only ever tensors the file stores as F16: no rounding). */
+    public record HalfPolicy(List<String> prefixes) {
+        /** Everything float32. */
+        public static final HalfPolicy NONE = new HalfPolicy(List.of());
+        /** The VAE and the text encoder keep F16 storage (the default). */
+        public static final HalfPolicy VAE_AND_TEXT = new HalfPolicy(List.of("first_stage_model.",
+                "cond_stage_model."));
+        /** Every F16 tensor stays F16 (fp16 compute graphs). */
+        public static final HalfPolicy ALL = new HalfPolicy(List.of(""));
+
+        boolean keepsHalf(String key) {
+            for (String p : prefixes) {
+                if (key.startsWith(p)) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /** {@code -Dsdserve.weights.half=vae-te|none|all} (measurements; default vae-te). */
+        public static HalfPolicy configured() {
+            String v = System.getProperty("sdserve.weights.half", "vae-te").toLowerCase(Locale.ROOT);
+            return switch (v) {
+                case "vae-te", "default" -> VAE_AND_TEXT;
+                case "none" -> NONE;
+                case "all" -> ALL;
+                default -> throw new IllegalArgumentException("sdserve.weights.half must be vae-te, none or all, got '"
+                        + v + "'");
+            };
+        }
+    }
+
+    private final Map<String, Tensor> tensors = new LinkedHashMap<>();
     private final Map<String, long[]> shapes = new LinkedHashMap<>();
     private final String source;
     private long bytes;
@@ -48,7 +97,12 @@ public final class Weights implements AutoCloseable {
         return new Weights(source);
     }
 
+    /** Loads with the configured {@link HalfPolicy} (default: VAE and text encoder stay F16 when stored so). */
     public static Weights load(SafeTensors st) throws IOException {
+        return load(st, HalfPolicy.configured());
+    }
+
+    public static Weights load(SafeTensors st, HalfPolicy policy) throws IOException {
         Weights w = new Weights(st.path().toString());
         List<SafeTensors.TensorInfo> todo = new ArrayList<>();
         for (var e : st.tensors().entrySet()) {
@@ -57,19 +111,18 @@ public final class Weights implements AutoCloseable {
                 todo.add(info);
             }
         }
-        // Conversion (fp16 → fp32, OIHW → HWIO) is CPU-bound: spread the tensors over the configured threads; each
-        // thread streams through its own buffers, and results are registered in file order afterwards.
         int threads = Math.max(1, Math.min(Integer.getInteger("sdserve.threads", Runtime.getRuntime().availableProcessors()),
                 Runtime.getRuntime().availableProcessors()));
         Loaded[] out = new Loaded[todo.size()];
-        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
-        java.util.concurrent.atomic.AtomicReference<Exception> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        AtomicInteger next = new AtomicInteger();
+        AtomicReference<Exception> failure = new AtomicReference<>();
         Runnable worker = () -> {
-            try (FileChannel ch = FileChannel.open(st.path(), StandardOpenOption.READ)) {
-                Streamer streamer = new Streamer(ch, st.path());
+            try (FileChannel ch = FileChannel.open(st.path(), StandardOpenOption.READ);
+                 Staging staging = new Staging(ch, st.path())) {
                 int k;
                 while (failure.get() == null && (k = next.getAndIncrement()) < out.length) {
-                    out[k] = convert(st, todo.get(k), streamer);
+                    SafeTensors.TensorInfo info = todo.get(k);
+                    out[k] = staging.load(info, info.dtype() == DType.F16 && policy.keepsHalf(info.name()));
                 }
             } catch (IOException | RuntimeException ex) {
                 failure.compareAndSet(null, ex);
@@ -109,77 +162,203 @@ public final class Weights implements AutoCloseable {
         return w;
     }
 
-    private record Loaded(String key, long[] shape, TFloat32 tensor, long bytes) {
+    private record Loaded(String key, long[] shape, Tensor tensor, long bytes) {
     }
 
-    private static Loaded convert(SafeTensors st, SafeTensors.TensorInfo info, Streamer streamer) throws IOException {
-        String key = info.name();
-        long[] s = info.shape();
-        if (s.length == 4 && s[2] * s[3] > 1) {
-            return tensorOf(key, s, st.finiteFloats(key)); // transposed to HWIO through one float[] of this tensor
-        }
-        long[] shape = s.length == 4 ? new long[]{s[0], s[1]} : s.clone();
-        TFloat32 t = TFloat32.tensorOf(Shape.of(shape));
-        try {
-            streamer.copy(info, t.asRawTensor().data().asFloats());
-        } catch (IOException | RuntimeException e) {
-            t.close();
-            throw e;
-        }
-        return new Loaded(key, shape, t, 4L * info.elements());
-    }
-
-    /** Converts file bytes chunk by chunk into native tensor memory (no tensor-sized heap copies). */
-    private static final class Streamer {
+    /**
+     * One loading thread's buffers: native staging memory for the file bytes (grown to the largest k×k kernel this
+     * thread meets, freed on close) and small heap chunks for conversion.
+     */
+    private static final class Staging implements AutoCloseable {
         static final int CHUNK = 1 << 20; // elements
+        /** Input channels per transposition block (with all output channels and all kernel taps). */
+        static final int BLOCK = 8;
         final FileChannel ch;
-        final ByteBuffer bytes = ByteBuffer.allocateDirect(CHUNK * 8).order(ByteOrder.LITTLE_ENDIAN);
+        final Path path;
         final float[] floats = new float[CHUNK];
+        final short[] shorts = new short[CHUNK];
+        BytePointer mem;
+        ByteBuffer buf;
 
-        final java.nio.file.Path path;
-
-        Streamer(FileChannel ch, java.nio.file.Path path) {
+        Staging(FileChannel ch, Path path) {
             this.ch = ch;
             this.path = path;
         }
 
-        void copy(SafeTensors.TensorInfo info, FloatDataBuffer dst) throws IOException {
+        ByteBuffer buffer(long bytes) {
+            if (bytes > Integer.MAX_VALUE - 64) {
+                throw new IllegalStateException(path + ": a tensor of " + bytes + " bytes (over 2 GiB) is not supported");
+            }
+            if (buf == null || buf.capacity() < bytes) {
+                if (mem != null) {
+                    mem.deallocate();
+                }
+                long cap = Math.max(bytes, 8L * CHUNK);
+                mem = new BytePointer(cap);
+                buf = mem.capacity(cap).asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+            }
+            buf.clear();
+            return buf;
+        }
+
+        /** Reads {@code n} bytes at {@code pos} into the staging buffer (position 0, limit n). */
+        ByteBuffer read(String name, long pos, int n) throws IOException {
+            ByteBuffer b = buffer(n);
+            b.limit(n);
+            while (b.hasRemaining()) {
+                int r = ch.read(b, pos + b.position());
+                if (r < 0) {
+                    throw new IOException(path + ": unexpected end of file reading " + name);
+                }
+            }
+            b.flip();
+            return b;
+        }
+
+        Loaded load(SafeTensors.TensorInfo info, boolean half) throws IOException {
+            String key = info.name();
+            long[] s = info.shape();
+            boolean kxk = s.length == 4 && s[2] * s[3] > 1;
+            long[] shape = !kxk ? (s.length == 4 ? new long[]{s[0], s[1]} : s.clone())
+                    : new long[]{s[2], s[3], s[1], s[0]};
+            Tensor t = half ? TFloat16.tensorOf(Shape.of(shape)) : TFloat32.tensorOf(Shape.of(shape));
+            try {
+                if (kxk) {
+                    transposed(info, t, half);
+                } else {
+                    flat(info, t, half);
+                }
+            } catch (IOException | RuntimeException e) {
+                t.close();
+                throw e;
+            }
+            return new Loaded(key, shape, t, (half ? 2L : 4L) * info.elements());
+        }
+
+        /** Same element order as the file: chunks of CHUNK elements. */
+        private void flat(SafeTensors.TensorInfo info, Tensor t, boolean half) throws IOException {
             long n = info.elements();
             int es = info.dtype().bytes;
-            long pos = info.offset();
+            FloatDataBuffer fd = half ? null : t.asRawTensor().data().asFloats();
+            ShortDataBuffer sd = half ? t.asRawTensor().data().asShorts() : null;
             for (long done = 0; done < n; ) {
                 int k = (int) Math.min(CHUNK, n - done);
-                bytes.clear().limit(k * es);
-                while (bytes.hasRemaining()) {
-                    int r = ch.read(bytes, pos + bytes.position());
-                    if (r < 0) {
-                        throw new IOException("unexpected end of file reading " + info.name());
-                    }
-                }
-                bytes.flip();
+                ByteBuffer b = read(info.name(), info.offset() + done * es, k * es);
                 switch (info.dtype()) {
-                    case F32 -> bytes.asFloatBuffer().get(floats, 0, k);
                     case F16 -> {
+                        b.asShortBuffer().get(shorts, 0, k);
+                        finiteHalf(info.name(), shorts, k, done);
+                        if (half) {
+                            sd.offset(done).write(shorts, 0, k);
+                            done += k;
+                            continue;
+                        }
                         for (int i = 0; i < k; i++) {
-                            floats[i] = Half.toFloat(bytes.getShort(i * 2));
+                            floats[i] = Half.toFloat(shorts[i]);
                         }
                     }
+                    case F32 -> b.asFloatBuffer().get(floats, 0, k);
                     case BF16 -> {
+                        b.asShortBuffer().get(shorts, 0, k);
                         for (int i = 0; i < k; i++) {
-                            floats[i] = Half.bf16ToFloat(bytes.getShort(i * 2));
+                            floats[i] = Half.bf16ToFloat(shorts[i]);
                         }
                     }
                     case F64 -> {
+                        var db = b.asDoubleBuffer();
                         for (int i = 0; i < k; i++) {
-                            floats[i] = (float) bytes.getDouble(i * 8);
+                            floats[i] = (float) db.get(i);
                         }
                     }
                     default -> throw new IOException(info.name() + ": not a float tensor (" + info.dtype() + ")");
                 }
                 SafeTensors.requireFinite(path, info.name(), floats, 0, k, done);
-                dst.offset(done).write(floats, 0, k);
+                fd.offset(done).write(floats, 0, k);
                 done += k;
-                pos += (long) k * es;
+            }
+        }
+
+        /**
+         * A k×k kernel, OIHW in the file, into HWIO: the whole kernel is staged, then converted in blocks of
+         * {@link #BLOCK} input channels × all output channels × all taps (source reads sequential per output
+         * channel, the block's destination rows stay in cache), each block written as kh·kw contiguous runs.
+         */
+        private void transposed(SafeTensors.TensorInfo info, Tensor t, boolean half) throws IOException {
+            long[] s = info.shape();
+            int o = Math.toIntExact(s[0]), in = Math.toIntExact(s[1]), taps = Math.toIntExact(s[2] * s[3]);
+            DType dt = info.dtype();
+            ByteBuffer b = read(info.name(), info.offset(), Math.toIntExact(info.length()));
+            FloatDataBuffer fd = half ? null : t.asRawTensor().data().asFloats();
+            ShortDataBuffer sd = half ? t.asRawTensor().data().asShorts() : null;
+            int block = Math.max(1, Math.min(BLOCK, CHUNK / (taps * o)));
+            if (block * taps * o > CHUNK) {
+                throw new IllegalStateException(info.name() + ": kernel " + Arrays.toString(s) + " too wide to convert");
+            }
+            ShortBuffer sb = dt == DType.F16 || dt == DType.BF16 ? b.asShortBuffer() : null;
+            java.nio.FloatBuffer fb = dt == DType.F32 ? b.asFloatBuffer() : null;
+            java.nio.DoubleBuffer db = dt == DType.F64 ? b.asDoubleBuffer() : null;
+            if (sb == null && fb == null && db == null) {
+                throw new IOException(info.name() + ": not a float tensor (" + dt + ")");
+            }
+            for (int b0 = 0; b0 < in; b0 += block) {
+                int nb = Math.min(block, in - b0);
+                for (int a = 0; a < o; a++) {
+                    int base = (a * in + b0) * taps;
+                    for (int bb = 0; bb < nb; bb++) {
+                        for (int tap = 0; tap < taps; tap++) {
+                            int src = base + bb * taps + tap;
+                            int dst = (tap * block + bb) * o + a;
+                            if (half) {
+                                short h = sb.get(src);
+                                if ((h & 0x7c00) == 0x7c00) {
+                                    throw nonFinite(info.name(), Half.toFloat(h), src);
+                                }
+                                shorts[dst] = h;
+                            } else {
+                                float v = switch (dt) {
+                                    case F16 -> Half.toFloat(sb.get(src));
+                                    case BF16 -> Half.bf16ToFloat(sb.get(src));
+                                    case F32 -> fb.get(src);
+                                    default -> (float) db.get(src);
+                                };
+                                if ((Float.floatToRawIntBits(v) & 0x7f80_0000) == 0x7f80_0000) {
+                                    throw nonFinite(info.name(), v, src);
+                                }
+                                floats[dst] = v;
+                            }
+                        }
+                    }
+                }
+                for (int tap = 0; tap < taps; tap++) {
+                    long at = ((long) tap * in + b0) * o;
+                    if (half) {
+                        sd.offset(at).write(shorts, tap * block * o, nb * o);
+                    } else {
+                        fd.offset(at).write(floats, tap * block * o, nb * o);
+                    }
+                }
+            }
+        }
+
+        private void finiteHalf(String name, short[] a, int n, long base) throws SafeTensorsException {
+            for (int i = 0; i < n; i++) {
+                if ((a[i] & 0x7c00) == 0x7c00) {
+                    throw nonFinite(name, Half.toFloat(a[i]), base + i);
+                }
+            }
+        }
+
+        private SafeTensorsException nonFinite(String name, float v, long at) {
+            return new SafeTensorsException(path + ": tensor '" + name + "' holds " + v + " at element " + at
+                    + ": the weights are corrupt (non-finite values give black images)");
+        }
+
+        @Override
+        public void close() {
+            if (mem != null) {
+                mem.deallocate();
+                mem = null;
+                buf = null;
             }
         }
     }
@@ -208,8 +387,8 @@ public final class Weights implements AutoCloseable {
         return new Loaded(key, shape, t, 4L * d.length);
     }
 
-    private synchronized void register(String key, long[] shape, TFloat32 t, long nbytes) {
-        TFloat32 old = tensors.put(key, t);
+    private synchronized void register(String key, long[] shape, Tensor t, long nbytes) {
+        Tensor old = tensors.put(key, t);
         if (old != null) {
             old.close();
         }
@@ -235,12 +414,45 @@ public final class Weights implements AutoCloseable {
         return tensors.containsKey(key);
     }
 
-    public TFloat32 get(String key) {
-        TFloat32 t = tensors.get(key);
+    /** The stored tensor (a {@link TFloat32}, or a {@link TFloat16} for tensors kept in half precision). */
+    public Tensor tensor(String key) {
+        Tensor t = tensors.get(key);
         if (t == null) {
             throw new IllegalStateException(source + ": checkpoint has no tensor '" + key + "'");
         }
         return t;
+    }
+
+    /** True when the tensor is held in half precision (see {@link HalfPolicy}). */
+    public boolean isHalf(String key) {
+        return tensor(key) instanceof TFloat16;
+    }
+
+    /** The float32 tensor of that key; fails (naming it) for a tensor held in half precision: use {@link #tensor}. */
+    public TFloat32 get(String key) {
+        Tensor t = tensor(key);
+        if (t instanceof TFloat32 f) {
+            return f;
+        }
+        throw new IllegalStateException(source + ": tensor '" + key + "' is held in half precision (" + t.dataType()
+                + "); read it with tensor() or floats()");
+    }
+
+    /** The values as float32 in the stored (TF) layout, whatever the storage dtype (LoRA merging). */
+    public float[] floats(String key) {
+        Tensor t = tensor(key);
+        int n = Math.toIntExact(t.shape().size());
+        float[] out = new float[n];
+        if (t instanceof TFloat32 f) {
+            f.asRawTensor().data().asFloats().read(out);
+        } else {
+            short[] h = new short[n];
+            t.asRawTensor().data().asShorts().read(h);
+            for (int i = 0; i < n; i++) {
+                out[i] = Half.toFloat(h[i]);
+            }
+        }
+        return out;
     }
 
     /** Shape in the stored (TF) layout. */
@@ -256,14 +468,14 @@ public final class Weights implements AutoCloseable {
         return tensors.keySet();
     }
 
-    /** Bytes of float32 weight data held. */
+    /** Bytes of native weight data held (float32 and half tensors). */
     public long bytes() {
         return bytes;
     }
 
     @Override
     public void close() {
-        for (TFloat32 t : tensors.values()) {
+        for (Tensor t : tensors.values()) {
             t.close();
         }
         tensors.clear();
@@ -271,7 +483,9 @@ public final class Weights implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "Weights[" + source + ", " + tensors.size() + " tensors, " + bytes / (1 << 20) + " MiB]";
+        long half = tensors.values().stream().filter(t -> t instanceof TFloat16).count();
+        return "Weights[" + source + ", " + tensors.size() + " tensors (" + half + " fp16), " + bytes / (1 << 20)
+                + " MiB]";
     }
 
     static String shapeString(long[] s) {

@@ -1,5 +1,7 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.model.GoldenSet;
+
 import dev.sdserve.testutil.Shared;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -12,14 +14,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Each network against the golden references of sd15-tiny (diffusers float32 outputs). */
 class NetworksGoldenTest {
-    static GoldenData g;
+    static GoldenSet g;
     static TfModel model;
 
     @BeforeAll
     static void load() throws Exception {
         Path dir = Shared.golden("sd15-tiny");
-        g = GoldenData.open(dir);
-        model = TfModel.load("tiny", dir.resolve("tiny-sd15.safetensors"), g.modelConfig());
+        g = GoldenSet.open(dir);
+        model = TfModel.load("tiny", dir.resolve("tiny-sd15.safetensors"), g.config());
     }
 
     @AfterAll
@@ -62,8 +64,8 @@ class NetworksGoldenTest {
 
     @Test
     void textEncoderLastAndClipSkip2() throws Exception {
-        double e1 = relErr(model.encodeTokens(ids(), 1), g.floats("te.last_hidden_state"));
-        double e2 = relErr(model.encodeTokens(ids(), 2), g.floats("te.penultimate_normed"));
+        double e1 = relErr(model.encodeTokens(ids(), 1), g.tensor("te.last_hidden_state"));
+        double e2 = relErr(model.encodeTokens(ids(), 2), g.tensor("te.penultimate_normed"));
         System.out.printf("te.last %.3e  te.skip2 %.3e%n", e1, e2);
         assertTrue(e1 < 1e-4, "last hidden state rel err " + e1);
         assertTrue(e2 < 1e-4, "clip skip 2 rel err " + e2);
@@ -79,7 +81,7 @@ class NetworksGoldenTest {
         long[] s = g.shape("unet.x");
         float[][] eps = model.unet(List.of(g.row("unet.x", 0), g.row("unet.x", 1)), t,
                 List.of(g.row("unet.ctx", 0), g.row("unet.ctx", 1)), (int) s[2], (int) s[3]);
-        double e = relErr(eps, g.floats("unet.eps"));
+        double e = relErr(eps, g.tensor("unet.eps"));
         System.out.printf("unet.batch2 %.3e%n", e);
         assertTrue(e < 1e-4, "unet rel err " + e);
     }
@@ -90,7 +92,7 @@ class NetworksGoldenTest {
         float t = (float) g.params().get("unet_24x16_timestep").asDouble();
         float[][] eps = model.unet(List.of(g.row("unet.x_24x16", 0)), new float[]{t}, List.of(g.row("unet.ctx", 0)),
                 (int) s[2], (int) s[3]);
-        double e = relErr(eps, g.floats("unet.eps_24x16"));
+        double e = relErr(eps, g.tensor("unet.eps_24x16"));
         System.out.printf("unet.24x16 %.3e%n", e);
         assertTrue(e < 1e-4, "unet 24x16 rel err " + e);
     }
@@ -98,10 +100,10 @@ class NetworksGoldenTest {
     @Test
     void vaeDecodeAndEncode() throws Exception {
         long[] zs = g.shape("vae.z");
-        double ed = relErr(model.decodeRaw(List.of(g.row("vae.z", 0)), (int) zs[2], (int) zs[3]), g.floats("vae.decoded"));
+        double ed = relErr(model.decodeRaw(List.of(g.row("vae.z", 0)), (int) zs[2], (int) zs[3]), g.tensor("vae.decoded"));
         long[] is = g.shape("vae.image");
         double ee = relErr(model.encodeImages(List.of(g.row("vae.image", 0)), (int) is[2], (int) is[3]),
-                g.floats("vae.encoded_mean_scaled"));
+                g.tensor("vae.encoded_mean_scaled"));
         System.out.printf("vae.decode %.3e  vae.encode %.3e%n", ed, ee);
         assertTrue(ed < 1e-4, "vae decode rel err " + ed);
         assertTrue(ee < 1e-4, "vae encode rel err " + ee);

@@ -1,5 +1,7 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.model.GoldenSet;
+
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.LatentShape;
@@ -20,15 +22,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class TfEngineTest {
-    static GoldenData g;
+    static GoldenSet g;
     static TfEngine engine;
 
     @BeforeAll
     static void open() throws Exception {
         Path dir = Shared.golden("sd15-tiny");
-        g = GoldenData.open(dir);
+        g = GoldenSet.open(dir);
         // the tiny text encoder has 4 heads, which shapes cannot tell (no config JSON beside the file): golden.json's
-        var cfg = g.modelConfig();
+        var cfg = g.config();
         engine = new TfEngine(Map.of("tiny", dir.resolve("tiny-sd15.safetensors")), p -> cfg);
     }
 
@@ -82,10 +84,10 @@ class TfEngineTest {
 
     @Test
     void encodeTokenisesAndMatchesGolden() throws Exception {
-        var cases = g.json.path("tokenizer");
+        var cases = g.json().path("tokenizer");
         float[][] got = engine.encode("tiny", List.of(new dev.sdserve.engine.EncodeItem(cases.get(0).path("prompt").asText()),
                 new dev.sdserve.engine.EncodeItem(cases.get(1).path("prompt").asText(), 2, List.of())));
-        float[] last = g.floats("te.last_hidden_state"), skip = g.floats("te.penultimate_normed");
+        float[] last = g.tensor("te.last_hidden_state"), skip = g.tensor("te.penultimate_normed");
         int per = last.length / 2;
         assertTrue(Conformance.err(got[0], java.util.Arrays.copyOfRange(last, 0, per)) < 1e-4, "case 0, last layer");
         assertTrue(Conformance.err(got[1], java.util.Arrays.copyOfRange(skip, per, 2 * per)) < 1e-4, "case 1, clip skip 2");
@@ -100,7 +102,7 @@ class TfEngineTest {
     @Test
     void decodeGivesImagesInUnitRange() throws Exception {
         float[][] img = engine.decode("tiny", new LatentShape(4, 16, 16), List.of(g.row("vae.z", 0)));
-        float[] raw = g.floats("vae.decoded"); // NCHW [1,3,128,128] in [-1, 1]
+        float[] raw = g.tensor("vae.decoded"); // NCHW [1,3,128,128] in [-1, 1]
         assertEquals(128 * 128 * 3, img[0].length);
         double maxDiff = 0;
         for (int y = 0; y < 128; y++) {
@@ -126,7 +128,7 @@ class TfEngineTest {
             }
         }
         float[][] z = engine.encodeImage("tiny", new LatentShape(4, 16, 16), List.of(hwc));
-        double e = Conformance.err(z, g.floats("vae.encoded_mean_scaled"));
+        double e = Conformance.err(z, g.tensor("vae.encoded_mean_scaled"));
         assertTrue(e < 1e-4, "rel err " + e);
     }
 

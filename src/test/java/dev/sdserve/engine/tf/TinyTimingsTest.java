@@ -1,5 +1,7 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.model.GoldenSet;
+
 import dev.sdserve.testutil.Shared;
 import org.junit.jupiter.api.Test;
 
@@ -12,9 +14,9 @@ class TinyTimingsTest {
     @Test
     void timings() throws Exception {
         Path dir = Shared.golden("sd15-tiny");
-        try (GoldenData g = GoldenData.open(dir)) {
+        try (GoldenSet g = GoldenSet.open(dir)) {
             long t0 = System.nanoTime();
-            try (TfModel m = TfModel.load("tiny", dir.resolve("tiny-sd15-fp16.safetensors"), g.modelConfig())) {
+            try (TfModel m = TfModel.load("tiny", dir.resolve("tiny-sd15-fp16.safetensors"), g.config())) {
                 System.out.printf("load fp16: %.1f ms, %s%n", (System.nanoTime() - t0) / 1e6, m.weights());
                 float[] x = g.row("unet.x", 0), c = g.row("unet.ctx", 0);
                 time("unet b1 16x16", 30, () -> m.unet(List.of(x), new float[]{999}, List.of(c), 16, 16));
