@@ -139,6 +139,60 @@ final class LoraBench {
         return 0;
     }
 
+    /**
+     * {@code bench --first-step}: time from submission to the first denoising step through the scheduler, for a
+     * request whose model is not resident (the load runs on the loader thread, then graphs are built) and then for
+     * the same request with the model resident; 32×32 latents, 2 steps, no guidance.
+     */
+    static int firstStep(Path dir, int threads, String goldenDir, PrintStream out) throws Exception {
+        System.setProperty("sdserve.threads", Integer.toString(threads));
+        ModelConfig cfg;
+        Path file;
+        if (goldenDir != null) {
+            try (dev.sdserve.model.GoldenSet g = dev.sdserve.model.GoldenSet.open(Path.of(goldenDir))) {
+                cfg = g.config();
+                file = g.modelFile();
+            }
+        } else {
+            cfg = ModelConfigs.sd15();
+            file = dir.resolve("sd15-random-fp16.safetensors");
+            RandomCheckpoint.ensure(file, cfg, DType.F16, 1234);
+        }
+        int px = 32 * cfg.vae().downscale();
+        TfEngine e = new TfEngine(name -> file, p -> cfg, null, null);
+        dev.sdserve.scheduler.ServiceConfig sc = new dev.sdserve.scheduler.ServiceConfig();
+        sc.admission.defaultModel = "m";
+        sc.renderImages = false;
+        try (e; dev.sdserve.scheduler.SchedulerService svc = new dev.sdserve.scheduler.SchedulerService(e, sc)) {
+            svc.start();
+            out.printf("bench: time to first step, %s, %dx%d px (32x32 latents), 2 steps, guidance 1, %d threads%n",
+                    file.getFileName(), px, px, threads);
+            for (String label : new String[]{"not resident (load + graphs + step)", "resident (step)", "resident again"}) {
+                dev.sdserve.job.GenerationRequest r = dev.sdserve.job.GenerationRequest.ofPrompt("a lighthouse")
+                        .withModel("m").withSteps(2).withSize(px, px).withGuidance(1.0).withSeed(1L)
+                        .withPreview(dev.sdserve.job.PreviewOptions.OFF)
+                        .withDeadline(dev.sdserve.job.SloClass.BATCH, null, true);
+                long t0 = System.nanoTime();
+                dev.sdserve.job.Job j = svc.submit(r, true);
+                while (j.lastStep() == null && j.terminalEvent() == null) {
+                    Thread.sleep(1);
+                }
+                double firstMs = (System.nanoTime() - t0) / 1e6;
+                while (j.terminalEvent() == null) {
+                    Thread.sleep(1);
+                }
+                if (!(j.terminalEvent() instanceof dev.sdserve.job.JobEvent.Completed)) {
+                    throw new IllegalStateException("request ended with " + j.terminalEvent());
+                }
+                var st = svc.loader().status("m");
+                out.printf("  %-38s first step after %9.1f ms%s%n", label, firstMs,
+                        label.startsWith("not") ? String.format(" (of which the load %.1f ms)", st.lastLoadMillis()) : "");
+            }
+            out.printf("bench: resident weights %.3f GB; RSS %s%n", e.residentBytes("m") / 1e9, BenchCommand.vmRss());
+        }
+        return 0;
+    }
+
     private static boolean[] filled(int n, boolean v) {
         boolean[] a = new boolean[n];
         Arrays.fill(a, v);

@@ -145,7 +145,6 @@ public final class ModelLoader implements AutoCloseable {
             se = toServe(e, unwrap(err));
         }
         synchronized (e) {
-            e.inFlight = null;
             if (se == null) {
                 e.lastLoadMillis = (System.nanoTime() - t0) / 1e6;
                 e.lastError = null;
@@ -158,9 +157,14 @@ public final class ModelLoader implements AutoCloseable {
             LOG.log(Level.WARNING, se.getMessage());
         }
         try {
+            // before the load stops being "in flight": a request meanwhile joins this outcome rather than starting
+            // another load (which an open breaker would refuse with a less telling error)
             listener.accept(e.model, se);
         } catch (RuntimeException ex) {
             LOG.log(Level.SEVERE, "model load listener failed", ex);
+        }
+        synchronized (e) {
+            e.inFlight = null;
         }
         if (se == null) {
             result.complete(null);

@@ -239,6 +239,19 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         }
     }
 
+    /** Admitted work waits for a model that is not resident (or a failed load is to be applied). Under the lock. */
+    private boolean waitingForLoads() {
+        if (!failedLoads.isEmpty()) {
+            return true;
+        }
+        for (Work w : works) {
+            if (!w.inFlight && !engine.isResident(w.req.model())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private boolean hasRunnableWork() {
         if (!failedLoads.isEmpty()) {
             return true;
@@ -605,6 +618,17 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             if (plan == null) {
                 stats.planningNanos.addAndGet(config.statsTimer.getAsLong() - t0);
                 if (!runBackground) {
+                    if (waitingForLoads() && !(clock instanceof SimClock)) {
+                        // work waits for a model load: wait a little for it (real time) and report progress, so a
+                        // caller driving iterations keeps going (on a SimClock the caller moves time instead)
+                        try {
+                            lock.wait(config.idleWaitMillis);
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                            return false;
+                        }
+                        return true;
+                    }
                     return false;
                 }
             }

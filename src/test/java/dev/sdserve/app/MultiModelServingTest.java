@@ -178,4 +178,34 @@ class MultiModelServingTest {
             engine.memoryBudgetBytes(0);
         }
     }
+
+    @Test
+    void pinnedModelSurvivesEvictionUnderASmallBudgetAndLoadsRunOffTheSchedulerThread() throws Exception {
+        try {
+            pixels(await(asm.service().submit(req("embedded", List.of()), false)));
+            long one = engine.residentBytes("embedded");
+            assertTrue(one > 0);
+            engine.memoryBudgetBytes(one + one / 2); // room for one model
+            asm.models().pin("embedded", true);
+            asm.models().unload("second");
+            long ev = engine.evictions();
+            Job b = asm.service().submit(req("second", List.of()), false);
+            pixels(await(b));
+            // the pinned model stayed; the newly loaded one is resident too (the budget yields to pins)
+            assertTrue(engine.isResident("embedded") && engine.isResident("second"), engine.resident().toString());
+            assertEquals(ev, engine.evictions());
+            // unpinned, the next load evicts it
+            asm.models().pin("embedded", false);
+            assertFalse(asm.models().get("embedded").pinned());
+            asm.models().unload("second");
+            pixels(await(asm.service().submit(req("second", List.of()), false)));
+            assertEquals(List.of("second"), engine.resident());
+            assertEquals(ev + 1, engine.evictions());
+            var st = asm.models().get("second");
+            assertTrue(st.resident() && st.memoryBytes() == one && st.lastLoadMillis() != null, st.toString());
+        } finally {
+            engine.memoryBudgetBytes(0);
+            asm.models().pin("embedded", false);
+        }
+    }
 }

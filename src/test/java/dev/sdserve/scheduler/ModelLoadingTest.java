@@ -128,9 +128,9 @@ class ModelLoadingTest {
         assertEquals(ServeException.Code.RESOURCE_EXHAUSTED, refused.code(), refused.getMessage());
         assertNotNull(h.service.submit(req(h, "a", 20, 3000), false));
         // a job admitted with a deadline the load then misses (load slower than predicted) ends DEADLINE_EXCEEDED
-        h.engine.config().cold("b", 5000);
+        h.engine.config().cold("b", 12_000); // the load turns out slower than the 5 s predicted
+        h.engine.config().predictedLoadMillis.put("b", 5000.0);
         Job slow = h.service.submit(req(h, "b", 2, 9000), false);
-        h.engine.config().loadMillis.put("b", 12_000.0); // the load turns out slower than predicted
         awaitReal(() -> h.engine.loadsStarted.containsKey("b"), "b's load to start");
         runUntil(h, () -> slow.terminalEvent() != null);
         JobEvent.Ended e = assertInstanceOf(JobEvent.Ended.class, slow.terminalEvent());
@@ -174,7 +174,8 @@ class ModelLoadingTest {
         runUntil(h, () -> b3.terminalEvent() != null);
         Harness.completed(b3);
         assertEquals(2, h.engine.loadsStarted.get("b"));
-        assertEquals("closed", h.service.loader().status("b").breaker());
+        // the successful trial load closes the breaker (its completion is reported on the loader's thread)
+        awaitReal(() -> h.service.loader().status("b").breaker().equals("closed"), "the breaker to close");
     }
 
     @Test

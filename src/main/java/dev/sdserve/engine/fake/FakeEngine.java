@@ -58,6 +58,8 @@ public final class FakeEngine implements Engine {
         public final Map<String, Double> loadMillis = new java.util.concurrent.ConcurrentHashMap<>();
         /** Models whose loads fail (after their load time), by name → reason. */
         public final Map<String, String> loadFailures = new java.util.concurrent.ConcurrentHashMap<>();
+        /** What the engine predicts for a model's load time when it differs from the truth (tests of bad predictions). */
+        public final Map<String, Double> predictedLoadMillis = new java.util.concurrent.ConcurrentHashMap<>();
         /** Simulated weight bytes of a resident model. */
         public long bytesPerModel = 1L << 20;
 
@@ -232,7 +234,8 @@ public final class FakeEngine implements Engine {
 
     @Override
     public double predictLoadMillis(String model) {
-        return config.loadMillis.getOrDefault(model, 0.0);
+        Double p = config.predictedLoadMillis.get(model);
+        return p != null ? p : config.loadMillis.getOrDefault(model, 0.0);
     }
 
     @Override
