@@ -17,7 +17,6 @@ import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
 import jakarta.inject.Inject;
 
-import java.util.function.Supplier;
 
 /** gRPC transport of fine-tune jobs ({@code sdserve_train.proto}): maps messages, nothing else. */
 @GrpcService
@@ -25,20 +24,10 @@ public class FineTuningGrpcService implements FineTuning {
     @Inject
     FineTuneManager manager;
 
-    private static <T> Uni<T> unary(Supplier<T> body) {
-        return Uni.createFrom().item(() -> {
-            try {
-                return body.get();
-            } catch (RuntimeException e) {
-                throw ProtoMapper.toStatus(ErrorMessages.toServe(e));
-            }
-        });
-    }
-
     @Override
     @Blocking
     public Uni<FineTuneRef> submit(FineTuneRequest r) {
-        return unary(() -> FineTuneRef.newBuilder().setId(manager.submit(request(r)).id()).build());
+        return ProtoMapper.unary(() -> FineTuneRef.newBuilder().setId(manager.submit(request(r)).id()).build());
     }
 
     @Override
@@ -67,29 +56,29 @@ public class FineTuningGrpcService implements FineTuning {
     @Override
     @Blocking
     public Uni<FineTuneEvent> cancel(FineTuneRef ref) {
-        return unary(() -> event(manager.cancel(ref.getId())));
+        return ProtoMapper.unary(() -> event(manager.cancel(ref.getId())));
     }
 
     @Override
     @Blocking
     public Uni<FineTuneEvent> pause(FineTuneRef ref) {
-        return unary(() -> event(manager.pause(ref.getId())));
+        return ProtoMapper.unary(() -> event(manager.pause(ref.getId())));
     }
 
     @Override
     @Blocking
     public Uni<FineTuneEvent> resume(FineTuneRef ref) {
-        return unary(() -> event(manager.resume(ref.getId())));
+        return ProtoMapper.unary(() -> event(manager.resume(ref.getId())));
     }
 
     @Override
     public Uni<FineTuneInfo> get(FineTuneRef ref) {
-        return unary(() -> info(manager.get(ref.getId())));
+        return ProtoMapper.unary(() -> info(manager.get(ref.getId())));
     }
 
     @Override
     public Uni<ListFineTunesResponse> list(ListFineTunesRequest request) {
-        return unary(() -> ListFineTunesResponse.newBuilder()
+        return ProtoMapper.unary(() -> ListFineTunesResponse.newBuilder()
                 .addAllJobs(manager.list().stream().map(FineTuningGrpcService::info).toList()).build());
     }
 

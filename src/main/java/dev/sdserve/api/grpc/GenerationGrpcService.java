@@ -21,7 +21,6 @@ import io.smallrye.mutiny.Uni;
 import jakarta.inject.Inject;
 
 import java.util.concurrent.TimeUnit;
-import java.util.function.Supplier;
 
 /** gRPC transport: maps messages, nothing else. */
 @GrpcService
@@ -43,16 +42,6 @@ public class GenerationGrpcService implements Generation {
         Deadline d = Context.current().getDeadline();
         Long deadline = d == null ? null : now + d.timeRemaining(TimeUnit.MILLISECONDS);
         return ProtoMapper.toRequest(p, defaultPreview(), deadline, now);
-    }
-
-    private static <T> Uni<T> unary(Supplier<T> body) {
-        return Uni.createFrom().item(() -> {
-            try {
-                return body.get();
-            } catch (RuntimeException e) {
-                throw ProtoMapper.toStatus(ErrorMessages.toServe(e));
-            }
-        });
     }
 
     private static Multi<GenerateEvent> stream(Job job) {
@@ -84,7 +73,7 @@ public class GenerationGrpcService implements Generation {
     public Uni<JobRef> submit(GenerateRequest request) {
         // the key's concurrency slot stays taken until the job ends, not just until this call returns
         dev.sdserve.auth.Auth.Permit permit = AuthGrpcInterceptor.currentPermit();
-        return unary(() -> {
+        return ProtoMapper.unary(() -> {
             Job job = service.submit(request(request), true);
             permit.holdUntilEnd(job);
             return JobRef.newBuilder().setJobId(job.id()).build();
@@ -106,7 +95,7 @@ public class GenerationGrpcService implements Generation {
 
     @Override
     public Uni<JobStatus> cancel(JobRef request) {
-        return unary(() -> {
+        return ProtoMapper.unary(() -> {
             Job job = find(request);
             service.cancel(job.id());
             return ProtoMapper.status(job);
@@ -115,13 +104,13 @@ public class GenerationGrpcService implements Generation {
 
     @Override
     public Uni<JobStatus> getJob(JobRef request) {
-        return unary(() -> ProtoMapper.status(find(request)));
+        return ProtoMapper.unary(() -> ProtoMapper.status(find(request)));
     }
 
     @Override
     @Blocking
     public Uni<ListModelsResponse> listModels(ListModelsRequest request) {
-        return unary(() -> {
+        return ProtoMapper.unary(() -> {
             ListModelsResponse.Builder b = ListModelsResponse.newBuilder();
             for (ModelCatalog.ModelEntry m : catalog.models()) {
                 b.addModels(ModelDescription.newBuilder().setName(m.name()).setArchitecture(m.architecture())
@@ -135,7 +124,7 @@ public class GenerationGrpcService implements Generation {
     @Override
     @Blocking
     public Uni<ListLorasResponse> listLoras(ListLorasRequest request) {
-        return unary(() -> {
+        return ProtoMapper.unary(() -> {
             ListLorasResponse.Builder b = ListLorasResponse.newBuilder();
             for (ModelCatalog.LoraEntry l : catalog.loras()) {
                 b.addLoras(LoraDescription.newBuilder().setName(l.name()).setSizeBytes(l.sizeBytes())
@@ -147,7 +136,7 @@ public class GenerationGrpcService implements Generation {
 
     @Override
     public Uni<ListSamplersResponse> listSamplers(ListSamplersRequest request) {
-        return unary(() -> {
+        return ProtoMapper.unary(() -> {
             ListSamplersResponse.Builder b = ListSamplersResponse.newBuilder();
             for (Samplers.Info s : Samplers.list()) {
                 b.addSamplers(SamplerDescription.newBuilder().setId(s.id()).setDisplayName(s.displayName())

@@ -1,6 +1,5 @@
 package dev.sdserve.api.grpc;
 
-import dev.sdserve.api.ErrorMessages;
 import dev.sdserve.api.grpc.v1.ListModelStatesRequest;
 import dev.sdserve.api.grpc.v1.ListModelStatesResponse;
 import dev.sdserve.api.grpc.v1.LoadModelRequest;
@@ -16,7 +15,6 @@ import io.smallrye.common.annotation.Blocking;
 import io.smallrye.mutiny.Uni;
 import jakarta.inject.Inject;
 
-import java.util.function.Supplier;
 
 /** gRPC transport of model residency (sdserve_models.proto): maps messages, nothing else. */
 @GrpcService
@@ -25,16 +23,6 @@ public class ModelsGrpcService implements Models {
     ModelService models;
     @Inject
     SdServeConfig config;
-
-    private static <T> Uni<T> unary(Supplier<T> body) {
-        return Uni.createFrom().item(() -> {
-            try {
-                return body.get();
-            } catch (RuntimeException e) {
-                throw ProtoMapper.toStatus(ErrorMessages.toServe(e));
-            }
-        });
-    }
 
     static ModelState state(ModelService.ModelStatus s) {
         ModelState.Builder b = ModelState.newBuilder().setName(s.name()).setArchitecture(s.architecture())
@@ -56,7 +44,7 @@ public class ModelsGrpcService implements Models {
     @Override
     @Blocking
     public Uni<ListModelStatesResponse> listModelStates(ListModelStatesRequest request) {
-        return unary(() -> {
+        return ProtoMapper.unary(() -> {
             ListModelStatesResponse.Builder b = ListModelStatesResponse.newBuilder();
             models.models().forEach(s -> b.addModels(state(s)));
             return b.build();
@@ -66,7 +54,7 @@ public class ModelsGrpcService implements Models {
     @Override
     @Blocking
     public Uni<ModelState> getModel(ModelRef request) {
-        return unary(() -> state(models.get(request.getName())));
+        return ProtoMapper.unary(() -> state(models.get(request.getName())));
     }
 
     @Override
@@ -74,31 +62,31 @@ public class ModelsGrpcService implements Models {
     public Uni<ModelState> loadModel(LoadModelRequest request) {
         long wait = request.getNoWait() ? 0 : request.getWaitMs() > 0 ? request.getWaitMs()
                 : config.models().loadTimeout().toMillis();
-        return unary(() -> state(models.load(request.getName(), wait)));
+        return ProtoMapper.unary(() -> state(models.load(request.getName(), wait)));
     }
 
     @Override
     @Blocking
     public Uni<ModelState> unloadModel(ModelRef request) {
-        return unary(() -> state(models.unload(request.getName())));
+        return ProtoMapper.unary(() -> state(models.unload(request.getName())));
     }
 
     @Override
     @Blocking
     public Uni<ModelState> pinModel(ModelRef request) {
-        return unary(() -> state(models.pin(request.getName(), true)));
+        return ProtoMapper.unary(() -> state(models.pin(request.getName(), true)));
     }
 
     @Override
     @Blocking
     public Uni<ModelState> unpinModel(ModelRef request) {
-        return unary(() -> state(models.pin(request.getName(), false)));
+        return ProtoMapper.unary(() -> state(models.pin(request.getName(), false)));
     }
 
     @Override
     @Blocking
     public Uni<RescanModelsResponse> rescanModels(RescanModelsRequest request) {
-        return unary(() -> {
+        return ProtoMapper.unary(() -> {
             ModelService.RescanResult r = models.rescan();
             return RescanModelsResponse.newBuilder().setChanged(r.changed()).setModels(r.models()).setLoras(r.loras()).build();
         });

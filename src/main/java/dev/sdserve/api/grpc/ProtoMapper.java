@@ -11,9 +11,11 @@ import dev.sdserve.job.ServeException;
 import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.smallrye.mutiny.Uni;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 
 /** Proto ↔ domain conversions; no logic beyond field mapping ("0 / empty = not given"). */
 public final class ProtoMapper {
@@ -154,6 +156,17 @@ public final class ProtoMapper {
             case FAILED -> JobState.JOB_STATE_FAILED;
             case REJECTED -> JobState.JOB_STATE_REJECTED;
         };
+    }
+
+    /** A unary call's body, its failures (ServeException or any other) turned into the matching gRPC status. */
+    public static <T> Uni<T> unary(Supplier<T> body) {
+        return Uni.createFrom().item(() -> {
+            try {
+                return body.get();
+            } catch (RuntimeException e) {
+                throw toStatus(dev.sdserve.api.ErrorMessages.toServe(e));
+            }
+        });
     }
 
     public static StatusRuntimeException toStatus(ServeException e) {
