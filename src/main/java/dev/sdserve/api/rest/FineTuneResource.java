@@ -2,7 +2,6 @@ package dev.sdserve.api.rest;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import dev.sdserve.api.ErrorMessages;
@@ -188,19 +187,7 @@ public class FineTuneResource {
 
     @ServerExceptionMapper
     public Response mapJson(JsonProcessingException e) {
-        String field = "body";
-        if (e instanceof JsonMappingException m && !m.getPath().isEmpty()) {
-            StringBuilder sb = new StringBuilder();
-            for (JsonMappingException.Reference r : m.getPath()) {
-                if (r.getFieldName() != null) {
-                    sb.append(sb.length() == 0 ? "" : ".").append(r.getFieldName());
-                } else if (r.getIndex() >= 0) {
-                    sb.append('[').append(r.getIndex()).append(']');
-                }
-            }
-            field = sb.toString();
-        }
-        return GenerationResource.errorResponse(ServeException.invalid(field, "malformed JSON: " + e.getOriginalMessage()));
+        return GenerationResource.malformedJson(e);
     }
 
     @ServerExceptionMapper

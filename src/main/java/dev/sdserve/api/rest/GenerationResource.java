@@ -166,6 +166,11 @@ public class GenerationResource {
 
     @ServerExceptionMapper
     public Response mapJson(JsonProcessingException e) {
+        return malformedJson(e);
+    }
+
+    /** A 400 naming the JSON path of the malformed part ("body" when there is none). */
+    static Response malformedJson(JsonProcessingException e) {
         String field = "body";
         if (e instanceof JsonMappingException m && !m.getPath().isEmpty()) {
             StringBuilder sb = new StringBuilder();
