@@ -12,6 +12,14 @@ public interface BackgroundWork {
      */
     boolean wantsStep(double minSlackMillis);
 
+    /**
+     * As {@link #wantsStep(double)}, the slack computed only when it is needed: the scheduler asks at every iteration,
+     * and the slack is a prediction over all admitted work, wasted when there is nothing to run.
+     */
+    default boolean wantsStep(java.util.function.DoubleSupplier minSlackMillis) {
+        return wantsStep(minSlackMillis.getAsDouble());
+    }
+
     /** Runs one step. Exceptions are logged by the scheduler and do not stop it. */
     void runStep();
 

@@ -613,7 +613,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         synchronized (lock) {
             long now = clock.nanoTime();
             housekeeping(now);
-            runBackground = bg != null && bg.wantsStep(minSlackMillis(now));
+            runBackground = bg != null && bg.wantsStep(() -> minSlackMillis(now));
             plan = runBackground ? null : plan(now);
             if (plan == null) {
                 stats.planningNanos.addAndGet(config.statsTimer.getAsLong() - t0);

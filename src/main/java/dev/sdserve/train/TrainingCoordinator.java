@@ -132,7 +132,12 @@ public final class TrainingCoordinator implements BackgroundWork {
     }
 
     @Override
-    public synchronized boolean wantsStep(double minSlackMillis) {
+    public boolean wantsStep(double minSlackMillis) {
+        return wantsStep(() -> minSlackMillis);
+    }
+
+    @Override
+    public synchronized boolean wantsStep(java.util.function.DoubleSupplier minSlack) {
         Trainee t = next();
         if (t == null || paused) {
             return false;
@@ -141,6 +146,7 @@ public final class TrainingCoordinator implements BackgroundWork {
             backedOff++;
             return false;
         }
+        double minSlackMillis = minSlack.getAsDouble(); // only now: nothing to run costs no prediction
         if (minSlackMillis == Double.POSITIVE_INFINITY) {
             return true; // idle engine
         }
