@@ -11,8 +11,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import javax.imageio.ImageIO;
-import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,24 +34,7 @@ class FineTuneJobTest {
     static void setUp() throws IOException {
         model = TrainData.tinyModel();
         dataDir = tmp.resolve("data");
-        Path set = Files.createDirectories(dataDir.resolve("shapes"));
-        for (int i = 0; i < TrainData.CAPTIONS.length; i++) {
-            float[] nchw = TrainData.image(i);
-            int s = TrainData.SIZE;
-            BufferedImage img = new BufferedImage(s, s, BufferedImage.TYPE_INT_RGB);
-            for (int y = 0; y < s; y++) {
-                for (int x = 0; x < s; x++) {
-                    int rgb = 0;
-                    for (int c = 0; c < 3; c++) {
-                        int v = Math.round((nchw[(c * s + y) * s + x] + 1) * 127.5f);
-                        rgb = (rgb << 8) | Math.max(0, Math.min(255, v));
-                    }
-                    img.setRGB(x, y, rgb);
-                }
-            }
-            ImageIO.write(img, "png", set.resolve("img" + i + ".png").toFile());
-            Files.writeString(set.resolve("img" + i + ".txt"), TrainData.CAPTIONS[i]);
-        }
+        TrainData.writeFolder(dataDir.resolve("shapes"));
     }
 
     @AfterAll

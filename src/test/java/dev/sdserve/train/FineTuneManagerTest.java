@@ -10,7 +10,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import javax.imageio.ImageIO;
-import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -38,14 +37,10 @@ class FineTuneManagerTest {
     static void setUp() throws IOException {
         model = TrainData.tinyModel();
         dataDir = tmp.resolve("data");
-        Path set = Files.createDirectories(dataDir.resolve("shapes"));
-        for (int i = 0; i < TrainData.CAPTIONS.length; i++) {
-            ImageIO.write(png(i), "png", set.resolve("img" + i + ".png").toFile());
-            Files.writeString(set.resolve("img" + i + ".txt"), TrainData.CAPTIONS[i]);
-        }
+        TrainData.writeFolder(dataDir.resolve("shapes"));
         Files.createDirectories(dataDir.resolve("empty"));
         Path outside = Files.createDirectories(tmp.resolve("outside"));
-        ImageIO.write(png(0), "png", outside.resolve("x.png").toFile());
+        ImageIO.write(TrainData.png(0), "png", outside.resolve("x.png").toFile());
         Files.createSymbolicLink(dataDir.resolve("escape"), outside);
     }
 
@@ -54,26 +49,9 @@ class FineTuneManagerTest {
         model.close();
     }
 
-    static BufferedImage png(int kind) {
-        float[] nchw = TrainData.image(kind);
-        int s = TrainData.SIZE;
-        BufferedImage img = new BufferedImage(s, s, BufferedImage.TYPE_INT_RGB);
-        for (int y = 0; y < s; y++) {
-            for (int x = 0; x < s; x++) {
-                int rgb = 0;
-                for (int c = 0; c < 3; c++) {
-                    int v = Math.round((nchw[(c * s + y) * s + x] + 1) * 127.5f);
-                    rgb = (rgb << 8) | Math.max(0, Math.min(255, v));
-                }
-                img.setRGB(x, y, rgb);
-            }
-        }
-        return img;
-    }
-
     static byte[] pngBytes(int kind) throws IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ImageIO.write(png(kind), "png", out);
+        ImageIO.write(TrainData.png(kind), "png", out);
         return out.toByteArray();
     }
 

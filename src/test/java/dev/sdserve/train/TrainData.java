@@ -4,9 +4,14 @@ import dev.sdserve.engine.tf.TfModel;
 import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.EmbeddedModel;
 
+import java.awt.image.BufferedImage;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+
+import javax.imageio.ImageIO;
 
 /** A tiny captioned set for tests: 4 synthetic 64×64 images (solid shapes on backgrounds), VAE-encoded once. */
 final class TrainData {
@@ -19,6 +24,34 @@ final class TrainData {
 
     static TfModel tinyModel() throws IOException {
         return TfModel.load(EmbeddedModel.NAME, EmbeddedModel.path(), EmbeddedModel.CONFIG);
+    }
+
+    /** Image {@code kind} as an RGB picture (what a user would put in a training folder). */
+    static BufferedImage png(int kind) {
+        float[] nchw = image(kind);
+        int s = SIZE;
+        BufferedImage img = new BufferedImage(s, s, BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < s; y++) {
+            for (int x = 0; x < s; x++) {
+                int rgb = 0;
+                for (int c = 0; c < 3; c++) {
+                    int v = Math.round((nchw[(c * s + y) * s + x] + 1) * 127.5f);
+                    rgb = (rgb << 8) | Math.max(0, Math.min(255, v));
+                }
+                img.setRGB(x, y, rgb);
+            }
+        }
+        return img;
+    }
+
+    /** The set as a training folder: img{i}.png with img{i}.txt captions in {@code dir} (created). */
+    static Path writeFolder(Path dir) throws IOException {
+        Files.createDirectories(dir);
+        for (int i = 0; i < CAPTIONS.length; i++) {
+            ImageIO.write(png(i), "png", dir.resolve("img" + i + ".png").toFile());
+            Files.writeString(dir.resolve("img" + i + ".txt"), CAPTIONS[i]);
+        }
+        return dir;
     }
 
     /** NCHW image in [-1, 1]. */
