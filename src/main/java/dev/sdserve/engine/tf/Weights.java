@@ -8,6 +8,7 @@ import org.bytedeco.javacpp.BytePointer;
 import org.tensorflow.Tensor;
 import org.tensorflow.ndarray.Shape;
 import org.tensorflow.ndarray.buffer.DataBuffers;
+import org.tensorflow.ndarray.buffer.DataStorageVisitor;
 import org.tensorflow.ndarray.buffer.FloatDataBuffer;
 import org.tensorflow.ndarray.buffer.ShortDataBuffer;
 import org.tensorflow.types.TFloat16;
@@ -16,6 +17,9 @@ import org.tensorflow.types.TFloat32;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.nio.MappedByteBuffer;
 import java.nio.ShortBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -40,11 +44,13 @@ import java.util.concurrent.atomic.AtomicReference;
  * float32 right before their use, giving exactly the values a float32 copy would hold), halving those nets' share
  * of memory; the UNet, whose per-call cast would cost about a tenth of a 64×64 call, is held in float32.
  *
- * <p><b>Loading</b> reads every tensor with positional reads into a per-thread native staging buffer (JavaCPP
- * memory freed when the load ends, never the Java heap), converts it chunk by chunk (fp16 → fp32 through a table;
- * k×k kernels transposed OIHW → HWIO in cache-sized blocks) into the tensor's native memory, and checks that every
- * value is finite on the way. Peak memory is the stored weights plus a few tens of MB per loading thread, not
- * several copies of the checkpoint; tensors are spread over {@code sdserve.threads} threads.
+ * <p><b>Loading</b> spreads the tensors over {@code sdserve.threads} threads. Each takes the file's bytes from a
+ * read-only mapping when they are already in the page cache (no copy into a buffer), else with positional reads
+ * into a small native staging buffer; it checks that every value is finite on the way (on the half bits for F16:
+ * one vectorised OR per chunk) and writes straight into the tensor's native memory: fp16 → fp32 through a table in
+ * chunks that stay in the L2 cache, k×k kernels transposed OIHW → HWIO from groups of whole output channels.
+ * Peak memory is the stored weights plus a few tens of MB per loading thread, not several copies of the
+ * checkpoint.
  */
 public final class Weights implements AutoCloseable {
     /** LDM prefixes of the three networks; other keys (EMA copies, schedule buffers, position ids) are ignored. */
@@ -103,6 +109,10 @@ public final class Weights implements AutoCloseable {
     }
 
     public static Weights load(SafeTensors st, HalfPolicy policy) throws IOException {
+        if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+            throw new IllegalStateException("the weights loader copies little-endian file bytes into tensor memory "
+                    + "as they are: a big-endian host is not supported");
+        }
         Weights w = new Weights(st.path().toString());
         List<SafeTensors.TensorInfo> todo = new ArrayList<>();
         for (var e : st.tensors().entrySet()) {
@@ -165,35 +175,64 @@ public final class Weights implements AutoCloseable {
     private record Loaded(String key, long[] shape, Tensor tensor, long bytes) {
     }
 
+    /** False: always read, never map (tests use it to cover the cold-cache path with a file in the page cache). */
+    static volatile boolean mapResident = true;
+
     /**
-     * One loading thread's buffers: native staging memory for the file bytes (grown to the largest k×k kernel this
-     * thread meets, freed on close) and small heap chunks for conversion.
+     * One loading thread's source of file bytes and its heap arrays. File bytes come from a read-only mapping of
+     * the file (a window of {@link #WINDOW} bytes, unmapped when the thread moves past it) when the window's pages
+     * are already in the page cache, which spares the copy a read makes; otherwise (a cold cache, where read's
+     * readahead is what matters) from positional reads into native staging memory (freed on close). Values go
+     * straight into the tensor's native memory through a direct buffer over it ({@link #nativeBytes}): bulk copies
+     * for tensors in file order, per-element stores for transposed kernels.
      */
     private static final class Staging implements AutoCloseable {
-        static final int CHUNK = 1 << 20; // elements
-        /** Input channels per transposition block (with all output channels and all kernel taps). */
-        static final int BLOCK = 8;
+        /** Elements per step for tensors in file order (their halves and floats stay in the L2 cache). */
+        static final int CHUNK = 1 << 16;
+        /** Elements per group of whole output channels of a k×k kernel (longer runs per destination row). */
+        static final int KERNEL_CHUNK = 1 << 22;
+        /** Input channels per transposition block (all taps and the group's output channels). */
+        static final int IN_BLOCK = 32;
+        /** Bytes per mapping window. */
+        static final long WINDOW = 32L << 20;
         final FileChannel ch;
         final Path path;
-        final float[] floats = new float[CHUNK];
-        final short[] shorts = new short[CHUNK];
+        final long size;
+        float[] floats = new float[CHUNK];
+        short[] shorts = new short[CHUNK];
+        int[] ints = new int[CHUNK / 2 + 1];
         BytePointer mem;
         ByteBuffer buf;
+        MappedByteBuffer window;
+        long windowAt;
+        /** Bytes before this file offset were found not resident: read them instead of mapping. */
+        long coldUntil;
 
-        Staging(FileChannel ch, Path path) {
+        Staging(FileChannel ch, Path path) throws IOException {
             this.ch = ch;
             this.path = path;
+            this.size = ch.size();
         }
 
-        ByteBuffer buffer(long bytes) {
-            if (bytes > Integer.MAX_VALUE - 64) {
-                throw new IllegalStateException(path + ": a tensor of " + bytes + " bytes (over 2 GiB) is not supported");
+        /** Grows the heap arrays to hold {@code n} elements. */
+        void ensure(int n) {
+            if (shorts.length < n) {
+                shorts = new short[n];
             }
+        }
+
+        void ensureFloats(int n) {
+            if (floats.length < n) {
+                floats = new float[n];
+            }
+        }
+
+        private ByteBuffer buffer(long bytes) {
             if (buf == null || buf.capacity() < bytes) {
                 if (mem != null) {
                     mem.deallocate();
                 }
-                long cap = Math.max(bytes, 8L * CHUNK);
+                long cap = Math.max(bytes, 4L * CHUNK);
                 mem = new BytePointer(cap);
                 buf = mem.capacity(cap).asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
             }
@@ -201,8 +240,15 @@ public final class Weights implements AutoCloseable {
             return buf;
         }
 
-        /** Reads {@code n} bytes at {@code pos} into the staging buffer (position 0, limit n). */
+        /** The {@code n} bytes at {@code pos} (position 0, limit n, little endian), mapped or read. */
         ByteBuffer read(String name, long pos, int n) throws IOException {
+            if (pos + n > size) {
+                throw new IOException(path + ": unexpected end of file reading " + name);
+            }
+            ByteBuffer m = mapped(pos, n);
+            if (m != null) {
+                return m;
+            }
             ByteBuffer b = buffer(n);
             b.limit(n);
             while (b.hasRemaining()) {
@@ -215,6 +261,33 @@ public final class Weights implements AutoCloseable {
             return b;
         }
 
+        private ByteBuffer mapped(long pos, int n) throws IOException {
+            if (!mapResident || UNMAPPER == null || pos < coldUntil) {
+                return null;
+            }
+            if (window == null || pos < windowAt || pos + n > windowAt + window.capacity()) {
+                unmap();
+                long len = Math.min(size - pos, Math.max(n, WINDOW));
+                MappedByteBuffer w = ch.map(FileChannel.MapMode.READ_ONLY, pos, len);
+                if (!w.isLoaded()) {
+                    UNMAPPER.accept(w);
+                    coldUntil = pos + len;
+                    return null;
+                }
+                window = w;
+                windowAt = pos;
+            }
+            int at = (int) (pos - windowAt);
+            return window.duplicate().position(at).limit(at + n).slice().order(ByteOrder.LITTLE_ENDIAN);
+        }
+
+        private void unmap() {
+            if (window != null) {
+                UNMAPPER.accept(window);
+                window = null;
+            }
+        }
+
         Loaded load(SafeTensors.TensorInfo info, boolean half) throws IOException {
             String key = info.name();
             long[] s = info.shape();
@@ -223,10 +296,13 @@ public final class Weights implements AutoCloseable {
                     : new long[]{s[2], s[3], s[1], s[0]};
             Tensor t = half ? TFloat16.tensorOf(Shape.of(shape)) : TFloat32.tensorOf(Shape.of(shape));
             try {
-                if (kxk) {
-                    transposed(info, t, half);
-                } else {
-                    flat(info, t, half);
+                if (info.elements() > 0) {
+                    ByteBuffer dst = nativeBytes(t);
+                    if (kxk) {
+                        transposed(info, dst, half);
+                    } else {
+                        flat(info, dst, half);
+                    }
                 }
             } catch (IOException | RuntimeException e) {
                 t.close();
@@ -235,115 +311,165 @@ public final class Weights implements AutoCloseable {
             return new Loaded(key, shape, t, (half ? 2L : 4L) * info.elements());
         }
 
-        /** Same element order as the file: chunks of CHUNK elements. */
-        private void flat(SafeTensors.TensorInfo info, Tensor t, boolean half) throws IOException {
+        /** Same element order as the file, {@link #CHUNK} elements at a time. */
+        private void flat(SafeTensors.TensorInfo info, ByteBuffer dst, boolean half) throws IOException {
             long n = info.elements();
             int es = info.dtype().bytes;
-            FloatDataBuffer fd = half ? null : t.asRawTensor().data().asFloats();
-            ShortDataBuffer sd = half ? t.asRawTensor().data().asShorts() : null;
+            FloatBuffer fd = half ? null : dst.asFloatBuffer();
             for (long done = 0; done < n; ) {
                 int k = (int) Math.min(CHUNK, n - done);
                 ByteBuffer b = read(info.name(), info.offset() + done * es, k * es);
-                switch (info.dtype()) {
-                    case F16 -> {
-                        b.asShortBuffer().get(shorts, 0, k);
-                        finiteHalf(info.name(), shorts, k, done);
-                        if (half) {
-                            sd.offset(done).write(shorts, 0, k);
-                            done += k;
-                            continue;
-                        }
-                        for (int i = 0; i < k; i++) {
-                            floats[i] = Half.toFloat(shorts[i]);
-                        }
-                    }
-                    case F32 -> b.asFloatBuffer().get(floats, 0, k);
-                    case BF16 -> {
-                        b.asShortBuffer().get(shorts, 0, k);
-                        for (int i = 0; i < k; i++) {
-                            floats[i] = Half.bf16ToFloat(shorts[i]);
-                        }
-                    }
-                    case F64 -> {
-                        var db = b.asDoubleBuffer();
-                        for (int i = 0; i < k; i++) {
-                            floats[i] = (float) db.get(i);
-                        }
-                    }
-                    default -> throw new IOException(info.name() + ": not a float tensor (" + info.dtype() + ")");
+                if (half) { // F16 kept F16: checked, then copied as is
+                    checkHalves(info.name(), b, k, done);
+                    dst.put((int) (2 * done), b, 0, 2 * k);
+                } else {
+                    decode(info, b, k, done);
+                    fd.put((int) done, floats, 0, k);
                 }
-                SafeTensors.requireFinite(path, info.name(), floats, 0, k, done);
-                fd.offset(done).write(floats, 0, k);
                 done += k;
             }
         }
 
         /**
-         * A k×k kernel, OIHW in the file, into HWIO: the whole kernel is staged, then converted in blocks of
-         * {@link #BLOCK} input channels × all output channels × all taps (source reads sequential per output
-         * channel, the block's destination rows stay in cache), each block written as kh·kw contiguous runs.
+         * A k×k kernel, OIHW in the file ([o][i·taps] rows), into HWIO ([taps][i][o]): groups of whole output
+         * channels (one contiguous read of at most {@link #KERNEL_CHUNK} elements) are transposed in blocks of
+         * {@link #IN_BLOCK} input channels, each (tap, input channel) landing as one contiguous run of the group's
+         * output channels.
          */
-        private void transposed(SafeTensors.TensorInfo info, Tensor t, boolean half) throws IOException {
+        private void transposed(SafeTensors.TensorInfo info, ByteBuffer dst, boolean half) throws IOException {
             long[] s = info.shape();
             int o = Math.toIntExact(s[0]), in = Math.toIntExact(s[1]), taps = Math.toIntExact(s[2] * s[3]);
-            DType dt = info.dtype();
-            ByteBuffer b = read(info.name(), info.offset(), Math.toIntExact(info.length()));
-            FloatDataBuffer fd = half ? null : t.asRawTensor().data().asFloats();
-            ShortDataBuffer sd = half ? t.asRawTensor().data().asShorts() : null;
-            int block = Math.max(1, Math.min(BLOCK, CHUNK / (taps * o)));
-            if (block * taps * o > CHUNK) {
-                throw new IllegalStateException(info.name() + ": kernel " + Arrays.toString(s) + " too wide to convert");
+            int cols = Math.multiplyExact(in, taps), es = info.dtype().bytes;
+            boolean f16 = info.dtype() == DType.F16;
+            int group = Math.max(1, Math.min(o, KERNEL_CHUNK / cols));
+            if (group > 16) {
+                group &= ~15; // whole cache lines of output channels per destination run
             }
-            ShortBuffer sb = dt == DType.F16 || dt == DType.BF16 ? b.asShortBuffer() : null;
-            java.nio.FloatBuffer fb = dt == DType.F32 ? b.asFloatBuffer() : null;
-            java.nio.DoubleBuffer db = dt == DType.F64 ? b.asDoubleBuffer() : null;
-            if (sb == null && fb == null && db == null) {
-                throw new IOException(info.name() + ": not a float tensor (" + dt + ")");
-            }
-            for (int b0 = 0; b0 < in; b0 += block) {
-                int nb = Math.min(block, in - b0);
-                for (int a = 0; a < o; a++) {
-                    int base = (a * in + b0) * taps;
-                    for (int bb = 0; bb < nb; bb++) {
-                        for (int tap = 0; tap < taps; tap++) {
-                            int src = base + bb * taps + tap;
-                            int dst = (tap * block + bb) * o + a;
-                            if (half) {
-                                short h = sb.get(src);
-                                if ((h & 0x7c00) == 0x7c00) {
-                                    throw nonFinite(info.name(), Half.toFloat(h), src);
-                                }
-                                shorts[dst] = h;
-                            } else {
-                                float v = switch (dt) {
-                                    case F16 -> Half.toFloat(sb.get(src));
-                                    case BF16 -> Half.bf16ToFloat(sb.get(src));
-                                    case F32 -> fb.get(src);
-                                    default -> (float) db.get(src);
-                                };
-                                if ((Float.floatToRawIntBits(v) & 0x7f80_0000) == 0x7f80_0000) {
-                                    throw nonFinite(info.name(), v, src);
-                                }
-                                floats[dst] = v;
-                            }
-                        }
-                    }
-                }
-                for (int tap = 0; tap < taps; tap++) {
-                    long at = ((long) tap * in + b0) * o;
+            FloatBuffer fd = half ? null : dst.asFloatBuffer();
+            ShortBuffer sd = half ? dst.asShortBuffer() : null;
+            for (int a0 = 0; a0 < o; a0 += group) {
+                int na = Math.min(group, o - a0), k = na * cols;
+                ByteBuffer b = read(info.name(), info.offset() + (long) a0 * cols * es, k * es);
+                if (f16) {
+                    checkHalves(info.name(), b, k, (long) a0 * cols);
+                    ensure(k);
+                    b.asShortBuffer().get(shorts, 0, k);
                     if (half) {
-                        sd.offset(at).write(shorts, tap * block * o, nb * o);
+                        transposeHalves(shorts, sd, in, taps, o, a0, na);
                     } else {
-                        fd.offset(at).write(floats, tap * block * o, nb * o);
+                        transposeHalvesToFloats(shorts, fd, in, taps, o, a0, na);
+                    }
+                } else {
+                    ensureFloats(k);
+                    decode(info, b, k, (long) a0 * cols);
+                    transposeFloats(floats, fd, in, taps, o, a0, na);
+                }
+            }
+        }
+
+        private static void transposeHalvesToFloats(short[] src, FloatBuffer fd, int in, int taps, int o, int a0,
+                                                    int na) {
+            int cols = in * taps;
+            for (int b0 = 0; b0 < in; b0 += IN_BLOCK) {
+                int be = Math.min(in, b0 + IN_BLOCK);
+                for (int tap = 0; tap < taps; tap++) {
+                    for (int b = b0; b < be; b++) {
+                        int at = (tap * in + b) * o + a0, c = b * taps + tap;
+                        for (int r = 0; r < na; r++) {
+                            fd.put(at + r, Half.toFloat(src[r * cols + c]));
+                        }
                     }
                 }
             }
         }
 
-        private void finiteHalf(String name, short[] a, int n, long base) throws SafeTensorsException {
-            for (int i = 0; i < n; i++) {
-                if ((a[i] & 0x7c00) == 0x7c00) {
-                    throw nonFinite(name, Half.toFloat(a[i]), base + i);
+        private static void transposeHalves(short[] src, ShortBuffer sd, int in, int taps, int o, int a0, int na) {
+            int cols = in * taps;
+            for (int b0 = 0; b0 < in; b0 += IN_BLOCK) {
+                int be = Math.min(in, b0 + IN_BLOCK);
+                for (int tap = 0; tap < taps; tap++) {
+                    for (int b = b0; b < be; b++) {
+                        int at = (tap * in + b) * o + a0, c = b * taps + tap;
+                        for (int r = 0; r < na; r++) {
+                            sd.put(at + r, src[r * cols + c]);
+                        }
+                    }
+                }
+            }
+        }
+
+        private static void transposeFloats(float[] src, FloatBuffer fd, int in, int taps, int o, int a0, int na) {
+            int cols = in * taps;
+            for (int b0 = 0; b0 < in; b0 += IN_BLOCK) {
+                int be = Math.min(in, b0 + IN_BLOCK);
+                for (int tap = 0; tap < taps; tap++) {
+                    for (int b = b0; b < be; b++) {
+                        int at = (tap * in + b) * o + a0, c = b * taps + tap;
+                        for (int r = 0; r < na; r++) {
+                            fd.put(at + r, src[r * cols + c]);
+                        }
+                    }
+                }
+            }
+        }
+
+        /** The {@code k} values in {@code b} (file dtype) as float32 in {@link #floats}, checked finite. */
+        private void decode(SafeTensors.TensorInfo info, ByteBuffer b, int k, long base) throws IOException {
+            switch (info.dtype()) {
+                case F16 -> {
+                    checkHalves(info.name(), b, k, base);
+                    ensure(k);
+                    b.asShortBuffer().get(shorts, 0, k);
+                    for (int i = 0; i < k; i++) {
+                        floats[i] = Half.toFloat(shorts[i]);
+                    }
+                    return; // finite: checked on the half bits
+                }
+                case F32 -> b.asFloatBuffer().get(floats, 0, k);
+                case BF16 -> {
+                    ensure(k);
+                    b.asShortBuffer().get(shorts, 0, k);
+                    for (int i = 0; i < k; i++) {
+                        floats[i] = Half.bf16ToFloat(shorts[i]);
+                    }
+                }
+                case F64 -> {
+                    var db = b.asDoubleBuffer();
+                    for (int i = 0; i < k; i++) {
+                        floats[i] = (float) db.get(i);
+                    }
+                }
+                default -> throw new IOException(info.name() + ": not a float tensor (" + info.dtype() + ")");
+            }
+            SafeTensors.requireFinite(path, info.name(), floats, 0, k, base);
+        }
+
+        /**
+         * Refuses a non-finite half among the {@code k} at the start of {@code b} (little endian). Two halves per
+         * int: an all-ones exponent is the only one that carries into its half's top bit when 0x0400 is added, so
+         * one OR over the ints (a loop the JIT vectorises) flags a chunk; a flagged chunk is then scanned for the
+         * element to name.
+         */
+        private void checkHalves(String name, ByteBuffer b, int k, long base) throws SafeTensorsException {
+            int flag = 0;
+            IntBuffer ib = b.asIntBuffer();
+            int[] p = ints;
+            for (int j0 = 0, pairs = k >>> 1; j0 < pairs; j0 += p.length) {
+                int m = Math.min(p.length, pairs - j0);
+                ib.get(j0, p, 0, m);
+                for (int j = 0; j < m; j++) {
+                    flag |= (p[j] & 0x7c00_7c00) + 0x0400_0400;
+                }
+            }
+            if ((k & 1) != 0) {
+                flag |= (b.getShort(2 * (k - 1)) & 0x7c00) + 0x0400;
+            }
+            if ((flag & 0x8000_8000) != 0) {
+                for (int i = 0; i < k; i++) {
+                    short h = b.getShort(2 * i);
+                    if ((h & 0x7c00) == 0x7c00) {
+                        throw nonFinite(name, Half.toFloat(h), base + i);
+                    }
                 }
             }
         }
@@ -355,12 +481,64 @@ public final class Weights implements AutoCloseable {
 
         @Override
         public void close() {
+            unmap();
             if (mem != null) {
                 mem.deallocate();
                 mem = null;
                 buf = null;
             }
         }
+    }
+
+    /** Unmaps a mapping now (sun.misc.Unsafe#invokeCleaner), or null when that is not available. */
+    private static final java.util.function.Consumer<ByteBuffer> UNMAPPER = unmapper();
+
+    private static java.util.function.Consumer<ByteBuffer> unmapper() {
+        try {
+            Class<?> c = Class.forName("sun.misc.Unsafe");
+            java.lang.reflect.Field f = c.getDeclaredField("theUnsafe");
+            f.setAccessible(true);
+            Object unsafe = f.get(null);
+            java.lang.reflect.Method m = c.getMethod("invokeCleaner", ByteBuffer.class);
+            return b -> {
+                try {
+                    m.invoke(unsafe, b);
+                } catch (ReflectiveOperationException e) {
+                    throw new IllegalStateException("cannot unmap a weights window", e);
+                }
+            };
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    /**
+     * A direct buffer over a tensor's native memory (native byte order, which the loader requires to be little
+     * endian like the file), valid while the tensor is open.
+     */
+    static ByteBuffer nativeBytes(Tensor t) {
+        long[] where = t.asRawTensor().data().accept(new DataStorageVisitor<long[]>() {
+            @Override
+            public long[] visit(long address, long length, long scale) {
+                return new long[]{address, length};
+            }
+
+            @Override
+            public long[] fallback() {
+                throw new IllegalStateException("TF tensor memory is not addressable (" + t.dataType() + " "
+                        + t.shape() + ")");
+            }
+        });
+        if (where[0] == 0 || where[1] != t.numBytes() || where[1] > Integer.MAX_VALUE) {
+            throw new IllegalStateException("unexpected TF tensor memory: address " + where[0] + ", " + where[1]
+                    + " bytes for " + t.numBytes());
+        }
+        BytePointer p = new BytePointer() {
+            {
+                address = where[0];
+            }
+        };
+        return p.capacity(where[1]).asByteBuffer().order(ByteOrder.nativeOrder());
     }
 
     /** Adds a tensor given in PyTorch layout (convolutions OIHW); takes ownership of {@code values}. */

@@ -124,4 +124,104 @@ class WeightsLoadTest {
             }
         }
     }
+
+    /** Independent half → float: sign · mantissa · 2^(exponent − 25) in double arithmetic (exact), then narrowed. */
+    static float naiveHalf(int h) {
+        int e = (h >>> 10) & 31, m = h & 1023;
+        double v = e == 0 ? m * Math.pow(2, -24) : (1024 + m) * Math.pow(2, e - 25);
+        return (float) ((h & 0x8000) != 0 ? -v : v);
+    }
+
+    /** Every finite half pattern (±0, subnormals, normals up to ±65504), cycled to {@code n} values. */
+    static float[] everyFiniteHalf(int n) {
+        float[] all = new float[63488];
+        int k = 0;
+        for (int h = 0; h < 65536; h++) {
+            if ((h & 0x7c00) != 0x7c00) {
+                all[k++] = naiveHalf(h);
+            }
+        }
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = all[(int) ((i * 7919L) % all.length)]; // a permutation stride: neighbours differ
+        }
+        return v;
+    }
+
+    static void assertBitsEqual(float[] expected, float[] actual, String what) {
+        assertEquals(expected.length, actual.length, what + " length");
+        for (int i = 0; i < expected.length; i++) {
+            if (Float.floatToRawIntBits(expected[i]) != Float.floatToRawIntBits(actual[i])) {
+                throw new AssertionError(what + ": element " + i + " is " + actual[i] + " (0x"
+                        + Integer.toHexString(Float.floatToRawIntBits(actual[i])) + "), expected " + expected[i]
+                        + " (0x" + Integer.toHexString(Float.floatToRawIntBits(expected[i])) + ")");
+            }
+        }
+    }
+
+    /**
+     * F16 → F32 bit for bit against the naive formula, for every finite half pattern, through the file-order
+     * path (odd length over several chunks) and the transposed path (several output-channel groups, a partial
+     * last group, a kernel row wider than a group), both from a mapped file and from positional reads; and the
+     * same tensors kept in half precision are the file's bits.
+     */
+    @Test
+    void everyFiniteHalfConvertsExactlyInEveryPath(@TempDir Path dir) throws Exception {
+        float[] flat = everyFiniteHalf(3 * 65536 + 77);
+        int o = 70, i = 7000; // 63 000 columns: groups of 64 output channels, then 6
+        float[] k3 = everyFiniteHalf(o * i * 9);
+        int wo = 2, wi = 466_700; // one output channel (4.2M values) is wider than a group
+        float[] wide = everyFiniteHalf(wo * wi * 9);
+        Path f = dir.resolve("halves.safetensors");
+        new SafeTensorsWriter()
+                .add(UNET + "flat", DType.F16, new long[]{flat.length}, flat)
+                .add(UNET + "k3.weight", DType.F16, new long[]{o, i, 3, 3}, k3)
+                .add(UNET + "wide.weight", DType.F16, new long[]{wo, wi, 3, 3}, wide)
+                .add(VAE + "flat", DType.F16, new long[]{flat.length}, flat)
+                .add(VAE + "k3.weight", DType.F16, new long[]{o, i, 3, 3}, k3)
+                .write(f);
+        float[] k3Hwio = hwio(k3, o, i, 3, 3), wideHwio = hwio(wide, wo, wi, 3, 3);
+        for (boolean map : new boolean[]{true, false}) {
+            Weights.mapResident = map;
+            try (SafeTensors st = SafeTensors.open(f); Weights w = Weights.load(st, Weights.HalfPolicy.VAE_AND_TEXT)) {
+                String how = map ? "mapped" : "read";
+                assertBitsEqual(flat, w.floats(UNET + "flat"), how + " flat f32");
+                assertBitsEqual(k3Hwio, w.floats(UNET + "k3.weight"), how + " 3x3 f32");
+                assertBitsEqual(wideHwio, w.floats(UNET + "wide.weight"), how + " wide 3x3 f32");
+                assertTrue(w.isHalf(VAE + "flat") && w.isHalf(VAE + "k3.weight"));
+                assertBitsEqual(flat, w.floats(VAE + "flat"), how + " flat f16");
+                assertBitsEqual(k3Hwio, w.floats(VAE + "k3.weight"), how + " 3x3 f16");
+            } finally {
+                Weights.mapResident = true;
+            }
+        }
+    }
+
+    /** A non-finite half is found wherever it sits: the odd last element, or a later output-channel group. */
+    @Test
+    void nonFiniteHalvesAreFoundInTailsAndLaterGroups(@TempDir Path dir) throws Exception {
+        float[] odd = values(65536 + 3, 8, DType.F16);
+        odd[odd.length - 1] = Float.NEGATIVE_INFINITY;
+        int o = 70, i = 7000;
+        float[] k3 = values(o * i * 9, 9, DType.F16);
+        int at = 66 * i * 9 + 5; // in the second group (output channels 64..69)
+        k3[at] = Float.NaN;
+        for (boolean conv : new boolean[]{false, true}) {
+            Path f = dir.resolve("bad-" + conv + ".safetensors");
+            SafeTensorsWriter wr = new SafeTensorsWriter();
+            if (conv) {
+                wr.add(UNET + "bad.weight", DType.F16, new long[]{o, i, 3, 3}, k3);
+            } else {
+                wr.add(UNET + "bad.weight", DType.F16, new long[]{odd.length}, odd);
+            }
+            wr.write(f);
+            try (SafeTensors st = SafeTensors.open(f)) {
+                SafeTensorsException e = assertThrows(SafeTensorsException.class,
+                        () -> Weights.load(st, Weights.HalfPolicy.VAE_AND_TEXT).close());
+                String where = "at element " + (conv ? at : odd.length - 1);
+                assertTrue(e.getMessage().contains("bad.weight") && e.getMessage().contains(where)
+                        && e.getMessage().contains(conv ? "NaN" : "-Infinity"), e.getMessage());
+            }
+        }
+    }
 }
