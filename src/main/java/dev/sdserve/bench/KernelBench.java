@@ -42,16 +42,19 @@ public final class KernelBench {
         out.printf("%-40s %9s %7s %5s %6s | %9s %7s %5s %6s | %s%n", "case", "base ms", "GF/s", "%pk", "%pkcpu",
                 "ours ms", "GF/s", "%pk", "%pkcpu", "speedup wall/cpu");
         if (which.equals("all") || which.equals("conv")) {
-            long[][] convs = {{64, 320, 320, 1}, {32, 640, 640, 1}, {16, 1280, 1280, 1}, {8, 1280, 1280, 1},
-                    {64, 320, 320, 2}, {16, 1280, 1280, 2}};
+            long[][] convs = {{64, 320, 320, 1}, {64, 960, 320, 1}, {64, 640, 640, 1}, {32, 640, 640, 1},
+                    {32, 1920, 640, 1}, {16, 1280, 1280, 1}, {8, 1280, 1280, 1}, {128, 512, 512, 1},
+                    {256, 256, 256, 1}, {64, 320, 320, 2}, {16, 1280, 1280, 2}};
             for (long[] c : convs) {
                 long hw = c[0], cin = c[1], cout = c[2];
                 int stride = (int) c[3];
                 double fl = Conv3x3.flops(1, hw, hw, cin, cout, stride);
                 List<Shape> shapes = List.of(Shape.of(1, hw, hw, cin), Shape.of(3, 3, cin, cout), Shape.of(cout));
                 String name = String.format("conv3x3 %dx%dx%d->%d s%d", hw, hw, cin, cout, stride);
-                for (Conv3x3.Method m : new Conv3x3.Method[]{Conv3x3.Method.IM2COL,
-                        Conv3x3.Method.IM2COL_CONCAT}) {
+                for (Conv3x3.Method m : stride == 1
+                        ? new Conv3x3.Method[]{Conv3x3.Method.IM2COL, Conv3x3.Method.WINOGRAD2,
+                        Conv3x3.Method.WINOGRAD4}
+                        : new Conv3x3.Method[]{Conv3x3.Method.IM2COL}) {
                     line(out, name + " " + m.name().toLowerCase(), fl, p, cfg, shapes,
                             in -> Conv3x3.conv(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), stride,
                                     Conv3x3.Method.NATIVE),
