@@ -65,6 +65,36 @@ public final class GraphTimer implements AutoCloseable {
         return r.fetch(output).run();
     }
 
+    /**
+     * One traced run (after the warm-up runs): milliseconds per op type summed over the run's nodes (TF's step
+     * stats; the ops of both threads add up, so the sum exceeds the wall time), largest first.
+     */
+    public java.util.LinkedHashMap<String, Double> profile(int warmup) {
+        medianMillis(warmup, 1);
+        Session.Runner r = session.runner();
+        for (int i = 0; i < inputs.size(); i++) {
+            r.feed(inputs.get(i), values.get(i));
+        }
+        r.setOptions(org.tensorflow.proto.RunOptions.newBuilder()
+                .setTraceLevel(org.tensorflow.proto.RunOptions.TraceLevel.FULL_TRACE).build());
+        java.util.Map<String, Double> byOp = new java.util.HashMap<>();
+        java.util.Map<String, String> opType = new java.util.HashMap<>();
+        graph.operations().forEachRemaining(o -> opType.put(o.name(), o.type()));
+        try (Result res = r.fetch(output).runAndFetchMetadata()) {
+            var md = res.getMetadata().orElseThrow();
+            for (var dev : md.getStepStats().getDevStatsList()) {
+                for (var n : dev.getNodeStatsList()) {
+                    String type = opType.getOrDefault(n.getNodeName(), n.getNodeName());
+                    byOp.merge(type, (n.getAllEndRelMicros()) / 1e3, Double::sum);
+                }
+            }
+        }
+        java.util.LinkedHashMap<String, Double> out = new java.util.LinkedHashMap<>();
+        byOp.entrySet().stream().sorted((a, b) -> Double.compare(b.getValue(), a.getValue()))
+                .forEach(e -> out.put(e.getKey(), e.getValue()));
+        return out;
+    }
+
     /** Median wall time in ms of {@code reps} runs after {@code warmup} runs. */
     public double medianMillis(int warmup, int reps) {
         for (int i = 0; i < warmup; i++) {

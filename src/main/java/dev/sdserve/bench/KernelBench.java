@@ -63,6 +63,22 @@ public final class KernelBench {
                 }
             }
         }
+        if (which.equals("profile")) {
+            long[][] convs = {{64, 320, 320}, {32, 640, 640}, {128, 512, 512}};
+            for (long[] c : convs) {
+                for (Conv3x3.Method m : new Conv3x3.Method[]{Conv3x3.Method.WINOGRAD4, Conv3x3.Method.WINOGRAD2}) {
+                    List<Shape> shapes = List.of(Shape.of(1, c[0], c[0], c[1]), Shape.of(3, 3, c[1], c[2]),
+                            Shape.of(c[2]));
+                    try (GraphTimer g = new GraphTimer(cfg, shapes, in -> Conv3x3.conv(Ops.create(in.get(0).env()),
+                            in.get(0), in.get(1), in.get(2), 1, m), 1)) {
+                        out.printf("profile conv3x3 %dx%dx%d->%d %s (ms per op type, both threads summed): %s%n",
+                                c[0], c[0], c[1], c[2], m, g.profile(2).entrySet().stream().limit(12)
+                                        .map(e -> String.format("%s %.2f", e.getKey(), e.getValue()))
+                                        .collect(java.util.stream.Collectors.joining(", ")));
+                    }
+                }
+            }
+        }
         if (which.equals("all") || which.equals("attn")) {
             long[][] attn = {{4096, 4096, 320}, {4096, 77, 320}, {1024, 1024, 640}, {256, 256, 1280}};
             for (long[] a : attn) {
