@@ -77,22 +77,9 @@ public final class GraphTimer implements AutoCloseable {
         }
         r.setOptions(org.tensorflow.proto.RunOptions.newBuilder()
                 .setTraceLevel(org.tensorflow.proto.RunOptions.TraceLevel.FULL_TRACE).build());
-        java.util.Map<String, Double> byOp = new java.util.HashMap<>();
-        java.util.Map<String, String> opType = new java.util.HashMap<>();
-        graph.operations().forEachRemaining(o -> opType.put(o.name(), o.type()));
         try (Result res = r.fetch(output).runAndFetchMetadata()) {
-            var md = res.getMetadata().orElseThrow();
-            for (var dev : md.getStepStats().getDevStatsList()) {
-                for (var n : dev.getNodeStatsList()) {
-                    String type = opType.getOrDefault(n.getNodeName(), n.getNodeName());
-                    byOp.merge(type, (n.getAllEndRelMicros()) / 1e3, Double::sum);
-                }
-            }
+            return dev.sdserve.engine.tf.TfGraph.opMillis(graph, res.getMetadata().orElseThrow());
         }
-        java.util.LinkedHashMap<String, Double> out = new java.util.LinkedHashMap<>();
-        byOp.entrySet().stream().sorted((a, b) -> Double.compare(b.getValue(), a.getValue()))
-                .forEach(e -> out.put(e.getKey(), e.getValue()));
-        return out;
     }
 
     /** Median wall time in ms of {@code reps} runs after {@code warmup} runs. */

@@ -367,45 +367,60 @@ class KernelsTest {
     }
 
     @Test
-    void groupNormMatchesNaiveWithAndWithoutSilu() {
-        int n = 2, h = 3, w = 4, c = 12, groups = 4;
+    void groupNormMatchesNaiveWithAndWithoutSiluBothWaysOfSumming() {
+        // small and VAE-like spatial sizes; the input is shifted by +3 so the mean is far from zero (a one-pass
+        // E[x²] − E[x]² would lose digits there)
+        int[][] cases = {{2, 3, 4, 12, 4}, {2, 64, 48, 64, 32}};
         double eps = 1e-5;
-        for (boolean silu : new boolean[]{false, true}) {
-            try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(1), List.of(Shape.of(n, h, w, c), Shape.of(c),
-                    Shape.of(c)), in -> GroupNorm.norm(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2),
-                    groups, eps, silu), 5)) {
-                float[] x = g.input(0), gam = g.input(1), bet = g.input(2);
-                // Shift the input so the mean is far from zero (catches E[x²] − E[x]² cancellation).
-                double[] ref = new double[x.length];
-                int cg = c / groups;
-                for (int b = 0; b < n; b++) {
-                    for (int gr = 0; gr < groups; gr++) {
-                        double sum = 0, sq = 0;
-                        int cnt = h * w * cg;
-                        for (int p = 0; p < h * w; p++) {
-                            for (int j = 0; j < cg; j++) {
-                                sum += x[(b * h * w + p) * c + gr * cg + j];
+        float shift = 3f;
+        for (int[] cs : cases) {
+            int n = cs[0], h = cs[1], w = cs[2], c = cs[3], groups = cs[4];
+            for (boolean matmulSums : new boolean[]{true, false}) {
+                for (boolean silu : new boolean[]{false, true}) {
+                    try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(1), List.of(Shape.of(n, h, w, c),
+                            Shape.of(c), Shape.of(c)), in -> {
+                        Ops tf = Ops.create(in.get(0).env());
+                        return GroupNorm.norm(tf, tf.math.add(in.get(0), tf.constant(shift)), in.get(1), in.get(2),
+                                groups, eps, silu, matmulSums);
+                    }, 5)) {
+                        float[] x0 = g.input(0), gam = g.input(1), bet = g.input(2);
+                        double[] x = new double[x0.length];
+                        for (int i = 0; i < x.length; i++) {
+                            x[i] = (double) (x0[i] + shift); // the float sum the graph normalises
+                        }
+                        double[] ref = new double[x.length];
+                        int cg = c / groups;
+                        for (int b = 0; b < n; b++) {
+                            for (int gr = 0; gr < groups; gr++) {
+                                double sum = 0, sq = 0;
+                                int cnt = h * w * cg;
+                                for (int p = 0; p < h * w; p++) {
+                                    for (int j = 0; j < cg; j++) {
+                                        sum += x[(b * h * w + p) * c + gr * cg + j];
+                                    }
+                                }
+                                double mean = sum / cnt;
+                                for (int p = 0; p < h * w; p++) {
+                                    for (int j = 0; j < cg; j++) {
+                                        double d = x[(b * h * w + p) * c + gr * cg + j] - mean;
+                                        sq += d * d;
+                                    }
+                                }
+                                double inv = 1 / Math.sqrt(sq / cnt + eps);
+                                for (int p = 0; p < h * w; p++) {
+                                    for (int j = 0; j < cg; j++) {
+                                        int i = (b * h * w + p) * c + gr * cg + j;
+                                        double y = (x[i] - mean) * inv * gam[gr * cg + j] + bet[gr * cg + j];
+                                        ref[i] = silu ? y / (1 + Math.exp(-y)) : y;
+                                    }
+                                }
                             }
                         }
-                        double mean = sum / cnt;
-                        for (int p = 0; p < h * w; p++) {
-                            for (int j = 0; j < cg; j++) {
-                                double d = x[(b * h * w + p) * c + gr * cg + j] - mean;
-                                sq += d * d;
-                            }
-                        }
-                        double inv = 1 / Math.sqrt(sq / cnt + eps);
-                        for (int p = 0; p < h * w; p++) {
-                            for (int j = 0; j < cg; j++) {
-                                int i = (b * h * w + p) * c + gr * cg + j;
-                                double y = (x[i] - mean) * inv * gam[gr * cg + j] + bet[gr * cg + j];
-                                ref[i] = silu ? y / (1 + Math.exp(-y)) : y;
-                            }
-                        }
+                        double e = relErr(g.runOnce(), ref);
+                        assertTrue(e < TOL, java.util.Arrays.toString(cs) + " matmul sums " + matmulSums + " silu "
+                                + silu + " rel err " + e);
                     }
                 }
-                double e = relErr(g.runOnce(), ref);
-                assertTrue(e < TOL, "silu " + silu + " rel err " + e);
             }
         }
     }
