@@ -36,7 +36,7 @@ public final class BenchCommand implements CliCommand {
     private static final String USAGE = """
             usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
                          [--cases unet32,unet32b2,unet64,unet64b2,te,vae256,vae512] [--before]
-                         [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
+                         [--profile] [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
               --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
                               (default: <java.io.tmpdir>/sd-serve-bench)
               --before        the engine with TF's native Conv2D, textbook GroupNorm and unchunked attention
@@ -49,6 +49,7 @@ public final class BenchCommand implements CliCommand {
               --quick         only unet32 and unet64 (batch 1)
               --load-only     only the read and load times and the peak RSS after load
               --compare       (synthetic) also time the UNet cases with TF's native Conv2D/plain ops
+              --profile       after each case, one traced call: milliseconds per TF op type
               --first-step    time to the first step of a request whose model is not resident, then resident
               --lora          UNet 32x32, batch 1 and 2: no LoRA vs merged vs unmerged (low-rank) LoRA path, with
                               a random kohya LoRA of rank R (default 16) on the attention projections, written
@@ -61,7 +62,7 @@ public final class BenchCommand implements CliCommand {
     @Override
     public int run(List<String> args, PrintStream out) throws Exception {
         int threads = Runtime.getRuntime().availableProcessors(), interOp = 1, chunk = 1024, reps = 3;
-        boolean compare = false, synthetic = false, before = false, lora = false, firstStep = false;
+        boolean compare = false, synthetic = false, before = false, lora = false, firstStep = false, profile = false;
         int rank = 16;
         String loraModel = null;
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
@@ -85,6 +86,7 @@ public final class BenchCommand implements CliCommand {
                     case "--before" -> before = true;
                     case "--lora" -> lora = true;
                     case "--first-step" -> firstStep = true;
+                    case "--profile" -> profile = true;
                     case "--rank" -> rank = positive(args.get(++i), "--rank");
                     case "--golden" -> loraModel = args.get(++i);
                     case "--dir" -> dir = Path.of(args.get(++i));
@@ -121,7 +123,7 @@ public final class BenchCommand implements CliCommand {
             return LoraBench.run(dir, threads, reps, rank, loraModel, out);
         }
         if (!synthetic) {
-            return EngineBench.run(dir, threads, interOp, chunk, reps, before, cases, out);
+            return EngineBench.run(dir, threads, interOp, chunk, reps, before, profile, cases, out);
         }
         out.printf("bench: SD 1.5 architecture, fp32, %d intra-op / %d inter-op threads, attention query chunk %d%n",
                 threads, interOp, chunk);

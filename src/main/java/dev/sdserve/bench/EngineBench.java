@@ -28,6 +28,11 @@ final class EngineBench {
 
     static int run(Path dir, int threads, int interOp, int chunk, int reps, boolean before, List<String> cases,
                    PrintStream out) throws IOException {
+        return run(dir, threads, interOp, chunk, reps, before, false, cases, out);
+    }
+
+    static int run(Path dir, int threads, int interOp, int chunk, int reps, boolean before, boolean profile,
+                   List<String> cases, PrintStream out) throws IOException {
         // The engine reads these when it first builds a graph (class init of Nn / TfGraph).
         System.setProperty("sdserve.threads", Integer.toString(threads));
         System.setProperty("sdserve.interOpThreads", Integer.toString(interOp));
@@ -58,7 +63,7 @@ final class EngineBench {
                 warmReadS, (rc2 - rc1) / 1e9);
         out.printf("bench: SD 1.5 architecture via TfEngine graphs, fp32, %d intra-op / %d inter-op threads, %s%n",
                 threads, interOp, before ? "BEFORE: native Conv2D, textbook GroupNorm, unchunked attention"
-                        : "kernels: im2col 3x3 convs, folded GroupNorm, attention query chunk " + chunk);
+                        : "kernels: 3x3 convs Winograd F(4,3) from 32x32 px, F(2,3) at 16x16, im2col below, folded GroupNorm, attention query chunk " + chunk);
         double coldLoadS = Double.NaN, coldLoadCpu = Double.NaN;
         if (evicts) {
             evict(file);
@@ -142,6 +147,16 @@ final class EngineBench {
                 double effCpu = flops / cpuS / 1e9 / core;
                 out.printf("%-10s %10.1f %9.1f %9.1f %6.1f%% %8.1f/%-8.1f %8.1f %8.1f%% %9.2f%n", c, ms, flops / 1e9, gf,
                         100 * gf / peak, pb, pa, cpuS, 100 * effCpu, BenchCommand.vmHwmKb() / 1e6 * 1.024);
+                if (profile) {
+                    java.util.Map<String, Double> byOp = new java.util.LinkedHashMap<>();
+                    dev.sdserve.engine.tf.TfGraph.traceNextRun(byOp::putAll);
+                    call.get();
+                    double total = byOp.values().stream().mapToDouble(Double::doubleValue).sum();
+                    out.printf("  %s, one traced call, ms per op type (both threads' nodes summed, %.0f ms): %s%n", c,
+                            total, byOp.entrySet().stream().limit(10).map(e -> String.format("%s %.0f (%.0f%%)",
+                                    e.getKey(), e.getValue(), 100 * e.getValue() / total))
+                                    .collect(java.util.stream.Collectors.joining(", ")));
+                }
                 if (c.equals("unet64")) {
                     u64cpuEff = effCpu;
                     u64core = core;

@@ -65,6 +65,23 @@ public final class GraphTimer implements AutoCloseable {
         return r.fetch(output).run();
     }
 
+    /**
+     * One traced run (after the warm-up runs): milliseconds per op type summed over the run's nodes (TF's step
+     * stats; the ops of both threads add up, so the sum exceeds the wall time), largest first.
+     */
+    public java.util.LinkedHashMap<String, Double> profile(int warmup) {
+        medianMillis(warmup, 1);
+        Session.Runner r = session.runner();
+        for (int i = 0; i < inputs.size(); i++) {
+            r.feed(inputs.get(i), values.get(i));
+        }
+        r.setOptions(org.tensorflow.proto.RunOptions.newBuilder()
+                .setTraceLevel(org.tensorflow.proto.RunOptions.TraceLevel.FULL_TRACE).build());
+        try (Result res = r.fetch(output).runAndFetchMetadata()) {
+            return dev.sdserve.engine.tf.TfGraph.opMillis(graph, res.getMetadata().orElseThrow());
+        }
+    }
+
     /** Median wall time in ms of {@code reps} runs after {@code warmup} runs. */
     public double medianMillis(int warmup, int reps) {
         for (int i = 0; i < warmup; i++) {

@@ -42,21 +42,40 @@ public final class KernelBench {
         out.printf("%-40s %9s %7s %5s %6s | %9s %7s %5s %6s | %s%n", "case", "base ms", "GF/s", "%pk", "%pkcpu",
                 "ours ms", "GF/s", "%pk", "%pkcpu", "speedup wall/cpu");
         if (which.equals("all") || which.equals("conv")) {
-            long[][] convs = {{64, 320, 320, 1}, {32, 640, 640, 1}, {16, 1280, 1280, 1}, {8, 1280, 1280, 1},
-                    {64, 320, 320, 2}, {16, 1280, 1280, 2}};
+            long[][] convs = {{64, 320, 320, 1}, {64, 960, 320, 1}, {64, 640, 640, 1}, {32, 640, 640, 1},
+                    {32, 1920, 640, 1}, {16, 1280, 1280, 1}, {8, 1280, 1280, 1}, {128, 512, 512, 1},
+                    {256, 256, 256, 1}, {64, 320, 320, 2}, {16, 1280, 1280, 2}};
             for (long[] c : convs) {
                 long hw = c[0], cin = c[1], cout = c[2];
                 int stride = (int) c[3];
                 double fl = Conv3x3.flops(1, hw, hw, cin, cout, stride);
                 List<Shape> shapes = List.of(Shape.of(1, hw, hw, cin), Shape.of(3, 3, cin, cout), Shape.of(cout));
                 String name = String.format("conv3x3 %dx%dx%d->%d s%d", hw, hw, cin, cout, stride);
-                for (Conv3x3.Method m : new Conv3x3.Method[]{Conv3x3.Method.IM2COL,
-                        Conv3x3.Method.IM2COL_CONCAT}) {
+                for (Conv3x3.Method m : stride == 1
+                        ? new Conv3x3.Method[]{Conv3x3.Method.IM2COL, Conv3x3.Method.WINOGRAD2,
+                        Conv3x3.Method.WINOGRAD4}
+                        : new Conv3x3.Method[]{Conv3x3.Method.IM2COL}) {
                     line(out, name + " " + m.name().toLowerCase(), fl, p, cfg, shapes,
                             in -> Conv3x3.conv(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), stride,
                                     Conv3x3.Method.NATIVE),
                             in -> Conv3x3.conv(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), stride,
                                     m));
+                }
+            }
+        }
+        if (which.equals("profile")) {
+            long[][] convs = {{64, 320, 320}, {32, 640, 640}, {128, 512, 512}};
+            for (long[] c : convs) {
+                for (Conv3x3.Method m : new Conv3x3.Method[]{Conv3x3.Method.WINOGRAD4, Conv3x3.Method.WINOGRAD2}) {
+                    List<Shape> shapes = List.of(Shape.of(1, c[0], c[0], c[1]), Shape.of(3, 3, c[1], c[2]),
+                            Shape.of(c[2]));
+                    try (GraphTimer g = new GraphTimer(cfg, shapes, in -> Conv3x3.conv(Ops.create(in.get(0).env()),
+                            in.get(0), in.get(1), in.get(2), 1, m), 1)) {
+                        out.printf("profile conv3x3 %dx%dx%d->%d %s (ms per op type, both threads summed): %s%n",
+                                c[0], c[0], c[1], c[2], m, g.profile(2).entrySet().stream().limit(12)
+                                        .map(e -> String.format("%s %.2f", e.getKey(), e.getValue()))
+                                        .collect(java.util.stream.Collectors.joining(", ")));
+                    }
                 }
             }
         }
@@ -83,15 +102,15 @@ public final class KernelBench {
             }
         }
         if (which.equals("all") || which.equals("norm")) {
-            long[][] norms = {{64, 320}, {32, 640}, {16, 1280}};
+            long[][] norms = {{64, 320}, {32, 640}, {16, 1280}, {128, 512}, {256, 256}};
             for (long[] nrm : norms) {
                 long hw = nrm[0], c = nrm[1];
                 List<Shape> shapes = List.of(Shape.of(1, hw, hw, c), Shape.of(c), Shape.of(c));
-                line(out, String.format("groupnorm+silu %dx%dx%d", hw, hw, c), 0, p, cfg, shapes,
-                        in -> GroupNorm.silu(Ops.create(in.get(0).env()), naiveGroupNorm(Ops.create(in.get(0).env()),
-                                in.get(0), in.get(1), in.get(2), 32)),
-                        in -> GroupNorm.norm(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 32, 1e-5,
-                                true));
+                line(out, String.format("groupnorm+silu %dx%dx%d mean vs matmul", hw, hw, c), 0, p, cfg, shapes,
+                        in -> GroupNorm.norm(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 32,
+                                1e-5, true, false),
+                        in -> GroupNorm.norm(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 32,
+                                1e-5, true, true));
             }
         }
         out.println("peak after: " + FmaPeak.measure(threads, 150));

@@ -25,16 +25,28 @@ public final class Conv3x3 {
         IM2COL,
         /** The 9 shifted windows concatenated on the channel axis + one MatMul. */
         IM2COL_CONCAT,
+        /** Winograd F(2×2, 3×3) ({@link Winograd}): 4 multiplies per output instead of 9; stride 2 uses IM2COL. */
+        WINOGRAD2,
+        /** Winograd F(4×4, 3×3): 2.25 multiplies per output; stride 2 uses IM2COL. */
+        WINOGRAD4,
         /**
-         * IM2COL for outputs of at most {@link #AUTO_MAX_PIXELS} pixels per sample (the UNet's 32×32 and smaller
-         * levels, 640–1280 channels: 1.5–2× faster than Conv2D here), NATIVE above (64×64×320 and the VAE's large
-         * levels, where TF's Conv2D measured faster than im2col and needs no 9× buffer).
+         * By output pixels per sample, from {@code KernelBench} on SD shapes (2 threads, AVX-512): stride 1 uses
+         * WINOGRAD4 from {@link #AUTO_WINOGRAD4_PIXELS} (the UNet's 64×64 and 32×32 levels and every VAE level above
+         * 64×64: 1.6–2.9× faster than Conv2D), WINOGRAD2 from {@link #AUTO_WINOGRAD2_PIXELS} (16×16: 1.2× faster
+         * than im2col, where F(4,3)'s larger transforms lose), IM2COL below (8×8, 1280 channels: weight-bound, im2col
+         * 2.2× faster than Conv2D). Stride 2 uses IM2COL up to {@link #AUTO_MAX_PIXELS} output pixels, NATIVE above.
          */
         AUTO
     }
 
-    /** Output pixels per sample up to which {@link Method#AUTO} uses im2col. */
+    /** Output pixels per sample up to which {@link Method#AUTO} uses im2col for stride-2 convolutions. */
     public static final long AUTO_MAX_PIXELS = Long.getLong("sdserve.im2colMaxPixels", 32 * 32);
+
+    /** Output pixels per sample from which {@link Method#AUTO} uses Winograd F(4,3) for stride 1. */
+    public static final long AUTO_WINOGRAD4_PIXELS = Long.getLong("sdserve.winograd4MinPixels", 32 * 32);
+
+    /** Output pixels per sample from which {@link Method#AUTO} uses Winograd F(2,3) for stride 1 (below F(4,3)'s). */
+    public static final long AUTO_WINOGRAD2_PIXELS = Long.getLong("sdserve.winograd2MinPixels", 16 * 16);
 
     /** The method {@link #conv} uses. */
     public static final Method DEFAULT = Method.AUTO;
@@ -92,24 +104,36 @@ public final class Conv3x3 {
         long cout = Shapes.dim(kernel, 3, "conv3x3 kernel");
         long ho = (hp - 3) / stride + 1, wo = (wp - 3) / stride + 1;
         if (method == Method.AUTO) {
-            method = ho * wo <= AUTO_MAX_PIXELS ? Method.IM2COL : Method.NATIVE;
+            method = auto(ho * wo, stride, Shapes.isHalf(xp));
         }
-        long rowBytes = wo * 9 * cin * 4;
-        if (method != Method.NATIVE && ho > 1 && ho * rowBytes > maxIm2colBytes) {
-            long bandRows = Math.max(1, maxIm2colBytes / rowBytes);
+        if ((method == Method.WINOGRAD2 || method == Method.WINOGRAD4) && stride != 1) {
+            method = Method.IM2COL;
+        }
+        Winograd.Variant wino = method == Method.WINOGRAD2 ? Winograd.Variant.F2
+                : method == Method.WINOGRAD4 ? Winograd.Variant.F4 : null;
+        // bytes of the largest intermediate per output row: the im2col matrix, or Winograd's transformed tiles
+        long rowBytes = wino == null ? wo * 9 * cin * 4
+                : (wo + wino.m - 1) / wino.m * wino.a * wino.a * Math.max(cin, cout) * 4 / wino.m;
+        int rowStep = wino == null ? 1 : wino.m; // Winograd bands hold whole tile rows
+        if (method != Method.NATIVE && ho > rowStep && ho * rowBytes > maxIm2colBytes) {
+            long bandRows = Math.max(rowStep, maxIm2colBytes / rowBytes / rowStep * rowStep);
             List<Operand<TFloat32>> bands = new ArrayList<>();
+            Operand<TFloat32> u = wino == null ? null : Winograd.transformKernel(tf, kernel, wino, xp);
             for (long r0 = 0; r0 < ho; r0 += bandRows) {
                 long r1 = Math.min(ho, r0 + bandRows);
                 // output rows [r0, r1) read padded rows [r0·s, (r1 − 1)·s + 3)
                 Operand<TFloat32> band = tf.stridedSlice(xp, tf.constant(new long[]{0, r0 * stride, 0, 0}),
                         tf.constant(new long[]{0, (r1 - 1) * stride + 3, 0, 0}), tf.constant(new long[]{1, 1, 1, 1}),
                         org.tensorflow.op.core.StridedSlice.beginMask(13L).endMask(13L));
-                bands.add(bandedValid(tf, band, kernel, bias, stride, method, Long.MAX_VALUE));
+                bands.add(wino != null ? Winograd.convValidTransformed(tf, band, u, wino)
+                        : bandedValid(tf, band, kernel, null, stride, method, Long.MAX_VALUE));
             }
-            return tf.concat(bands, tf.constant(1));
+            Operand<TFloat32> y = tf.concat(bands, tf.constant(1));
+            return bias == null ? y : tf.nn.biasAdd(y, bias);
         }
         Operand<TFloat32> y;
         switch (method) {
+            case WINOGRAD2, WINOGRAD4 -> y = Winograd.convValid(tf, xp, kernel, wino);
             case NATIVE -> y = tf.nn.conv2d(xp, kernel, List.of(1L, (long) stride, (long) stride, 1L), "VALID");
             case IM2COL, IM2COL_CONCAT -> {
                 Operand<TFloat32> cols;
@@ -144,6 +168,19 @@ public final class Conv3x3 {
             y = tf.nn.biasAdd(y, bias);
         }
         return y;
+    }
+
+    /** What {@link Method#AUTO} builds for {@code pixels} output pixels per sample at this stride and precision. */
+    static Method auto(long pixels, int stride, boolean half) {
+        if (stride != 1) {
+            return pixels <= AUTO_MAX_PIXELS ? Method.IM2COL : Method.NATIVE;
+        }
+        // half precision: F(4,3)'s transform constants (up to 8 and 1/24) cost too many of half's 11 bits (VAE
+        // encode 1.4e-2 off diffusers, over the half tolerance); F(2,3)'s (0, ±1, ±½) lose no more than a direct sum
+        if (pixels >= AUTO_WINOGRAD4_PIXELS && !half) {
+            return Method.WINOGRAD4;
+        }
+        return pixels >= AUTO_WINOGRAD2_PIXELS ? Method.WINOGRAD2 : Method.IM2COL;
     }
 
     /** Dense multiply-add FLOPs of one call (2 per MAC), independent of the method. */

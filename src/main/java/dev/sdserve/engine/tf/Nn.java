@@ -20,9 +20,14 @@ import java.util.List;
  * (k×k convolutions HWIO, 1×1 convolutions and linears [out, in]).
  */
 public final class Nn {
-    /** How 3×3 convolutions are built ({@code -Dsdserve.conv3x3=NATIVE|IM2COL|IM2COL_CONCAT}). */
-    static final Conv3x3.Method CONV3X3 = Conv3x3.Method.valueOf(
-            System.getProperty("sdserve.conv3x3", Conv3x3.DEFAULT.name()));
+    /**
+     * How 3×3 convolutions are built: {@code -Dsdserve.conv3x3=AUTO|NATIVE|IM2COL|IM2COL_CONCAT|WINOGRAD2|WINOGRAD4}
+     * (read when a graph is built, so a test can build the same model both ways).
+     */
+    static Conv3x3.Method configuredConv3x3() {
+        return Conv3x3.Method.valueOf(System.getProperty("sdserve.conv3x3", Conv3x3.DEFAULT.name()));
+    }
+
     /** Self-attention query chunk ({@code -Dsdserve.attnChunk}, 0 = whole). */
     static final int ATTENTION_QUERY_CHUNK = Integer.getInteger("sdserve.attnChunk", 1024);
     /** GroupNorm: {@code -Dsdserve.groupNorm=plain} for the textbook formulation (for before/after timing). */
@@ -35,7 +40,7 @@ public final class Nn {
     private LowRank lowRank;
 
     public Nn(Ops tf, WeightBinder weights) {
-        this(tf, weights, CONV3X3);
+        this(tf, weights, configuredConv3x3());
     }
 
     /**

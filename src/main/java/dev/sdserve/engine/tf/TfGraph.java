@@ -118,11 +118,50 @@ public final class TfGraph implements AutoCloseable {
             }
             r.fetch(out);
         }
+        java.util.function.Consumer<Map<String, Double>> sink = TRACE_NEXT.getAndSet(null);
         try {
-            return r.run();
+            if (sink == null) {
+                return r.run();
+            }
+            r.setOptions(org.tensorflow.proto.RunOptions.newBuilder()
+                    .setTraceLevel(org.tensorflow.proto.RunOptions.TraceLevel.FULL_TRACE).build());
+            Result res = r.runAndFetchMetadata();
+            sink.accept(opMillis(graph, res.getMetadata().orElseThrow()));
+            return res;
         } catch (RuntimeException e) {
             throw explain(e);
         }
+    }
+
+    private static final java.util.concurrent.atomic.AtomicReference<java.util.function.Consumer<Map<String, Double>>>
+            TRACE_NEXT = new java.util.concurrent.atomic.AtomicReference<>();
+
+    /**
+     * For benchmarks: the next run of any graph is traced (TF's FULL_TRACE step stats) and {@code sink} gets its
+     * milliseconds per op type, largest first (see {@link #opMillis}). Once; tracing slows that run a little.
+     */
+    public static void traceNextRun(java.util.function.Consumer<Map<String, Double>> sink) {
+        TRACE_NEXT.set(sink);
+    }
+
+    /**
+     * Milliseconds per op type of one traced run: each node's start-to-end time, summed over the nodes of a type
+     * (nodes on both threads add up, so the total can exceed the wall time), largest first.
+     */
+    public static java.util.LinkedHashMap<String, Double> opMillis(Graph graph, org.tensorflow.proto.RunMetadata md) {
+        Map<String, String> type = new java.util.HashMap<>();
+        graph.operations().forEachRemaining(o -> type.put(o.name(), o.type()));
+        Map<String, Double> byType = new java.util.HashMap<>();
+        for (var dev : md.getStepStats().getDevStatsList()) {
+            for (var n : dev.getNodeStatsList()) {
+                byType.merge(type.getOrDefault(n.getNodeName(), n.getNodeName()), n.getAllEndRelMicros() / 1e3,
+                        Double::sum);
+            }
+        }
+        java.util.LinkedHashMap<String, Double> out = new java.util.LinkedHashMap<>();
+        byType.entrySet().stream().sorted((a, b) -> Double.compare(b.getValue(), a.getValue()))
+                .forEach(e -> out.put(e.getKey(), e.getValue()));
+        return out;
     }
 
     /** A missing kernel (e.g. a half-precision op on a device without one) named plainly, with the way out. */

@@ -69,7 +69,7 @@ public final class TfModel implements AutoCloseable {
         }
     }
 
-    /** fp16 compute keeps every F16 tensor in half; fp32 compute the configured policy (VAE and text encoder). */
+    /** fp16 compute keeps every F16 tensor in half; fp32 compute the configured policy (default: the same). */
     private static Weights.HalfPolicy policy(ComputeDType compute) {
         return compute == ComputeDType.FP16 ? Weights.HalfPolicy.ALL : Weights.HalfPolicy.configured();
     }

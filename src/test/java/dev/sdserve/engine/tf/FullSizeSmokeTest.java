@@ -52,7 +52,10 @@ class FullSizeSmokeTest {
             ModelConfig cfg = new ModelConfig("sd1", u,
                     new TextEncoderConfig(49408, 768, 3072, 12, 12, 77, "quick_gelu", 1e-5, 49406, 49407, 49407),
                     new VaeConfig(3, 3, 4, List.of(128, 256, 512, 512), 2, 32, 0.18215));
-            try (TfModel m = new TfModel("sd15-random", cfg, w, 0)) {
+            // two models over the same weights (closing either closes them; Weights.close is idempotent): the
+            // engine's default kernels, and every 3×3 convolution as a direct sum (im2col), built at first use
+            try (TfModel m = new TfModel("sd15-random", cfg, w, 0);
+                 TfModel direct = new TfModel("sd15-random-direct", cfg, w, 0)) {
                 for (int side : new int[]{32, 64}) {
                     float[] x = new float[4 * side * side];
                     float[] c = new float[77 * 768];
@@ -75,6 +78,27 @@ class FullSizeSmokeTest {
                     assertEquals(x.length, eps[0].length);
                     for (float e : eps[0]) {
                         assertTrue(Float.isFinite(e));
+                    }
+                    // the same call with direct 3×3 sums: Winograd's rounding stays small over the whole network
+                    String before = System.getProperty("sdserve.conv3x3");
+                    System.setProperty("sdserve.conv3x3", "IM2COL");
+                    try {
+                        float[][] ref = direct.unet(List.of(x), new float[]{500}, List.of(c), side, side);
+                        double num = 0, den = 0;
+                        for (int i = 0; i < ref[0].length; i++) {
+                            num += (eps[0][i] - ref[0][i]) * (double) (eps[0][i] - ref[0][i]);
+                            den += ref[0][i] * (double) ref[0][i];
+                        }
+                        double rel = Math.sqrt(num / den);
+                        System.out.printf("sd15 unet %dx%d: default kernels vs direct 3x3 sums: rel diff %.2e%n", side,
+                                side, rel);
+                        assertTrue(rel < 1e-4, "rel diff " + rel);
+                    } finally {
+                        if (before == null) {
+                            System.clearProperty("sdserve.conv3x3");
+                        } else {
+                            System.setProperty("sdserve.conv3x3", before);
+                        }
                     }
                 }
             }

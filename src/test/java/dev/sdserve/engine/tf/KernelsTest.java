@@ -144,14 +144,109 @@ class KernelsTest {
     }
 
     @Test
+    void winogradMatricesComputeTheOneDimensionalCorrelation() {
+        // y_i = Σ_k d_{i+k} g_k for i < m, from Aᵀ[(G g) ⊙ (Bᵀ d)]: checks every matrix entry of each variant
+        java.util.Random r = new java.util.Random(3);
+        for (Winograd.Variant v : Winograd.Variant.values()) {
+            for (int trial = 0; trial < 20; trial++) {
+                double[] d = new double[v.a], g = new double[3];
+                for (int i = 0; i < v.a; i++) {
+                    d[i] = r.nextGaussian();
+                }
+                for (int k = 0; k < 3; k++) {
+                    g[k] = r.nextGaussian();
+                }
+                double[] prod = new double[v.a];
+                for (int i = 0; i < v.a; i++) {
+                    double gi = 0, di = 0;
+                    for (int k = 0; k < 3; k++) {
+                        gi += v.g[i][k] * g[k];
+                    }
+                    for (int k = 0; k < v.a; k++) {
+                        di += v.bt[i][k] * d[k];
+                    }
+                    prod[i] = gi * di;
+                }
+                for (int i = 0; i < v.m; i++) {
+                    double y = 0, ref = 0;
+                    for (int k = 0; k < v.a; k++) {
+                        y += v.at[i][k] * prod[k];
+                    }
+                    for (int k = 0; k < 3; k++) {
+                        ref += d[i + k] * g[k];
+                    }
+                    assertEquals(ref, y, 1e-12, v + " output " + i);
+                }
+            }
+        }
+    }
+
+    @Test
+    void winogradInRowBandsOnOddNonSquareSizesMatchesNaive() {
+        // heights/widths that are not multiples of the tile (2 or 4), a batch of 2, bands of whole tile rows
+        int[][] cases = {{2, 11, 7, 6, 5}, {1, 5, 13, 3, 8}, {2, 2, 3, 4, 4}};
+        for (int[] c : cases) {
+            int n = c[0], h = c[1], w = c[2], cin = c[3], cout = c[4];
+            for (Conv3x3.Method m : new Conv3x3.Method[]{Conv3x3.Method.WINOGRAD2, Conv3x3.Method.WINOGRAD4}) {
+                for (long maxBytes : new long[]{Long.MAX_VALUE, 1}) { // 1 byte: one tile row per band
+                    try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(1), List.of(Shape.of(n, h, w, cin),
+                            Shape.of(3, 3, cin, cout), Shape.of(cout)), in -> {
+                        Ops tf = Ops.create(in.get(0).env());
+                        var xp = tf.pad(in.get(0), tf.constant(new int[][]{{0, 0}, {1, 1}, {1, 1}, {0, 0}}),
+                                tf.constant(0f));
+                        return Conv3x3.bandedValid(tf, xp, in.get(1), in.get(2), 1, m, maxBytes);
+                    }, 17)) {
+                        double[] ref = naiveConv3x3(g.input(0), g.input(1), g.input(2), n, h, w, cin, cout, 1);
+                        double e = relErr(g.runOnce(), ref);
+                        assertTrue(e < TOL, m + " " + java.util.Arrays.toString(c) + " band limit " + maxBytes
+                                + " rel err " + e);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void winogradOnSdSizedChannelsStaysNearTheDirectSum() {
+        // 320 → 320 channels over 16×16 (a 64×64-level layer's channel count): rounding grows with the sum's length
+        int n = 1, h = 16, w = 16, cin = 320, cout = 320;
+        for (Conv3x3.Method m : new Conv3x3.Method[]{Conv3x3.Method.IM2COL, Conv3x3.Method.WINOGRAD2,
+                Conv3x3.Method.WINOGRAD4}) {
+            try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(2), List.of(Shape.of(n, h, w, cin),
+                    Shape.of(3, 3, cin, cout), Shape.of(cout)),
+                    in -> Conv3x3.conv(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 1, m), 19)) {
+                double[] ref = naiveConv3x3(g.input(0), g.input(1), g.input(2), n, h, w, cin, cout, 1);
+                double e = relErr(g.runOnce(), ref);
+                System.out.printf("conv3x3 16x16x320->320 %s: rel err %.2e%n", m, e);
+                // direct sums ~3e-7; F(4,3) ~4e-6: ten times under the UNet's conformance tolerance (1e-4) per layer
+                assertTrue(e < (m == Conv3x3.Method.WINOGRAD4 ? 1e-5 : 2e-6), m + " rel err " + e);
+            }
+        }
+    }
+
+    @Test
+    void autoPicksWinogradForLargeStrideOneLayersOnly() {
+        assertEquals(Conv3x3.Method.WINOGRAD4, Conv3x3.auto(64 * 64, 1, false));
+        assertEquals(Conv3x3.Method.WINOGRAD4, Conv3x3.auto(32 * 32, 1, false));
+        assertEquals(Conv3x3.Method.WINOGRAD2, Conv3x3.auto(16 * 16, 1, false));
+        assertEquals(Conv3x3.Method.IM2COL, Conv3x3.auto(8 * 8, 1, false));
+        assertEquals(Conv3x3.Method.WINOGRAD2, Conv3x3.auto(64 * 64, 1, true), "half: F(2,3) only");
+        assertEquals(Conv3x3.Method.IM2COL, Conv3x3.auto(32 * 32, 2, false));
+        assertEquals(Conv3x3.Method.NATIVE, Conv3x3.auto(64 * 64, 2, false));
+    }
+
+    @Test
     void conv3x3WithDynamicBatch() {
         // Batch unknown at graph-build time (the engine builds one graph per batch bucket, but must not need it).
         try (Graph graph = new Graph()) {
             Ops tf = Ops.create(graph);
             var x = tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(-1, 4, 4, 3)));
             var k = tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(3, 3, 3, 5)));
-            var y = Conv3x3.conv(tf, x, k, null, 1);
-            org.junit.jupiter.api.Assertions.assertArrayEquals(new long[]{-1, 4, 4, 5}, y.shape().asArray());
+            for (Conv3x3.Method m : Conv3x3.Method.values()) {
+                var y = Conv3x3.conv(tf, x, k, null, 1, m);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(new long[]{-1, 4, 4, 5}, y.shape().asArray(),
+                        m.name());
+            }
         }
     }
 
@@ -272,45 +367,60 @@ class KernelsTest {
     }
 
     @Test
-    void groupNormMatchesNaiveWithAndWithoutSilu() {
-        int n = 2, h = 3, w = 4, c = 12, groups = 4;
+    void groupNormMatchesNaiveWithAndWithoutSiluBothWaysOfSumming() {
+        // small and VAE-like spatial sizes; the input is shifted by +3 so the mean is far from zero (a one-pass
+        // E[x²] − E[x]² would lose digits there)
+        int[][] cases = {{2, 3, 4, 12, 4}, {2, 64, 48, 64, 32}};
         double eps = 1e-5;
-        for (boolean silu : new boolean[]{false, true}) {
-            try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(1), List.of(Shape.of(n, h, w, c), Shape.of(c),
-                    Shape.of(c)), in -> GroupNorm.norm(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2),
-                    groups, eps, silu), 5)) {
-                float[] x = g.input(0), gam = g.input(1), bet = g.input(2);
-                // Shift the input so the mean is far from zero (catches E[x²] − E[x]² cancellation).
-                double[] ref = new double[x.length];
-                int cg = c / groups;
-                for (int b = 0; b < n; b++) {
-                    for (int gr = 0; gr < groups; gr++) {
-                        double sum = 0, sq = 0;
-                        int cnt = h * w * cg;
-                        for (int p = 0; p < h * w; p++) {
-                            for (int j = 0; j < cg; j++) {
-                                sum += x[(b * h * w + p) * c + gr * cg + j];
+        float shift = 3f;
+        for (int[] cs : cases) {
+            int n = cs[0], h = cs[1], w = cs[2], c = cs[3], groups = cs[4];
+            for (boolean matmulSums : new boolean[]{true, false}) {
+                for (boolean silu : new boolean[]{false, true}) {
+                    try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(1), List.of(Shape.of(n, h, w, c),
+                            Shape.of(c), Shape.of(c)), in -> {
+                        Ops tf = Ops.create(in.get(0).env());
+                        return GroupNorm.norm(tf, tf.math.add(in.get(0), tf.constant(shift)), in.get(1), in.get(2),
+                                groups, eps, silu, matmulSums);
+                    }, 5)) {
+                        float[] x0 = g.input(0), gam = g.input(1), bet = g.input(2);
+                        double[] x = new double[x0.length];
+                        for (int i = 0; i < x.length; i++) {
+                            x[i] = (double) (x0[i] + shift); // the float sum the graph normalises
+                        }
+                        double[] ref = new double[x.length];
+                        int cg = c / groups;
+                        for (int b = 0; b < n; b++) {
+                            for (int gr = 0; gr < groups; gr++) {
+                                double sum = 0, sq = 0;
+                                int cnt = h * w * cg;
+                                for (int p = 0; p < h * w; p++) {
+                                    for (int j = 0; j < cg; j++) {
+                                        sum += x[(b * h * w + p) * c + gr * cg + j];
+                                    }
+                                }
+                                double mean = sum / cnt;
+                                for (int p = 0; p < h * w; p++) {
+                                    for (int j = 0; j < cg; j++) {
+                                        double d = x[(b * h * w + p) * c + gr * cg + j] - mean;
+                                        sq += d * d;
+                                    }
+                                }
+                                double inv = 1 / Math.sqrt(sq / cnt + eps);
+                                for (int p = 0; p < h * w; p++) {
+                                    for (int j = 0; j < cg; j++) {
+                                        int i = (b * h * w + p) * c + gr * cg + j;
+                                        double y = (x[i] - mean) * inv * gam[gr * cg + j] + bet[gr * cg + j];
+                                        ref[i] = silu ? y / (1 + Math.exp(-y)) : y;
+                                    }
+                                }
                             }
                         }
-                        double mean = sum / cnt;
-                        for (int p = 0; p < h * w; p++) {
-                            for (int j = 0; j < cg; j++) {
-                                double d = x[(b * h * w + p) * c + gr * cg + j] - mean;
-                                sq += d * d;
-                            }
-                        }
-                        double inv = 1 / Math.sqrt(sq / cnt + eps);
-                        for (int p = 0; p < h * w; p++) {
-                            for (int j = 0; j < cg; j++) {
-                                int i = (b * h * w + p) * c + gr * cg + j;
-                                double y = (x[i] - mean) * inv * gam[gr * cg + j] + bet[gr * cg + j];
-                                ref[i] = silu ? y / (1 + Math.exp(-y)) : y;
-                            }
-                        }
+                        double e = relErr(g.runOnce(), ref);
+                        assertTrue(e < TOL, java.util.Arrays.toString(cs) + " matmul sums " + matmulSums + " silu "
+                                + silu + " rel err " + e);
                     }
                 }
-                double e = relErr(g.runOnce(), ref);
-                assertTrue(e < TOL, "silu " + silu + " rel err " + e);
             }
         }
     }

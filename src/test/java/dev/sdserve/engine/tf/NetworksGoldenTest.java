@@ -108,4 +108,32 @@ class NetworksGoldenTest {
         assertTrue(ed < 1e-4, "vae decode rel err " + ed);
         assertTrue(ee < 1e-4, "vae encode rel err " + ee);
     }
+
+    @Test
+    void halfStorageGivesTheSameNumbersAsFloat32Storage() throws Exception {
+        // the fp16 file held as stored (the default: cast to float32 in the graph before each layer) and fully
+        // converted to float32 at load
+        Path f16 = Shared.golden("sd15-tiny").resolve("tiny-sd15-fp16.safetensors");
+        assertTrue(Weights.HalfPolicy.configured().keepsHalf(UNetNet.PREFIX + "out.2.weight"), "default policy");
+        long[] s = g.shape("unet.x");
+        float[] t = {(float) g.ints("unet.t")[0]};
+        float[][][] out = new float[2][][];
+        long[] bytes = new long[2];
+        int k = 0;
+        for (Weights.HalfPolicy p : new Weights.HalfPolicy[]{Weights.HalfPolicy.ALL, Weights.HalfPolicy.NONE}) {
+            try (dev.sdserve.model.SafeTensors st = dev.sdserve.model.SafeTensors.open(f16);
+                 TfModel m = new TfModel("tiny-" + k, g.config(), Weights.load(st, p), 0)) {
+                bytes[k] = m.weights().bytes();
+                out[k++] = m.unet(List.of(g.row("unet.x", 0)), t, List.of(g.row("unet.ctx", 0)), (int) s[2],
+                        (int) s[3]);
+            }
+        }
+        assertTrue(bytes[0] * 10 < bytes[1] * 6, "half storage " + bytes[0] + " B vs float32 " + bytes[1] + " B");
+        // the same values enter the same layers; TF fuses ops differently around the casts (e.g. MatMul + BiasAdd),
+        // so the sums round differently: rounding-level, far under the 1e-4 tolerance against diffusers
+        float[] ref = out[1][0];
+        double e = relErr(out[0], ref);
+        System.out.printf("unet half storage vs float32 storage: rel diff %.2e%n", e);
+        assertTrue(e < 1e-5, "half vs float32 storage rel diff " + e);
+    }
 }
