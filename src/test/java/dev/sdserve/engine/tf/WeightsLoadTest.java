@@ -132,7 +132,7 @@ class WeightsLoadTest {
         return (float) ((h & 0x8000) != 0 ? -v : v);
     }
 
-    /** Every finite half pattern (±0, subnormals, normals up to ±65504), cycled to {@code n} values. */
+    /** Every finite half pattern (±0, subnormals, normals up to ±65504), shuffled, cycled to {@code n} values. */
     static float[] everyFiniteHalf(int n) {
         float[] all = new float[63488];
         int k = 0;
@@ -141,9 +141,16 @@ class WeightsLoadTest {
                 all[k++] = naiveHalf(h);
             }
         }
+        SplittableRandom r = new SplittableRandom(n); // shuffled: no structure between neighbours or rows
+        for (int i = all.length - 1; i > 0; i--) {
+            int j = r.nextInt(i + 1);
+            float t = all[i];
+            all[i] = all[j];
+            all[j] = t;
+        }
         float[] v = new float[n];
         for (int i = 0; i < n; i++) {
-            v[i] = all[(int) ((i * 7919L) % all.length)]; // a permutation stride: neighbours differ
+            v[i] = all[i % all.length];
         }
         return v;
     }
@@ -162,13 +169,15 @@ class WeightsLoadTest {
     /**
      * F16 → F32 bit for bit against the naive formula, for every finite half pattern, through the file-order
      * path (odd length over several chunks) and the transposed path (several output-channel groups, a partial
-     * last group, a kernel row wider than a group), both from a mapped file and from positional reads; and the
-     * same tensors kept in half precision are the file's bits.
+     * last group, a kernel row wider than a group, an odd number of output channels), both from a mapped file and
+     * from positional reads, with the UNet converted to float32 and kept in half precision (the file's bits).
      */
     @Test
     void everyFiniteHalfConvertsExactlyInEveryPath(@TempDir Path dir) throws Exception {
         float[] flat = everyFiniteHalf(3 * 65536 + 77);
         int o = 70, i = 7000; // 63 000 columns: groups of 64 output channels, then 6
+        int po = 7, pi = 5; // an odd number of output channels
+        float[] odd = everyFiniteHalf(po * pi * 9);
         float[] k3 = everyFiniteHalf(o * i * 9);
         int wo = 2, wi = 466_700; // one output channel (4.2M values) is wider than a group
         float[] wide = everyFiniteHalf(wo * wi * 9);
@@ -177,17 +186,24 @@ class WeightsLoadTest {
                 .add(UNET + "flat", DType.F16, new long[]{flat.length}, flat)
                 .add(UNET + "k3.weight", DType.F16, new long[]{o, i, 3, 3}, k3)
                 .add(UNET + "wide.weight", DType.F16, new long[]{wo, wi, 3, 3}, wide)
+                .add(UNET + "odd.weight", DType.F16, new long[]{po, pi, 3, 3}, odd)
                 .add(VAE + "flat", DType.F16, new long[]{flat.length}, flat)
                 .add(VAE + "k3.weight", DType.F16, new long[]{o, i, 3, 3}, k3)
                 .write(f);
         float[] k3Hwio = hwio(k3, o, i, 3, 3), wideHwio = hwio(wide, wo, wi, 3, 3);
-        for (boolean map : new boolean[]{true, false}) {
+        for (int run = 0; run < 4; run++) {
+            boolean map = run % 2 == 0;
+            // VAE_AND_TEXT: the UNet tensors go F16 → F32; ALL: every tensor stays F16 (kernels transposed in pairs
+            // of output channels where their count is even, element by element where it is not: the wide one)
+            Weights.HalfPolicy policy = run < 2 ? Weights.HalfPolicy.VAE_AND_TEXT : Weights.HalfPolicy.ALL;
             Weights.mapResident = map;
-            try (SafeTensors st = SafeTensors.open(f); Weights w = Weights.load(st, Weights.HalfPolicy.VAE_AND_TEXT)) {
-                String how = map ? "mapped" : "read";
-                assertBitsEqual(flat, w.floats(UNET + "flat"), how + " flat f32");
-                assertBitsEqual(k3Hwio, w.floats(UNET + "k3.weight"), how + " 3x3 f32");
-                assertBitsEqual(wideHwio, w.floats(UNET + "wide.weight"), how + " wide 3x3 f32");
+            try (SafeTensors st = SafeTensors.open(f); Weights w = Weights.load(st, policy)) {
+                String how = (map ? "mapped " : "read ") + policy;
+                assertEquals(run >= 2, w.isHalf(UNET + "k3.weight"), how);
+                assertBitsEqual(flat, w.floats(UNET + "flat"), how + " unet flat");
+                assertBitsEqual(k3Hwio, w.floats(UNET + "k3.weight"), how + " unet 3x3");
+                assertBitsEqual(wideHwio, w.floats(UNET + "wide.weight"), how + " unet wide 3x3");
+                assertBitsEqual(hwio(odd, po, pi, 3, 3), w.floats(UNET + "odd.weight"), how + " odd 3x3");
                 assertTrue(w.isHalf(VAE + "flat") && w.isHalf(VAE + "k3.weight"));
                 assertBitsEqual(flat, w.floats(VAE + "flat"), how + " flat f16");
                 assertBitsEqual(k3Hwio, w.floats(VAE + "k3.weight"), how + " 3x3 f16");
