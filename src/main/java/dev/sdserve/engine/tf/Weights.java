@@ -203,8 +203,6 @@ public final class Weights implements AutoCloseable {
         float[] floats = new float[CHUNK];
         short[] shorts = new short[CHUNK];
         int[] ints = new int[CHUNK / 2 + 1];
-        /** A kernel group's halves, two per int (see {@link #halfPairs}). */
-        int[] pairs = new int[0];
         BytePointer mem;
         ByteBuffer buf;
         MappedByteBuffer window;
@@ -356,7 +354,9 @@ public final class Weights implements AutoCloseable {
                 int na = Math.min(group, o - a0), k = na * cols;
                 ByteBuffer b = read(info.name(), info.offset() + (long) a0 * cols * es, k * es);
                 if (f16 && half && (cols & 1) == 0 && (o & 1) == 0 && (na & 1) == 0) {
-                    transposeHalfPairs(halfPairs(info.name(), b, k, (long) a0 * cols), di, in, taps, o, a0, na);
+                    if ((transposeHalfPairs(b.asIntBuffer(), di, in, taps, o, a0, na) & 0x8000_8000) != 0) {
+                        checkHalves(info.name(), b, k, (long) a0 * cols); // throws, naming the element
+                    }
                 } else if (f16) {
                     checkHalves(info.name(), b, k, (long) a0 * cols);
                     ensure(k);
@@ -375,24 +375,29 @@ public final class Weights implements AutoCloseable {
         }
 
         /**
-         * {@link #transposeHalves} two by two: with an even number of columns and of output channels, the halves
-         * of rows r, r+1 at columns c, c+1 are two ints of the source, and become the int (r, r+1) of destination
-         * row c and the int (r, r+1) of destination row c+1 (little endian: the even element in the low bits).
+         * {@link #transposeHalves} two by two, straight from the file bytes: with an even number of columns and of
+         * output channels, the halves of rows r, r+1 at columns c, c+1 are two ints of the source, and become the
+         * int (r, r+1) of destination row c and the int (r, r+1) of destination row c+1 (little endian: the even
+         * element in the low bits). Returns the finiteness flag of {@link #checkHalves} over every source int (bit
+         * 15 or 31 set: a non-finite half somewhere in the group).
          */
-        private static void transposeHalfPairs(int[] src, IntBuffer di, int in, int taps, int o, int a0, int na) {
+        private static int transposeHalfPairs(IntBuffer src, IntBuffer di, int in, int taps, int o, int a0, int na) {
             int cols = in * taps, hc = cols >>> 1, ho = o >>> 1, rows = na >>> 1, block = 2 * IN_BLOCK * taps;
+            int flag = 0;
             for (int c0 = 0; c0 < cols; c0 += block) {
                 for (int c = c0, ce = Math.min(cols, c0 + block); c < ce; c += 2) {
                     int c1 = c + 1;
                     int rowA = ((c % taps) * in + c / taps) * ho + (a0 >>> 1);
                     int rowB = ((c1 % taps) * in + c1 / taps) * ho + (a0 >>> 1);
                     for (int j = 0, q = c >>> 1; j < rows; j++, q += cols) {
-                        int x = src[q], y = src[q + hc];
+                        int x = src.get(q), y = src.get(q + hc);
+                        flag |= ((x & 0x7c00_7c00) + 0x0400_0400) | ((y & 0x7c00_7c00) + 0x0400_0400);
                         di.put(rowA + j, (x & 0xffff) | (y << 16));
                         di.put(rowB + j, (x >>> 16) | (y & 0xffff_0000));
                     }
                 }
             }
+            return flag;
         }
 
         private static void transposeHalvesToFloats(short[] src, FloatBuffer fd, int in, int taps, int o, int a0,
@@ -478,31 +483,6 @@ public final class Weights implements AutoCloseable {
          * one OR over the ints (a loop the JIT vectorises) flags a chunk; a flagged chunk is then scanned for the
          * element to name.
          */
-        /**
-         * The {@code k} halves at the start of {@code b}, two per int (element q in the low 16 bits of int q/2 when
-         * q is even, the high ones when odd), after the finiteness check of {@link #checkHalves} (here one OR over
-         * those ints).
-         */
-        private int[] halfPairs(String name, ByteBuffer b, int k, long base) throws SafeTensorsException {
-            int n = (k + 1) >>> 1;
-            if (pairs.length < n) {
-                pairs = new int[n];
-            }
-            int[] p = pairs;
-            b.asIntBuffer().get(0, p, 0, k >>> 1);
-            if ((k & 1) != 0) {
-                p[n - 1] = b.getShort(2 * (k - 1)) & 0xffff;
-            }
-            int flag = 0;
-            for (int j = 0; j < n; j++) {
-                flag |= (p[j] & 0x7c00_7c00) + 0x0400_0400;
-            }
-            if ((flag & 0x8000_8000) != 0) {
-                checkHalves(name, b, k, base);
-            }
-            return p;
-        }
-
         private void checkHalves(String name, ByteBuffer b, int k, long base) throws SafeTensorsException {
             int flag = 0;
             IntBuffer ib = b.asIntBuffer();

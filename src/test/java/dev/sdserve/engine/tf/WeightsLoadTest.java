@@ -213,30 +213,39 @@ class WeightsLoadTest {
         }
     }
 
-    /** A non-finite half is found wherever it sits: the odd last element, or a later output-channel group. */
+    /**
+     * A non-finite half is found wherever it sits (the odd last element, a later output-channel group), whether
+     * the tensor is converted to float32 or kept in half precision.
+     */
     @Test
     void nonFiniteHalvesAreFoundInTailsAndLaterGroups(@TempDir Path dir) throws Exception {
         float[] odd = values(65536 + 3, 8, DType.F16);
         odd[odd.length - 1] = Float.NEGATIVE_INFINITY;
         int o = 70, i = 7000;
-        float[] k3 = values(o * i * 9, 9, DType.F16);
-        int at = 66 * i * 9 + 5; // in the second group (output channels 64..69)
-        k3[at] = Float.NaN;
-        for (boolean conv : new boolean[]{false, true}) {
-            Path f = dir.resolve("bad-" + conv + ".safetensors");
+        // the flat tail; then a kernel with NaN in the second group (output channels 64..69), in an even and in an
+        // odd output channel (the paired transposition reads rows two at a time)
+        for (int bad : new int[]{-1, 66, 67}) {
+            boolean conv = bad >= 0;
+            float[] k3 = values(o * i * 9, 9, DType.F16);
+            int at = conv ? bad * i * 9 + 5 : odd.length - 1;
+            Path f = dir.resolve("bad-" + bad + ".safetensors");
             SafeTensorsWriter wr = new SafeTensorsWriter();
             if (conv) {
+                k3[at] = Float.NaN;
                 wr.add(UNET + "bad.weight", DType.F16, new long[]{o, i, 3, 3}, k3);
             } else {
                 wr.add(UNET + "bad.weight", DType.F16, new long[]{odd.length}, odd);
             }
             wr.write(f);
-            try (SafeTensors st = SafeTensors.open(f)) {
-                SafeTensorsException e = assertThrows(SafeTensorsException.class,
-                        () -> Weights.load(st, Weights.HalfPolicy.VAE_AND_TEXT).close());
-                String where = "at element " + (conv ? at : odd.length - 1);
-                assertTrue(e.getMessage().contains("bad.weight") && e.getMessage().contains(where)
-                        && e.getMessage().contains(conv ? "NaN" : "-Infinity"), e.getMessage());
+            // float32 conversion, and half storage (for the kernel: the paired transposition's own check)
+            for (Weights.HalfPolicy policy : new Weights.HalfPolicy[]{Weights.HalfPolicy.VAE_AND_TEXT,
+                    Weights.HalfPolicy.ALL}) {
+                try (SafeTensors st = SafeTensors.open(f)) {
+                    SafeTensorsException e = assertThrows(SafeTensorsException.class,
+                            () -> Weights.load(st, policy).close());
+                    assertTrue(e.getMessage().contains("bad.weight") && e.getMessage().contains("at element " + at)
+                            && e.getMessage().contains(conv ? "NaN" : "-Infinity"), policy + ": " + e.getMessage());
+                }
             }
         }
     }
