@@ -9,8 +9,6 @@ import org.tensorflow.Tensor;
 import org.tensorflow.ndarray.Shape;
 import org.tensorflow.ndarray.buffer.DataBuffers;
 import org.tensorflow.ndarray.buffer.DataStorageVisitor;
-import org.tensorflow.ndarray.buffer.FloatDataBuffer;
-import org.tensorflow.ndarray.buffer.ShortDataBuffer;
 import org.tensorflow.types.TFloat16;
 import org.tensorflow.types.TFloat32;
 
@@ -350,6 +348,10 @@ public final class Weights implements AutoCloseable {
             FloatBuffer fd = half ? null : dst.asFloatBuffer();
             ShortBuffer sd = half ? dst.asShortBuffer() : null;
             IntBuffer di = half ? dst.asIntBuffer() : null;
+            if ((long) group * cols * es > Integer.MAX_VALUE - 64) {
+                throw new IllegalStateException(path + ": tensor '" + info.name() + "' has output channels of "
+                        + (long) cols * es + " bytes each: over 2 GiB at once is not supported");
+            }
             for (int a0 = 0; a0 < o; a0 += group) {
                 int na = Math.min(group, o - a0), k = na * cols;
                 ByteBuffer b = read(info.name(), info.offset() + (long) a0 * cols * es, k * es);
@@ -562,7 +564,11 @@ public final class Weights implements AutoCloseable {
                         + t.shape() + ")");
             }
         });
-        if (where[0] == 0 || where[1] != t.numBytes() || where[1] > Integer.MAX_VALUE) {
+        if (where[1] > Integer.MAX_VALUE) {
+            throw new IllegalStateException("a tensor of " + where[1] + " bytes (over 2 GiB) is not supported ("
+                    + t.dataType() + " " + t.shape() + ")");
+        }
+        if (where[0] == 0 || where[1] != t.numBytes()) {
             throw new IllegalStateException("unexpected TF tensor memory: address " + where[0] + ", " + where[1]
                     + " bytes for " + t.numBytes());
         }
