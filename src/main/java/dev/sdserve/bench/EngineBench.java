@@ -63,7 +63,8 @@ final class EngineBench {
                 warmReadS, (rc2 - rc1) / 1e9);
         out.printf("bench: SD 1.5 architecture via TfEngine graphs, fp32, %d intra-op / %d inter-op threads, %s%n",
                 threads, interOp, before ? "BEFORE: native Conv2D, textbook GroupNorm, unchunked attention"
-                        : "kernels: 3x3 convs Winograd F(4,3) from 32x32 px, F(2,3) at 16x16, im2col below, folded GroupNorm, attention query chunk " + chunk);
+                        : "kernels: 3x3 convs Winograd F(4,3) from 32x32 px, F(2,3) at 16x16, im2col below, "
+                        + "GroupNorm statistics as MatMuls, attention query chunk " + chunk);
         double coldLoadS = Double.NaN, coldLoadCpu = Double.NaN;
         if (evicts) {
             evict(file);

@@ -9,7 +9,8 @@ import org.tensorflow.types.TFloat32;
 
 /**
  * 3×3 convolution, padding 1 on every side (PyTorch {@code Conv2d(k=3, padding=1)}), stride 1 or 2, as graph
- * builders that replace TF's {@code Conv2D} (which reaches about a third of the CPU's FMA peak here).
+ * builders that replace TF's {@code Conv2D} (which reaches about a third of the CPU's FMA peak here): im2col +
+ * MatMul, or Winograd's minimal filtering ({@link Winograd}), chosen per layer by {@link Method#AUTO}.
  *
  * <p>Conventions: activations NHWC with static H, W, C (the batch may be dynamic); kernel HWIO
  * {@code [3, 3, Cin, Cout]} (TF's Conv2D layout; a PyTorch OIHW kernel is {@code transpose(2, 3, 1, 0)}); bias
@@ -52,9 +53,10 @@ public final class Conv3x3 {
     public static final Method DEFAULT = Method.AUTO;
 
     /**
-     * Largest im2col matrix per sample (bytes) built at once; larger convolutions (the VAE decoder's 512×512×128
-     * and ×256 layers would need 1.2–2.4 GB) are computed in horizontal bands of output rows, each an im2col +
-     * MatMul of its own, and concatenated. {@code -Dsdserve.im2colMaxBytes} overrides (for tests and tuning).
+     * Largest intermediate per sample (bytes) built at once: the im2col matrix, or Winograd's transformed tiles.
+     * Larger convolutions (the VAE decoder's 512×512×128 and ×256 layers would need 0.6–2.4 GB) are computed in
+     * horizontal bands of output rows (whole tile rows for Winograd, sharing one kernel transform), each a
+     * convolution of its own, and concatenated. {@code -Dsdserve.im2colMaxBytes} overrides (for tests and tuning).
      */
     static final long MAX_IM2COL_BYTES = Long.getLong("sdserve.im2colMaxBytes", 128L << 20);
 
