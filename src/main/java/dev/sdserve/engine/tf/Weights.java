@@ -40,9 +40,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * <p><b>Storage dtype.</b> Float32, except tensors the {@link HalfPolicy} keeps in half precision: by default every
  * tensor the file stores as F16 stays F16 (lossless: the graph casts it to float32 right before its layer, giving
  * exactly the values a float32 copy would hold). For the SD 1.5 fp16 file that is 2.0 GB of weights instead of
- * 3.6 GB (UNet float32), a peak RSS after load of 1.35× the file instead of 2.15×, for 3–5% more time per UNet call
- * (the casts; measured side by side with {@code bench}): {@code -Dsdserve.weights.half=vae-te} holds the UNet in
- * float32 for that last bit of speed.
+ * 3.6 GB (UNet float32), a peak RSS after load of 1.28× the file instead of 2.15×, for about 200 ms of casts per UNet
+ * call (2–4% of a 64×64 call, 17% of a 32×32 batch-1 call; measured side by side with {@code bench}):
+ * {@code -Dsdserve.weights.half=vae-te} holds the UNet in float32 for that time.
  *
  * <p><b>Loading</b> spreads the tensors over {@code sdserve.threads} threads. Each takes the file's bytes from a
  * read-only mapping when they are already in the page cache (no copy into a buffer), else with positional reads
