@@ -32,4 +32,24 @@ class BenchCommandTest {
         assertEquals(1, p.threads());
         assertTrue(p.method().contains("gcc") || p.method().contains("fallback"), p.method());
     }
+
+    @Test
+    void aTracedRunNamesItsOpTypesWithTheirTimes() {
+        // the --profile view: milliseconds per op type from TF's step stats, largest first
+        try (GraphTimer g = new GraphTimer(dev.sdserve.engine.tf.SessionConfigs.cpu(1),
+                List.of(org.tensorflow.ndarray.Shape.of(256, 256), org.tensorflow.ndarray.Shape.of(256, 256)),
+                in -> {
+                    var tf = org.tensorflow.op.Ops.create(in.get(0).env());
+                    return tf.math.tanh(tf.linalg.matMul(in.get(0), in.get(1)));
+                }, 3)) {
+            java.util.LinkedHashMap<String, Double> byType = g.profile(1);
+            assertTrue(byType.containsKey("MatMul"), byType.toString());
+            assertTrue(byType.containsKey("Tanh"), byType.toString());
+            assertTrue(byType.get("MatMul") > 0, byType.toString());
+            List<Double> ms = List.copyOf(byType.values());
+            for (int i = 1; i < ms.size(); i++) {
+                assertTrue(ms.get(i - 1) >= ms.get(i), "largest first: " + byType);
+            }
+        }
+    }
 }
