@@ -18,7 +18,7 @@ import dev.sdserve.engine.tf.SessionConfigs;
 /**
  * Microbenchmarks of the kernels on SD 1.5 shapes, TF's own op (or the plain formulation) beside ours, each with
  * ms, GFLOP/s and % of the FMA peak measured just before. Run:
- * {@code java -cp … dev.sdserve.bench.KernelBench [threads] [conv|attn|norm|all]}.
+ * {@code java -cp … dev.sdserve.bench.KernelBench [threads] [conv|conv-b2|attn|norm|profile|all]}.
  */
 public final class KernelBench {
     private KernelBench() {
@@ -41,16 +41,18 @@ public final class KernelBench {
         core = peak.perCoreCpuGflops();
         out.printf("%-40s %9s %7s %5s %6s | %9s %7s %5s %6s | %s%n", "case", "base ms", "GF/s", "%pk", "%pkcpu",
                 "ours ms", "GF/s", "%pk", "%pkcpu", "speedup wall/cpu");
-        if (which.equals("all") || which.equals("conv")) {
+        if (which.equals("all") || which.equals("conv") || which.equals("conv-b2")) {
+            long batch = which.equals("conv-b2") ? 2 : 1;
             long[][] convs = {{64, 320, 320, 1}, {64, 960, 320, 1}, {64, 640, 640, 1}, {32, 640, 640, 1},
                     {32, 1920, 640, 1}, {16, 1280, 1280, 1}, {8, 1280, 1280, 1}, {128, 512, 512, 1},
                     {256, 256, 256, 1}, {64, 320, 320, 2}, {16, 1280, 1280, 2}};
             for (long[] c : convs) {
                 long hw = c[0], cin = c[1], cout = c[2];
                 int stride = (int) c[3];
-                double fl = Conv3x3.flops(1, hw, hw, cin, cout, stride);
-                List<Shape> shapes = List.of(Shape.of(1, hw, hw, cin), Shape.of(3, 3, cin, cout), Shape.of(cout));
-                String name = String.format("conv3x3 %dx%dx%d->%d s%d", hw, hw, cin, cout, stride);
+                double fl = Conv3x3.flops(batch, hw, hw, cin, cout, stride);
+                List<Shape> shapes = List.of(Shape.of(batch, hw, hw, cin), Shape.of(3, 3, cin, cout),
+                        Shape.of(cout));
+                String name = String.format("conv3x3 b%d %dx%dx%d->%d s%d", batch, hw, hw, cin, cout, stride);
                 for (Conv3x3.Method m : stride == 1
                         ? new Conv3x3.Method[]{Conv3x3.Method.IM2COL, Conv3x3.Method.WINOGRAD2,
                         Conv3x3.Method.WINOGRAD4}

@@ -35,13 +35,15 @@ public final class Conv3x3 {
          * WINOGRAD4 from {@link #AUTO_WINOGRAD4_PIXELS} (the UNet's 64×64 and 32×32 levels and every VAE level above
          * 64×64: 1.6–2.9× faster than Conv2D), WINOGRAD2 from {@link #AUTO_WINOGRAD2_PIXELS} (16×16: 1.2× faster
          * than im2col, where F(4,3)'s larger transforms lose), IM2COL below (8×8, 1280 channels: weight-bound, im2col
-         * 2.2× faster than Conv2D). Stride 2 uses IM2COL up to {@link #AUTO_MAX_PIXELS} output pixels, NATIVE above.
+         * 2.2× faster than Conv2D). Stride 2 uses IM2COL up to {@link #AUTO_MAX_PIXELS} output pixels (16×16 → 8×8,
+         * 1280 channels: 2.1× faster than Conv2D), NATIVE above (64×64 → 32×32, 320 channels: Conv2D 1.3–1.4×
+         * faster than im2col at batch 1 and 2).
          */
         AUTO
     }
 
     /** Output pixels per sample up to which {@link Method#AUTO} uses im2col for stride-2 convolutions. */
-    public static final long AUTO_MAX_PIXELS = Long.getLong("sdserve.im2colMaxPixels", 32 * 32);
+    public static final long AUTO_MAX_PIXELS = Long.getLong("sdserve.im2colMaxPixels", 16 * 16);
 
     /** Output pixels per sample from which {@link Method#AUTO} uses Winograd F(4,3) for stride 1. */
     public static final long AUTO_WINOGRAD4_PIXELS = Long.getLong("sdserve.winograd4MinPixels", 32 * 32);

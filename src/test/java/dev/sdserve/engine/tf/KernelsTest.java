@@ -231,8 +231,9 @@ class KernelsTest {
         assertEquals(Conv3x3.Method.WINOGRAD2, Conv3x3.auto(16 * 16, 1, false));
         assertEquals(Conv3x3.Method.IM2COL, Conv3x3.auto(8 * 8, 1, false));
         assertEquals(Conv3x3.Method.WINOGRAD2, Conv3x3.auto(64 * 64, 1, true), "half: F(2,3) only");
-        assertEquals(Conv3x3.Method.IM2COL, Conv3x3.auto(32 * 32, 2, false));
-        assertEquals(Conv3x3.Method.NATIVE, Conv3x3.auto(64 * 64, 2, false));
+        assertEquals(Conv3x3.Method.IM2COL, Conv3x3.auto(8 * 8, 2, false));
+        assertEquals(Conv3x3.Method.IM2COL, Conv3x3.auto(16 * 16, 2, false));
+        assertEquals(Conv3x3.Method.NATIVE, Conv3x3.auto(32 * 32, 2, false));
     }
 
     @Test
