@@ -32,25 +32,8 @@ public class FineTuningGrpcService implements FineTuning {
 
     @Override
     public Multi<FineTuneEvent> watch(FineTuneRef ref) {
-        return Multi.createFrom().emitter(em -> {
-            try {
-                AutoCloseable h = manager.watch(ref.getId(), ev -> {
-                    em.emit(event(ev));
-                    if (ev.state().terminal()) {
-                        em.complete();
-                    }
-                });
-                em.onTermination(() -> {
-                    try {
-                        h.close();
-                    } catch (Exception ignored) {
-                        // removing a watcher does not fail
-                    }
-                });
-            } catch (RuntimeException e) {
-                em.fail(ProtoMapper.toStatus(ErrorMessages.toServe(e)));
-            }
-        });
+        return dev.sdserve.api.EventStreams.fineTuneEvents(manager, ref.getId()).map(FineTuningGrpcService::event)
+                .onFailure(RuntimeException.class).transform(e -> ProtoMapper.toStatus(ErrorMessages.toServe(e)));
     }
 
     @Override

@@ -140,26 +140,10 @@ public class FineTuneResource {
     @Operation(summary = "Server-Sent Events of a fine-tune job: its status now, then one per step, until it ends")
     public Multi<OutboundSseEvent> events(@PathParam("id") String id, @Context Sse sse) {
         manager.get(id); // NOT_FOUND before the stream starts
-        return Multi.createFrom().<FineTuneManager.Event>emitter(em -> {
-            try {
-                AutoCloseable h = manager.watch(id, ev -> {
-                    em.emit(ev);
-                    if (ev.state().terminal()) {
-                        em.complete();
-                    }
-                });
-                em.onTermination(() -> {
-                    try {
-                        h.close();
-                    } catch (Exception ignored) {
-                        // removing a watcher does not fail
-                    }
-                });
-            } catch (RuntimeException e) {
-                em.fail(e);
-            }
-        }).map(ev -> sse.newEventBuilder().name(ev.state().name().toLowerCase(Locale.ROOT)).id(Long.toString(ev.step()))
-                .mediaType(MediaType.APPLICATION_JSON_TYPE).data(StatusJson.class, status(ev)).build());
+        return dev.sdserve.api.EventStreams.fineTuneEvents(manager, id)
+                .map(ev -> sse.newEventBuilder().name(ev.state().name().toLowerCase(Locale.ROOT))
+                        .id(Long.toString(ev.step())).mediaType(MediaType.APPLICATION_JSON_TYPE)
+                        .data(StatusJson.class, status(ev)).build());
     }
 
     static StatusJson status(FineTuneManager.Event e) {
