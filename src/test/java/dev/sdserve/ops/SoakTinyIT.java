@@ -62,12 +62,6 @@ class SoakTinyIT {
         return Math.round(sum);
     }
 
-    static long field(String line, String key) {
-        Matcher m = Pattern.compile(key + "=(\\d+)").matcher(line);
-        assertTrue(m.find(), key + " in " + line);
-        return Long.parseLong(m.group(1));
-    }
-
     @Test
     void soakOnTheTinyModelChecksEveryResponse() throws Exception {
         long completedBefore = counter(server.get("/q/metrics"), "sdserve_scheduler_completed_total");
@@ -89,9 +83,9 @@ class SoakTinyIT {
         assertEquals(0, p.exitValue(), text);
         String[] lines = text.strip().split("\n");
         String last = lines[lines.length - 1];
-        long ok = field(last, "ok"), refused = field(last, "refused");
-        assertEquals(REQUESTS, field(last, "sent"), last);
-        assertEquals(0, field(last, "failed"), text);
+        long ok = LoadGenIT.field(last, "ok"), refused = LoadGenIT.field(last, "refused");
+        assertEquals(REQUESTS, LoadGenIT.field(last, "sent"), last);
+        assertEquals(0, LoadGenIT.field(last, "failed"), text);
         // admission may refuse a few at warm-up (deadline, with a retry hint) while its cost model learns this
         // machine's speed on a loaded CI box; a refusal is an answer, never a lost job
         assertEquals(REQUESTS, ok + refused, text);
