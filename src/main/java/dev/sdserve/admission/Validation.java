@@ -8,7 +8,7 @@ import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.job.SloClass;
 import dev.sdserve.sampler.Sampler;
-import dev.sdserve.scheduler.SamplerCatalog;
+import dev.sdserve.sampler.SamplerCatalog;
 
 import java.security.SecureRandom;
 import java.util.ArrayList;

@@ -1,6 +1,8 @@
 package dev.sdserve.app;
 
+import dev.sdserve.scheduler.ModelManager;
 import dev.sdserve.engine.Engine;
+import dev.sdserve.engine.ModelLoader;
 import dev.sdserve.engine.fake.FakeEngine;
 import dev.sdserve.engine.tf.TfEngine;
 import dev.sdserve.model.Checkpoint;
@@ -10,8 +12,8 @@ import dev.sdserve.model.ModelCatalog;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.ModelRegistry;
 import dev.sdserve.engine.tf.LoraLibrary;
-import dev.sdserve.scheduler.Clock;
-import dev.sdserve.scheduler.CostModel;
+import dev.sdserve.clock.Clock;
+import dev.sdserve.engine.CostModel;
 import dev.sdserve.scheduler.SchedulerService;
 import dev.sdserve.scheduler.ServiceConfig;
 
@@ -66,16 +68,19 @@ public final class Assembly implements AutoCloseable {
     }
 
     private final Engine engine;
+    private final ModelLoader loader;
     private final SchedulerService service;
     private final ModelCatalog catalog;
     private final ModelManager models;
     private dev.sdserve.train.FineTuneManager fineTunes;
 
-    private Assembly(Engine engine, SchedulerService service, ModelCatalog catalog) {
+    private Assembly(Engine engine, ModelLoader loader, SchedulerService service, ModelCatalog catalog) {
         this.engine = engine;
+        this.loader = loader;
         this.service = service;
         this.catalog = catalog;
-        this.models = new ModelManager(catalog, engine, service);
+        this.models = new ModelManager(catalog, engine, loader, service,
+                () -> catalog instanceof ModelRegistry r && r.rescan());
     }
 
     public static Assembly create(Settings s) {
@@ -158,10 +163,11 @@ public final class Assembly implements AutoCloseable {
         }
         ServiceConfig sc = s.service;
         sc.admission.defaultModel = s.defaultModel;
-        SchedulerService service = new SchedulerService(engine, sc, Clock.system());
+        ModelLoader loader = new ModelLoader(engine, sc.loadSettings());
+        SchedulerService service = new SchedulerService(engine, loader, sc, Clock.system());
         service.start();
         ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s);
-        Assembly a = new Assembly(engine, service, catalog);
+        Assembly a = new Assembly(engine, loader, service, catalog);
         TrainingWiring.Policy tp = new TrainingWiring.Policy();
         tp.costFactor = s.trainCostFactor;
         tp.marginMillis = s.trainMarginMillis;
@@ -255,6 +261,7 @@ public final class Assembly implements AutoCloseable {
     @Override
     public void close() {
         service.close();
+        loader.close();
         fineTunes.close();
         engine.close();
         if (catalog instanceof ModelRegistry r) {

@@ -1,5 +1,6 @@
 package dev.sdserve.app;
 
+import dev.sdserve.config.SdServeConfig;
 import dev.sdserve.job.GenerationService;
 import dev.sdserve.model.ModelCatalog;
 import io.quarkus.runtime.Startup;

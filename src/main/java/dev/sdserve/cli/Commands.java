@@ -14,7 +14,7 @@ public final class Commands {
         FACTORIES.add(GenerateCommand::new);
         FACTORIES.add(ListCommands.Models::new);
         FACTORIES.add(ListCommands.Loras::new);
-        FACTORIES.add(dev.sdserve.engine.tf.ConformanceCommand::new);
+        FACTORIES.add(dev.sdserve.cli.ConformanceCommand::new);
         FACTORIES.add(dev.sdserve.bench.BenchCommand::new);
         FACTORIES.add(dev.sdserve.simulate.SimulateCommand::new);
         FACTORIES.add(dev.sdserve.ops.LoadGenCommand::new);

@@ -1,6 +1,6 @@
 package dev.sdserve.ops;
 
-import dev.sdserve.app.SdServeConfig;
+import dev.sdserve.config.SdServeConfig;
 import dev.sdserve.job.Drainable;
 import dev.sdserve.job.GenerationService;
 import dev.sdserve.job.Job;

@@ -1,5 +1,7 @@
 package dev.sdserve.scheduler;
 
+import dev.sdserve.engine.CostModel;
+import dev.sdserve.engine.Stage;
 import dev.sdserve.engine.LatentShape;
 
 import java.util.Arrays;

@@ -1,9 +1,11 @@
 package dev.sdserve.scheduler;
 
+import dev.sdserve.sampler.LibrarySamplers;
+import dev.sdserve.sampler.SamplerCatalog;
+import dev.sdserve.engine.CostModel;
 import dev.sdserve.admission.AdmissionConfig;
 import dev.sdserve.sampler.NoiseSource;
 import dev.sdserve.sampler.TorchGenerator;
-
 import dev.sdserve.job.Job;
 
 import java.util.List;
@@ -16,7 +18,7 @@ import java.util.function.LongSupplier;
  * Configuration of {@link SchedulerService}: admission (validation, defaults, admission policy) plus scheduling.
  * Plain mutable fields with sensible defaults; a CDI producer maps {@code application.properties} onto it.
  */
-public final class ServiceConfig {
+public final class ServiceConfig implements dev.sdserve.admission.CompletionPredictor.Limits {
     /** Validation limits, defaults and admission policy. */
     public AdmissionConfig admission = new AdmissionConfig();
 
@@ -97,6 +99,26 @@ public final class ServiceConfig {
     public long loadBreakerDelayMillis = 30_000;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
+
+    @Override
+    public int maxLatentBatch() {
+        return maxLatentBatch;
+    }
+
+    @Override
+    public int maxEncodeBatch() {
+        return maxEncodeBatch;
+    }
+
+    @Override
+    public int maxDecodeBatch() {
+        return maxDecodeBatch;
+    }
+
+    /** The model loader's settings (timeout, breaker). */
+    public dev.sdserve.engine.ModelLoader.Settings loadSettings() {
+        return new dev.sdserve.engine.ModelLoader.Settings(loadTimeoutMillis, loadBreakerFailures, loadBreakerDelayMillis);
+    }
 
     public static ServiceConfig defaults() {
         return new ServiceConfig();

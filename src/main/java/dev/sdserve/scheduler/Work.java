@@ -1,5 +1,6 @@
 package dev.sdserve.scheduler;
 
+import dev.sdserve.admission.Pending;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.Job;
@@ -13,9 +14,10 @@ import java.util.List;
 /**
  * The scheduler's state machine for one job: QUEUED → ENCODE (waiting for / in a text-encode batch) → DENOISE
  * (evaluation k of n, all images of the job together) → DECODE → DONE; or ENDED (cancelled, failed, late).
- * Owned by the scheduler; mutated only under its lock.
+ * Owned by the {@link Planner}; mutated only under the scheduler's lock. Admission's prediction sees it as a
+ * {@link Pending}.
  */
-final class Work {
+final class Work implements Pending {
     enum Phase { ENCODE, DENOISE, DECODE, DONE }
 
     final Job job;
@@ -89,29 +91,81 @@ final class Work {
         return model + "@" + shape.channels() + "x" + shape.height() + "x" + shape.width();
     }
 
-    String tenant() {
-        return req.tenant();
-    }
-
-    boolean bestEffort() {
-        return req.bestEffort();
-    }
-
-    /** UNet samples per denoise step (images, doubled under classifier-free guidance). */
-    int latentPerStep() {
-        return req.images() * (guided ? 2 : 1);
-    }
-
     int evalsDone() {
         return done;
     }
 
-    int remainingEvals() {
+    // ------------------------------------------------------------------------------------ Pending (admission)
+
+    @Override
+    public String model() {
+        return req.model();
+    }
+
+    @Override
+    public LatentShape shape() {
+        return shape;
+    }
+
+    @Override
+    public String bucket() {
+        return bucket;
+    }
+
+    @Override
+    public boolean toEncode() {
+        return phase == Phase.ENCODE;
+    }
+
+    @Override
+    public boolean toDenoise() {
+        return phase == Phase.ENCODE || phase == Phase.DENOISE;
+    }
+
+    @Override
+    public boolean finished() {
+        return phase == Phase.DONE;
+    }
+
+    @Override
+    public String tenant() {
+        return req.tenant();
+    }
+
+    @Override
+    public double weight() {
+        return weight;
+    }
+
+    @Override
+    public boolean bestEffort() {
+        return req.bestEffort();
+    }
+
+    @Override
+    public long deadlineNanos() {
+        return deadlineNanos;
+    }
+
+    /** UNet samples per denoise step (images, doubled under classifier-free guidance). */
+    @Override
+    public int latentPerStep() {
+        return req.images() * (guided ? 2 : 1);
+    }
+
+    @Override
+    public int remainingEvals() {
         return totalEvals - evalsDone();
     }
 
     /** Prompts this work encodes (prompt, then the negative prompt when guided). */
-    int encodeItems() {
+    @Override
+    public int encodeItems() {
         return guided ? 2 : 1;
+    }
+
+    @Override
+    public int images() {
+        return req.images();
     }
 }

@@ -3,8 +3,8 @@ package dev.sdserve.simulate;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sdserve.engine.LatentShape;
-import dev.sdserve.scheduler.CostModel;
-import dev.sdserve.scheduler.Stage;
+import dev.sdserve.engine.CostModel;
+import dev.sdserve.engine.Stage;
 
 import java.io.IOException;
 import java.nio.file.Files;

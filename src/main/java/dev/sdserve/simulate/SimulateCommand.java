@@ -4,12 +4,11 @@ import dev.sdserve.cli.CliCommand;
 import dev.sdserve.engine.fake.FakeEngine;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.PreviewOptions;
-import dev.sdserve.scheduler.Clock;
-import dev.sdserve.scheduler.CostModel;
+import dev.sdserve.clock.Clock;
+import dev.sdserve.engine.CostModel;
 import dev.sdserve.scheduler.SchedulerService;
 import dev.sdserve.scheduler.SchedulerStats;
 import dev.sdserve.scheduler.ServiceConfig;
-
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.Engine;

@@ -8,7 +8,7 @@ import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.scheduler.SchedulerService;
 import dev.sdserve.scheduler.ServiceConfig;
-import dev.sdserve.scheduler.SimClock;
+import dev.sdserve.clock.SimClock;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;

@@ -3,7 +3,7 @@ package dev.sdserve.simulate;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sdserve.scheduler.ServiceConfig;
-import dev.sdserve.scheduler.SimClock;
+import dev.sdserve.clock.SimClock;
 import dev.sdserve.train.TrainingCoordinator;
 
 import java.io.IOException;

@@ -7,7 +7,7 @@ import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.job.SloClass;
-import dev.sdserve.scheduler.LibrarySamplers;
+import dev.sdserve.sampler.LibrarySamplers;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;

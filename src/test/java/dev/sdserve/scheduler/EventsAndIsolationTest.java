@@ -1,5 +1,6 @@
 package dev.sdserve.scheduler;
 
+import dev.sdserve.sampler.LibrarySamplers;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.LatentShape;

@@ -1,5 +1,7 @@
 package dev.sdserve.scheduler;
 
+import dev.sdserve.engine.CostModel;
+import dev.sdserve.clock.SimClock;
 import dev.sdserve.engine.fake.FakeEngine;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.Job;

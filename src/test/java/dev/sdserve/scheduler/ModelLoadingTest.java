@@ -1,5 +1,7 @@
 package dev.sdserve.scheduler;
 
+import dev.sdserve.engine.Stage;
+import dev.sdserve.clock.Clock;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.Job;
 import dev.sdserve.job.JobEvent;

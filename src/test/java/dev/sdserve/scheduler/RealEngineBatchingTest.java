@@ -1,5 +1,6 @@
 package dev.sdserve.scheduler;
 
+import dev.sdserve.clock.Clock;
 import dev.sdserve.engine.tf.TfEngine;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.Job;

@@ -1,5 +1,7 @@
 package dev.sdserve.scheduler;
 
+import dev.sdserve.engine.Stage;
+import dev.sdserve.clock.Clock;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.engine.fake.FakeEngine;
 import dev.sdserve.job.GenerationRequest;

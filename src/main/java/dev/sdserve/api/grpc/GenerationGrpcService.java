@@ -3,7 +3,7 @@ package dev.sdserve.api.grpc;
 import dev.sdserve.api.ErrorMessages;
 import dev.sdserve.api.EventStreams;
 import dev.sdserve.api.grpc.v1.*;
-import dev.sdserve.app.SdServeConfig;
+import dev.sdserve.config.SdServeConfig;
 import dev.sdserve.auth.AuthGrpcInterceptor;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.GenerationService;

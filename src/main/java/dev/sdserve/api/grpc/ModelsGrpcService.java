@@ -8,7 +8,7 @@ import dev.sdserve.api.grpc.v1.ModelState;
 import dev.sdserve.api.grpc.v1.Models;
 import dev.sdserve.api.grpc.v1.RescanModelsRequest;
 import dev.sdserve.api.grpc.v1.RescanModelsResponse;
-import dev.sdserve.app.SdServeConfig;
+import dev.sdserve.config.SdServeConfig;
 import dev.sdserve.job.ModelService;
 import io.quarkus.grpc.GrpcService;
 import io.smallrye.common.annotation.Blocking;

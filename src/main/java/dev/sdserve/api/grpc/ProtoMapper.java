@@ -54,8 +54,8 @@ public final class ProtoMapper {
         // Boxed on both sides: a long/Long conditional would unbox a null gRPC deadline (NPE).
         long relDeadline = Integer.toUnsignedLong(p.getDeadlineMs()); // uint32 on the wire
         Long deadline = relDeadline > 0 ? Long.valueOf(nowMillis + relDeadline) : grpcDeadlineMillis;
-        dev.sdserve.api.PromptLoras pl = dev.sdserve.api.PromptLoras.parse(p.getPrompt(), "prompt");
-        loras = dev.sdserve.api.PromptLoras.merge(loras, pl.loras());
+        dev.sdserve.job.PromptLoras pl = dev.sdserve.job.PromptLoras.parse(p.getPrompt(), "prompt");
+        loras = dev.sdserve.job.PromptLoras.merge(loras, pl.loras());
         return new GenerationRequest(
                 pl.prompt(),
                 p.getNegativePrompt(),

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonMappingException;
 import dev.sdserve.api.ErrorMessages;
 import dev.sdserve.api.EventStreams;
-import dev.sdserve.app.SdServeConfig;
+import dev.sdserve.config.SdServeConfig;
 import dev.sdserve.job.GenerationService;
 import dev.sdserve.job.Job;
 import dev.sdserve.job.JobEvent;

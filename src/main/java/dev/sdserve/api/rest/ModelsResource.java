@@ -1,7 +1,7 @@
 package dev.sdserve.api.rest;
 
 import dev.sdserve.api.ErrorMessages;
-import dev.sdserve.app.SdServeConfig;
+import dev.sdserve.config.SdServeConfig;
 import dev.sdserve.job.ModelService;
 import dev.sdserve.job.ServeException;
 import jakarta.inject.Inject;

@@ -61,9 +61,9 @@ public final class RestMapper {
         }
         String prompt = j.prompt();
         if (prompt != null) {
-            dev.sdserve.api.PromptLoras pl = dev.sdserve.api.PromptLoras.parse(prompt, "prompt");
+            dev.sdserve.job.PromptLoras pl = dev.sdserve.job.PromptLoras.parse(prompt, "prompt");
             prompt = pl.prompt();
-            loras = dev.sdserve.api.PromptLoras.merge(loras, pl.loras());
+            loras = dev.sdserve.job.PromptLoras.merge(loras, pl.loras());
         }
         return new GenerationRequest(prompt, j.negativePrompt(), blankToNull(j.model()), loras, j.width(),
                 j.height(), j.steps(), blankToNull(j.sampler()), j.guidanceScale(), j.seed(), j.clipSkip(), j.images(),

@@ -9,9 +9,9 @@ import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.ServeException;
-import dev.sdserve.scheduler.Clock;
-import dev.sdserve.scheduler.CostModel;
-import dev.sdserve.scheduler.Stage;
+import dev.sdserve.clock.Clock;
+import dev.sdserve.engine.CostModel;
+import dev.sdserve.engine.Stage;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -31,7 +31,7 @@ import java.util.Objects;
  *   <li>decode: pixel (y, x) is a smooth function of the latent cell under it (see {@link #pixel}).</li>
  * </ul>
  * Each call "costs" {@link Config#cost} milliseconds, spent by sleeping on the injected {@link Clock}: on a
- * {@link dev.sdserve.scheduler.SimClock} that advances simulated time; on the system clock it really sleeps.
+ * {@link dev.sdserve.clock.SimClock} that advances simulated time; on the system clock it really sleeps.
  */
 public final class FakeEngine implements Engine {
 
@@ -172,7 +172,7 @@ public final class FakeEngine implements Engine {
         });
         try {
             while (config.clock.nanoTime() < target) {
-                if (config.clock instanceof dev.sdserve.scheduler.SimClock) {
+                if (config.clock instanceof dev.sdserve.clock.SimClock) {
                     Thread.sleep(1);
                 } else {
                     config.clock.sleepNanos(target - config.clock.nanoTime());

@@ -1,5 +1,6 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.cli.ConformanceCommand;
 import dev.sdserve.testutil.Shared;
 import org.junit.jupiter.api.Test;
 

@@ -1,7 +1,4 @@
-package dev.sdserve.scheduler;
-
-import dev.sdserve.sampler.Sampler;
-import dev.sdserve.sampler.Samplers;
+package dev.sdserve.sampler;
 
 import java.util.List;
 

@@ -1,6 +1,4 @@
-package dev.sdserve.scheduler;
-
-import dev.sdserve.sampler.Sampler;
+package dev.sdserve.sampler;
 
 import java.util.List;
 

@@ -1,7 +1,8 @@
-package dev.sdserve.ops;
+package dev.sdserve.app;
 
-import dev.sdserve.app.SdServeConfig;
-import dev.sdserve.app.ServiceProducer;
+import dev.sdserve.config.SdServeConfig;
+import dev.sdserve.ops.ReadinessState;
+import dev.sdserve.ops.ServeMetrics;
 import dev.sdserve.job.Drainable;
 import dev.sdserve.job.Job;
 import dev.sdserve.job.JobState;

@@ -1,12 +1,10 @@
-package dev.sdserve.app;
+package dev.sdserve.scheduler;
 
 import dev.sdserve.engine.Engine;
+import dev.sdserve.engine.ModelResidency;
 import dev.sdserve.job.ModelService;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.model.ModelCatalog;
-import dev.sdserve.model.ModelRegistry;
-import dev.sdserve.scheduler.ModelLoader;
-import dev.sdserve.scheduler.SchedulerService;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -14,17 +12,28 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.BooleanSupplier;
 
-/** {@link ModelService} over the catalog, the engine's residency and the scheduler's loader. */
+/**
+ * The transports' {@link ModelService}: each model of the catalog with its residency (the engine's memory, the
+ * loader's state, the scheduler's jobs for it); loads and pins through the shared {@link ModelResidency}; unloads
+ * only while no admitted job uses the model (under the scheduler's lock).
+ */
 public final class ModelManager implements ModelService {
     private final ModelCatalog catalog;
     private final Engine engine;
+    private final ModelResidency residency;
     private final SchedulerService scheduler;
+    private final BooleanSupplier rescan;
 
-    public ModelManager(ModelCatalog catalog, Engine engine, SchedulerService scheduler) {
+    /** @param rescan re-lists the models directory; true when something changed */
+    public ModelManager(ModelCatalog catalog, Engine engine, ModelResidency residency, SchedulerService scheduler,
+                        BooleanSupplier rescan) {
         this.catalog = catalog;
         this.engine = engine;
+        this.residency = residency;
         this.scheduler = scheduler;
+        this.rescan = rescan;
     }
 
     @Override
@@ -48,7 +57,7 @@ public final class ModelManager implements ModelService {
 
     private ModelStatus status(ModelCatalog.ModelEntry e) {
         String n = e.name();
-        ModelLoader.Status s = scheduler.loader().status(n);
+        ModelResidency.Status s = residency.status(n);
         boolean resident = engine.isResident(n);
         return new ModelStatus(n, e.architecture(), e.sizeBytes(), e.dtype(), e.shortHash(), e.isDefault(), resident,
                 engine.isPinned(n), s.loading(), engine.residentBytes(n), s.breaker(), s.retryAfterMillis(), s.lastError(),
@@ -64,12 +73,12 @@ public final class ModelManager implements ModelService {
     public ModelStatus load(String name, long waitMillis) {
         ModelCatalog.ModelEntry e = entry(name);
         if (!engine.isResident(name)) {
-            ServeException refusal = scheduler.loader().refusal(name);
+            ServeException refusal = residency.refusal(name);
             if (refusal != null) {
                 throw refusal;
             }
         }
-        CompletableFuture<Void> f = scheduler.loader().load(name);
+        CompletableFuture<Void> f = residency.load(name);
         if (waitMillis > 0) {
             try {
                 f.get(waitMillis, TimeUnit.MILLISECONDS);
@@ -100,18 +109,18 @@ public final class ModelManager implements ModelService {
         ModelCatalog.ModelEntry e = entry(name);
         engine.pin(name, pinned);
         if (pinned && !engine.isResident(name)) {
-            ServeException refusal = scheduler.loader().refusal(name);
+            ServeException refusal = residency.refusal(name);
             if (refusal != null) {
                 throw refusal;
             }
-            scheduler.loader().load(name);
+            residency.load(name);
         }
         return status(e);
     }
 
     @Override
     public RescanResult rescan() {
-        boolean changed = catalog instanceof ModelRegistry r && r.rescan();
+        boolean changed = rescan.getAsBoolean();
         return new RescanResult(changed, catalog.models().size(), catalog.loras().size());
     }
 }

@@ -1,4 +1,4 @@
-package dev.sdserve.scheduler;
+package dev.sdserve.clock;
 
 import java.util.concurrent.atomic.AtomicLong;
 

@@ -1,6 +1,5 @@
-package dev.sdserve.scheduler;
+package dev.sdserve.engine;
 
-import dev.sdserve.engine.Engine;
 import dev.sdserve.job.ServeException;
 import io.smallrye.faulttolerance.api.CircuitBreakerState;
 import io.smallrye.faulttolerance.api.TypedGuard;
@@ -27,20 +26,23 @@ import java.util.logging.Logger;
  * {@code breakerDelayMillis}; while it is open, requests for the model are refused at once with a retry hint, then
  * the next load is the half-open trial. Concurrent requests for one model share one load.
  *
- * <p>Timeouts and the breaker run on real time (SmallRye's timer), not on the scheduler's {@link Clock}. A load that
+ * <p>Timeouts and the breaker run on real time (SmallRye's timer), not on the scheduler's clock. A load that
  * times out keeps running on its thread (weights loading cannot be interrupted midway); if it finishes, the model
  * is resident and usable, but the jobs that waited for it have already ended with UNAVAILABLE.
  */
-public final class ModelLoader implements AutoCloseable {
+public final class ModelLoader implements ModelResidency, AutoCloseable {
     private static final Logger LOG = Logger.getLogger(ModelLoader.class.getName());
 
-    /** What the loader knows about a model. */
-    public record Status(String model, boolean resident, boolean loading, String breaker, Long retryAfterMillis,
-                         String lastError, Double lastLoadMillis, int loads, int failures) {
+    /**
+     * @param loadTimeoutMillis      a load that takes longer fails with UNAVAILABLE (real ms)
+     * @param loadBreakerFailures    failed loads of a model in a row that open its circuit breaker
+     * @param loadBreakerDelayMillis how long an open breaker refuses before a trial load (real ms)
+     */
+    public record Settings(long loadTimeoutMillis, int loadBreakerFailures, long loadBreakerDelayMillis) {
     }
 
     private final Engine engine;
-    private final ServiceConfig config;
+    private final Settings config;
     private final ExecutorService executor;
     private final Map<String, Entry> entries = new ConcurrentHashMap<>();
     /** Called with (model, null) after a successful load, (model, error) after a failed one. */
@@ -63,11 +65,11 @@ public final class ModelLoader implements AutoCloseable {
             this.guard = TypedGuard.create(new TypeLiteral<CompletionStage<Void>>() {
                     })
                     .withDescription("load of model '" + model + "'")
-                    .withTimeout().duration(config.loadTimeoutMillis, ChronoUnit.MILLIS).done()
+                    .withTimeout().duration(config.loadTimeoutMillis(), ChronoUnit.MILLIS).done()
                     .withCircuitBreaker()
-                    .requestVolumeThreshold(Math.max(1, config.loadBreakerFailures))
+                    .requestVolumeThreshold(Math.max(1, config.loadBreakerFailures()))
                     .failureRatio(1.0)
-                    .delay(config.loadBreakerDelayMillis, ChronoUnit.MILLIS)
+                    .delay(config.loadBreakerDelayMillis(), ChronoUnit.MILLIS)
                     .successThreshold(1)
                     .onStateChange(s -> {
                         if (s == CircuitBreakerState.OPEN) {
@@ -85,14 +87,14 @@ public final class ModelLoader implements AutoCloseable {
             if (state != CircuitBreakerState.OPEN) {
                 return null;
             }
-            long left = openedAtMillis + config.loadBreakerDelayMillis - System.currentTimeMillis();
+            long left = openedAtMillis + config.loadBreakerDelayMillis() - System.currentTimeMillis();
             return left > 0 ? left : null;
         }
     }
 
-    public ModelLoader(Engine engine, ServiceConfig config) {
+    public ModelLoader(Engine engine, Settings settings) {
         this.engine = engine;
-        this.config = config;
+        this.config = settings;
         this.executor = Executors.newCachedThreadPool(r -> {
             Thread t = new Thread(r, "sdserve-model-loader");
             t.setDaemon(true);
@@ -100,7 +102,8 @@ public final class ModelLoader implements AutoCloseable {
         });
     }
 
-    void listener(BiConsumer<String, ServeException> l) {
+    @Override
+    public void listener(BiConsumer<String, ServeException> l) {
         this.listener = l;
     }
 
@@ -113,6 +116,7 @@ public final class ModelLoader implements AutoCloseable {
      * or fails with a {@link ServeException} (FAILED_PRECONDITION from the engine naming file and reason,
      * UNAVAILABLE on timeout or while the breaker is open).
      */
+    @Override
     public CompletableFuture<Void> load(String model) {
         engine.describe(model); // NOT_FOUND for an unknown name, before any breaker bookkeeping
         Entry e = entry(model);
@@ -186,7 +190,7 @@ public final class ModelLoader implements AutoCloseable {
         }
         if (t instanceof TimeoutException) {
             return new ServeException(ServeException.Code.UNAVAILABLE, null, "model '" + e.model + "' did not load within "
-                    + config.loadTimeoutMillis + " ms (sdserve.models.load-timeout)", null);
+                    + config.loadTimeoutMillis() + " ms (sdserve.models.load-timeout)", null);
         }
         if (t instanceof CircuitBreakerOpenException) {
             return breakerOpen(e);
@@ -206,6 +210,7 @@ public final class ModelLoader implements AutoCloseable {
      * A fast refusal for a model that is not resident while its breaker is open (UNAVAILABLE with a retry hint), or
      * null when a request for it may wait for a load.
      */
+    @Override
     public ServeException refusal(String model) {
         Entry e = entries.get(model);
         if (e == null || e.retryAfter() == null || engine.isResident(model)) {
@@ -215,18 +220,21 @@ public final class ModelLoader implements AutoCloseable {
     }
 
     /** Whether a load of the model is in progress. */
+    @Override
     public boolean loading(String model) {
         Entry e = entries.get(model);
         return e != null && e.inFlight != null;
     }
 
     /** Predicted load time of a model that is not resident: its last measured load, else the engine's guess. */
+    @Override
     public double predictLoadMillis(String model) {
         Entry e = entries.get(model);
         Double measured = e == null ? null : e.lastLoadMillis;
         return measured != null ? measured : engine.predictLoadMillis(model);
     }
 
+    @Override
     public Status status(String model) {
         Entry e = entries.get(model);
         boolean resident = engine.isResident(model);
@@ -237,6 +245,11 @@ public final class ModelLoader implements AutoCloseable {
         String breaker = retry != null ? "open" : e.state == CircuitBreakerState.CLOSED ? "closed"
                 : "half_open"; // open past its delay: the next load is the trial
         return new Status(model, resident, e.inFlight != null, breaker, retry, e.lastError, e.lastLoadMillis, e.loads, e.failures);
+    }
+
+    @Override
+    public boolean isResident(String model) {
+        return engine.isResident(model);
     }
 
     @Override

@@ -1,7 +1,5 @@
-package dev.sdserve.app;
+package dev.sdserve.cli;
 
-import dev.sdserve.cli.CliCommand;
-import dev.sdserve.cli.Commands;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.annotations.QuarkusMain;
 

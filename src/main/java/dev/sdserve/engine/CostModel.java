@@ -1,6 +1,4 @@
-package dev.sdserve.scheduler;
-
-import dev.sdserve.engine.LatentShape;
+package dev.sdserve.engine;
 
 /**
  * Predicted duration of one engine call, in milliseconds.

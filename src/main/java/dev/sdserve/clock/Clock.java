@@ -1,4 +1,4 @@
-package dev.sdserve.scheduler;
+package dev.sdserve.clock;
 
 /**
  * Time as the scheduler, the admission controller and the fake engine see it. Production uses {@link #system()};

@@ -1,7 +1,6 @@
-package dev.sdserve.engine.tf;
+package dev.sdserve.cli;
 
-import dev.sdserve.cli.Args;
-import dev.sdserve.cli.CliCommand;
+import dev.sdserve.engine.tf.Conformance;
 
 import java.io.PrintStream;
 import java.nio.file.Files;

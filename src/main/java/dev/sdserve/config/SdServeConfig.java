@@ -1,4 +1,4 @@
-package dev.sdserve.app;
+package dev.sdserve.config;
 
 import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;

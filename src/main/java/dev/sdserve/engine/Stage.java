@@ -1,4 +1,4 @@
-package dev.sdserve.scheduler;
+package dev.sdserve.engine;
 
 /** The three kinds of engine call an iteration can plan. */
 public enum Stage {

@@ -1,0 +1,47 @@
+package dev.sdserve.admission;
+
+import dev.sdserve.engine.LatentShape;
+
+/**
+ * An admitted (or candidate) request as completion prediction sees it: which stages are still ahead, how much work
+ * they hold, and its deadline. The scheduler's per-request state implements it; admission never sees more.
+ */
+public interface Pending {
+    String model();
+
+    LatentShape shape();
+
+    /** Requests of one bucket (model and latent shape) share denoise batches. */
+    String bucket();
+
+    /** Text encoding is still ahead. */
+    boolean toEncode();
+
+    /** Denoising is still ahead (text encoding may be too). */
+    boolean toDenoise();
+
+    /** Ended (completed, cancelled or failed): nothing is ahead. */
+    boolean finished();
+
+    /** Model evaluations (denoise steps) still to run. */
+    int remainingEvals();
+
+    /** UNet samples per denoise step (images, doubled under classifier-free guidance). */
+    int latentPerStep();
+
+    /** Prompts the text encoding holds. */
+    int encodeItems();
+
+    /** Images the decoding holds. */
+    int images();
+
+    String tenant();
+
+    /** The tenant's fairness weight. */
+    double weight();
+
+    boolean bestEffort();
+
+    /** Deadline on the scheduler clock's nanosecond scale. */
+    long deadlineNanos();
+}

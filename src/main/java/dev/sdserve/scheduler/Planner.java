@@ -1,0 +1,623 @@
+package dev.sdserve.scheduler;
+
+import dev.sdserve.admission.AdmissionController;
+import dev.sdserve.admission.CompletionPredictor;
+import dev.sdserve.clock.Clock;
+import dev.sdserve.engine.EncodeItem;
+import dev.sdserve.engine.LatentShape;
+import dev.sdserve.engine.ModelResidency;
+import dev.sdserve.engine.Stage;
+import dev.sdserve.job.JobState;
+import dev.sdserve.job.ServeException;
+import dev.sdserve.sampler.SamplerState;
+import dev.sdserve.scheduler.StepResult.EngineCall;
+import dev.sdserve.scheduler.StepResult.Outcome;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+
+/**
+ * Holds the requests' states ({@link Work}, in admission order) and the cost model, and makes the decisions: which
+ * engine call runs next and with whom ({@link #schedule}, a {@link StepPlan}), and what its {@link StepResult}
+ * means for every request ({@link #updateFromOutput}: progress, stage changes, completion, failure, measured
+ * costs). Also the housekeeping of every iteration (cancellations, deadlines, stalled watchers, failed model loads)
+ * and the admission decision against the work it holds (through admission's {@link CompletionPredictor}).
+ *
+ * <p>Policy: work is ordered by least slack (deadline − now − predicted remaining work), each denoise batch is split
+ * between tenants by weight when it cannot hold everyone, best-effort work yields (pauses) to the rest, and the
+ * batch grows only while the cost model predicts every included request still meets its deadline; text encoding
+ * and decoding wait at most {@code maxStageWaitIterations} denoise iterations.
+ *
+ * <p>Not thread-safe: every method runs under the scheduler's lock (the {@link SchedulerService} holds it), and
+ * only the scheduler thread changes a request's stage.
+ */
+final class Planner {
+    private final ServiceConfig config;
+    private final Clock clock;
+    private final ModelResidency residency;
+    private final OnlineCostModel cost;
+    private final CompletionPredictor predictor;
+    private final Publisher publisher;
+    private final SchedulerStats stats;
+    private final BooleanSupplier draining;
+    /** Called (under the lock) when a request has ended, whatever the way. */
+    private final Consumer<Work> finished;
+
+    /** Admitted, unfinished work, in admission order. */
+    private final List<Work> works = new ArrayList<>();
+    private final Map<String, Work> workById = new HashMap<>();
+    /** Recent mean UNet samples per denoise call, by bucket. */
+    private final Map<String, Double> recentLatents = new HashMap<>();
+    /** Failed loads not yet applied to their waiting jobs. */
+    private final List<Map.Entry<String, ServeException>> failedLoads = new ArrayList<>();
+    /** When the last engine call ended (scheduler clock), for {@link #isProbe}. */
+    private volatile long lastEngineCallNs = Long.MIN_VALUE;
+
+    Planner(ServiceConfig config, Clock clock, ModelResidency residency, AdmissionController admission,
+            Publisher publisher, SchedulerStats stats, BooleanSupplier draining, Consumer<Work> finished) {
+        this.config = config;
+        this.clock = clock;
+        this.residency = residency;
+        this.cost = new OnlineCostModel(config.costPrior);
+        this.predictor = new CompletionPredictor(cost, admission, config,
+                bucket -> recentLatents.getOrDefault(bucket, 0.0),
+                model -> residency.isResident(model) ? 0 : residency.predictLoadMillis(model));
+        this.publisher = publisher;
+        this.stats = stats;
+        this.draining = draining;
+        this.finished = finished;
+    }
+
+    OnlineCostModel costModel() {
+        return cost;
+    }
+
+    // ------------------------------------------------------------------------------------------- admission
+
+    /** The admission decision for a candidate against the admitted work (throws RESOURCE_EXHAUSTED). */
+    AdmissionController.Outcome decide(Work cand, long nowNs) {
+        return predictor.admit(works, cand, nowNs);
+    }
+
+    /**
+     * Whether a request the deadline check refused is admitted anyway: nothing is admitted and the last engine call
+     * ended at least {@code probeAfterIdleMillis} ago (so the predictions rest on old measurements only; a server
+     * that never ran a call predicts from its prior and refuses as usual).
+     */
+    boolean isProbe(long nowNs) {
+        long after = config.admission.probeAfterIdleMillis;
+        return after > 0 && works.isEmpty() && lastEngineCallNs != Long.MIN_VALUE && nowNs - lastEngineCallNs >= after * 1_000_000L;
+    }
+
+    /** Takes an admitted request in; tells the client its place in the encode queue and an estimated start. */
+    void enqueue(Work w, long nowMs) {
+        int position = 0;
+        for (Work o : works) {
+            if (o.phase == Work.Phase.ENCODE && !o.inFlight) {
+                position++;
+            }
+        }
+        works.add(w);
+        workById.put(w.job.id(), w);
+        long est = nowMs + Math.round(works.size() > 1 ? predictor.stepMillis(w) : 0);
+        publisher.queued(w, position, est);
+    }
+
+    // ------------------------------------------------------------------------------------------- queries
+
+    int outstanding() {
+        return works.size();
+    }
+
+    /** Jobs admitted and not yet finished for a model. */
+    int activeJobs(String model) {
+        int n = 0;
+        for (Work w : works) {
+            if (w.req.model().equals(model)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** Admitted work waits for a model that is not resident (or a failed load is to be applied). */
+    boolean waitingForLoads() {
+        if (!failedLoads.isEmpty()) {
+            return true;
+        }
+        for (Work w : works) {
+            if (!w.inFlight && !residency.isResident(w.req.model())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    boolean hasRunnableWork() {
+        if (!failedLoads.isEmpty()) {
+            return true;
+        }
+        for (Work w : works) {
+            if (!w.inFlight && residency.isResident(w.req.model())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Least slack over the admitted work (see {@link CompletionPredictor#minSlackMillis}). */
+    double minSlackMillis(long now) {
+        return predictor.minSlackMillis(works, now);
+    }
+
+    /** Latent samples per denoise step of every running job, by job id. */
+    Map<String, Integer> runningLatents() {
+        Map<String, Integer> m = new LinkedHashMap<>();
+        for (Work w : works) {
+            m.put(w.job.id(), w.latentPerStep());
+        }
+        return m;
+    }
+
+    // ------------------------------------------------------------------------------------------- events from outside
+
+    /** A model load failed: its waiting jobs end at the next housekeeping. */
+    void loadFailed(String model, ServeException error) {
+        failedLoads.add(Map.entry(model, error));
+    }
+
+    /**
+     * A client cancels: a job not in flight ends now; one in an engine call ends when the call returns. Returns
+     * false when the job had already ended.
+     */
+    boolean cancel(String jobId) {
+        Work w = workById.get(jobId);
+        if (w == null || w.job.state().terminal()) {
+            return false;
+        }
+        w.job.requestCancel();
+        if (!w.inFlight) {
+            end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+        }
+        return true;
+    }
+
+    /** Ends every admitted job (the drain timeout passed); returns how many. */
+    int endAll(ServeException error) {
+        int n = 0;
+        for (Work w : new ArrayList<>(works)) {
+            end(w, JobState.CANCELLED, error);
+            n++;
+        }
+        return n;
+    }
+
+    /** Cancellations, deadlines, stalled watchers and failed model loads, before planning. */
+    void housekeeping(long now) {
+        if (!failedLoads.isEmpty()) {
+            for (Map.Entry<String, ServeException> f : failedLoads) {
+                if (residency.isResident(f.getKey())) {
+                    continue; // loaded meanwhile (e.g. a timed-out load that finished after all)
+                }
+                for (Work w : new ArrayList<>(works)) {
+                    if (!w.inFlight && w.req.model().equals(f.getKey())) {
+                        stats.failed.incrementAndGet();
+                        end(w, JobState.FAILED, f.getValue());
+                    }
+                }
+            }
+            failedLoads.clear();
+        }
+        long realNow = System.nanoTime();
+        long stallLimit = config.stalledWatcherMillis * 1_000_000L;
+        for (int i = works.size() - 1; i >= 0; i--) {
+            Work w = works.get(i);
+            if (w.inFlight) {
+                continue;
+            }
+            if (w.job.cancelRequested()) {
+                end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+            } else if (config.dropLateRequests && !w.bestEffort() && now > w.deadlineNanos) {
+                stats.deadlineExceeded.incrementAndGet();
+                end(w, JobState.FAILED, new ServeException(ServeException.Code.DEADLINE_EXCEEDED,
+                        "the deadline passed before the job finished (at " + describeProgress(w) + ")"));
+            } else if (stallLimit > 0 && !w.job.detached() && w.job.watcherCount() > 0
+                    && w.job.maxStalledNanos(realNow) > stallLimit) {
+                stats.stalledWatchersCancelled.incrementAndGet();
+                end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED,
+                        "cancelled: the event stream's consumer took no event for more than "
+                                + config.stalledWatcherMillis + " ms"));
+            }
+        }
+    }
+
+    private String describeProgress(Work w) {
+        if (w.phase != Work.Phase.DONE && !residency.isResident(w.req.model())) {
+            return "waiting for model '" + w.req.model() + "' to load";
+        }
+        return switch (w.phase) {
+            case ENCODE -> "text encoding";
+            case DENOISE -> "step " + w.evalsDone() + " of " + w.totalEvals;
+            case DECODE, DONE -> "decoding";
+        };
+    }
+
+    // ------------------------------------------------------------------------------------------- schedule
+
+    /**
+     * The next engine call, or null when nothing can run (no work, or only work waiting for a model load). Its
+     * members are in flight from now until {@link #updateFromOutput}: their stage starts here.
+     */
+    StepPlan schedule(long now) {
+        Choice c = choose(now);
+        if (c == null) {
+            return null;
+        }
+        List<StepPlan.Member> members = new ArrayList<>(c.members.size());
+        for (Work w : c.members) {
+            w.inFlight = true;
+            switch (c.stage) {
+                case ENCODE -> {
+                    w.encodeStart = now;
+                    publisher.stage(w, "encode");
+                    w.job.setState(JobState.ENCODING);
+                    publisher.started(w);
+                    List<EncodeItem> prompts = new ArrayList<>(2);
+                    prompts.add(new EncodeItem(w.req.prompt(), w.req.clipSkip(), w.req.loras()));
+                    if (w.guided) {
+                        prompts.add(new EncodeItem(w.req.negativePrompt(), w.req.clipSkip(), w.req.loras()));
+                    }
+                    members.add(new StepPlan.EncodeMember(w.job.id(), prompts, w.sampler, w.req.steps(), w.shape,
+                            w.seeds));
+                }
+                case DENOISE -> {
+                    if (w.denoiseStart < 0) {
+                        w.denoiseStart = now;
+                    }
+                    members.add(new StepPlan.DenoiseMember(w.job.id(), w.states, stepOptions(w)));
+                }
+                case DECODE -> {
+                    w.decodeStart = now;
+                    publisher.stage(w, "decode");
+                    w.job.setState(JobState.DECODING);
+                    List<float[]> latents = new ArrayList<>(w.states.length);
+                    for (SamplerState s : w.states) {
+                        latents.add(s.latents());
+                    }
+                    members.add(new StepPlan.DecodeMember(w.job.id(), latents));
+                }
+            }
+        }
+        return new StepPlan(c.stage, c.model, c.members.get(0).info, c.shape, members);
+    }
+
+    /** What a request's next model evaluation uses. */
+    private static StepPlan.StepOptions stepOptions(Work w) {
+        return new StepPlan.StepOptions(w.cond, w.uncond, w.req.guidance(), w.req.loras());
+    }
+
+    /** A chosen call: the stage, the model, the latent shape (null for text encoding) and the members in order. */
+    private record Choice(Stage stage, String model, LatentShape shape, List<Work> members) {
+    }
+
+    private Choice choose(long now) {
+        if (works.isEmpty()) {
+            return null;
+        }
+        Map<String, CompletionPredictor.Profile> load = predictor.profiles(works);
+        Map<Work, Double> slack = new IdentityHashMap<>();
+        Work urgent = null;
+        Work forced = null;
+        // Only resident models are planned; jobs of the others wait (a load runs on the loader's thread meanwhile).
+        Map<String, Boolean> resident = new HashMap<>();
+        for (Work w : works) {
+            if (w.inFlight || w.phase == Work.Phase.DONE) {
+                continue;
+            }
+            if (!resident.computeIfAbsent(w.req.model(), residency::isResident)) {
+                continue;
+            }
+            double s = predictor.slackMillis(w, now, load);
+            if (w.wasInLastBatch) {
+                s -= config.slackStickinessMillis; // hysteresis: no least-laxity thrashing between equal jobs
+            }
+            slack.put(w, s);
+            if (urgent == null || before(w, s, urgent, slack.get(urgent))) {
+                urgent = w;
+            }
+            if (w.phase != Work.Phase.DENOISE && w.stageWait >= config.maxStageWaitIterations
+                    && (forced == null || before(w, s, forced, slack.get(forced)))) {
+                forced = w;
+            }
+        }
+        for (var e : resident.entrySet()) {
+            if (!e.getValue()) {
+                residency.load(e.getKey()); // joins the load in progress, or starts one (e.g. after an eviction)
+            }
+        }
+        if (urgent == null) {
+            return null;
+        }
+        Work pick = forced != null ? forced : urgent;
+        Choice p = switch (pick.phase) {
+            case ENCODE -> chooseEncode(pick, slack);
+            case DECODE -> chooseDecode(pick, slack);
+            default -> chooseDenoise(pick, slack, now);
+        };
+        if (p.stage == Stage.DENOISE) {
+            for (Work w : works) {
+                if (!w.inFlight && w.phase != Work.Phase.DENOISE) {
+                    w.stageWait++;
+                }
+            }
+        }
+        return p;
+    }
+
+    /** Ordering: non-best-effort before best-effort, then least slack, then admission order. */
+    private static boolean before(Work a, double sa, Work b, double sb) {
+        if (a.bestEffort() != b.bestEffort()) {
+            return !a.bestEffort();
+        }
+        if (sa != sb) {
+            return sa < sb;
+        }
+        return a.admittedNanos < b.admittedNanos;
+    }
+
+    private List<Work> sortedMembers(Work pick, Map<Work, Double> slack, Work.Phase phase, boolean sameBucket) {
+        List<Work> m = new ArrayList<>();
+        for (Work w : works) {
+            if (!w.inFlight && w.phase == phase && w.req.model().equals(pick.req.model())
+                    && (!sameBucket || w.bucket.equals(pick.bucket))) {
+                m.add(w);
+            }
+        }
+        m.sort((a, b) -> a == b ? 0 : before(a, slack.get(a), b, slack.get(b)) ? -1 : 1);
+        return m;
+    }
+
+    private Choice chooseEncode(Work pick, Map<Work, Double> slack) {
+        List<Work> chosen = new ArrayList<>();
+        int items = 0;
+        for (Work w : sortedMembers(pick, slack, Work.Phase.ENCODE, false)) {
+            if (!chosen.isEmpty() && items + w.encodeItems() > config.maxEncodeBatch) {
+                continue;
+            }
+            chosen.add(w);
+            items += w.encodeItems();
+        }
+        return new Choice(Stage.ENCODE, pick.req.model(), null, chosen);
+    }
+
+    private Choice chooseDecode(Work pick, Map<Work, Double> slack) {
+        List<Work> chosen = new ArrayList<>();
+        int items = 0;
+        for (Work w : sortedMembers(pick, slack, Work.Phase.DECODE, true)) {
+            if (!chosen.isEmpty() && items + w.req.images() > config.maxDecodeBatch) {
+                continue;
+            }
+            chosen.add(w);
+            items += w.req.images();
+        }
+        return new Choice(Stage.DECODE, pick.req.model(), pick.shape, chosen);
+    }
+
+    /**
+     * Chooses the denoise batch of the picked work's bucket. Non-best-effort work first: when it does not all fit,
+     * each tenant first gets up to its weighted share of the batch (in least-slack order), then the rest fills by
+     * least slack. Best-effort work fills what is left. A job joins only while the predicted step time keeps every
+     * already-chosen job (that can still make it) within its deadline.
+     */
+    private Choice chooseDenoise(Work pick, Map<Work, Double> slack, long now) {
+        List<Work> members = sortedMembers(pick, slack, Work.Phase.DENOISE, true);
+        String model = pick.req.model();
+        LatentShape shape = pick.shape;
+        int cap = config.maxLatentBatch;
+
+        List<Work> normal = new ArrayList<>();
+        List<Work> best = new ArrayList<>();
+        int normalLatents = 0;
+        Map<String, Double> weights = new LinkedHashMap<>();
+        for (Work w : members) {
+            if (w.bestEffort()) {
+                best.add(w);
+            } else {
+                normal.add(w);
+                normalLatents += w.latentPerStep();
+                weights.putIfAbsent(w.tenant(), w.weight);
+            }
+        }
+        Selection sel = new Selection(model, shape, cap, now);
+        if (normalLatents > cap && weights.size() > 1) {
+            double tw = weights.values().stream().mapToDouble(Double::doubleValue).sum();
+            Map<String, Integer> used = new HashMap<>();
+            for (Work w : normal) {
+                double share = cap * weights.get(w.tenant()) / tw;
+                int u = used.getOrDefault(w.tenant(), 0);
+                if (u + w.latentPerStep() <= Math.max(share, w.latentPerStep()) && sel.tryAdd(w)) {
+                    used.put(w.tenant(), u + w.latentPerStep());
+                }
+            }
+        }
+        for (Work w : normal) {
+            sel.tryAdd(w);
+        }
+        for (Work w : best) {
+            boolean added = sel.tryAdd(w);
+            if (!added && w.wasInLastBatch) {
+                w.pauses++;
+                stats.pauses.incrementAndGet();
+            } else if (added && w.pauses > 0 && !w.wasInLastBatch) {
+                stats.resumes.incrementAndGet();
+            }
+        }
+        for (Work w : members) {
+            w.wasInLastBatch = sel.chosenSet.contains(w);
+        }
+        return new Choice(Stage.DENOISE, model, shape, sel.chosen);
+    }
+
+    /** Greedy batch builder with the deadline-aware size bound. */
+    private final class Selection {
+        final String model;
+        final LatentShape shape;
+        final int cap;
+        final long now;
+        final List<Work> chosen = new ArrayList<>();
+        final Set<Work> chosenSet = Collections.newSetFromMap(new IdentityHashMap<>());
+        int latents;
+        /** Largest step time the chosen (still feasible) jobs tolerate. */
+        double tolerance = Double.MAX_VALUE;
+
+        Selection(String model, LatentShape shape, int cap, long now) {
+            this.model = model;
+            this.shape = shape;
+            this.cap = cap;
+            this.now = now;
+        }
+
+        boolean tryAdd(Work w) {
+            if (chosenSet.contains(w)) {
+                return false;
+            }
+            int n = latents + w.latentPerStep();
+            if (chosen.isEmpty()) {
+                add(w, n);
+                return true;
+            }
+            if (n > cap) {
+                return false;
+            }
+            double c = cost.predictMillis(model, Stage.DENOISE, shape, n);
+            if (c > tolerance) {
+                return false;
+            }
+            add(w, n);
+            return true;
+        }
+
+        private void add(Work w, int n) {
+            chosen.add(w);
+            chosenSet.add(w);
+            latents = n;
+            double c = cost.predictMillis(model, Stage.DENOISE, shape, n);
+            if (!w.bestEffort()) {
+                double dec = cost.predictMillis(model, Stage.DECODE, shape, w.req.images());
+                double tol = ((w.deadlineNanos - now) / 1e6 - dec) / Math.max(1, w.remainingEvals());
+                if (tol >= c) {
+                    tolerance = Math.min(tolerance, tol);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------- update
+
+    /**
+     * Applies what the executor made of a plan: the measured calls feed the cost model and the metrics; each member
+     * (in flight until now) advances to its next stage, completes, or fails. Members ended while in flight (drain)
+     * are skipped; a cancellation that arrived during the call takes effect now.
+     */
+    void updateFromOutput(StepPlan plan, StepResult result) {
+        for (EngineCall call : result.calls()) {
+            cost.observe(call.model(), call.stage(), call.shape(), call.batch(), call.millis());
+            lastEngineCallNs = call.endNanos();
+            publisher.engineCall(call, plan.info().vaeScale());
+            if (call.stage() == Stage.DENOISE) {
+                recentLatents.merge(Work.bucketOf(call.model(), call.shape()), (double) call.batch(),
+                        (old, x) -> old + 0.05 * (x - old));
+            }
+        }
+        for (int i = 0; i < plan.members().size(); i++) {
+            Work w = workById.get(plan.members().get(i).jobId());
+            Outcome o = result.outcomes().get(i);
+            if (o.error() != null) {
+                stats.failed.incrementAndGet();
+                if (w != null) {
+                    w.inFlight = false;
+                    end(w, JobState.FAILED, o.error());
+                }
+                continue;
+            }
+            if (w == null || w.phase == Work.Phase.DONE) {
+                continue; // ended while in flight (drain)
+            }
+            w.inFlight = false;
+            switch (plan.stage()) {
+                case ENCODE -> encoded(w, o);
+                case DENOISE -> denoised(w, o);
+                case DECODE -> decoded(w, o);
+            }
+        }
+    }
+
+    private void encoded(Work w, Outcome o) {
+        w.cond = o.conditionings()[0];
+        w.uncond = w.guided ? o.conditionings()[1] : null;
+        w.states = o.states();
+        w.totalEvals = w.states[0].totalEvaluations();
+        w.encodeEnd = o.endNanos();
+        publisher.stage(w, "denoise");
+        w.phase = Work.Phase.DENOISE;
+        w.stageWait = 0;
+        w.job.setState(JobState.DENOISING);
+        if (w.job.cancelRequested()) {
+            end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+        }
+    }
+
+    private void denoised(Work w, Outcome o) {
+        w.denoiseMillis += o.callMillis();
+        int done = w.states[0].evaluation();
+        w.done = done;
+        publisher.step(w, done, o.callMillis());
+        if (w.states[0].done()) {
+            w.phase = Work.Phase.DECODE;
+            w.denoiseEnd = o.endNanos();
+            w.stageWait = 0;
+        }
+        if (w.job.cancelRequested()) {
+            end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+        }
+    }
+
+    private void decoded(Work w, Outcome o) {
+        w.decodeEnd = o.endNanos();
+        publisher.images(w, o.images());
+        w.phase = Work.Phase.DONE;
+        remove(w);
+        stats.completed.incrementAndGet();
+        publisher.completed(w, o.images());
+        finished.accept(w);
+    }
+
+    // ------------------------------------------------------------------------------------------- endings
+
+    /** Ends a job without a result. */
+    void end(Work w, JobState state, ServeException error) {
+        if (w.phase == Work.Phase.DONE) {
+            return;
+        }
+        w.phase = Work.Phase.DONE;
+        remove(w);
+        if (state == JobState.CANCELLED) {
+            stats.cancelled.incrementAndGet();
+        }
+        publisher.ended(w, state, error, draining.getAsBoolean());
+        finished.accept(w);
+    }
+
+    private void remove(Work w) {
+        works.remove(w);
+        workById.remove(w.job.id());
+    }
+}
