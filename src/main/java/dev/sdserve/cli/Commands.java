@@ -15,9 +15,9 @@ public final class Commands {
         FACTORIES.add(ListCommands.Models::new);
         FACTORIES.add(ListCommands.Loras::new);
         FACTORIES.add(dev.sdserve.cli.ConformanceCommand::new);
-        FACTORIES.add(dev.sdserve.bench.BenchCommand::new);
-        FACTORIES.add(dev.sdserve.simulate.SimulateCommand::new);
-        FACTORIES.add(dev.sdserve.ops.LoadGenCommand::new);
+        FACTORIES.add(dev.sdserve.cli.BenchCommand::new);
+        FACTORIES.add(dev.sdserve.cli.SimulateCommand::new);
+        FACTORIES.add(dev.sdserve.cli.LoadGenCommand::new);
     }
 
     private Commands() {

@@ -13,7 +13,7 @@ import org.tensorflow.op.Ops;
 import org.tensorflow.op.core.Placeholder;
 import org.tensorflow.types.TFloat32;
 
-import dev.sdserve.bench.GraphTimer;
+import dev.sdserve.tools.bench.GraphTimer;
 
 /** Each kernel against a naive double-precision Java implementation on small shapes (and TF's Conv2D). */
 class KernelsTest {

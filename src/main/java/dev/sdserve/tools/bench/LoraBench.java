@@ -1,4 +1,4 @@
-package dev.sdserve.bench;
+package dev.sdserve.tools.bench;
 
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
@@ -79,7 +79,7 @@ final class LoraBench {
             e.ensureLoaded("sd15");
             out.printf("bench: model load %.2f s; resident weights %.2f GB (fp32; file %.2f GB); RSS %s%n",
                     (System.nanoTime() - l0) / 1e9, e.residentBytes("sd15") / 1e9, Files.size(file) / 1e9,
-                    BenchCommand.vmRss());
+                    Bench.vmRss());
             out.printf("bench: LoRA %s, rank %d on the attention projections, weight 0.8; UNet 32x32, %d threads, "
                     + "median of %d after a warm-up%n", lora.getFileName(), rank, threads, reps);
             out.printf("%-9s %-22s %10s %9s %14s%n", "batch", "case", "ms", "x none", "first call ms");
@@ -134,7 +134,7 @@ final class LoraBench {
                 }
             }
             long[] calls = e.loraCalls();
-            out.printf("bench: LoRA graph runs: %d low-rank, %d merged; RSS %s%n", calls[0], calls[1], BenchCommand.vmRss());
+            out.printf("bench: LoRA graph runs: %d low-rank, %d merged; RSS %s%n", calls[0], calls[1], Bench.vmRss());
         }
         return 0;
     }
@@ -188,7 +188,7 @@ final class LoraBench {
                 out.printf("  %-38s first step after %9.1f ms%s%n", label, firstMs,
                         label.startsWith("not") ? String.format(" (of which the load %.1f ms)", st.lastLoadMillis()) : "");
             }
-            out.printf("bench: resident weights %.3f GB; RSS %s%n", e.residentBytes("m") / 1e9, BenchCommand.vmRss());
+            out.printf("bench: resident weights %.3f GB; RSS %s%n", e.residentBytes("m") / 1e9, Bench.vmRss());
         }
         return 0;
     }

@@ -1,7 +1,6 @@
-package dev.sdserve.ops;
+package dev.sdserve.cli;
 
-import dev.sdserve.cli.Args;
-import dev.sdserve.cli.CliCommand;
+import dev.sdserve.tools.loadgen.LoadGen;
 
 import java.io.PrintStream;
 import java.time.Duration;

@@ -1,5 +1,6 @@
-package dev.sdserve.simulate;
+package dev.sdserve.tools.simulate;
 
+import dev.sdserve.cli.SimulateCommand;
 import dev.sdserve.testutil.Shared;
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,4 @@
-package dev.sdserve.ops;
+package dev.sdserve.tools.loadgen;
 
 import dev.sdserve.api.grpc.v1.Completed;
 import dev.sdserve.api.grpc.v1.GenerateEvent;

@@ -1,4 +1,4 @@
-package dev.sdserve.bench;
+package dev.sdserve.tools.bench;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -77,12 +77,12 @@ final class EngineBench {
         long l0 = System.nanoTime(), lc0 = processCpuNanos();
         try (TfModel m = TfModel.load("sd15-random", file, cfg)) {
             double loadS = (System.nanoTime() - l0) / 1e9, loadCpu = (processCpuNanos() - lc0) / 1e9;
-            long loadHwmKb = BenchCommand.vmHwmKb();
+            long loadHwmKb = Bench.vmHwmKb();
             out.printf("bench: %s%n", m.weights());
             out.printf("bench: load cold %.2f s (cpu %.2f s) = %.2f x the cold read; warm %.2f s (cpu %.2f s) = %.2f x "
                     + "the warm read%n", coldLoadS, coldLoadCpu, coldLoadS / coldReadS, loadS, loadCpu, loadS / warmReadS);
             out.printf("bench: peak RSS after load (VmHWM) %.2f GB = %.2f x the fp16 file; RSS now %s (%s)%n",
-                    loadHwmKb / 1e6 * 1.024, loadHwmKb * 1024.0 / size, BenchCommand.vmRss(), BenchCommand.rssParts());
+                    loadHwmKb / 1e6 * 1.024, loadHwmKb * 1024.0 / size, Bench.vmRss(), Bench.rssParts());
             double readS = warmReadS;
             out.printf("%-10s %10s %9s %9s %7s %17s %8s %9s %9s%n", "case", "ms", "GFLOP", "GFLOP/s", "%peak",
                     "peak before/after", "cpu-s", "%peak-cpu", "VmHWM GB");
@@ -147,7 +147,7 @@ final class EngineBench {
                 double core = Math.max(peakBefore.perCoreCpuGflops(), after.perCoreCpuGflops());
                 double effCpu = flops / cpuS / 1e9 / core;
                 out.printf("%-10s %10.1f %9.1f %9.1f %6.1f%% %8.1f/%-8.1f %8.1f %8.1f%% %9.2f%n", c, ms, flops / 1e9, gf,
-                        100 * gf / peak, pb, pa, cpuS, 100 * effCpu, BenchCommand.vmHwmKb() / 1e6 * 1.024);
+                        100 * gf / peak, pb, pa, cpuS, 100 * effCpu, Bench.vmHwmKb() / 1e6 * 1.024);
                 if (profile) {
                     java.util.Map<String, Double> byOp = new java.util.LinkedHashMap<>();
                     dev.sdserve.engine.tf.TfGraph.traceNextRun(byOp::putAll);
@@ -168,7 +168,7 @@ final class EngineBench {
                     u64peak = peak;
                 }
             }
-            long hwmKb = BenchCommand.vmHwmKb();
+            long hwmKb = Bench.vmHwmKb();
             out.printf("bench: peak RSS over the bench (VmHWM) %.2f GB = %.2f x the fp16 file; after load %.2f x; "
                             + "load warm %.2f s = %.2f x the warm read, cold %.2f s = %.2f x the cold read%n",
                     hwmKb / 1e6 * 1.024, hwmKb * 1024.0 / size, loadHwmKb * 1024.0 / size, loadS, loadS / readS,

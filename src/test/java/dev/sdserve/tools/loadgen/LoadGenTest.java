@@ -1,5 +1,6 @@
-package dev.sdserve.ops;
+package dev.sdserve.tools.loadgen;
 
+import dev.sdserve.cli.LoadGenCommand;
 import com.google.protobuf.ByteString;
 import dev.sdserve.api.grpc.v1.*;
 import io.grpc.Server;

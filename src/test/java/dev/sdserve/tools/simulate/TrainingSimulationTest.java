@@ -1,4 +1,4 @@
-package dev.sdserve.simulate;
+package dev.sdserve.tools.simulate;
 
 import dev.sdserve.testutil.Shared;
 import org.junit.jupiter.api.Test;

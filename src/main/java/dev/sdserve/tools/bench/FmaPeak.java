@@ -1,4 +1,4 @@
-package dev.sdserve.bench;
+package dev.sdserve.tools.bench;
 
 import java.io.IOException;
 import java.io.InputStream;

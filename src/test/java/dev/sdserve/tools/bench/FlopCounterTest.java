@@ -1,4 +1,4 @@
-package dev.sdserve.bench;
+package dev.sdserve.tools.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

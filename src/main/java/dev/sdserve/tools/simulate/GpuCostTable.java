@@ -1,4 +1,4 @@
-package dev.sdserve.simulate;
+package dev.sdserve.tools.simulate;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

@@ -1,4 +1,4 @@
-package dev.sdserve.bench;
+package dev.sdserve.tools.bench;
 
 import java.io.PrintStream;
 import java.util.List;
@@ -18,7 +18,7 @@ import dev.sdserve.engine.tf.SessionConfigs;
 /**
  * Microbenchmarks of the kernels on SD 1.5 shapes, TF's own op (or the plain formulation) beside ours, each with
  * ms, GFLOP/s and % of the FMA peak measured just before. Run:
- * {@code java -cp … dev.sdserve.bench.KernelBench [threads] [conv|conv-b2|attn|norm|profile|all]}.
+ * {@code java -cp … dev.sdserve.tools.bench.KernelBench [threads] [conv|conv-b2|attn|norm|profile|all]}.
  */
 public final class KernelBench {
     private KernelBench() {

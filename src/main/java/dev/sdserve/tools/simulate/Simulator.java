@@ -1,4 +1,4 @@
-package dev.sdserve.simulate;
+package dev.sdserve.tools.simulate;
 
 import dev.sdserve.engine.fake.FakeEngine;
 import dev.sdserve.job.GenerationRequest;

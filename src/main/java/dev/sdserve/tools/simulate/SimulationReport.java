@@ -1,20 +1,19 @@
-package dev.sdserve.simulate;
+package dev.sdserve.tools.simulate;
 
-import dev.sdserve.cli.CliCommand;
-import dev.sdserve.engine.fake.FakeEngine;
-import dev.sdserve.job.GenerationRequest;
-import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.clock.Clock;
 import dev.sdserve.engine.CostModel;
-import dev.sdserve.scheduler.SchedulerService;
-import dev.sdserve.scheduler.SchedulerStats;
-import dev.sdserve.scheduler.ServiceConfig;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.Engine;
 import dev.sdserve.engine.EngineStats;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelInfo;
+import dev.sdserve.engine.fake.FakeEngine;
+import dev.sdserve.job.GenerationRequest;
+import dev.sdserve.job.PreviewOptions;
+import dev.sdserve.scheduler.SchedulerService;
+import dev.sdserve.scheduler.SchedulerStats;
+import dev.sdserve.scheduler.ServiceConfig;
 
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
@@ -29,107 +28,43 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * {@code simulate}: the real scheduler on a simulated clock against GPU-measured costs, compared with FCFS and
- * request-level dynamic batching; {@code simulate --overhead}: scheduling cost per decision with a zero-cost engine.
+ * The {@code simulate} report: the real scheduler on a simulated clock against GPU-measured costs, compared with
+ * FCFS and request-level dynamic batching ({@link Simulator}), as goodput per policy and SLO; and the overhead
+ * benchmark (scheduling cost per decision with a zero-cost engine).
  */
-public final class SimulateCommand implements CliCommand {
-    static final String DEFAULT_COSTS = "../shared/gpu/h200-sd15-step-costs.json";
-    static final Map<String, String> TABLES = new LinkedHashMap<>();
+public final class SimulationReport {
+    public static final String DEFAULT_COSTS = "../shared/gpu/h200-sd15-step-costs.json";
+    /** Cost tables by option name → name in the cost file. */
+    public static final Map<String, String> TABLES = new LinkedHashMap<>();
 
     static {
         TABLES.put("eager", "eager_sdpa");
         TABLES.put("compiled", "torch_compile_cudagraphs");
     }
 
-    @Override
-    public String name() {
-        return "simulate";
+    private SimulationReport() {
     }
 
-    @Override
-    public String summary() {
-        return "simulate the scheduler against measured GPU costs (goodput vs FCFS and dynamic batching)";
+    /**
+     * What to simulate (the command line's options).
+     *
+     * @param costs cost file, or null for the default places
+     * @param table eager, compiled or both
+     */
+    public record Options(String costs, String table, int requests, List<Double> slos, int minSteps, int maxSteps,
+                          long seed, double target) {
     }
 
-    private static void usage(PrintStream out) {
-        out.println("""
-                Usage: simulate [options]
-                  Runs sd-serve's scheduler on a simulated clock with engine costs measured on an H200 (SD 1.5,
-                  512x512, guidance 7.5), Poisson arrivals at a sweep of rates, steps uniform in [min, max], SLO =
-                  factor x the request's isolated latency. Baselines in the same harness: FCFS one request at a
-                  time (A1111/ComfyUI) and request-level dynamic batching (Triton; best of a grid of max batch and
-                  queue-delay window). Prints per policy and SLO the goodput (highest rate with >= 99%% of requests
-                  finished within their SLO; rejected requests count as misses), p50/p99 latency, mean batch and
-                  rejections at that rate; the last line compares goodputs at SLO 3x on the eager table.
-
-                Options:
-                  --costs PATH      cost file (default %s, also found under /work/shared/gpu)
-                  --table NAME      eager | compiled | both (default both)
-                  --requests N      requests per trace (default 600)
-                  --slo LIST        SLO factors (default 2,3,5)
-                  --steps MIN-MAX   step range (default 20-50)
-                  --seed S          trace seed (default 1)
-                  --target F        SLO attainment for goodput (default 0.99)
-                  --overhead        only the overhead benchmark (zero-cost engine, system clock)
-                  --help            this text
-                """.formatted(DEFAULT_COSTS));
-    }
-
-    @Override
-    public int run(List<String> args, PrintStream out) throws Exception {
-        String costs = null;
-        String table = "both";
-        int requests = 600;
-        List<Double> slos = List.of(2.0, 3.0, 5.0);
-        int minSteps = 20;
-        int maxSteps = 50;
-        long seed = 1;
-        double target = 0.99;
-        boolean overhead = false;
-        try {
-            for (int i = 0; i < args.size(); i++) {
-                String a = args.get(i);
-                switch (a) {
-                    case "--help", "-h" -> {
-                        usage(out);
-                        return 0;
-                    }
-                    case "--costs" -> costs = args.get(++i);
-                    case "--table" -> table = args.get(++i);
-                    case "--requests" -> requests = Integer.parseInt(args.get(++i));
-                    case "--slo" -> {
-                        List<Double> l = new ArrayList<>();
-                        for (String s : args.get(++i).split(",")) {
-                            l.add(Double.parseDouble(s.trim().replace("x", "")));
-                        }
-                        slos = l;
-                    }
-                    case "--steps" -> {
-                        String[] p = args.get(++i).split("-");
-                        minSteps = Integer.parseInt(p[0]);
-                        maxSteps = Integer.parseInt(p[p.length - 1]);
-                    }
-                    case "--seed" -> seed = Long.parseLong(args.get(++i));
-                    case "--target" -> target = Double.parseDouble(args.get(++i));
-                    case "--overhead" -> overhead = true;
-                    default -> throw new IllegalArgumentException("unknown option " + a);
-                }
-            }
-            if (!table.equals("both") && !TABLES.containsKey(table)) {
-                throw new IllegalArgumentException("--table must be eager, compiled or both, not " + table);
-            }
-            if (requests < 10 || minSteps < 1 || maxSteps < minSteps || slos.isEmpty()) {
-                throw new IllegalArgumentException("need --requests >= 10, 1 <= min steps <= max steps, some SLOs");
-            }
-        } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
-            System.err.println("simulate: " + (e instanceof IndexOutOfBoundsException ? "missing option value" : e.getMessage()));
-            usage(System.err);
-            return 2;
-        }
-        if (overhead) {
-            overhead(out);
-            return 0;
-        }
+    /** Prints the report; returns the exit code (2: no cost file). */
+    public static int run(Options o, PrintStream out) throws Exception {
+        String costs = o.costs();
+        String table = o.table();
+        int requests = o.requests();
+        List<Double> slos = o.slos();
+        int minSteps = o.minSteps();
+        int maxSteps = o.maxSteps();
+        long seed = o.seed();
+        double target = o.target();
         Path file = resolveCosts(costs);
         if (file == null) {
             System.err.println("simulate: cost file not found: " + (costs != null ? costs : DEFAULT_COSTS)
@@ -204,7 +139,7 @@ public final class SimulateCommand implements CliCommand {
                 r.percentile(50), r.percentile(99), r.meanBatch(), r.rejected(), 100 * r.attainment(), notes);
     }
 
-    static Path resolveCosts(String given) {
+    public static Path resolveCosts(String given) {
         List<Path> candidates = new ArrayList<>();
         if (given != null) {
             candidates.add(Paths.get(given));
@@ -232,7 +167,7 @@ public final class SimulateCommand implements CliCommand {
      * of 50 steps. Measured in CPU time of the scheduler thread (the machine may be shared): the thread's CPU time
      * minus the CPU time spent inside engine calls = the scheduler's own cost (planning, sampler updates, events).
      */
-    static void overhead(PrintStream out) {
+    public static void overhead(PrintStream out) {
         ThreadMXBean mx = ManagementFactory.getThreadMXBean();
         for (int concurrent : new int[]{1, 8, 32}) {
             FakeEngine fake = new FakeEngine(new FakeEngine.Config().models(8, 512, "sd15").cost(CostModel.ZERO)

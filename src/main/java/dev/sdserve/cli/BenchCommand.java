@@ -1,0 +1,106 @@
+package dev.sdserve.cli;
+
+import dev.sdserve.tools.bench.Bench;
+
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** {@code bench}: parses the options and runs {@link Bench} (the tools room's engine benchmark). */
+public final class BenchCommand implements CliCommand {
+    @Override
+    public String name() {
+        return "bench";
+    }
+
+    @Override
+    public String summary() {
+        return "time UNet/VAE/text encoder at SD 1.5 size against the measured FMA peak";
+    }
+
+    private static final String USAGE = """
+            usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
+                         [--cases unet32,unet32b2,unet64,unet64b2,te,vae256,vae512] [--before]
+                         [--profile] [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
+              --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
+                              (default: <java.io.tmpdir>/sd-serve-bench)
+              --before        the engine with TF's native Conv2D, textbook GroupNorm and unchunked attention
+                              (the state before the kernels; for before/after tables)
+              --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
+              --threads N     intra-op threads and FMA-peak threads (default: available processors)
+              --inter-op N    inter-op threads (default 1)
+              --attn-chunk N  query chunk of the self-attention (default 1024; 0 = whole)
+              --reps N        timed runs per case after one warm-up (default 3); the median is reported
+              --quick         only unet32 and unet64 (batch 1)
+              --load-only     only the read and load times and the peak RSS after load
+              --compare       (synthetic) also time the UNet cases with TF's native Conv2D/plain ops
+              --profile       after each case, one traced call: milliseconds per TF op type
+              --first-step    time to the first step of a request whose model is not resident, then resident
+              --lora          UNet 32x32, batch 1 and 2: no LoRA vs merged vs unmerged (low-rank) LoRA path, with
+                              a random kohya LoRA of rank R (default 16) on the attention projections, written
+                              into --dir once; --golden DIR: the golden set's model instead (e.g. sd15-tiny)
+            """;
+
+    @Override
+    public int run(List<String> args, PrintStream out) throws Exception {
+        int threads = Runtime.getRuntime().availableProcessors(), interOp = 1, chunk = 1024, reps = 3;
+        boolean compare = false, synthetic = false, before = false, lora = false, firstStep = false, profile = false;
+        int rank = 16;
+        String loraModel = null;
+        Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
+        List<String> cases = new ArrayList<>(Bench.CASES);
+        try {
+            for (int i = 0; i < args.size(); i++) {
+                switch (args.get(i)) {
+                    case "--help", "-h" -> {
+                        out.print(USAGE);
+                        return 0;
+                    }
+                    case "--threads" -> threads = positive(args.get(++i), "--threads");
+                    case "--inter-op" -> interOp = positive(args.get(++i), "--inter-op");
+                    case "--attn-chunk" -> chunk = Integer.parseInt(args.get(++i));
+                    case "--reps" -> reps = positive(args.get(++i), "--reps");
+                    case "--quick" -> cases = new ArrayList<>(List.of("unet32", "unet64"));
+                    case "--load-only" -> cases = new ArrayList<>();
+                    case "--compare" -> compare = true;
+                    case "--synthetic" -> synthetic = true;
+                    case "--before" -> before = true;
+                    case "--lora" -> lora = true;
+                    case "--first-step" -> firstStep = true;
+                    case "--profile" -> profile = true;
+                    case "--rank" -> rank = positive(args.get(++i), "--rank");
+                    case "--golden" -> loraModel = args.get(++i);
+                    case "--dir" -> dir = Path.of(args.get(++i));
+                    case "--cases" -> cases = new ArrayList<>(List.of(args.get(++i).split(",")));
+                    default -> throw new IllegalArgumentException("unknown option " + args.get(i));
+                }
+            }
+        } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
+            System.err.println("bench: " + (e instanceof IndexOutOfBoundsException ? "missing value" : e.getMessage()));
+            System.err.print(USAGE);
+            return 2;
+        }
+        for (String c : cases) {
+            if (!Bench.CASES.contains(c)) {
+                System.err.println("bench: unknown case " + c);
+                System.err.print(USAGE);
+                return 2;
+            }
+        }
+        return Bench.run(new Bench.Options(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora,
+                firstStep, profile, rank, loraModel, cases), out);
+    }
+
+    private static int positive(String v, String opt) {
+        int n = Integer.parseInt(v);
+        if (n < 1) {
+            throw new IllegalArgumentException(opt + " must be >= 1, got " + v);
+        }
+        return n;
+    }
+
+    public static void main(String[] args) throws Exception {
+        System.exit(new BenchCommand().run(List.of(args), System.out));
+    }
+}
