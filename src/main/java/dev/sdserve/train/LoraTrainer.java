@@ -226,27 +226,21 @@ public final class LoraTrainer implements AutoCloseable {
         }
 
         float scale = (float) cfg.scale();
-        LinearHook hook = (n, prefix, x) -> {
+        // the networks' LoRA hook (the one serving uses too): x·Aᵀ·Bᵀ·scale on every trained projection
+        LinearHook hook = (n, prefix, x2, d, out) -> {
             Operand<TFloat32>[] p = lora.get(prefix);
             if (p == null) {
                 return null;
             }
-            long[] d = Nn.dims(x);
-            long in = d[d.length - 1];
-            long out = p[1].shape().get(0);
-            Operand<TFloat32> x2 = n.reshape(x, -1, in);
             Operand<TFloat32> y = tf.linalg.matMul(x2, p[0], MatMul.transposeB(true));
             y = tf.linalg.matMul(y, p[1], MatMul.transposeB(true));
-            y = n.scale(y, scale);
-            long[] os = d.clone();
-            os[0] = -1;
-            os[os.length - 1] = out;
-            return n.reshape(y, os);
+            return n.scale(y, scale);
         };
+        nn.linearHook(hook);
 
         Operand<TFloat32> xt = tf.math.add(tf.math.mul(x0, tf.reshape(sa, tf.constant(new long[]{-1, 1, 1, 1}))),
                 tf.math.mul(noise, tf.reshape(s1a, tf.constant(new long[]{-1, 1, 1, 1}))));
-        Operand<TFloat32> eps = UNetNet.apply(nn, unet, xt, t, ctx, hook);
+        Operand<TFloat32> eps = UNetNet.apply(nn, unet, xt, t, ctx);
         Operand<TFloat32> diff = tf.math.sub(eps, noise);
         loss = tf.withName("loss").math.mean(tf.math.square(diff), tf.constant(new int[]{0, 1, 2, 3}));
 

@@ -4,11 +4,20 @@ import org.tensorflow.Operand;
 import org.tensorflow.types.TFloat32;
 
 /**
- * Adds a term to a network's linear projection while the graph is built (LoRA training adds {@code x·Aᵀ·Bᵀ·scale}).
- * Called with the projection's LDM prefix (the weight key without {@code .weight}) and its input {@code x}
- * [..., in]; returns a tensor of the projection's output shape [..., out], or null to leave the projection alone.
+ * The networks' one LoRA hook: a term added to a linear projection (or 1×1 convolution) of every network an
+ * {@link Nn} builds, while the graph is built ({@link Nn#linearHook}). Serving installs {@link LowRank} (each
+ * sample's LoRAs as gated low-rank factors fed at run time, so any mix of LoRA sets shares one graph run); training
+ * ({@code train.LoraTrainer}) installs its factors as trainable variables. The term is added to {@code x·Wᵀ} before
+ * the bias.
  */
 @FunctionalInterface
 public interface LinearHook {
-    Operand<TFloat32> extra(Nn nn, String prefix, Operand<TFloat32> x);
+    /**
+     * @param prefix the projection's LDM prefix (its weight key without {@code .weight})
+     * @param x2     the projection's input flattened to [rows, in] (rows = samples × positions)
+     * @param dims   the input's dims before flattening ([B, in] or [B, ..., in])
+     * @param out    the projection's output width
+     * @return the term to add, [rows, out], or null to leave the projection alone
+     */
+    Operand<TFloat32> extra(Nn nn, String prefix, Operand<TFloat32> x2, long[] dims, long out);
 }

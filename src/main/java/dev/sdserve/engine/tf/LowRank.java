@@ -16,9 +16,9 @@ import java.util.Set;
  * batch that touches W, B [out, R] stacks their lora_up pre-multiplied by alpha/rank, and gate [samples, 1, R] holds
  * each sample's weight for each of those LoRAs (0 for a LoRA the sample does not use). R is dynamic, so one graph
  * serves every LoRA combination touching the same weights. Inputs per key: {@code lora.down.KEY},
- * {@code lora.up.KEY}, {@code lora.gate.KEY}.
+ * {@code lora.up.KEY}, {@code lora.gate.KEY}. The serving side of the networks' one LoRA hook ({@link LinearHook}).
  */
-public final class LowRank {
+public final class LowRank implements LinearHook {
     private final TfGraph.Builder builder;
     private final Set<String> keys;
 
@@ -41,13 +41,16 @@ public final class LowRank {
     }
 
     /**
-     * @param x2  the linear's input flattened to [samples·L, in]
-     * @param d   the input's original dims ([B, in] or [B, ..., in]): L is the product of the middle ones
-     * @param y   x2·Wᵀ [samples·L, out]
+     * {@code ((x·Aᵀ) ⊙ gate[sample]) · Bᵀ} for a covered weight, else null.
+     *
+     * @param x2 the linear's input flattened to [samples·L, in]
+     * @param d  the input's original dims ([B, in] or [B, ..., in]): L is the product of the middle ones
      */
-    Operand<TFloat32> apply(Nn nn, Operand<TFloat32> x2, long[] d, String key, long out, Operand<TFloat32> y) {
+    @Override
+    public Operand<TFloat32> extra(Nn nn, String prefix, Operand<TFloat32> x2, long[] d, long out) {
+        String key = prefix + ".weight";
         if (!keys.contains(key)) {
-            return y;
+            return null;
         }
         var tf = nn.tf();
         long in = d[d.length - 1];
@@ -66,6 +69,6 @@ public final class LowRank {
         Operand<TFloat32> xa = tf.linalg.matMul(x2, a, MatMul.transposeB(true)); // [B·L, R]
         Operand<TFloat32> xa3 = tf.reshape(xa, tf.concat(List.of(tf.constant(new int[]{-1, (int) l}), r), tf.constant(0)));
         Operand<TFloat32> gated = tf.reshape(tf.math.mul(xa3, g), tf.concat(List.of(tf.constant(new int[]{-1}), r), tf.constant(0)));
-        return tf.math.add(y, tf.linalg.matMul(gated, b, MatMul.transposeB(true)));
+        return tf.linalg.matMul(gated, b, MatMul.transposeB(true));
     }
 }

@@ -36,8 +36,8 @@ public final class Nn {
     private final Ops tf;
     private final WeightBinder weights;
     private final Conv3x3.Method conv3x3;
-    /** Unmerged LoRA terms added to linears (null: none); see {@link LowRank}. */
-    private LowRank lowRank;
+    /** The LoRA hook: terms added to linears (null: none); see {@link LinearHook}. */
+    private LinearHook linearHook;
 
     public Nn(Ops tf, WeightBinder weights) {
         this(tf, weights, configuredConv3x3());
@@ -53,9 +53,12 @@ public final class Nn {
         this.conv3x3 = conv3x3;
     }
 
-    /** Adds per-sample low-rank (LoRA) terms to the linears this hook covers, for graphs built after this call. */
-    public void lowRank(LowRank hook) {
-        this.lowRank = hook;
+    /**
+     * Adds the hook's (LoRA) terms to the linears and 1×1 convolutions it covers, for graphs built after this call:
+     * {@link LowRank} when serving, the trainable factors when training.
+     */
+    public void linearHook(LinearHook hook) {
+        this.linearHook = hook;
     }
 
     public Ops tf() {
@@ -196,8 +199,11 @@ public final class Nn {
         long out = ws[0];
         Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
         Operand<TFloat32> y = tf.linalg.matMul(x2, w, MatMul.transposeB(true));
-        if (lowRank != null) {
-            y = lowRank.apply(this, x2, d, prefix + ".weight", out, y);
+        if (linearHook != null) {
+            Operand<TFloat32> extra = linearHook.extra(this, prefix, x2, d, out);
+            if (extra != null) {
+                y = tf.math.add(y, extra);
+            }
         }
         if (bias) {
             y = tf.nn.biasAdd(y, w(prefix + ".bias", x));

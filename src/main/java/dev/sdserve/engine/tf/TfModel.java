@@ -185,7 +185,7 @@ public final class TfModel implements AutoCloseable {
 
     private static void hook(TfGraph.Builder bl, LoraLibrary.LowRankFeeds lr) {
         if (lr != null && !lr.keys().isEmpty()) {
-            bl.nn.lowRank(new LowRank(bl, new java.util.TreeSet<>(lr.keys())));
+            bl.nn.linearHook(new LowRank(bl, new java.util.TreeSet<>(lr.keys())));
         }
     }
 

@@ -24,25 +24,19 @@ public final class UNetNet {
 
     private final Nn nn;
     private final UNetConfig cfg;
-    private final LinearHook hook; // null: plain network
 
     private UNetNet(Nn nn, UNetConfig cfg) {
-        this(nn, cfg, null);
-    }
-
-    private UNetNet(Nn nn, UNetConfig cfg, LinearHook hook) {
         this.nn = nn;
         this.cfg = cfg;
-        this.hook = hook;
     }
 
     /**
      * The UNet applied to graph operands already in a graph (training): x [B, C, H, W] NCHW, t [B], ctx
-     * [B, tokens, dim] → eps NCHW; {@code hook} (or null) may add a term to every attention projection.
+     * [B, tokens, dim] → eps NCHW; the {@link Nn}'s {@link LinearHook} (if any) adds its LoRA terms.
      */
     public static Operand<TFloat32> apply(Nn nn, UNetConfig cfg, Operand<TFloat32> x, Operand<TFloat32> t,
-                                          Operand<TFloat32> ctx, LinearHook hook) {
-        return nn.nhwcToNchw(new UNetNet(nn, cfg, hook).forward(nn.nchwToNhwc(x), t, ctx));
+                                          Operand<TFloat32> ctx) {
+        return nn.nhwcToNchw(new UNetNet(nn, cfg).forward(nn.nchwToNhwc(x), t, ctx));
     }
 
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim) {
@@ -185,11 +179,9 @@ public final class UNetNet {
         return projection(nn.attention(q, k, v, heads, null), ap + ".to_out.0", true);
     }
 
-    /** An attention projection, plus the hook's term if there is a hook. */
+    /** An attention projection (LoRA terms come from the {@link Nn}'s {@link LinearHook}). */
     private Operand<TFloat32> projection(Operand<TFloat32> x, String prefix, boolean bias) {
-        Operand<TFloat32> y = nn.linear(x, prefix, bias);
-        Operand<TFloat32> extra = hook == null ? null : hook.extra(nn, prefix, x);
-        return extra == null ? y : nn.add(y, extra);
+        return nn.linear(x, prefix, bias);
     }
 
     /** GEGLU: proj to 2·inner, value · gelu(gate), then back to width. */
