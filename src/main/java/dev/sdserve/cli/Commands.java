@@ -10,14 +10,14 @@ public final class Commands {
     private static final List<Supplier<CliCommand>> FACTORIES = new ArrayList<>();
 
     static {
-        // Each room registers its commands here, in the order `--help` lists them.
+        // Every command, in the order `--help` lists them (the tools room's after the service's own).
         FACTORIES.add(GenerateCommand::new);
         FACTORIES.add(ListCommands.Models::new);
         FACTORIES.add(ListCommands.Loras::new);
-        FACTORIES.add(dev.sdserve.cli.ConformanceCommand::new);
-        FACTORIES.add(dev.sdserve.cli.BenchCommand::new);
-        FACTORIES.add(dev.sdserve.cli.SimulateCommand::new);
-        FACTORIES.add(dev.sdserve.cli.LoadGenCommand::new);
+        FACTORIES.add(ConformanceCommand::new);
+        FACTORIES.add(BenchCommand::new);
+        FACTORIES.add(SimulateCommand::new);
+        FACTORIES.add(LoadGenCommand::new);
     }
 
     private Commands() {
