@@ -46,6 +46,7 @@ public record ModelDefaults(String sampler, Integer steps, @JsonProperty("guidan
         public static final Card NONE = new Card("", ModelDefaults.NONE);
     }
 
+    @com.fasterxml.jackson.annotation.JsonIgnore
     public boolean isEmpty() {
         return equals(NONE);
     }
