@@ -204,12 +204,12 @@ public final class Assembly implements AutoCloseable {
     }
 
     private static ModelCatalog catalogOf(Engine engine, Map<String, Path> files, Settings s) {
+        ModelDefaults.Card demo = DemoModel.card();
         return new ModelCatalog() {
             @Override
             public List<ModelEntry> models() {
                 List<ModelEntry> out = new ArrayList<>();
                 if (files.isEmpty()) {
-                    ModelDefaults.Card demo = DemoModel.card();
                     for (String n : namesOfFake(engine)) {
                         ModelDefaults.Card c = n.equals(DemoModel.NAME) ? demo : ModelDefaults.Card.NONE;
                         out.add(new ModelEntry(n, engine.describe(n).architecture(), 0, "F32", "", true,
