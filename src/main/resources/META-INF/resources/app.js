@@ -19,6 +19,7 @@ const state = {
 };
 window.sdServe = state;
 const samplerNames = {}; // sampler id → A1111 display name
+const modelInfo = {}; // model name → its listing (description, recommended settings)
 
 // ------------------------------------------------------------------ API
 
@@ -62,7 +63,8 @@ async function loadCatalog() {
     const isDefault = m.is_default ?? m.isDefault ?? m.default ?? false;
     const hash = m.short_hash ?? m.shortHash ?? '';
     const o = option(m.name, m.name + (hash ? ` [${hash}]` : ''), isDefault);
-    if (isDefault) o.title = 'the server default';
+    o.title = (isDefault ? 'the server default. ' : '') + (m.description || '');
+    modelInfo[m.name] = m;
     modelSel.append(o);
   }
   const samplerSel = $('sampler');
@@ -72,12 +74,27 @@ async function loadCatalog() {
     samplerNames[s.id] = name;
     samplerSel.append(option(s.id, name));
   }
+  applyRecommended();
   const loraSel = $('lora-select');
   const list = loras.loras || [];
   loraSel.replaceChildren(...(list.length ? list.map((l) => option(l.name, l.name)) : [option('', '(none available)')]));
   $('lora-add').disabled = list.length === 0;
   $('server-status').textContent =
     `${(models.models || []).length} models · ${(samplers.samplers || []).length} samplers · ${list.length} LoRAs`;
+}
+
+// A model's recommended settings (from its listing) become the form's values when it is chosen; the user can
+// still change them, and whatever the form sends is explicit.
+function applyRecommended() {
+  const chosen = $('model').value
+    || Object.values(modelInfo).find((m) => m.is_default ?? m.isDefault ?? false)?.name;
+  const m = modelInfo[chosen] || {};
+  const rec = m.recommended || {};
+  if (rec.sampler && [...$('sampler').options].some((o) => o.value === rec.sampler)) $('sampler').value = rec.sampler;
+  if (rec.steps) $('steps').value = rec.steps;
+  if (rec.guidance_scale !== undefined) $('guidance_scale').value = rec.guidance_scale;
+  for (const id of ['steps', 'guidance_scale']) $(id).dispatchEvent(new Event('input'));
+  $('model-hint').textContent = m.description || '';
 }
 
 function addLora(name, weight = 1) {
@@ -464,6 +481,7 @@ function init() {
     el.addEventListener('input', () => el.classList.remove('invalid'));
   }
   renderHistory();
+  $('model').addEventListener('change', applyRecommended);
   loadCatalog().catch((err) => { $('server-status').textContent = 'server unreachable'; showError(err); });
 }
 

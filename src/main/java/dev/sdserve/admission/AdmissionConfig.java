@@ -45,6 +45,12 @@ public final class AdmissionConfig {
     public int defaultPreviewEvery = 1;
     public int defaultPreviewMaxEdge = 256;
     public String defaultPreviewFormat = "png";
+    /**
+     * Each model's recommended settings (from its JSON or built in), which fill what a request leaves unset before
+     * the defaults above do ({@link RecommendedDefaults}).
+     */
+    public java.util.function.Function<String, dev.sdserve.model.ModelDefaults> modelDefaults =
+            name -> dev.sdserve.model.ModelDefaults.NONE;
     /** Relative deadline per SLO class, in milliseconds (used when a request has no explicit deadline). */
     public final Map<SloClass, Long> sloDeadlineMillis = new EnumMap<>(Map.of(
             SloClass.INTERACTIVE, 30_000L,
@@ -109,6 +115,7 @@ public final class AdmissionConfig {
         c.defaultPreviewEvery = defaultPreviewEvery;
         c.defaultPreviewMaxEdge = defaultPreviewMaxEdge;
         c.defaultPreviewFormat = defaultPreviewFormat;
+        c.modelDefaults = modelDefaults;
         c.sloDeadlineMillis.putAll(sloDeadlineMillis);
         c.maxQueue = maxQueue;
         c.deadlineAdmission = deadlineAdmission;

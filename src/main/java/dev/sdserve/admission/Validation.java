@@ -66,6 +66,7 @@ public final class Validation {
 
         String modelName = blank(r.model()) ? config.defaultModel : r.model().trim();
         ModelInfo info = models.apply(modelName);
+        r = RecommendedDefaults.fill(r, modelName, config.modelDefaults, samplers);
 
         List<LoraWeight> loras = new ArrayList<>();
         if (r.loras().size() > config.maxLoras) {

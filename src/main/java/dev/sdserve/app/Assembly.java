@@ -7,7 +7,9 @@ import dev.sdserve.engine.fake.FakeEngine;
 import dev.sdserve.engine.tf.TfEngine;
 import dev.sdserve.model.Checkpoint;
 import dev.sdserve.model.ClipTokenizer;
+import dev.sdserve.model.DemoModel;
 import dev.sdserve.model.EmbeddedModel;
+import dev.sdserve.model.ModelDefaults;
 import dev.sdserve.model.ModelCatalog;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.ModelRegistry;
@@ -33,13 +35,14 @@ import java.util.Map;
  * GenerationService) and the model catalog. Used by the server's CDI producer and by in-process CLI commands.
  */
 public final class Assembly implements AutoCloseable {
+    /** The fake engine's traditional model name (tests); the real embedded default is {@link DemoModel#NAME}. */
     public static final String EMBEDDED = "embedded";
 
     /** What the assembly needs to know. */
     public static final class Settings {
         public String engine = "tf";
         public Path modelsDir = Path.of("models");
-        public String defaultModel = EMBEDDED;
+        public String defaultModel = DemoModel.NAME;
         public int threads = 0;
         /** "fp32" or "fp16" ({@link dev.sdserve.engine.tf.ComputeDType}). */
         public String computeDtype = System.getProperty("sdserve.compute-dtype", "fp32");
@@ -96,10 +99,13 @@ public final class Assembly implements AutoCloseable {
         switch (s.engine.toLowerCase(Locale.ROOT)) {
             case "fake" -> {
                 FakeEngine.Config fc = new FakeEngine.Config();
-                List<String> names = new ArrayList<>(List.of(EMBEDDED));
+                java.util.Set<String> names = new java.util.LinkedHashSet<>(List.of(DemoModel.NAME, EMBEDDED));
                 names.addAll(s.fakeModels);
                 names.addAll(s.extraModels.keySet());
                 fc.models(8, 512, names.toArray(String[]::new));
+                // the fake stand-in for the embedded model carries its recommended defaults
+                ModelDefaults demo = DemoModel.card().defaults();
+                s.service.admission.modelDefaults = n -> n.equals(DemoModel.NAME) ? demo : ModelDefaults.NONE;
                 if (s.fakeStepMillis > 0) {
                     double ms = s.fakeStepMillis;
                     fc.cost((m, stage, shape, b) -> ms);
@@ -119,9 +125,9 @@ public final class Assembly implements AutoCloseable {
             }
             case "tf" -> {
                 try {
-                    files.put(EMBEDDED, EmbeddedModel.path());
+                    files.put(DemoModel.NAME, DemoModel.path());
                 } catch (IOException e) {
-                    throw new UncheckedIOException("cannot create the embedded model in " + EmbeddedModel.cacheDir() + ": " + e.getMessage(), e);
+                    throw new UncheckedIOException("cannot unpack the embedded model into " + EmbeddedModel.cacheDir() + ": " + e.getMessage(), e);
                 }
                 files.putAll(s.extraModels);
                 ClipTokenizer tok = ClipTokenizer.get();
@@ -143,6 +149,7 @@ public final class Assembly implements AutoCloseable {
                 self[0] = tfe;
                 engine = tfe;
                 reg.startPeriodicRescan(s.rescanSeconds);
+                s.service.admission.modelDefaults = reg::defaults;
                 // PNG parameters text: civitai short hashes (computed lazily, cached by path/size/mtime)
                 s.service.modelHash = name -> {
                     try {
@@ -203,13 +210,16 @@ public final class Assembly implements AutoCloseable {
     }
 
     private static ModelCatalog catalogOf(Engine engine, Map<String, Path> files, Settings s) {
+        ModelDefaults.Card demo = DemoModel.card();
         return new ModelCatalog() {
             @Override
             public List<ModelEntry> models() {
                 List<ModelEntry> out = new ArrayList<>();
                 if (files.isEmpty()) {
                     for (String n : namesOfFake(engine)) {
-                        out.add(new ModelEntry(n, engine.describe(n).architecture(), 0, "F32", "", true, n.equals(s.defaultModel)));
+                        ModelDefaults.Card c = n.equals(DemoModel.NAME) ? demo : ModelDefaults.Card.NONE;
+                        out.add(new ModelEntry(n, engine.describe(n).architecture(), 0, "F32", "", true,
+                                n.equals(s.defaultModel), c.description(), c.defaults()));
                     }
                     return out;
                 }

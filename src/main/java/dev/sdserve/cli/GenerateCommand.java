@@ -39,10 +39,13 @@ public final class GenerateCommand implements CliCommand {
               --prompt TEXT        what to draw (or give it as the first positional argument)
               --negative TEXT      negative prompt
               --model NAME|PATH    a checkpoint (.safetensors, civitai single file) or a name in --models-dir;
-                                   default: the embedded model (random weights: it draws noise)
-              --steps N            denoising steps (default 20)
-              --sampler NAME       e.g. euler_a, euler, dpmpp_2m_karras, ddim, pndm, unipc (default euler_a)
-              --guidance G         classifier-free guidance scale (default 7.5; --cfg is an alias)
+                                   default: sd-shapes, the built-in demonstration model (128×128, flat shapes
+                                   and colours)
+              --steps N            denoising steps (default: the model's recommendation, else 20)
+              --sampler NAME       e.g. euler_a, euler, dpmpp_2m, dpmpp_2m_karras, ddim, pndm, unipc
+                                   (default: the model's recommendation, else euler_a)
+              --guidance G         classifier-free guidance scale (default: the model's recommendation, else 7.5;
+                                   --cfg is an alias)
               --seed N             seed (default random; the seed used is printed)
               --width W --height H image size, multiples of 8 (default: the model's size)
               --lora NAME:WEIGHT   apply a LoRA (repeatable; needs a server or --models-dir with loras/)
@@ -54,6 +57,15 @@ public final class GenerateCommand implements CliCommand {
               --threads N          TensorFlow threads (default: all cores)
               --models-dir DIR     where named models and LoRAs live (default models)
               --quiet              no progress bar
+
+            sd-shapes draws what its prompt says in this grammar (sd-shapes recommends dpmpp_2m, 20 steps,
+            guidance 5, 128×128; `models --server …` lists every model's recommendations):
+              a [small|big] COLOUR SHAPE [PLACE] [and a [small] COLOUR SHAPE [PLACE]] [, COLOUR background]
+              COLOUR: red green blue yellow orange purple pink white black cyan gray brown
+              SHAPE:  circle square triangle diamond ring
+              PLACE:  on the left, on the right, at the top, at the bottom, in the center, at the top left, …
+            e.g. generate "a big orange triangle in the center, purple background" --seed 1
+                 → an orange triangle in the middle of a purple square
             """;
 
     @Override
@@ -115,8 +127,9 @@ public final class GenerateCommand implements CliCommand {
                     for (int i = 0; i < written.size(); i++) {
                         out.printf("seed %d → %s%n", c.seeds().get(i), written.get(i));
                     }
-                    out.printf("%dx%d, %d steps, %s, %.1f s%n", c.request().width(), c.request().height(),
-                            c.request().steps(), c.request().sampler(), (System.nanoTime() - t0) / 1e9);
+                    out.printf(java.util.Locale.ROOT, "%dx%d, %d steps, %s, guidance %.1f, %.1f s%n", c.request().width(),
+                            c.request().height(), c.request().steps(), c.request().sampler(), c.request().guidance(),
+                            (System.nanoTime() - t0) / 1e9);
                     return 0;
                 } else if (e instanceof JobEvent.Ended end) {
                     bar.done();

@@ -78,12 +78,41 @@ public final class ListCommands {
                 String flags = (m.getIsDefault() ? "default" : "") + (m.getResident() ? (m.getIsDefault() ? ", " : "") + "loaded" : "");
                 out.printf(Locale.ROOT, "%-" + w + "s  %-6s  %10s  %-5s  %-10s  %s%n", m.getName(), m.getArchitecture(),
                         size(m.getSizeBytes()), m.getDtype(), m.getShortHash(), flags);
+                if (!m.getDescription().isEmpty()) {
+                    out.printf(Locale.ROOT, "%-" + w + "s  %s%n", "", m.getDescription());
+                }
+                String rec = recommended(m.getRecommended());
+                if (!rec.isEmpty()) {
+                    out.printf(Locale.ROOT, "%-" + w + "s  recommended: %s%n", "", rec);
+                }
             }
             if (r.getModelsCount() == 0) {
                 out.println("(no models)");
             }
             return 0;
         }
+    }
+
+    /** "dpmpp_2m, 20 steps, guidance 5.0, 128×128" (only what the model recommends). */
+    static String recommended(dev.sdserve.api.grpc.v1.RecommendedSettings r) {
+        java.util.List<String> parts = new java.util.ArrayList<>();
+        if (!r.getSampler().isEmpty()) {
+            parts.add(r.getSampler());
+        }
+        if (r.getSteps() > 0) {
+            parts.add(r.getSteps() + " steps");
+        }
+        if (r.hasGuidanceScale()) {
+            parts.add(String.format(Locale.ROOT, "guidance %.1f", r.getGuidanceScale()));
+        }
+        if (r.getWidth() > 0 || r.getHeight() > 0) {
+            parts.add((r.getWidth() > 0 ? Integer.toString(r.getWidth()) : "?") + "×"
+                    + (r.getHeight() > 0 ? Integer.toString(r.getHeight()) : "?"));
+        }
+        if (r.getClipSkip() > 0) {
+            parts.add("clip skip " + r.getClipSkip());
+        }
+        return String.join(", ", parts);
     }
 
     public static final class Loras extends Base {

@@ -12,8 +12,8 @@ public interface SdServeConfig {
     @WithDefault("models")
     String modelsDir();
 
-    /** Model used when a request names none; "embedded" is the small built-in model. */
-    @WithDefault("embedded")
+    /** Model used when a request names none; "sd-shapes" is the built-in demonstration model. */
+    @WithDefault("sd-shapes")
     String defaultModel();
 
     /** "tf" or "fake". */

@@ -18,10 +18,14 @@ public interface ModelService {
      * @param memoryBytes      bytes of weights held while resident
      * @param lastLoadMillis   duration of the last successful load, or null
      * @param activeJobs       admitted, unfinished jobs for this model
+     * @param description      what the model is for, in one line ("" when unknown)
+     * @param recommended      settings applied when a request leaves them unset (sampler, steps, guidance_scale,
+     *                         width, height, clip_skip; absent members: the server's defaults)
      */
     record ModelStatus(String name, String architecture, long sizeBytes, String dtype, String shortHash,
                        boolean isDefault, boolean resident, boolean pinned, boolean loading, long memoryBytes,
-                       String breaker, Long retryAfterMillis, String lastError, Double lastLoadMillis, int activeJobs) {
+                       String breaker, Long retryAfterMillis, String lastError, Double lastLoadMillis, int activeJobs,
+                       String description, dev.sdserve.model.ModelDefaults recommended) {
     }
 
     /** Result of re-listing the models directory. */

@@ -54,6 +54,8 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
     private final Predicate<String> resident;
     private final Map<Stamp, String> hashes = new ConcurrentHashMap<>();
     private final Map<Stamp, FileInfo> infos = new ConcurrentHashMap<>();
+    /** Sidecar cards by the sidecar's stamp; a checkpoint without a sidecar has none. */
+    private final Map<Stamp, ModelDefaults.Card> cards = new ConcurrentHashMap<>();
     private volatile Map<String, Path> models = Map.of();
     private volatile Map<String, Path> loras = Map.of();
     private ScheduledExecutorService timer;
@@ -105,6 +107,7 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
         // forget cached facts of files that are gone or changed
         infos.keySet().removeIf(k -> !current(k));
         hashes.keySet().removeIf(k -> !current(k));
+        cards.keySet().removeIf(k -> !current(k));
         return changed;
     }
 
@@ -311,6 +314,52 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
         }
     }
 
+    // ------------------------------------------------------------------ cards (description, recommended defaults)
+
+    /**
+     * The description and recommended defaults of a checkpoint: from the JSON beside it ({@link ModelDefaults}),
+     * cached by the JSON's size and mtime.
+     *
+     * @throws IllegalArgumentException naming the file and member when the sidecar cannot be read or is wrong
+     */
+    public ModelDefaults.Card card(Path checkpoint) {
+        var file = ModelConfigs.configFileFor(checkpoint);
+        if (file.isEmpty()) {
+            return ModelDefaults.Card.NONE;
+        }
+        Stamp s;
+        try {
+            s = stamp(file.get());
+        } catch (IOException e) {
+            return ModelDefaults.Card.NONE; // removed since the lookup
+        }
+        return cards.computeIfAbsent(s, k -> {
+            try {
+                return ModelDefaults.cardOf(checkpoint);
+            } catch (IOException e) {
+                throw new IllegalArgumentException(e.getMessage(), e);
+            }
+        });
+    }
+
+    /** The card of a model by name. NOT_FOUND for an unknown model. */
+    public ModelDefaults.Card cardOf(String name) {
+        return card(resolveModel(name));
+    }
+
+    /**
+     * The recommended defaults of a model for admission: NOT_FOUND for an unknown model, FAILED_PRECONDITION naming
+     * the file and member for a sidecar with wrong values.
+     */
+    public ModelDefaults defaults(String name) {
+        try {
+            return cardOf(name).defaults();
+        } catch (IllegalArgumentException e) {
+            throw new ServeException(ServeException.Code.FAILED_PRECONDITION, "model '" + name
+                    + "': its recommended defaults cannot be read: " + e.getMessage());
+        }
+    }
+
     // ------------------------------------------------------------------ ModelCatalog
 
     @Override
@@ -319,8 +368,14 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
         for (var e : modelFiles().entrySet()) {
             FileInfo i = info(e.getValue(), false);
             String arch = i.error() != null ? "unreadable: " + i.error() : i.architecture();
+            ModelDefaults.Card card;
+            try {
+                card = card(e.getValue());
+            } catch (IllegalArgumentException ex) {
+                card = new ModelDefaults.Card("(its JSON cannot be read: " + ex.getMessage() + ")", ModelDefaults.NONE);
+            }
             out.add(new ModelEntry(e.getKey(), arch, i.size(), i.dtype(), cachedShortHash(e.getValue()),
-                    resident.test(e.getKey()), e.getKey().equals(defaultModel)));
+                    resident.test(e.getKey()), e.getKey().equals(defaultModel), card.description(), card.defaults()));
         }
         return out;
     }

@@ -61,7 +61,7 @@ public final class ModelManager implements ModelService {
         boolean resident = engine.isResident(n);
         return new ModelStatus(n, e.architecture(), e.sizeBytes(), e.dtype(), e.shortHash(), e.isDefault(), resident,
                 engine.isPinned(n), s.loading(), engine.residentBytes(n), s.breaker(), s.retryAfterMillis(), s.lastError(),
-                s.lastLoadMillis(), scheduler.activeJobs(n));
+                s.lastLoadMillis(), scheduler.activeJobs(n), e.description(), e.defaults());
     }
 
     @Override

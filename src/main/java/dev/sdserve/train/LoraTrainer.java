@@ -501,7 +501,7 @@ public final class LoraTrainer implements AutoCloseable {
         }
         Weights w = binder.weights();
         for (var e : binder.bound().entrySet()) {
-            r.feed(e.getValue(), w.get(e.getKey()));
+            r.feed(e.getValue(), w.tensor(e.getKey())); // float32, or half (the binder casts it in the graph)
         }
         return r;
     }

@@ -56,6 +56,9 @@ class MultiModelServingTest {
         Assembly.Settings s = new Assembly.Settings();
         s.modelsDir = models;
         s.rescanSeconds = 0;
+        // the tiny random model under its old name (fast; the golden LoRA fits it), beside the built-in sd-shapes
+        s.extraModels.put("embedded", EmbeddedModel.path());
+        s.defaultModel = "embedded";
         asm = Assembly.create(s);
         engine = (TfEngine) asm.engine();
     }
@@ -99,8 +102,14 @@ class MultiModelServingTest {
     @Test
     void catalogListsRegistry() {
         ModelCatalog c = asm.catalog();
-        assertEquals(List.of("embedded", "corrupt", "second"), c.models().stream().map(ModelCatalog.ModelEntry::name).toList());
-        assertTrue(c.models().get(1).architecture().startsWith("unreadable"));
+        assertEquals(List.of("sd-shapes", "embedded", "corrupt", "second"), c.models().stream().map(ModelCatalog.ModelEntry::name).toList());
+        assertTrue(c.models().get(2).architecture().startsWith("unreadable"));
+        // the built-in model's card comes from the JSON shipped beside it; a plain architecture JSON gives none
+        ModelCatalog.ModelEntry demo = c.models().get(0);
+        assertTrue(demo.description().startsWith("Demonstration model (128×128)"), demo.description());
+        assertEquals(new dev.sdserve.model.ModelDefaults("dpmpp_2m", 20, 5.0, 128, 128, null), demo.defaults());
+        assertEquals("sd1", demo.architecture());
+        assertTrue(c.models().get(3).defaults().isEmpty());
         assertEquals(List.of("tiny", "xl"), c.loras().stream().map(ModelCatalog.LoraEntry::name).toList());
     }
 

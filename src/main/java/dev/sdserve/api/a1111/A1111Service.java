@@ -508,6 +508,28 @@ public class A1111Service {
             Path p = modelsDir.resolve(fileName(e.name()));
             o.put("filename", Files.exists(p) ? p.toAbsolutePath().toString() : e.name());
             o.putNull("config");
+            // sd-serve's additions: what the model is for, and the settings txt2img uses when a request omits them
+            o.put("description", e.description());
+            ObjectNode rec = o.putObject("recommended");
+            dev.sdserve.model.ModelDefaults d = e.defaults();
+            if (d.sampler() != null) {
+                rec.put("sampler_name", InfoText.samplerName(d.sampler()));
+            }
+            if (d.steps() != null) {
+                rec.put("steps", d.steps());
+            }
+            if (d.guidanceScale() != null) {
+                rec.put("cfg_scale", d.guidanceScale());
+            }
+            if (d.width() != null) {
+                rec.put("width", d.width());
+            }
+            if (d.height() != null) {
+                rec.put("height", d.height());
+            }
+            if (d.clipSkip() != null) {
+                rec.put("CLIP_stop_at_last_layers", d.clipSkip());
+            }
         }
         return a;
     }

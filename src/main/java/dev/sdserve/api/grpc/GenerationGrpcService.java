@@ -115,7 +115,8 @@ public class GenerationGrpcService implements Generation {
             for (ModelCatalog.ModelEntry m : catalog.models()) {
                 b.addModels(ModelDescription.newBuilder().setName(m.name()).setArchitecture(m.architecture())
                         .setSizeBytes(m.sizeBytes()).setDtype(m.dtype()).setShortHash(m.shortHash())
-                        .setResident(m.resident()).setIsDefault(m.isDefault()));
+                        .setResident(m.resident()).setIsDefault(m.isDefault()).setDescription(m.description())
+                        .setRecommended(ProtoMapper.recommended(m.defaults())));
             }
             return b.build();
         });

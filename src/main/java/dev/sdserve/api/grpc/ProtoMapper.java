@@ -190,4 +190,28 @@ public final class ProtoMapper {
         }
         return new StatusRuntimeException(s.withDescription(e.getMessage()), md);
     }
+
+    /** A model's recommended settings (0 / empty / absent: none). */
+    static dev.sdserve.api.grpc.v1.RecommendedSettings recommended(dev.sdserve.model.ModelDefaults d) {
+        var b = dev.sdserve.api.grpc.v1.RecommendedSettings.newBuilder();
+        if (d.sampler() != null) {
+            b.setSampler(d.sampler());
+        }
+        if (d.steps() != null) {
+            b.setSteps(d.steps());
+        }
+        if (d.guidanceScale() != null) {
+            b.setGuidanceScale(d.guidanceScale());
+        }
+        if (d.width() != null) {
+            b.setWidth(d.width());
+        }
+        if (d.height() != null) {
+            b.setHeight(d.height());
+        }
+        if (d.clipSkip() != null) {
+            b.setClipSkip(d.clipSkip());
+        }
+        return b.build();
+    }
 }
