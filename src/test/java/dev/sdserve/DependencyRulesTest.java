@@ -64,11 +64,11 @@ class DependencyRulesTest {
         allow("api", "train", "admission", "ops", "image", "preview", "job", "engine", "sampler", "model", "config");
         allow("train", "scheduler", "job", "engine-impl", "engine", "model");
         allow("scheduler", "admission", "ops", "image", "preview", "job", "engine", "sampler", "model", "clock");
-        allow("admission", "job", "engine", "sampler");
+        allow("admission", "job", "engine", "sampler", "model"); // model: a model's recommended defaults (ModelDefaults)
         allow("ops", "job", "engine", "config");
         allow("image", "job", "engine", "sampler");
         allow("preview", "engine");
-        allow("job", "engine");
+        allow("job", "engine", "model");                      // model: ModelDefaults in model listings
         allow("engine-impl", "engine", "sampler", "model", "clock");
         allow("engine", "sampler", "model", "clock");
         allow("sampler", "model");

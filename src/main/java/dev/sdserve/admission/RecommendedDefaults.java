@@ -3,7 +3,7 @@ package dev.sdserve.admission;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.model.ModelDefaults;
-import dev.sdserve.scheduler.SamplerCatalog;
+import dev.sdserve.sampler.SamplerCatalog;
 
 import java.util.function.Function;
 

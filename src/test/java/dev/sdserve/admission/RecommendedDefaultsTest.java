@@ -5,7 +5,7 @@ import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.model.ModelDefaults;
-import dev.sdserve.scheduler.LibrarySamplers;
+import dev.sdserve.sampler.LibrarySamplers;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.*;
