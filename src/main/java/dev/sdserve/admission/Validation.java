@@ -4,6 +4,7 @@ import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.PreviewOptions;
+import dev.sdserve.job.PromptLoras;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.job.SloClass;
@@ -27,9 +28,10 @@ import java.util.function.LongSupplier;
  * mean the defaults.
  */
 public final class Validation {
-    public static final long MAX_SEED = 0xFFFF_FFFFL;
+    public static final long MAX_SEED = Limits.MAX_SEED;
 
     private final AdmissionConfig config;
+    private final NameCheck names;
     private final Function<String, ModelInfo> models;
     private final SamplerCatalog samplers;
     private final LongSupplier randomSeed;
@@ -41,6 +43,7 @@ public final class Validation {
     public Validation(AdmissionConfig config, Function<String, ModelInfo> models, SamplerCatalog samplers,
                       LongSupplier randomSeed) {
         this.config = config;
+        this.names = new NameCheck(config.names);
         this.models = models;
         this.samplers = samplers;
         this.randomSeed = randomSeed;
@@ -59,30 +62,27 @@ public final class Validation {
         if (r == null) {
             throw ServeException.invalid("request", "must be given");
         }
-        String prompt = r.prompt() == null ? "" : r.prompt();
-        checkText("prompt", prompt);
+        String rawPrompt = r.prompt() == null ? "" : r.prompt();
+        checkText("prompt", rawPrompt);
+        // <lora:name:weight> tags leave the prompt here (every transport sends them as written)
+        PromptLoras tagged = PromptLoras.parse(rawPrompt, "prompt");
+        String prompt = tagged.prompt();
         String negative = r.negativePrompt() == null ? "" : r.negativePrompt();
         checkText("negative_prompt", negative);
 
         String modelName = blank(r.model()) ? config.defaultModel : r.model().trim();
-        ModelInfo info = models.apply(modelName);
-
-        List<LoraWeight> loras = new ArrayList<>();
-        if (r.loras().size() > config.maxLoras) {
-            throw ServeException.invalid("loras", "at most " + config.maxLoras + " LoRAs per request, got " + r.loras().size());
-        }
-        for (int i = 0; i < r.loras().size(); i++) {
-            LoraWeight l = r.loras().get(i);
-            if (l == null || blank(l.name())) {
-                throw ServeException.invalid("loras[" + i + "].name", "must name a LoRA");
+        names.model(modelName, "model");
+        ModelInfo info;
+        try {
+            info = models.apply(modelName);
+        } catch (ServeException e) {
+            if (e.code() == ServeException.Code.NOT_FOUND) {
+                throw names.unknownModel(modelName, "model", e.getMessage());
             }
-            if (!Double.isFinite(l.weight()) || Math.abs(l.weight()) > config.maxLoraWeight) {
-                throw ServeException.invalid("loras[" + i + "].weight", "must be finite within -" + config.maxLoraWeight
-                        + ".." + config.maxLoraWeight + ", got " + l.weight());
-            }
-            loras.add(new LoraWeight(l.name().trim(), l.weight()));
+            throw e;
         }
 
+        List<LoraWeight> loras = loras(r.loras(), tagged.loras());
         int multiple = Math.max(config.sizeMultiple, info.vaeScale());
         int width = size("width", r.width(), info.defaultImageSize(), multiple);
         int height = size("height", r.height(), info.defaultImageSize(), multiple);
@@ -151,9 +151,74 @@ public final class Validation {
             throw ServeException.invalid("tenant", "must not contain control characters");
         }
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
+        loraNamesExist(r.loras(), tagged.loras()); // last: a request with a bad field gets that field's 400 first
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
                 seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort);
+    }
+
+    /**
+     * The listed LoRAs (fields {@code loras[i].…}) and the prompt's tags (field {@code prompt}): names' form, weights
+     * and count. One entry per name, weights summed, listed ones first. Whether the server has them is checked
+     * after every other field ({@link #loraNamesExist}).
+     */
+    private List<LoraWeight> loras(List<LoraWeight> listed, List<LoraWeight> tags) {
+        if (listed.size() > config.maxLoras) {
+            throw ServeException.invalid("loras", "at most " + config.maxLoras + " LoRAs per request, got " + listed.size());
+        }
+        List<LoraWeight> trimmed = new ArrayList<>();
+        for (int i = 0; i < listed.size(); i++) {
+            LoraWeight l = listed.get(i);
+            if (l == null || blank(l.name())) {
+                throw ServeException.invalid("loras[" + i + "].name", "must name a LoRA");
+            }
+            names.loraName(l.name().trim(), "loras[" + i + "].name", false);
+            checkWeight(l.weight(), "loras[" + i + "].weight", "");
+            trimmed.add(new LoraWeight(l.name().trim(), l.weight()));
+        }
+        for (LoraWeight t : tags) {
+            names.loraName(t.name(), "prompt", true);
+            checkWeight(t.weight(), "prompt", "the weight of <lora:" + t.name() + ":…> ");
+        }
+        List<LoraWeight> all = PromptLoras.merge(trimmed, tags);
+        if (all.size() > config.maxLoras) {
+            throw ServeException.invalid("prompt", "at most " + config.maxLoras + " LoRAs per request (listed and "
+                    + "<lora:…> tags together), got " + all.size());
+        }
+        for (LoraWeight l : all) { // a LoRA both listed and tagged: the sum counts
+            checkWeight(l.weight(), loraField(trimmed, tags, l.name(), ".weight"), "the summed weight of LoRA '" + l.name() + "' ");
+        }
+        return all;
+    }
+
+    /** NOT_FOUND (naming the field) for a LoRA the server does not have. */
+    private void loraNamesExist(List<LoraWeight> listed, List<LoraWeight> tags) {
+        for (int i = 0; i < listed.size(); i++) {
+            names.loraExists(listed.get(i).name().trim(), "loras[" + i + "].name", false);
+        }
+        for (LoraWeight t : tags) {
+            names.loraExists(t.name(), "prompt", true);
+        }
+    }
+
+    /** {@code prompt} if a tag names it, else the listed entry's field. */
+    private static String loraField(List<LoraWeight> listed, List<LoraWeight> tags, String name, String suffix) {
+        if (tags.stream().anyMatch(t -> t.name().equals(name))) {
+            return "prompt";
+        }
+        for (int i = 0; i < listed.size(); i++) {
+            if (listed.get(i).name().equals(name)) {
+                return "loras[" + i + "]" + suffix;
+            }
+        }
+        return "loras";
+    }
+
+    private void checkWeight(double w, String field, String what) {
+        if (!Double.isFinite(w) || Math.abs(w) > config.maxLoraWeight) {
+            throw ServeException.invalid(field, what + "must be finite within -" + config.maxLoraWeight + ".."
+                    + config.maxLoraWeight + ", got " + w);
+        }
     }
 
     private void checkText(String field, String text) {

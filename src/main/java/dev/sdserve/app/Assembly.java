@@ -1,5 +1,6 @@
 package dev.sdserve.app;
 
+import dev.sdserve.admission.NameCheck;
 import dev.sdserve.engine.Engine;
 import dev.sdserve.engine.fake.FakeEngine;
 import dev.sdserve.engine.tf.TfEngine;
@@ -158,9 +159,14 @@ public final class Assembly implements AutoCloseable {
         }
         ServiceConfig sc = s.service;
         sc.admission.defaultModel = s.defaultModel;
+        // admission checks model and LoRA names before a job exists (the fake engine: its models, the LoRA files)
+        ModelRegistry names = registry != null ? registry : new ModelRegistry(s.modelsDir, Map.of(), s.defaultModel, null);
+        sc.admission.names = registry != null
+                ? NameCheck.Names.of(() -> names.modelFiles().keySet(), names::hasModel, () -> names.loraFiles().keySet(), names::hasLora)
+                : NameCheck.Names.of(() -> namesOfFake(engine), n -> namesOfFake(engine).contains(n), () -> names.loraFiles().keySet(), names::hasLora);
         SchedulerService service = new SchedulerService(engine, sc, Clock.system());
         service.start();
-        ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s);
+        ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s, names);
         Assembly a = new Assembly(engine, service, catalog);
         TrainingWiring.Policy tp = new TrainingWiring.Policy();
         tp.costFactor = s.trainCostFactor;
@@ -196,7 +202,7 @@ public final class Assembly implements AutoCloseable {
         return out;
     }
 
-    private static ModelCatalog catalogOf(Engine engine, Map<String, Path> files, Settings s) {
+    private static ModelCatalog catalogOf(Engine engine, Map<String, Path> files, Settings s, ModelRegistry loras) {
         return new ModelCatalog() {
             @Override
             public List<ModelEntry> models() {
@@ -221,7 +227,8 @@ public final class Assembly implements AutoCloseable {
 
             @Override
             public List<LoraEntry> loras() {
-                return List.of();
+                loras.rescan();
+                return loras.loras();
             }
         };
     }

@@ -2,7 +2,7 @@ package dev.sdserve.image;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.sdserve.api.PromptLoras;
+import dev.sdserve.job.PromptLoras;
 import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.sampler.Samplers;

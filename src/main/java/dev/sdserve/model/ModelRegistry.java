@@ -173,6 +173,28 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
         return resolveIn(dir.resolve(LORA_DIR), name, "lora", loras.keySet());
     }
 
+    /** Whether a checkpoint of that name exists now (the disk is asked: a file added since the last scan counts). */
+    public boolean hasModel(String name) {
+        return exists(() -> resolveModel(name));
+    }
+
+    /** Whether a LoRA of that name exists now (the disk is asked). INVALID_ARGUMENT for a name that leaves the directory. */
+    public boolean hasLora(String name) {
+        return exists(() -> resolveLora(name));
+    }
+
+    private static boolean exists(java.util.function.Supplier<Path> resolve) {
+        try {
+            resolve.get();
+            return true;
+        } catch (ServeException e) {
+            if (e.code() == ServeException.Code.NOT_FOUND) {
+                return false;
+            }
+            throw e;
+        }
+    }
+
     private Path resolveIn(Path base, String name, String field, java.util.Collection<String> known) {
         checkName(name, field);
         String file = name.endsWith(EXT) ? name : name + EXT;
@@ -181,7 +203,9 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
             throw ServeException.invalid(field, "'" + name + "' is not inside the models directory");
         }
         if (!Files.isRegularFile(p)) {
-            throw ServeException.notFound("unknown " + field + " '" + name + "' (known: " + limit(known) + ")");
+            java.util.Collection<String> all = field.equals("model") ? modelFiles().keySet() : known;
+            throw new ServeException(ServeException.Code.NOT_FOUND, field, "unknown " + field + " '" + name + "' (known: "
+                    + limit(all) + ")", null);
         }
         if (!inside(p)) {
             throw ServeException.invalid(field, "'" + name + "' is a link to a file outside the models directory");
@@ -190,22 +214,36 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
     }
 
     static void checkName(String name, String field) {
+        String problem = plainNameProblem(name);
+        if (problem != null) {
+            String shown = name == null ? "" : name.replaceAll("\\p{Cntrl}", "?");
+            throw ServeException.invalid(field, name == null || name.isBlank() ? "empty name" : "'" + shown + "' " + problem);
+        }
+    }
+
+    /**
+     * Why {@code name} is not a plain name that stays inside the models directory (a file name, or for LoRAs a
+     * relative path through subfolders of {@code loras/}), or null if it is one: the rules every lookup applies
+     * (admission checks names with them before a job exists).
+     */
+    public static String plainNameProblem(String name) {
         if (name == null || name.isBlank()) {
-            throw ServeException.invalid(field, "empty name");
+            return "is empty";
         }
         for (int i = 0; i < name.length(); i++) {
             if (Character.isISOControl(name.charAt(i))) {
-                throw ServeException.invalid(field, "'" + name.replaceAll("\\p{Cntrl}", "?") + "' contains control characters");
+                return "contains control characters";
             }
         }
         if (name.startsWith("/") || name.contains("\\") || name.contains(":") || Path.of(name).isAbsolute()) {
-            throw ServeException.invalid(field, "'" + name + "' must be a plain name inside the models directory, not a path");
+            return "must be a plain name inside the models directory, not a path";
         }
         for (String seg : name.split("/", -1)) {
             if (seg.isEmpty() || seg.equals(".") || seg.equals("..")) {
-                throw ServeException.invalid(field, "'" + name + "' has an empty, '.' or '..' path segment");
+                return "has an empty, '.' or '..' path segment";
             }
         }
+        return null;
     }
 
     /** The real path (symlinks followed) lies inside the directory's real path. */

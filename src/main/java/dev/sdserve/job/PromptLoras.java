@@ -1,7 +1,6 @@
-package dev.sdserve.api;
+package dev.sdserve.job;
 
 import dev.sdserve.engine.LoraWeight;
-import dev.sdserve.job.ServeException;
 
 import java.math.BigDecimal;
 import java.util.ArrayList;
