@@ -69,7 +69,10 @@ public class A1111Resource {
     @Path("/txt2img")
     @Consumes({MediaType.APPLICATION_JSON, MediaType.WILDCARD})
     @Operation(summary = "A1111 txt2img: images (base64 PNG with a 'parameters' chunk), parameters, info (a JSON string)")
-    public Uni<Map<String, Object>> txt2img(String body, @jakarta.ws.rs.HeaderParam("x-api-key") String apiKey,
+    public Uni<Map<String, Object>> txt2img(@org.eclipse.microprofile.openapi.annotations.parameters.RequestBody(
+            content = @org.eclipse.microprofile.openapi.annotations.media.Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @org.eclipse.microprofile.openapi.annotations.media.Schema(implementation = Txt2ImgJson.class)))
+                                            String body, @jakarta.ws.rs.HeaderParam("x-api-key") String apiKey,
                                             @jakarta.ws.rs.HeaderParam("authorization") String authorization) {
         Txt2ImgRequest r = Txt2ImgRequest.from(parse(body));
         // the API key's tenant (auth on) feeds the scheduler's fairness; the filter already refused bad keys
@@ -165,7 +168,8 @@ public class A1111Resource {
         return Response.status(422).type(MediaType.APPLICATION_JSON).entity(Map.of("detail", list)).build();
     }
 
-    static Response error(ServeException e) {
+    /** A failure in A1111's shapes: 422 with detail[].loc for INVALID_ARGUMENT, else {error, detail, body, errors}. */
+    public static Response error(ServeException e) {
         if (e.code() == ServeException.Code.INVALID_ARGUMENT) {
             List<Object> loc = new ArrayList<>();
             loc.add("body");
