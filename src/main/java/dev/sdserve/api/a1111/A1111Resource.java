@@ -127,6 +127,46 @@ public class A1111Resource {
         return a1111.samplers();
     }
 
+    @Inject
+    dev.sdserve.job.ModelService models;
+
+    @POST
+    @Path("/refresh-checkpoints")
+    @Operation(summary = "A1111 refresh: re-lists the models directory now (also done every 10 s)")
+    public Map<String, Object> refreshCheckpoints() {
+        models.rescan();
+        return Map.of();
+    }
+
+    @POST
+    @Path("/refresh-loras")
+    @Operation(summary = "A1111 refresh: re-lists the LoRAs now (also done every 10 s)")
+    public Map<String, Object> refreshLoras() {
+        models.rescan();
+        return Map.of();
+    }
+
+    @GET
+    @Path("/scripts")
+    @Operation(summary = "A1111 script list: none (scripts are not supported); clients such as webuiapi ask at start")
+    public Map<String, List<String>> scripts() {
+        return Map.of("txt2img", List.of(), "img2img", List.of());
+    }
+
+    @GET
+    @Path("/sd-vae")
+    @Operation(summary = "A1111 VAE list: none apart from each checkpoint's own")
+    public List<Object> sdVae() {
+        return List.of();
+    }
+
+    @GET
+    @Path("/embeddings")
+    @Operation(summary = "A1111 textual-inversion embeddings: none (not supported)")
+    public Map<String, Object> embeddings() {
+        return Map.of("loaded", Map.of(), "skipped", Map.of());
+    }
+
     @GET
     @Path("/options")
     @Operation(summary = "A1111 options (the subset sd-serve knows: sd_model_checkpoint, …)")
