@@ -38,9 +38,23 @@ public final class NameCheck {
             return loras().contains(name);
         }
 
+        /**
+         * The architecture family a LoRA's keys are for: "sdxl", "sd1/sd2", or null / "unknown" when it cannot be
+         * told from its header (then nothing is refused for it).
+         */
+        default String loraFamily(String name) {
+            return null;
+        }
+
         static Names of(Supplier<Collection<String>> models, Predicate<String> hasModel,
-                        Supplier<Collection<String>> loras, Predicate<String> hasLora) {
+                        Supplier<Collection<String>> loras, Predicate<String> hasLora,
+                        java.util.function.Function<String, String> loraFamily) {
             return new Names() {
+                @Override
+                public String loraFamily(String name) {
+                    return loraFamily.apply(name);
+                }
+
                 @Override
                 public Collection<String> models() {
                     return models.get();
@@ -111,6 +125,24 @@ public final class NameCheck {
                     + "'" + (tag ? " in the prompt's <lora:…> tag" : "") + "; the server has "
                     + list(names.loras(), "no LoRAs (they are .safetensors files under <models-dir>/loras)")
                     + " (GET /v1/loras)", null);
+        }
+    }
+
+    /**
+     * A LoRA made for another architecture than the model's (an SDXL LoRA on an SD 1.x model, or the reverse):
+     * INVALID_ARGUMENT, told from the LoRA file's header before any weights are read.
+     */
+    public void loraFits(String name, String field, boolean tag, String model, String modelArchitecture) {
+        String lora = names == null ? null : names.loraFamily(name);
+        if (lora == null || lora.equals("unknown") || modelArchitecture == null) {
+            return;
+        }
+        boolean loraXl = lora.contains("sdxl");
+        boolean modelXl = modelArchitecture.toLowerCase(java.util.Locale.ROOT).contains("sdxl");
+        if (loraXl != modelXl) {
+            throw ServeException.invalid(field, "LoRA '" + shown(name) + "'" + (tag ? " (in a <lora:…> tag)" : "")
+                    + " is for " + (loraXl ? "SDXL" : "SD 1.x/2.x") + " but model '" + shown(model) + "' is "
+                    + modelArchitecture);
         }
     }
 

@@ -151,7 +151,7 @@ public final class Validation {
             throw ServeException.invalid("tenant", "must not contain control characters");
         }
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
-        loraNamesExist(r.loras(), tagged.loras()); // last: a request with a bad field gets that field's 400 first
+        loraNamesExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
                 seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort);
@@ -191,13 +191,19 @@ public final class Validation {
         return all;
     }
 
-    /** NOT_FOUND (naming the field) for a LoRA the server does not have. */
-    private void loraNamesExist(List<LoraWeight> listed, List<LoraWeight> tags) {
+    /**
+     * NOT_FOUND (naming the field) for a LoRA the server does not have; INVALID_ARGUMENT for one made for another
+     * architecture than the model's.
+     */
+    private void loraNamesExist(List<LoraWeight> listed, List<LoraWeight> tags, String model, ModelInfo info) {
         for (int i = 0; i < listed.size(); i++) {
-            names.loraExists(listed.get(i).name().trim(), "loras[" + i + "].name", false);
+            String name = listed.get(i).name().trim();
+            names.loraExists(name, "loras[" + i + "].name", false);
+            names.loraFits(name, "loras[" + i + "].name", false, model, info.architecture());
         }
         for (LoraWeight t : tags) {
             names.loraExists(t.name(), "prompt", true);
+            names.loraFits(t.name(), "prompt", true, model, info.architecture());
         }
     }
 

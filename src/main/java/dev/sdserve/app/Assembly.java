@@ -162,8 +162,10 @@ public final class Assembly implements AutoCloseable {
         // admission checks model and LoRA names before a job exists (the fake engine: its models, the LoRA files)
         ModelRegistry names = registry != null ? registry : new ModelRegistry(s.modelsDir, Map.of(), s.defaultModel, null);
         sc.admission.names = registry != null
-                ? NameCheck.Names.of(() -> names.modelFiles().keySet(), names::hasModel, () -> names.loraFiles().keySet(), names::hasLora)
-                : NameCheck.Names.of(() -> namesOfFake(engine), n -> namesOfFake(engine).contains(n), () -> names.loraFiles().keySet(), names::hasLora);
+                ? NameCheck.Names.of(() -> names.modelFiles().keySet(), names::hasModel, () -> names.loraFiles().keySet(),
+                        names::hasLora, names::loraArchitecture)
+                : NameCheck.Names.of(() -> namesOfFake(engine), n -> namesOfFake(engine).contains(n),
+                        () -> names.loraFiles().keySet(), names::hasLora, n -> null);
         SchedulerService service = new SchedulerService(engine, sc, Clock.system());
         service.start();
         ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s, names);

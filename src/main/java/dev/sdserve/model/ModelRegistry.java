@@ -183,6 +183,15 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
         return exists(() -> resolveLora(name));
     }
 
+    /**
+     * The architecture a LoRA's keys are for ("sdxl", "sd1/sd2" or "unknown", from its header), or null when its
+     * header cannot be read (the engine then reports the problem).
+     */
+    public String loraArchitecture(String name) {
+        FileInfo i = info(resolveLora(name), true);
+        return i.error() == null ? i.architecture() : null;
+    }
+
     private static boolean exists(java.util.function.Supplier<Path> resolve) {
         try {
             resolve.get();

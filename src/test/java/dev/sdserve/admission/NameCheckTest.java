@@ -17,14 +17,14 @@ import static org.junit.jupiter.api.Assertions.*;
 /** Admission's model and LoRA name checks: 400 for a name that is not a plain name, 404 listing what exists. */
 class NameCheckTest {
     private final FakeEngine engine = new FakeEngine(new FakeEngine.Config().models(8, 512, "embedded", "other"));
-    private final List<String> loraFiles = List.of("film", "styles/ink");
+    private final List<String> loraFiles = List.of("film", "styles/ink", "xl-detail");
     private final AdmissionConfig config = new AdmissionConfig();
     private final Validation v;
     private static final long NOW = 1_000_000L;
 
     NameCheckTest() {
         config.names = NameCheck.Names.of(() -> List.of("embedded", "other"), Set.of("embedded", "other")::contains,
-                () -> loraFiles, loraFiles::contains);
+                () -> loraFiles, loraFiles::contains, n -> n.equals("styles/ink") ? "sd1/sd2" : n.equals("film") ? "unknown" : "sdxl");
         v = new Validation(config, engine::describe, new LibrarySamplers(), () -> 7L);
     }
 
@@ -59,11 +59,21 @@ class NameCheckTest {
     @Test
     void unknownNamesAreNotFoundListingWhatExists() {
         refused(v, req("a cat", List.of(new LoraWeight("film", 1), new LoraWeight("no-such-lora", 0.8))),
-                ServeException.Code.NOT_FOUND, "loras[1].name", "no-such-lora", "film, styles/ink");
+                ServeException.Code.NOT_FOUND, "loras[1].name", "no-such-lora", "film, styles/ink, xl-detail");
         refused(v, req("a cat <lora:no-such-lora:0.8>", List.of()), ServeException.Code.NOT_FOUND, "prompt",
                 "no-such-lora", "film, styles/ink");
         refused(v, req("a cat", List.of()).withModel("sdxl-base"), ServeException.Code.NOT_FOUND, "model",
                 "sdxl-base", "embedded, other");
+    }
+
+    @Test
+    void aLoraForAnotherArchitectureIsRefusedFromItsHeader() {
+        // the fake engine's models are "fake-sd1": an SDXL LoRA does not fit; an SD 1.x one and an unknown one do
+        refused(v, req("a cat <lora:xl-detail:1>", List.of()), ServeException.Code.INVALID_ARGUMENT, "prompt",
+                "xl-detail", "SDXL", "embedded");
+        refused(v, req("a cat", List.of(new LoraWeight("xl-detail", 1))), ServeException.Code.INVALID_ARGUMENT,
+                "loras[0].name", "SDXL");
+        assertEquals(2, v.resolve(req("a <lora:styles/ink:1> <lora:film:1>", List.of()), NOW).loras().size());
     }
 
     @Test
