@@ -11,6 +11,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -164,16 +165,9 @@ public final class Auth {
      */
     public static Map<String, String> parseKeys(String spec) {
         Map<String, String> out = new LinkedHashMap<>();
-        if (spec == null) {
-            return out;
-        }
-        int n = 0;
-        for (String entry : spec.split("[,\\n]")) {
-            String s = entry.strip();
-            if (s.isEmpty() || s.startsWith("#")) {
-                continue;
-            }
-            n++;
+        List<String> entries = entries(spec);
+        for (int n = 1; n <= entries.size(); n++) {
+            String s = entries.get(n - 1);
             int c = s.lastIndexOf(':');
             String key = c < 0 ? s : s.substring(0, c).strip();
             String tenant = c < 0 ? "default" : s.substring(c + 1).strip();
@@ -201,16 +195,9 @@ public final class Auth {
      */
     public static Map<String, BasicUser> parseBasic(String spec) {
         Map<String, BasicUser> out = new LinkedHashMap<>();
-        if (spec == null) {
-            return out;
-        }
-        int n = 0;
-        for (String entry : spec.split("[,\\n]")) {
-            String s = entry.strip();
-            if (s.isEmpty() || s.startsWith("#")) {
-                continue;
-            }
-            n++;
+        List<String> entries = entries(spec);
+        for (int n = 1; n <= entries.size(); n++) {
+            String s = entries.get(n - 1);
             int first = s.indexOf(':');
             int last = s.lastIndexOf(':');
             if (first <= 0) {
@@ -233,6 +220,18 @@ public final class Auth {
             }
             if (out.put(user, new BasicUser(digest(password), tenant)) != null) {
                 throw new IllegalArgumentException("sdserve.auth.basic: user '" + user + "' is listed twice");
+            }
+        }
+        return out;
+    }
+
+    /** The entries of a comma- or line-separated list, stripped; blank ones and {@code #} comments left out. */
+    private static List<String> entries(String spec) {
+        List<String> out = new java.util.ArrayList<>();
+        for (String entry : spec == null ? new String[0] : spec.split("[,\\n]")) {
+            String s = entry.strip();
+            if (!s.isEmpty() && !s.startsWith("#")) {
+                out.add(s);
             }
         }
         return out;

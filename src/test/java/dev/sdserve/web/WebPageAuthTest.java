@@ -34,23 +34,11 @@ class WebPageAuthTest {
     @TestHTTPResource("/")
     URL root;
 
-    private static JsonNode waitFor(HeadlessChromium c, String script, long timeoutMillis) throws Exception {
-        long until = System.currentTimeMillis() + timeoutMillis;
-        JsonNode v;
-        while (true) {
-            v = c.js(script);
-            if (v.asBoolean() || System.currentTimeMillis() > until) {
-                return v;
-            }
-            Thread.sleep(50);
-        }
-    }
-
     @Test
     void theKeyFieldUnlocksThePage() throws Exception {
         try (HeadlessChromium c = HeadlessChromium.start(1280, 1000)) {
             c.open(root.toString());
-            assertTrue(waitFor(c, "return !document.getElementById('form-error').hidden", 15_000).asBoolean(),
+            assertTrue(c.waitFor("return !document.getElementById('form-error').hidden", 15_000).asBoolean(),
                     "the page says it needs a key");
             JsonNode before = c.js("return {error: document.getElementById('form-error').textContent,"
                     + " keyMarked: document.getElementById('api-key').classList.contains('invalid')}");
@@ -59,14 +47,14 @@ class WebPageAuthTest {
 
             c.type("#api-key", KEY);
             c.js("document.getElementById('api-key').dispatchEvent(new Event('change')); return true;");
-            assertTrue(waitFor(c, "return document.querySelectorAll('#sampler option').length > 1", 15_000).asBoolean(),
+            assertTrue(c.waitFor("return document.querySelectorAll('#sampler option').length > 1", 15_000).asBoolean(),
                     "samplers load once the key is set");
             c.type("#prompt", "a red circle");
             c.js("const s = document.getElementById('steps'); s.value = 40; s.dispatchEvent(new Event('input'));"
                     + "document.getElementById('width').value = 64; document.getElementById('height').value = 64;"
                     + "document.getElementById('seed').value = 7; return true;");
             c.click("#generate");
-            JsonNode done = waitFor(c, "return window.sdServe.completed >= 1 || "
+            JsonNode done = c.waitFor("return window.sdServe.completed >= 1 || "
                     + "document.getElementById('status').classList.contains('bad')", 45_000);
             JsonNode s = c.js("return {frames: window.sdServe.totalFrames, completed: window.sdServe.completed,"
                     + " status: document.getElementById('status').textContent,"
