@@ -1,5 +1,8 @@
 package dev.sdserve.admission;
 
+import dev.sdserve.engine.LoraWeight;
+import dev.sdserve.engine.ModelInfo;
+import dev.sdserve.job.PromptLoras;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.model.ModelRegistry;
 
@@ -13,8 +16,9 @@ import java.util.function.Supplier;
  * Model and LoRA names, checked at admission before a job exists: a name that is not a plain name (a path, {@code ..},
  * control characters, too long) is INVALID_ARGUMENT; a name the server does not have is NOT_FOUND listing what it
  * has. Either names the request field: {@code model}, {@code loras[i].name} for a listed LoRA, {@code prompt} for a
- * {@code <lora:…>} tag. So nothing admission could have refused reaches the engine (where a missing LoRA used to fail
- * the job after it was accepted).
+ * {@code <lora:…>} tag. The listed LoRAs and the prompt's tags are checked together here (form, weights, count,
+ * existence, architecture), so nothing admission could have refused reaches the engine (where a missing LoRA used to
+ * fail the job after it was accepted).
  */
 public final class NameCheck {
     /** Names listed in a NOT_FOUND message at most. */
@@ -78,15 +82,92 @@ public final class NameCheck {
         }
     }
 
+    private final AdmissionConfig config;
     private final Names names;
 
-    /** @param names what the server has, or null to check only the names' form */
-    public NameCheck(Names names) {
-        this.names = names;
+    /** @param config the LoRA limits and {@link AdmissionConfig#names} (what the server has; null: names' form only) */
+    public NameCheck(AdmissionConfig config) {
+        this.config = config;
+        this.names = config.names;
     }
 
-    /** A model name: plain (no '/': checkpoints sit at the top of the models directory) and, if known, existing. */
-    public void model(String name, String field) {
+    /**
+     * The listed LoRAs (fields {@code loras[i].…}) and the prompt's tags (field {@code prompt}): names' form, weights
+     * and count. One entry per name, weights summed, listed ones first. Whether the server has them is checked
+     * after every other field ({@link #lorasExist}).
+     */
+    public List<LoraWeight> loras(List<LoraWeight> listed, List<LoraWeight> tags) {
+        if (listed.size() > config.maxLoras) {
+            throw ServeException.invalid("loras", "at most " + config.maxLoras + " LoRAs per request, got " + listed.size());
+        }
+        List<LoraWeight> trimmed = new ArrayList<>();
+        for (int i = 0; i < listed.size(); i++) {
+            LoraWeight l = listed.get(i);
+            if (l == null || l.name() == null || l.name().isBlank()) {
+                throw ServeException.invalid("loras[" + i + "].name", "must name a LoRA");
+            }
+            loraName(l.name().trim(), "loras[" + i + "].name", false);
+            checkWeight(l.weight(), "loras[" + i + "].weight", "");
+            trimmed.add(new LoraWeight(l.name().trim(), l.weight()));
+        }
+        for (LoraWeight t : tags) {
+            loraName(t.name(), "prompt", true);
+            checkWeight(t.weight(), "prompt", "the weight of <lora:" + t.name() + ":…> ");
+        }
+        List<LoraWeight> all = PromptLoras.merge(trimmed, tags);
+        if (all.size() > config.maxLoras) {
+            throw ServeException.invalid("prompt", "at most " + config.maxLoras + " LoRAs per request (listed and "
+                    + "<lora:…> tags together), got " + all.size());
+        }
+        for (LoraWeight l : all) { // a LoRA both listed and tagged: the sum counts
+            checkWeight(l.weight(), loraField(trimmed, tags, l.name(), ".weight"), "the summed weight of LoRA '" + l.name() + "' ");
+        }
+        return all;
+    }
+
+    /**
+     * NOT_FOUND (naming the field) for a LoRA the server does not have; INVALID_ARGUMENT for one made for another
+     * architecture than the model's.
+     */
+    public void lorasExist(List<LoraWeight> listed, List<LoraWeight> tags, String model, ModelInfo info) {
+        for (int i = 0; i < listed.size(); i++) {
+            String name = listed.get(i).name().trim();
+            loraExists(name, "loras[" + i + "].name", false);
+            loraFits(name, "loras[" + i + "].name", false, model, info.architecture());
+        }
+        for (LoraWeight t : tags) {
+            loraExists(t.name(), "prompt", true);
+            loraFits(t.name(), "prompt", true, model, info.architecture());
+        }
+    }
+
+    /** {@code prompt} if a tag names it, else the listed entry's field. */
+    private static String loraField(List<LoraWeight> listed, List<LoraWeight> tags, String name, String suffix) {
+        if (tags.stream().anyMatch(t -> t.name().equals(name))) {
+            return "prompt";
+        }
+        for (int i = 0; i < listed.size(); i++) {
+            if (listed.get(i).name().equals(name)) {
+                return "loras[" + i + "]" + suffix;
+            }
+        }
+        return "loras";
+    }
+
+    private void checkWeight(double w, String field, String what) {
+        if (!Double.isFinite(w) || Math.abs(w) > config.maxLoraWeight) {
+            throw ServeException.invalid(field, what + "must be finite within -" + config.maxLoraWeight + ".."
+                    + config.maxLoraWeight + ", got " + w);
+        }
+    }
+
+
+    /**
+     * The request's model: a plain name (no '/': checkpoints sit at the top of the models directory) that the server
+     * has; then what the engine says about it. NOT_FOUND names the field {@code model} and lists the models.
+     */
+    public ModelInfo model(String name, java.util.function.Function<String, ModelInfo> describe) {
+        String field = "model";
         String problem = problem(name, false);
         if (problem != null) {
             throw ServeException.invalid(field, "'" + shown(name) + "' is not a model name: " + problem
@@ -95,10 +176,18 @@ public final class NameCheck {
         if (names != null && !exists(() -> names.hasModel(name), field)) {
             throw unknownModel(name, field, null);
         }
+        try {
+            return describe.apply(name);
+        } catch (ServeException e) {
+            if (e.code() == ServeException.Code.NOT_FOUND) {
+                throw unknownModel(name, field, e.getMessage());
+            }
+            throw e;
+        }
     }
 
     /** NOT_FOUND for a model, listing the server's models ({@code engineMessage}: what the engine said, if no list). */
-    public ServeException unknownModel(String name, String field, String engineMessage) {
+    private ServeException unknownModel(String name, String field, String engineMessage) {
         String has = names != null ? "; the server has " + list(names.models(), "no models")
                 : engineMessage != null ? " (" + engineMessage + ")" : "";
         return new ServeException(ServeException.Code.NOT_FOUND, field, field + ": unknown model '" + shown(name) + "'"

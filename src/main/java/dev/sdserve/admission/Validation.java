@@ -12,7 +12,6 @@ import dev.sdserve.sampler.Sampler;
 import dev.sdserve.scheduler.SamplerCatalog;
 
 import java.security.SecureRandom;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.function.Function;
@@ -43,7 +42,7 @@ public final class Validation {
     public Validation(AdmissionConfig config, Function<String, ModelInfo> models, SamplerCatalog samplers,
                       LongSupplier randomSeed) {
         this.config = config;
-        this.names = new NameCheck(config.names);
+        this.names = new NameCheck(config);
         this.models = models;
         this.samplers = samplers;
         this.randomSeed = randomSeed;
@@ -71,18 +70,9 @@ public final class Validation {
         checkText("negative_prompt", negative);
 
         String modelName = blank(r.model()) ? config.defaultModel : r.model().trim();
-        names.model(modelName, "model");
-        ModelInfo info;
-        try {
-            info = models.apply(modelName);
-        } catch (ServeException e) {
-            if (e.code() == ServeException.Code.NOT_FOUND) {
-                throw names.unknownModel(modelName, "model", e.getMessage());
-            }
-            throw e;
-        }
+        ModelInfo info = names.model(modelName, models);
 
-        List<LoraWeight> loras = loras(r.loras(), tagged.loras());
+        List<LoraWeight> loras = names.loras(r.loras(), tagged.loras());
         int multiple = Math.max(config.sizeMultiple, info.vaeScale());
         int width = size("width", r.width(), info.defaultImageSize(), multiple);
         int height = size("height", r.height(), info.defaultImageSize(), multiple);
@@ -151,80 +141,10 @@ public final class Validation {
             throw ServeException.invalid("tenant", "must not contain control characters");
         }
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
-        loraNamesExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
+        names.lorasExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
                 seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort);
-    }
-
-    /**
-     * The listed LoRAs (fields {@code loras[i].…}) and the prompt's tags (field {@code prompt}): names' form, weights
-     * and count. One entry per name, weights summed, listed ones first. Whether the server has them is checked
-     * after every other field ({@link #loraNamesExist}).
-     */
-    private List<LoraWeight> loras(List<LoraWeight> listed, List<LoraWeight> tags) {
-        if (listed.size() > config.maxLoras) {
-            throw ServeException.invalid("loras", "at most " + config.maxLoras + " LoRAs per request, got " + listed.size());
-        }
-        List<LoraWeight> trimmed = new ArrayList<>();
-        for (int i = 0; i < listed.size(); i++) {
-            LoraWeight l = listed.get(i);
-            if (l == null || blank(l.name())) {
-                throw ServeException.invalid("loras[" + i + "].name", "must name a LoRA");
-            }
-            names.loraName(l.name().trim(), "loras[" + i + "].name", false);
-            checkWeight(l.weight(), "loras[" + i + "].weight", "");
-            trimmed.add(new LoraWeight(l.name().trim(), l.weight()));
-        }
-        for (LoraWeight t : tags) {
-            names.loraName(t.name(), "prompt", true);
-            checkWeight(t.weight(), "prompt", "the weight of <lora:" + t.name() + ":…> ");
-        }
-        List<LoraWeight> all = PromptLoras.merge(trimmed, tags);
-        if (all.size() > config.maxLoras) {
-            throw ServeException.invalid("prompt", "at most " + config.maxLoras + " LoRAs per request (listed and "
-                    + "<lora:…> tags together), got " + all.size());
-        }
-        for (LoraWeight l : all) { // a LoRA both listed and tagged: the sum counts
-            checkWeight(l.weight(), loraField(trimmed, tags, l.name(), ".weight"), "the summed weight of LoRA '" + l.name() + "' ");
-        }
-        return all;
-    }
-
-    /**
-     * NOT_FOUND (naming the field) for a LoRA the server does not have; INVALID_ARGUMENT for one made for another
-     * architecture than the model's.
-     */
-    private void loraNamesExist(List<LoraWeight> listed, List<LoraWeight> tags, String model, ModelInfo info) {
-        for (int i = 0; i < listed.size(); i++) {
-            String name = listed.get(i).name().trim();
-            names.loraExists(name, "loras[" + i + "].name", false);
-            names.loraFits(name, "loras[" + i + "].name", false, model, info.architecture());
-        }
-        for (LoraWeight t : tags) {
-            names.loraExists(t.name(), "prompt", true);
-            names.loraFits(t.name(), "prompt", true, model, info.architecture());
-        }
-    }
-
-    /** {@code prompt} if a tag names it, else the listed entry's field. */
-    private static String loraField(List<LoraWeight> listed, List<LoraWeight> tags, String name, String suffix) {
-        if (tags.stream().anyMatch(t -> t.name().equals(name))) {
-            return "prompt";
-        }
-        for (int i = 0; i < listed.size(); i++) {
-            if (listed.get(i).name().equals(name)) {
-                return "loras[" + i + "]" + suffix;
-            }
-        }
-        return "loras";
-    }
-
-    private void checkWeight(double w, String field, String what) {
-        if (!Double.isFinite(w) || Math.abs(w) > config.maxLoraWeight) {
-            throw ServeException.invalid(field, what + "must be finite within -" + config.maxLoraWeight + ".."
-                    + config.maxLoraWeight + ", got " + w);
-        }
     }
 
     private void checkText(String field, String text) {
