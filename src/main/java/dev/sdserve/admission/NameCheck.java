@@ -4,7 +4,6 @@ import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.PromptLoras;
 import dev.sdserve.job.ServeException;
-import dev.sdserve.model.ModelRegistry;
 
 import java.util.ArrayList;
 import java.util.Collection;
@@ -237,13 +236,27 @@ public final class NameCheck {
 
     private static String problem(String name, boolean subfolders) {
         if (name != null && name.length() > Limits.MAX_NAME_CHARS) {
-            return "longer than " + Limits.MAX_NAME_CHARS + " characters";
+            return "it is longer than " + Limits.MAX_NAME_CHARS + " characters";
         }
-        String p = ModelRegistry.plainNameProblem(name);
-        if (p == null && !subfolders && name.contains("/")) {
-            return "must be a file name at the top of the models directory, without '/'";
+        if (name == null || name.isBlank()) {
+            return "it is empty";
         }
-        return p;
+        if (name.chars().anyMatch(Character::isISOControl)) {
+            return "it contains control characters";
+        }
+        // the models directory's own lookups refuse these too (ModelRegistry); admission says so before a job exists
+        if (name.startsWith("/") || name.contains("\\") || name.contains(":")) {
+            return "it must be a plain name inside the models directory, not a path";
+        }
+        for (String seg : name.split("/", -1)) {
+            if (seg.isEmpty() || seg.equals(".") || seg.equals("..")) {
+                return "it has an empty, '.' or '..' path segment";
+            }
+        }
+        if (!subfolders && name.contains("/")) {
+            return "it must be a file name at the top of the models directory, without '/'";
+        }
+        return null;
     }
 
     /** A lookup that may refuse the name itself (a link out of the models directory): INVALID_ARGUMENT on our field. */

@@ -223,36 +223,22 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
     }
 
     static void checkName(String name, String field) {
-        String problem = plainNameProblem(name);
-        if (problem != null) {
-            String shown = name == null ? "" : name.replaceAll("\\p{Cntrl}", "?");
-            throw ServeException.invalid(field, name == null || name.isBlank() ? "empty name" : "'" + shown + "' " + problem);
-        }
-    }
-
-    /**
-     * Why {@code name} is not a plain name that stays inside the models directory (a file name, or for LoRAs a
-     * relative path through subfolders of {@code loras/}), or null if it is one: the rules every lookup applies
-     * (admission checks names with them before a job exists).
-     */
-    public static String plainNameProblem(String name) {
         if (name == null || name.isBlank()) {
-            return "is empty";
+            throw ServeException.invalid(field, "empty name");
         }
         for (int i = 0; i < name.length(); i++) {
             if (Character.isISOControl(name.charAt(i))) {
-                return "contains control characters";
+                throw ServeException.invalid(field, "'" + name.replaceAll("\\p{Cntrl}", "?") + "' contains control characters");
             }
         }
         if (name.startsWith("/") || name.contains("\\") || name.contains(":") || Path.of(name).isAbsolute()) {
-            return "must be a plain name inside the models directory, not a path";
+            throw ServeException.invalid(field, "'" + name + "' must be a plain name inside the models directory, not a path");
         }
         for (String seg : name.split("/", -1)) {
             if (seg.isEmpty() || seg.equals(".") || seg.equals("..")) {
-                return "has an empty, '.' or '..' path segment";
+                throw ServeException.invalid(field, "'" + name + "' has an empty, '.' or '..' path segment");
             }
         }
-        return null;
     }
 
     /** The real path (symlinks followed) lies inside the directory's real path. */
