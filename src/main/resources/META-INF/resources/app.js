@@ -8,7 +8,7 @@ const HISTORY_MAX = 40;
 /** Page state; exposed as window.sdServe so tests (and curious users) can look in. */
 const state = {
   job: null,          // id of the job in flight
-  events: null,       // its EventSource
+  events: null,       // its event stream ({done, close}, see readEvents)
   frames: 0,          // preview frames shown for the current job
   totalFrames: 0,     // preview frames shown since the page loaded
   startedAt: 0,       // performance.now() at the first step of the job
@@ -23,8 +23,33 @@ const modelInfo = {}; // model name → its listing (description, recommended se
 
 // ------------------------------------------------------------------ API
 
+// The API key (servers with auth on) lives in this browser's localStorage and travels only as the x-api-key
+// header: never in a URL, so it stays out of access logs, history and Referer headers. That is also why the event
+// stream is read with fetch() and a streaming reader (readEvents) rather than EventSource, which cannot send headers.
+const KEY_STORE = 'sdserve.apiKey';
+
+function storedKey() {
+  try { return localStorage.getItem(KEY_STORE) || ''; } catch (e) { return ''; }
+}
+
+function apiKey() {
+  return $('api-key').value.trim();
+}
+
+function authHeaders() {
+  const key = apiKey();
+  return key ? { 'x-api-key': key } : {};
+}
+
+/** fetch() with the API key; a 401 or 403 points at the key field. */
+async function authFetch(path, options = {}) {
+  const res = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  if (res.status === 401 || res.status === 403) $('api-key').classList.add('invalid');
+  return res;
+}
+
 async function api(path, options = {}) {
-  const res = await fetch(path, {
+  const res = await authFetch(path, {
     ...options,
     headers: { 'accept': 'application/json', ...(options.body ? { 'content-type': 'application/json' } : {}) },
   });
@@ -32,7 +57,9 @@ async function api(path, options = {}) {
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch (e) { body = { error: { message: text } }; }
   if (!res.ok) {
-    const err = new Error((body && body.error && body.error.message) || `${res.status} ${res.statusText}`);
+    const message = (body && body.error && body.error.message) || `${res.status} ${res.statusText}`;
+    const err = new Error(res.status === 401
+      ? `${message} — enter the server's API key in the field at the top right` : message);
     err.status = res.status;
     err.field = body && body.error && body.error.field;
     err.retryAfter = res.headers.get('retry-after');
@@ -52,10 +79,11 @@ function option(value, text, selected) {
 }
 
 async function loadCatalog() {
+  const orEmpty = (empty) => (err) => { if (err.status === 401) throw err; return empty; };
   const [models, samplers, loras] = await Promise.all([
-    api('/v1/models').catch(() => ({ models: [] })),
-    api('/v1/samplers').catch(() => ({ samplers: [] })),
-    api('/v1/loras').catch(() => ({ loras: [] })),
+    api('/v1/models').catch(orEmpty({ models: [] })),
+    api('/v1/samplers').catch(orEmpty({ samplers: [] })),
+    api('/v1/loras').catch(orEmpty({ loras: [] })),
   ]);
   const modelSel = $('model');
   modelSel.replaceChildren(option('', 'server default'));
@@ -228,6 +256,48 @@ async function generate(ev) {
   follow(job.id);
 }
 
+/**
+ * Reads a Server-Sent Events stream with fetch() (so the API key goes in a header) and calls
+ * handlers[eventName]({data}) for each event. Resolves when the stream ends, rejects when it breaks; close() aborts.
+ */
+function readEvents(url, handlers) {
+  const abort = new AbortController();
+  const done = (async () => {
+    const res = await authFetch(url, { headers: { accept: 'text/event-stream' }, signal: abort.signal });
+    if (!res.ok || !res.body) throw new Error(`event stream: ${res.status} ${res.statusText}`);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    let event = { name: 'message', data: [] };
+    const line = (l) => {
+      if (l === '') { // blank line: dispatch
+        if (event.data.length && handlers[event.name]) handlers[event.name]({ data: event.data.join('\n') });
+        event = { name: 'message', data: [] };
+        return;
+      }
+      if (l.startsWith(':')) return; // comment
+      const c = l.indexOf(':');
+      const field = c < 0 ? l : l.slice(0, c);
+      const value = c < 0 ? '' : l.slice(c + 1).replace(/^ /, '');
+      if (field === 'event') event.name = value;
+      else if (field === 'data') event.data.push(value);
+    };
+    for (;;) {
+      const { value, done: end } = await reader.read();
+      if (end) break;
+      buf += value;
+      let nl;
+      while ((nl = buf.search(/\r\n|\r|\n/)) >= 0) {
+        const eol = buf[nl] === '\r' && buf[nl + 1] === '\n' ? 2 : 1;
+        line(buf.slice(0, nl));
+        buf = buf.slice(nl + eol);
+      }
+    }
+    if (buf) line(buf);
+    line('');
+  })();
+  return { done, close: () => abort.abort() };
+}
+
 function follow(id) {
   state.job = id;
   state.frames = 0;
@@ -236,8 +306,8 @@ function follow(id) {
   state.finished = false;
   $('preview').dataset.frames = '0';
   setStatus('Queued');
-  const es = new EventSource(`/v1/generations/${encodeURIComponent(id)}/events`);
-  state.events = es;
+  const handlers = {};
+  const es = { addEventListener: (name, fn) => { handlers[name] = fn; } };
   const data = (e) => JSON.parse(e.data);
 
   es.addEventListener('queued', (e) => {
@@ -256,10 +326,12 @@ function follow(id) {
       d.state === 'cancelled' ? '' : 'bad');
     setEta(null);
   });
-  es.onerror = async () => {
+  const stream = readEvents(`/v1/generations/${encodeURIComponent(id)}/events`, handlers);
+  state.events = stream;
+  const onBroken = async () => {
     if (state.finished || state.job !== id) return;
-    // The stream broke before the end: ask the job itself.
-    es.close();
+    // The stream ended or broke before the job did: ask the job itself.
+    stream.close();
     try {
       const j = await api(`/v1/generations/${encodeURIComponent(id)}`);
       if (j.state === 'completed') { finish(); onCompleted(id, { seeds: j.seeds, image_url: j.links.image }); return; }
@@ -268,9 +340,10 @@ function follow(id) {
       setStatus(`Ended: ${j.state}${j.error ? ' — ' + j.error : ''}`, 'bad');
     } catch (err) {
       finish();
-      setStatus('Lost the connection to the server', 'bad');
+      setStatus(err.status === 401 ? err.message : 'Lost the connection to the server', 'bad');
     }
   };
+  stream.done.then(onBroken, onBroken);
 }
 
 function onStep(d) {
@@ -322,7 +395,7 @@ async function onCompleted(id, d) {
   const url = d.image_url || `/v1/generations/${encodeURIComponent(id)}/image`;
   let job = null;
   try { job = await api(`/v1/generations/${encodeURIComponent(id)}`); } catch (e) { /* shown without parameters */ }
-  const res = await fetch(url);
+  const res = await authFetch(url);
   if (!res.ok) { setStatus(`Could not fetch the image (${res.status})`, 'bad'); return; }
   const buf = await res.arrayBuffer();
   const blobUrl = URL.createObjectURL(new Blob([buf], { type: 'image/png' }));
@@ -453,7 +526,7 @@ async function openHistory(h) {
   // The server keeps finished jobs for a while; fall back to the stored thumbnail when it no longer has it.
   let src = h.thumb;
   try {
-    const res = await fetch(`/v1/generations/${encodeURIComponent(h.id)}/image`);
+    const res = await authFetch(`/v1/generations/${encodeURIComponent(h.id)}/image`);
     if (res.ok) src = URL.createObjectURL(await res.blob());
   } catch (e) { /* thumbnail */ }
   showResult({ id: h.id, src, params: h.params, infotext: h.infotext, seed: h.seed });
@@ -463,7 +536,22 @@ async function openHistory(h) {
 
 // ------------------------------------------------------------------ wiring
 
+function bindKey() {
+  const input = $('api-key');
+  input.value = storedKey();
+  input.addEventListener('change', () => {
+    try {
+      if (input.value.trim()) localStorage.setItem(KEY_STORE, input.value.trim());
+      else localStorage.removeItem(KEY_STORE);
+    } catch (e) { /* storage off: the key lasts until the page is closed */ }
+    input.classList.remove('invalid');
+    clearError();
+    loadCatalog().catch((err) => { $('server-status').textContent = ''; showError(err); });
+  });
+}
+
 function init() {
+  bindKey();
   bindOutputs();
   $('form').addEventListener('submit', generate);
   $('cancel').addEventListener('click', cancel);

@@ -11,27 +11,32 @@ import java.util.Map;
  * producer can copy {@code application.properties} values onto it; {@link #copy()} for per-test variations.
  */
 public final class AdmissionConfig {
-    // ---- validation limits ----
+    // ---- validation limits (defaults: the constants of Limits, which the OpenAPI schema and README show) ----
     /** Longest prompt / negative prompt, in characters. */
-    public int maxPromptChars = 4000;
+    public int maxPromptChars = Limits.MAX_PROMPT_CHARS;
     /** Image edge range in pixels (both must be multiples of {@link #sizeMultiple}). */
-    public int minImageSize = 64;
-    public int maxImageSize = 2048;
-    public int sizeMultiple = 8;
-    public int maxSteps = 150;
-    public double maxGuidance = 30;
-    public int maxClipSkip = 12;
-    public int maxImages = 8;
-    public int maxLoras = 8;
+    public int minImageSize = Limits.MIN_IMAGE_SIZE;
+    public int maxImageSize = Limits.MAX_IMAGE_SIZE;
+    public int sizeMultiple = Limits.SIZE_MULTIPLE;
+    public int maxSteps = Limits.MAX_STEPS;
+    public double maxGuidance = Limits.MAX_GUIDANCE;
+    public int maxClipSkip = Limits.MAX_CLIP_SKIP;
+    public int maxImages = Limits.MAX_IMAGES;
+    public int maxLoras = Limits.MAX_LORAS;
     /** LoRA weights must be finite and within ±this. */
-    public double maxLoraWeight = 10;
-    public int minPreviewEdge = 16;
-    public int maxPreviewEdge = 1024;
-    public int maxTenantChars = 128;
+    public double maxLoraWeight = Limits.MAX_LORA_WEIGHT;
+    public int minPreviewEdge = Limits.MIN_PREVIEW_EDGE;
+    public int maxPreviewEdge = Limits.MAX_PREVIEW_EDGE;
+    public int maxTenantChars = Limits.MAX_TENANT_CHARS;
     /** Priorities must lie within ±this. */
-    public int maxPriority = 1000;
+    public int maxPriority = Limits.MAX_PRIORITY;
     /** Explicit deadlines may lie at most this far in the future (milliseconds). */
-    public long maxDeadlineMillis = 7L * 24 * 3600 * 1000;
+    public long maxDeadlineMillis = Limits.MAX_DEADLINE_MILLIS;
+    /**
+     * The models and LoRAs the server has, for admission's name checks (unknown name: NOT_FOUND listing what
+     * exists); null = models are checked through the engine's {@code describe}, LoRA names only for their form.
+     */
+    public NameCheck.Names names;
 
     // ---- defaults ----
     /** Model used when a request names none. */
@@ -105,6 +110,7 @@ public final class AdmissionConfig {
         c.maxTenantChars = maxTenantChars;
         c.maxPriority = maxPriority;
         c.maxDeadlineMillis = maxDeadlineMillis;
+        c.names = names;
         c.defaultModel = defaultModel;
         c.defaultSteps = defaultSteps;
         c.defaultSampler = defaultSampler;

@@ -4,6 +4,7 @@ import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.PreviewOptions;
+import dev.sdserve.job.PromptLoras;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.job.SloClass;
@@ -11,7 +12,6 @@ import dev.sdserve.sampler.Sampler;
 import dev.sdserve.sampler.SamplerCatalog;
 
 import java.security.SecureRandom;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.function.Function;
@@ -27,9 +27,10 @@ import java.util.function.LongSupplier;
  * mean the defaults.
  */
 public final class Validation {
-    public static final long MAX_SEED = 0xFFFF_FFFFL;
+    public static final long MAX_SEED = Limits.MAX_SEED;
 
     private final AdmissionConfig config;
+    private final NameCheck names;
     private final Function<String, ModelInfo> models;
     private final SamplerCatalog samplers;
     private final LongSupplier randomSeed;
@@ -41,6 +42,7 @@ public final class Validation {
     public Validation(AdmissionConfig config, Function<String, ModelInfo> models, SamplerCatalog samplers,
                       LongSupplier randomSeed) {
         this.config = config;
+        this.names = new NameCheck(config);
         this.models = models;
         this.samplers = samplers;
         this.randomSeed = randomSeed;
@@ -59,31 +61,19 @@ public final class Validation {
         if (r == null) {
             throw ServeException.invalid("request", "must be given");
         }
-        String prompt = r.prompt() == null ? "" : r.prompt();
-        checkText("prompt", prompt);
+        String rawPrompt = r.prompt() == null ? "" : r.prompt();
+        checkText("prompt", rawPrompt);
+        // <lora:name:weight> tags leave the prompt here (every transport sends them as written)
+        PromptLoras tagged = PromptLoras.parse(rawPrompt, "prompt");
+        String prompt = tagged.prompt();
         String negative = r.negativePrompt() == null ? "" : r.negativePrompt();
         checkText("negative_prompt", negative);
 
         String modelName = blank(r.model()) ? config.defaultModel : r.model().trim();
-        ModelInfo info = models.apply(modelName);
+        ModelInfo info = names.model(modelName, models);
         r = RecommendedDefaults.fill(r, modelName, config.modelDefaults, samplers);
 
-        List<LoraWeight> loras = new ArrayList<>();
-        if (r.loras().size() > config.maxLoras) {
-            throw ServeException.invalid("loras", "at most " + config.maxLoras + " LoRAs per request, got " + r.loras().size());
-        }
-        for (int i = 0; i < r.loras().size(); i++) {
-            LoraWeight l = r.loras().get(i);
-            if (l == null || blank(l.name())) {
-                throw ServeException.invalid("loras[" + i + "].name", "must name a LoRA");
-            }
-            if (!Double.isFinite(l.weight()) || Math.abs(l.weight()) > config.maxLoraWeight) {
-                throw ServeException.invalid("loras[" + i + "].weight", "must be finite within -" + config.maxLoraWeight
-                        + ".." + config.maxLoraWeight + ", got " + l.weight());
-            }
-            loras.add(new LoraWeight(l.name().trim(), l.weight()));
-        }
-
+        List<LoraWeight> loras = names.loras(r.loras(), tagged.loras());
         int multiple = Math.max(config.sizeMultiple, info.vaeScale());
         int width = size("width", r.width(), info.defaultImageSize(), multiple);
         int height = size("height", r.height(), info.defaultImageSize(), multiple);
@@ -152,6 +142,7 @@ public final class Validation {
             throw ServeException.invalid("tenant", "must not contain control characters");
         }
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
+        names.lorasExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
                 seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort);

@@ -1,6 +1,7 @@
 package dev.sdserve.app;
 
 import dev.sdserve.scheduler.ModelManager;
+import dev.sdserve.admission.NameCheck;
 import dev.sdserve.engine.Engine;
 import dev.sdserve.engine.ModelLoader;
 import dev.sdserve.engine.fake.FakeEngine;
@@ -170,10 +171,17 @@ public final class Assembly implements AutoCloseable {
         }
         ServiceConfig sc = s.service;
         sc.admission.defaultModel = s.defaultModel;
+        // admission checks model and LoRA names before a job exists (the fake engine: its models, the LoRA files)
+        ModelRegistry names = registry != null ? registry : new ModelRegistry(s.modelsDir, Map.of(), s.defaultModel, null);
+        sc.admission.names = registry != null
+                ? NameCheck.Names.of(() -> names.modelFiles().keySet(), names::hasModel, () -> names.loraFiles().keySet(),
+                        names::hasLora, names::loraArchitecture)
+                : NameCheck.Names.of(() -> namesOfFake(engine), n -> namesOfFake(engine).contains(n),
+                        () -> names.loraFiles().keySet(), names::hasLora, n -> null);
         ModelLoader loader = new ModelLoader(engine, sc.loadSettings());
         SchedulerService service = new SchedulerService(engine, loader, sc, Clock.system());
         service.start();
-        ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s);
+        ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s, names);
         Assembly a = new Assembly(engine, loader, service, catalog);
         TrainingWiring.Policy tp = new TrainingWiring.Policy();
         tp.costFactor = s.trainCostFactor;
@@ -209,7 +217,7 @@ public final class Assembly implements AutoCloseable {
         return out;
     }
 
-    private static ModelCatalog catalogOf(Engine engine, Map<String, Path> files, Settings s) {
+    private static ModelCatalog catalogOf(Engine engine, Map<String, Path> files, Settings s, ModelRegistry loras) {
         ModelDefaults.Card demo = DemoModel.card();
         return new ModelCatalog() {
             @Override
@@ -237,7 +245,8 @@ public final class Assembly implements AutoCloseable {
 
             @Override
             public List<LoraEntry> loras() {
-                return List.of();
+                loras.rescan();
+                return loras.loras();
             }
         };
     }

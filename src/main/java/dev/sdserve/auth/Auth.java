@@ -11,6 +11,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -98,14 +99,32 @@ public final class Auth {
      * @param burst         bucket size
      * @param maxConcurrent generations in progress per key (≤ 0: unlimited)
      */
-    public record Settings(boolean enabled, Map<String, String> keys, double ratePerSecond, int burst, int maxConcurrent) {
+    public record Settings(boolean enabled, Map<String, String> keys, Map<String, BasicUser> basic, double ratePerSecond,
+                           int burst, int maxConcurrent) {
         public Settings {
             keys = Map.copyOf(keys);
+            basic = Map.copyOf(basic);
+        }
+
+        public Settings(boolean enabled, Map<String, String> keys, double ratePerSecond, int burst, int maxConcurrent) {
+            this(enabled, keys, Map.of(), ratePerSecond, burst, maxConcurrent);
         }
     }
 
+    /** An HTTP Basic user ({@code sdserve.auth.basic}): the password (kept as a SHA-256 digest) and the tenant. */
+    public record BasicUser(String passwordDigest, String tenant) {
+        @Override
+        public String toString() {
+            return "BasicUser[tenant=" + tenant + "]";
+        }
+    }
+
+    /** The shortest API key or Basic password accepted. */
+    public static final int MIN_SECRET_CHARS = 8;
+
     private final Settings settings;
     private final Map<String, Principal> byDigest = new LinkedHashMap<>();
+    private final Map<String, Principal> basicPrincipals = new LinkedHashMap<>();
     private final Map<String, Bucket> buckets = new ConcurrentHashMap<>();
     private final Map<String, AtomicInteger> inFlight = new ConcurrentHashMap<>();
     private final LongSupplier nanoTime;
@@ -116,6 +135,9 @@ public final class Auth {
         int i = 0;
         for (Map.Entry<String, String> e : settings.keys().entrySet()) {
             byDigest.put(digest(e.getKey()), new Principal("key-" + (i++) + ":" + e.getValue(), e.getValue()));
+        }
+        for (Map.Entry<String, BasicUser> e : settings.basic().entrySet()) {
+            basicPrincipals.put(e.getKey(), new Principal("basic-" + e.getKey() + ":" + e.getValue().tenant(), e.getValue().tenant()));
         }
     }
 
@@ -137,29 +159,80 @@ public final class Auth {
 
     /**
      * Parses {@code key1:tenantA,key2:tenantB} (whitespace around entries ignored). A key without a tenant gets
-     * the tenant {@code default}.
+     * the tenant {@code default}. Keys need at least {@value #MIN_SECRET_CHARS} characters.
+     *
+     * @throws IllegalArgumentException naming the entry (by position, never echoing a key) and the rule
      */
     public static Map<String, String> parseKeys(String spec) {
         Map<String, String> out = new LinkedHashMap<>();
-        if (spec == null) {
-            return out;
-        }
-        for (String entry : spec.split("[,\\n]")) {
-            String s = entry.strip();
-            if (s.isEmpty() || s.startsWith("#")) {
-                continue;
-            }
+        List<String> entries = entries(spec);
+        for (int n = 1; n <= entries.size(); n++) {
+            String s = entries.get(n - 1);
             int c = s.lastIndexOf(':');
             String key = c < 0 ? s : s.substring(0, c).strip();
             String tenant = c < 0 ? "default" : s.substring(c + 1).strip();
-            if (key.length() < 8) {
-                throw new IllegalArgumentException("sdserve.auth.keys: API keys must have at least 8 characters (got one of "
-                        + key.length() + ")");
+            if (key.length() < MIN_SECRET_CHARS) {
+                throw new IllegalArgumentException("sdserve.auth.keys: entry " + n + " has a key of " + key.length()
+                        + " characters; API keys need at least " + MIN_SECRET_CHARS + ". Write each entry as <key>:<tenant>,"
+                        + " comma-separated, e.g. SDSERVE_AUTH_KEYS=alice-secret-1:alice,bob-secret-22:bob");
             }
             if (tenant.isEmpty() || tenant.chars().anyMatch(Character::isISOControl)) {
-                throw new IllegalArgumentException("sdserve.auth.keys: bad tenant for a key: '" + tenant + "'");
+                throw new IllegalArgumentException("sdserve.auth.keys: entry " + n + " has no valid tenant after its last ':'"
+                        + " (write <key>:<tenant>, or just <key> for the tenant 'default')");
             }
             out.put(key, tenant);
+        }
+        return out;
+    }
+
+    /**
+     * Parses HTTP Basic users for A1111 tools (A1111's {@code --api-auth user:password}): comma-separated
+     * {@code user:password:tenant} entries; {@code user:password} gives the tenant {@code user}. The user name ends at
+     * the first ':', the tenant starts after the last one (a password containing ':' needs the tenant written).
+     * Passwords need at least {@value #MIN_SECRET_CHARS} characters, as keys do.
+     *
+     * @throws IllegalArgumentException naming the entry (by position and user, never echoing a password) and the rule
+     */
+    public static Map<String, BasicUser> parseBasic(String spec) {
+        Map<String, BasicUser> out = new LinkedHashMap<>();
+        List<String> entries = entries(spec);
+        for (int n = 1; n <= entries.size(); n++) {
+            String s = entries.get(n - 1);
+            int first = s.indexOf(':');
+            int last = s.lastIndexOf(':');
+            if (first <= 0) {
+                throw new IllegalArgumentException("sdserve.auth.basic: entry " + n + " is not user:password[:tenant]"
+                        + " (e.g. SDSERVE_AUTH_BASIC=alice:alice-password-1:alice)");
+            }
+            String user = s.substring(0, first);
+            String password = first == last ? s.substring(first + 1) : s.substring(first + 1, last);
+            String tenant = first == last ? user : s.substring(last + 1).strip();
+            if (user.chars().anyMatch(Character::isISOControl) || !user.strip().equals(user)) {
+                throw new IllegalArgumentException("sdserve.auth.basic: entry " + n + " has a bad user name");
+            }
+            if (password.length() < MIN_SECRET_CHARS) {
+                throw new IllegalArgumentException("sdserve.auth.basic: user '" + user + "' (entry " + n + ") has a password"
+                        + " of " + password.length() + " characters; passwords need at least " + MIN_SECRET_CHARS
+                        + ". Write each entry as user:password:tenant (or user:password for the tenant <user>)");
+            }
+            if (tenant.isEmpty() || tenant.chars().anyMatch(Character::isISOControl)) {
+                throw new IllegalArgumentException("sdserve.auth.basic: user '" + user + "' (entry " + n + ") has no valid tenant");
+            }
+            if (out.put(user, new BasicUser(digest(password), tenant)) != null) {
+                throw new IllegalArgumentException("sdserve.auth.basic: user '" + user + "' is listed twice");
+            }
+        }
+        return out;
+    }
+
+    /** The entries of a comma- or line-separated list, stripped; blank ones and {@code #} comments left out. */
+    private static List<String> entries(String spec) {
+        List<String> out = new java.util.ArrayList<>();
+        for (String entry : spec == null ? new String[0] : spec.split("[,\\n]")) {
+            String s = entry.strip();
+            if (!s.isEmpty() && !s.startsWith("#")) {
+                out.add(s);
+            }
         }
         return out;
     }
@@ -180,14 +253,57 @@ public final class Auth {
         }
         String key = apiKey != null && !apiKey.isBlank() ? apiKey.strip() : bearer(authorization);
         if (key == null) {
+            String[] basic = basic(authorization);
+            if (basic != null) {
+                return basicUser(basic[0], basic[1]);
+            }
             throw new ServeException(ServeException.Code.UNAUTHENTICATED,
-                    "an API key is required: send the header 'x-api-key: <key>' or 'authorization: Bearer <key>'");
+                    "an API key is required: send the header 'x-api-key: <key>' or 'authorization: Bearer <key>'"
+                            + (basicPrincipals.isEmpty() ? "" : ", or HTTP Basic credentials (sdserve.auth.basic)"));
         }
         Principal p = byDigest.get(digest(key));
         if (p == null) {
             throw new ServeException(ServeException.Code.UNAUTHENTICATED, "the API key is not valid");
         }
         return p;
+    }
+
+    /** Whether HTTP Basic users are configured (then 401s on A1111's routes carry a Basic challenge). */
+    public boolean basicEnabled() {
+        return settings.enabled() && !basicPrincipals.isEmpty();
+    }
+
+    private Principal basicUser(String user, String password) {
+        BasicUser u = settings.basic().get(user);
+        // compare digests in constant time; an unknown user costs the same digest
+        byte[] given = digest(password).getBytes(StandardCharsets.US_ASCII);
+        byte[] want = (u == null ? digest("\u0000no such user") : u.passwordDigest()).getBytes(StandardCharsets.US_ASCII);
+        if (u == null | !MessageDigest.isEqual(given, want)) {
+            throw new ServeException(ServeException.Code.UNAUTHENTICATED, "Incorrect username or password");
+        }
+        return basicPrincipals.get(user);
+    }
+
+    /** {@code Authorization: Basic base64(user:password)} → {user, password}, or null if it is not Basic. */
+    private static String[] basic(String authorization) {
+        if (authorization == null) {
+            return null;
+        }
+        String a = authorization.strip();
+        if (!a.regionMatches(true, 0, "Basic ", 0, 6)) {
+            return null;
+        }
+        String decoded;
+        try {
+            decoded = new String(java.util.Base64.getDecoder().decode(a.substring(6).strip()), StandardCharsets.UTF_8);
+        } catch (IllegalArgumentException e) {
+            throw new ServeException(ServeException.Code.UNAUTHENTICATED, "malformed Basic credentials (not base64)");
+        }
+        int c = decoded.indexOf(':');
+        if (c < 0) {
+            throw new ServeException(ServeException.Code.UNAUTHENTICATED, "malformed Basic credentials (no ':')");
+        }
+        return new String[]{decoded.substring(0, c), decoded.substring(c + 1)};
     }
 
     private static String bearer(String authorization) {

@@ -71,20 +71,35 @@ public class AuthHttpFilter implements ContainerRequestFilter, ContainerResponse
         }
     }
 
-    static Response response(ServeException e, String path) {
-        Map<String, Object> err = new LinkedHashMap<>();
-        err.put("code", e.code().name());
-        err.put("message", e.getMessage());
-        if (e.retryAfterMillis() != null) {
-            err.put("retry_after_ms", e.retryAfterMillis());
-        }
-        Response.ResponseBuilder b = Response.status(e.code().http).type(MediaType.APPLICATION_JSON)
-                .entity(Map.of("error", err));
-        if (e.retryAfterMillis() != null) {
-            b.header("Retry-After", Math.max(1, (e.retryAfterMillis() + 999) / 1000));
+    /**
+     * The refusal in the shape of the route's API: A1111's ({@code {"error", "detail", "body", "errors"}}) under
+     * {@code /sdapi/}, else {@code {"error": {code, message, retry_after_ms}}}. A 401 names the schemes that work:
+     * {@code Bearer} everywhere, and {@code Basic} on A1111's routes when Basic users are configured (A1111 answers
+     * {@code WWW-Authenticate: Basic}, which tools and browsers answer with the user's credentials; the web page,
+     * which sends its key to {@code /v1/}, never gets a Basic challenge, so the browser shows no login dialog).
+     */
+    Response response(ServeException e, String path) {
+        boolean a1111 = path.startsWith("/sdapi/") || path.startsWith("sdapi/");
+        Response.ResponseBuilder b;
+        if (a1111) {
+            b = Response.fromResponse(dev.sdserve.api.a1111.A1111Resource.error(e));
+        } else {
+            Map<String, Object> err = new LinkedHashMap<>();
+            err.put("code", e.code().name());
+            err.put("message", e.getMessage());
+            if (e.retryAfterMillis() != null) {
+                err.put("retry_after_ms", e.retryAfterMillis());
+            }
+            b = Response.status(e.code().http).type(MediaType.APPLICATION_JSON).entity(Map.of("error", err));
+            if (e.retryAfterMillis() != null) {
+                b.header("Retry-After", Math.max(1, (e.retryAfterMillis() + 999) / 1000));
+            }
         }
         if (e.code() == ServeException.Code.UNAUTHENTICATED) {
             b.header("WWW-Authenticate", "Bearer realm=\"sd-serve\"");
+            if (a1111 && auth.basicEnabled()) {
+                b.header("WWW-Authenticate", "Basic realm=\"sd-serve\", charset=\"UTF-8\"");
+            }
         }
         return b.build();
     }

@@ -14,7 +14,8 @@ import java.util.Optional;
 
 /**
  * Builds the {@link Auth} from {@code sdserve.auth.*}: {@code enabled} (on in the prod profile), {@code keys}
- * ({@code key1:tenantA,key2:tenantB}), {@code keys-file} (one {@code key:tenant} a line), {@code rate-per-second},
+ * ({@code key1:tenantA,key2:tenantB}), {@code keys-file} (one {@code key:tenant} a line), {@code basic}
+ * ({@code user:password:tenant,…}: HTTP Basic for A1111 tools), {@code rate-per-second},
  * {@code burst}, {@code max-concurrent}.
  */
 @ApplicationScoped
@@ -27,6 +28,9 @@ public class AuthProducer {
     Optional<String> keys;
     @ConfigProperty(name = "sdserve.auth.keys-file")
     Optional<String> keysFile;
+    /** HTTP Basic users for A1111 tools: {@code user:password:tenant,…} (A1111's {@code --api-auth user:password}). */
+    @ConfigProperty(name = "sdserve.auth.basic")
+    Optional<String> basic;
     @ConfigProperty(name = "sdserve.auth.rate-per-second", defaultValue = "5")
     double rate;
     @ConfigProperty(name = "sdserve.auth.burst", defaultValue = "10")
@@ -37,18 +41,27 @@ public class AuthProducer {
     @Produces
     @Singleton
     Auth auth() throws IOException {
-        Map<String, String> all = new LinkedHashMap<>(Auth.parseKeys(keys.orElse(null)));
-        if (keysFile.isPresent() && !keysFile.get().isBlank()) {
-            all.putAll(Auth.readKeyFile(Path.of(keysFile.get())));
+        Map<String, String> all;
+        Map<String, Auth.BasicUser> users;
+        try {
+            all = new LinkedHashMap<>(Auth.parseKeys(keys.orElse(null)));
+            if (keysFile.isPresent() && !keysFile.get().isBlank()) {
+                all.putAll(Auth.readKeyFile(Path.of(keysFile.get())));
+            }
+            users = Auth.parseBasic(basic.orElse(null));
+        } catch (IllegalArgumentException e) {
+            // said once, plainly, at the top of the start-up failure (the stack trace below it is Quarkus')
+            LOG.error("sd-serve cannot start: " + e.getMessage());
+            throw new io.quarkus.runtime.configuration.ConfigurationException(e.getMessage(), e);
         }
-        if (enabled && all.isEmpty()) {
-            LOG.error("sdserve.auth.enabled=true but no API keys are configured (sdserve.auth.keys or sdserve.auth.keys-file):"
-                    + " every API call will be refused with 401/UNAUTHENTICATED");
+        if (enabled && all.isEmpty() && users.isEmpty()) {
+            LOG.error("sdserve.auth.enabled=true but no API keys are configured (sdserve.auth.keys, sdserve.auth.keys-file"
+                    + " or sdserve.auth.basic): every API call will be refused with 401/UNAUTHENTICATED");
         }
         if (enabled) {
-            LOG.infof("API keys on: %d key(s), %.1f generations/s (burst %d), %d concurrent per key", all.size(), rate,
-                    burst, maxConcurrent);
+            LOG.infof("API keys on: %d key(s), %d Basic user(s), %.1f generations/s (burst %d), %d concurrent per key",
+                    all.size(), users.size(), rate, burst, maxConcurrent);
         }
-        return new Auth(new Auth.Settings(enabled, all, rate, burst, maxConcurrent));
+        return new Auth(new Auth.Settings(enabled, all, users, rate, burst, maxConcurrent));
     }
 }

@@ -176,6 +176,37 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
         return resolveIn(dir.resolve(LORA_DIR), name, "lora", loras.keySet());
     }
 
+    /** Whether a checkpoint of that name exists now (the disk is asked: a file added since the last scan counts). */
+    public boolean hasModel(String name) {
+        return exists(() -> resolveModel(name));
+    }
+
+    /** Whether a LoRA of that name exists now (the disk is asked). INVALID_ARGUMENT for a name that leaves the directory. */
+    public boolean hasLora(String name) {
+        return exists(() -> resolveLora(name));
+    }
+
+    /**
+     * The architecture a LoRA's keys are for ("sdxl", "sd1/sd2" or "unknown", from its header), or null when its
+     * header cannot be read (the engine then reports the problem).
+     */
+    public String loraArchitecture(String name) {
+        FileInfo i = info(resolveLora(name), true);
+        return i.error() == null ? i.architecture() : null;
+    }
+
+    private static boolean exists(java.util.function.Supplier<Path> resolve) {
+        try {
+            resolve.get();
+            return true;
+        } catch (ServeException e) {
+            if (e.code() == ServeException.Code.NOT_FOUND) {
+                return false;
+            }
+            throw e;
+        }
+    }
+
     private Path resolveIn(Path base, String name, String field, java.util.Collection<String> known) {
         checkName(name, field);
         String file = name.endsWith(EXT) ? name : name + EXT;
@@ -184,7 +215,9 @@ public final class ModelRegistry implements ModelCatalog, AutoCloseable {
             throw ServeException.invalid(field, "'" + name + "' is not inside the models directory");
         }
         if (!Files.isRegularFile(p)) {
-            throw ServeException.notFound("unknown " + field + " '" + name + "' (known: " + limit(known) + ")");
+            java.util.Collection<String> all = field.equals("model") ? modelFiles().keySet() : known;
+            throw new ServeException(ServeException.Code.NOT_FOUND, field, "unknown " + field + " '" + name + "' (known: "
+                    + limit(all) + ")", null);
         }
         if (!inside(p)) {
             throw ServeException.invalid(field, "'" + name + "' is a link to a file outside the models directory");

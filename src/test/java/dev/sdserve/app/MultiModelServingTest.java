@@ -135,19 +135,27 @@ class MultiModelServingTest {
     }
 
     @Test
-    void badLorasFailOnlyTheirRequestsWithClearErrors() throws Exception {
+    void badLorasAreRefusedAtAdmissionWithClearErrors() throws Exception {
         Job good = asm.service().submit(req("embedded", List.of(new LoraWeight("tiny", 0.5))), false);
-        Job xl = asm.service().submit(req("embedded", List.of(new LoraWeight("xl", 1.0))), false);
-        Job unknown = asm.service().submit(req("embedded", List.of(new LoraWeight("nope", 1.0))), false);
-        Job escape = asm.service().submit(req("embedded", List.of(new LoraWeight("../second", 1.0))), false);
-        assertInstanceOf(JobEvent.Completed.class, await(good));
-        ServeException e1 = ((JobEvent.Ended) await(xl)).error();
+        // refused before a job exists (issue 19): nothing reaches the engine to fail there
+        ServeException e1 = assertThrows(ServeException.class,
+                () -> asm.service().submit(req("embedded", List.of(new LoraWeight("xl", 1.0))), false));
         assertEquals(ServeException.Code.INVALID_ARGUMENT, e1.code(), e1.getMessage());
         assertTrue(e1.getMessage().contains("'xl'") && e1.getMessage().contains("SDXL"), e1.getMessage());
-        ServeException e2 = ((JobEvent.Ended) await(unknown)).error();
+        assertEquals("loras[0].name", e1.field());
+        ServeException e2 = assertThrows(ServeException.class,
+                () -> asm.service().submit(req("embedded", List.of(new LoraWeight("nope", 1.0))), false));
         assertEquals(ServeException.Code.NOT_FOUND, e2.code(), e2.getMessage());
-        assertTrue(e2.getMessage().contains("nope"));
-        assertEquals(ServeException.Code.INVALID_ARGUMENT, ((JobEvent.Ended) await(escape)).error().code());
+        assertTrue(e2.getMessage().contains("nope") && e2.getMessage().contains("tiny"), e2.getMessage());
+        ServeException e3 = assertThrows(ServeException.class,
+                () -> asm.service().submit(req("embedded", List.of(new LoraWeight("../second", 1.0))), false));
+        assertEquals(ServeException.Code.INVALID_ARGUMENT, e3.code());
+        // the registry's models, the embedded one included, are what an unknown model's message lists
+        ServeException e4 = assertThrows(ServeException.class, () -> asm.service().submit(req("nope", List.of()), false));
+        assertEquals(ServeException.Code.NOT_FOUND, e4.code());
+        assertEquals("model", e4.field());
+        assertTrue(e4.getMessage().contains("embedded, corrupt, second"), e4.getMessage());
+        assertInstanceOf(JobEvent.Completed.class, await(good));
     }
 
     @Test

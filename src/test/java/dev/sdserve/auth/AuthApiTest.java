@@ -38,6 +38,7 @@ class AuthApiTest {
             return Map.of("sdserve.auth.enabled", "true",
                     "sdserve.auth.keys", "key-tenant-a:tenantA,key-rate-bbb:tenantB,key-conc-ccc:tenantC,"
                             + "key-q-rest-1:tenantD,key-q-grpc-1:tenantE,key-q-a1111:tenantF",
+                    "sdserve.auth.basic", "webui:webui-password:tenantG",
                     "sdserve.auth.rate-per-second", "0.2", "sdserve.auth.burst", "3", "sdserve.auth.max-concurrent", "2",
                     "sdserve.fake-step-millis", "40"); // 150 steps last 6 s: long enough to act on a running job
         }
@@ -86,6 +87,37 @@ class AuthApiTest {
         given().get("/q/openapi").then().statusCode(200);
         given().get("/").then().statusCode(anyOf(is(200), is(404)));
         assertNotEquals(401, given().get("/").statusCode());
+    }
+
+    @Test
+    void a1111ToolsAuthenticateWithHttpBasic() {
+        // an A1111 tool without credentials is challenged for Basic (as A1111 does), in A1111's error shape
+        var r = given().contentType(ContentType.JSON).body("{\"prompt\":\"x\"}").post("/sdapi/v1/txt2img");
+        assertEquals(401, r.statusCode());
+        assertTrue(r.headers().getValues("WWW-Authenticate").stream().anyMatch(h -> h.startsWith("Basic")), r.headers().toString());
+        assertEquals("UNAUTHENTICATED", r.jsonPath().getString("error"));
+        assertTrue(r.jsonPath().getString("detail").contains("Basic"), r.asString());
+        given().auth().preemptive().basic("webui", "wrong-password").get("/sdapi/v1/sd-models").then().statusCode(401)
+                .body("detail", equalTo("Incorrect username or password"));
+        given().auth().preemptive().basic("webui", "webui-password").get("/sdapi/v1/sd-models").then().statusCode(200);
+        // a challenge-driven client (answers the 401) works too
+        given().auth().basic("webui", "webui-password").get("/sdapi/v1/options").then().statusCode(200);
+        given().auth().preemptive().basic("webui", "webui-password").contentType(ContentType.JSON)
+                .body("{\"prompt\":\"basic tenant check\",\"steps\":2,\"width\":64,\"height\":64,\"seed\":3}")
+                .post("/sdapi/v1/txt2img").then().statusCode(200).body("images.size()", is(1));
+        assertTrue(service.jobs().stream().filter(j -> j.request().prompt().equals("basic tenant check"))
+                .allMatch(j -> j.request().tenant().equals("tenantG")));
+        // the REST API takes the same credentials, but its 401 offers only Bearer: the web page's fetches never
+        // make the browser pop up a login dialog
+        given().auth().preemptive().basic("webui", "webui-password").get("/v1/models").then().statusCode(200);
+        var v1 = given().get("/v1/models");
+        assertEquals(401, v1.statusCode());
+        assertEquals(List.of("Bearer realm=\"sd-serve\""), v1.headers().getValues("WWW-Authenticate"));
+        // and gRPC
+        List<GenerateEvent> events = withKey("authorization", "Basic " + java.util.Base64.getEncoder()
+                .encodeToString("webui:webui-password".getBytes())).generate(req(2)).collect().asList()
+                .await().atMost(Duration.ofSeconds(30));
+        assertEquals("tenantG", service.find(events.get(0).getJobId()).orElseThrow().request().tenant());
     }
 
     @Test

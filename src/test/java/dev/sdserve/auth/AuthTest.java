@@ -40,6 +40,45 @@ class AuthTest {
     }
 
     @Test
+    void startUpErrorsStateTheRuleWithoutEchoingSecrets() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Auth.parseKeys("secret1:tenantA,secret2:tenantB"));
+        assertTrue(e.getMessage().contains("entry 1") && e.getMessage().contains("7 characters")
+                && e.getMessage().contains("at least 8") && e.getMessage().contains("<key>:<tenant>"), e.getMessage());
+        assertFalse(e.getMessage().contains("secret1"), "the key is not echoed: " + e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> Auth.parseBasic("alice:short:t"));
+        assertTrue(e.getMessage().contains("alice") && e.getMessage().contains("at least 8"), e.getMessage());
+        assertFalse(e.getMessage().contains("short"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Auth.parseBasic("no-colon-at-all"));
+        assertThrows(IllegalArgumentException.class, () -> Auth.parseBasic("a:password-1:t,a:password-2:u"));
+    }
+
+    @Test
+    void basicCredentialsMapToTenantsLikeA1111sApiAuth() {
+        Map<String, Auth.BasicUser> users = Auth.parseBasic("alice:alice-password:teamA, bob:bob:pass:word:teamB,carol:carol-pass");
+        assertEquals("teamA", users.get("alice").tenant());
+        assertEquals("teamB", users.get("bob").tenant(), "a password with ':' needs the tenant written");
+        assertEquals("carol", users.get("carol").tenant(), "user:password gives the tenant <user>");
+        Auth a = new Auth(new Auth.Settings(true, Auth.parseKeys("key-aaaa-1:tenantA"), users, 0, 0, 0), now::get);
+        assertTrue(a.basicEnabled());
+        java.util.function.Function<String, String> basic = up -> "Basic " + java.util.Base64.getEncoder()
+                .encodeToString(up.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        assertEquals("teamA", a.authenticate(null, basic.apply("alice:alice-password")).tenant());
+        assertEquals("teamB", a.authenticate(null, basic.apply("bob:bob:pass:word")).tenant());
+        assertEquals("tenantA", a.authenticate("key-aaaa-1", basic.apply("alice:wrong")).tenant(), "a key wins over Basic");
+        for (String bad : List.of("alice:wrong-password", "mallory:alice-password", "alice:", "alice-password")) {
+            ServeException e = assertThrows(ServeException.class, () -> a.authenticate(null, basic.apply(bad)));
+            assertEquals(ServeException.Code.UNAUTHENTICATED, e.code());
+        }
+        assertEquals("Incorrect username or password", assertThrows(ServeException.class,
+                () -> a.authenticate(null, basic.apply("alice:nope-nope"))).getMessage(), "A1111's message");
+        // Basic users have their own rate buckets and quotas, like keys
+        Auth.Principal alice = a.authenticate(null, basic.apply("alice:alice-password"));
+        assertNotEquals(a.authenticate("key-aaaa-1", null).keyId(), alice.keyId());
+        assertFalse(Auth.disabled().basicEnabled());
+    }
+
+    @Test
     void tokenBucketRefusesWithAnAccurateRetryHint() {
         Auth a = auth(2, 3, 0); // 2/s, burst 3
         Auth.Principal p = a.authenticate("key-aaaa-1", null);

@@ -74,7 +74,21 @@ class ValidationMatrixTest {
                 "\"seed\":4294967295,\"batch_size\":2", "seed"));
         c.add(new Case("seed", null, null, "\"seed\":4294967290,\"n_iter\":8", "seed"));
         // LoRAs: at most 8, weights finite within ±10
-        c.add(new Case("loras", b -> b.setPrompt(NINE_LORAS), "\"prompt\":\"" + NINE_LORAS + "\"", "\"prompt\":\"" + NINE_LORAS + "\"", "prompt"));
+        // ... counted over the listed ones and the prompt's <lora:…> tags together: tags are named as "prompt"
+        c.add(new Case("prompt", b -> b.setPrompt(NINE_LORAS), "\"prompt\":\"" + NINE_LORAS + "\"", "\"prompt\":\"" + NINE_LORAS + "\"", "prompt"));
+        c.add(new Case("loras", b -> {
+            for (int i = 0; i < 9; i++) {
+                b.addLoras(LoraRef.newBuilder().setName("l" + i).setWeight(1));
+            }
+            return b;
+        }, "\"loras\":[" + "{\"name\":\"a\"},".repeat(8) + "{\"name\":\"a\"}]", null, null));
+        // names that are not plain names (admission, before any lookup)
+        c.add(new Case("loras[0].name", b -> b.addLoras(LoraRef.newBuilder().setName("../../secret").setWeight(1)),
+                "\"loras\":[{\"name\":\"../../secret\"}]", null, null));
+        c.add(new Case("prompt", b -> b.setPrompt("x <lora:../../secret:1>"), "\"prompt\":\"x <lora:../../secret:1>\"",
+                "\"prompt\":\"x <lora:../../secret:1>\"", "prompt"));
+        c.add(new Case("model", b -> b.setModel("../../secret"), "\"model\":\"../../secret\"",
+                "\"override_settings\":{\"sd_model_checkpoint\":\"../../secret\"}", "override_settings,sd_model_checkpoint"));
         c.add(new Case("loras[0].weight", b -> b.addLoras(LoraRef.newBuilder().setName("a").setWeight(Double.NaN)),
                 "\"loras\":[{\"name\":\"a\",\"weight\":1e400}]", "\"prompt\":\"x <lora:a:11>\"", "prompt"));
         c.add(new Case("loras[0].weight", b -> b.addLoras(LoraRef.newBuilder().setName("a").setWeight(-10.5)),

@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** The packaged server (target/quarkus-app/quarkus-run.jar) as a child process on free ports, for *IT tests. */
@@ -53,6 +54,11 @@ final class ServerProcess implements AutoCloseable {
      * properties; waits until ready.
      */
     static ServerProcess startEngine(String name, Duration readyWithin, String engine, String xmx, String... props) throws Exception {
+        return launch(name, engine, xmx, Map.of(), props).awaitReady(readyWithin);
+    }
+
+    /** Starts the server process (environment variables added to this JVM's) without waiting for it. */
+    static ServerProcess launch(String name, String engine, String xmx, Map<String, String> env, String... props) throws IOException {
         int httpPort = freePort(), grpcPort = freePort();
         List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx" + xmx, "-Dsdserve.engine=" + engine,
                 "-Dsdserve.auth.enabled=false", "-Dquarkus.http.port=" + httpPort, "-Dquarkus.grpc.server.port=" + grpcPort));
@@ -65,20 +71,25 @@ final class ServerProcess implements AutoCloseable {
         Path logDir = Path.of("target", "it-logs");
         Files.createDirectories(logDir);
         Path log = logDir.resolve(name + ".log");
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        ServerProcess s = new ServerProcess(httpPort, grpcPort, p, log);
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().putAll(env);
+        return new ServerProcess(httpPort, grpcPort, pb.start(), log);
+    }
+
+    /** Waits until the server reports ready; fails with its log if it exits or takes too long. */
+    ServerProcess awaitReady(Duration readyWithin) throws Exception {
         long end = System.nanoTime() + readyWithin.toNanos();
         while (System.nanoTime() < end) {
-            if (!p.isAlive()) {
-                throw new IllegalStateException("server exited with " + p.exitValue() + " before it was ready; log:\n" + s.logText());
+            if (!process.isAlive()) {
+                throw new IllegalStateException("server exited with " + process.exitValue() + " before it was ready; log:\n" + logText());
             }
-            if (s.status("/q/health/ready") == 200) {
-                return s;
+            if (status("/q/health/ready") == 200) {
+                return this;
             }
             Thread.sleep(250);
         }
-        s.close();
-        throw new IllegalStateException("server not ready within " + readyWithin + "; log:\n" + s.logText());
+        close();
+        throw new IllegalStateException("server not ready within " + readyWithin + "; log:\n" + logText());
     }
 
     private ServerProcess(int httpPort, int grpcPort, Process process, Path log) {

@@ -126,6 +126,18 @@ final class HeadlessChromium implements AutoCloseable {
         call("POST", "/url", Map.of("url", url));
     }
 
+    /** Runs {@code script} until it returns true or the time is up; gives back its last result. */
+    JsonNode waitFor(String script, long timeoutMillis) throws Exception {
+        long until = System.currentTimeMillis() + timeoutMillis;
+        while (true) {
+            JsonNode v = js(script);
+            if (v.asBoolean() || System.currentTimeMillis() > until) {
+                return v;
+            }
+            Thread.sleep(50);
+        }
+    }
+
     /** Runs a script in the page ({@code return …}) and gives back its JSON result. */
     JsonNode js(String script, Object... args) throws IOException, InterruptedException {
         return call("POST", "/execute/sync", Map.of("script", script, "args", List.of(args)));

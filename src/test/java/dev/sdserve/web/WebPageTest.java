@@ -24,23 +24,11 @@ class WebPageTest {
     @TestHTTPResource("/")
     URL root;
 
-    private static JsonNode waitFor(HeadlessChromium c, String script, long timeoutMillis) throws Exception {
-        long until = System.currentTimeMillis() + timeoutMillis;
-        JsonNode v;
-        while (true) {
-            v = c.js(script);
-            if (v.asBoolean() || System.currentTimeMillis() > until) {
-                return v;
-            }
-            Thread.sleep(50);
-        }
-    }
-
     @Test
     void generateWithLivePreviewsInChromium() throws Exception {
         try (HeadlessChromium c = HeadlessChromium.start(1280, 1400)) {
             c.open(root.toString());
-            assertTrue(waitFor(c, "return document.querySelectorAll('#sampler option').length > 1", 15_000).asBoolean(),
+            assertTrue(c.waitFor("return document.querySelectorAll('#sampler option').length > 1", 15_000).asBoolean(),
                     "samplers loaded into the form");
             assertEquals("sd-serve", c.js("return document.title").asText());
             c.type("#prompt", "a lighthouse at dusk, oil painting");
@@ -51,7 +39,7 @@ class WebPageTest {
                     + "document.getElementById('seed').value = 1234;"
                     + "document.getElementById('sampler').value = 'euler_a'; return true;");
             c.click("#generate");
-            JsonNode done = waitFor(c, "return window.sdServe.completed >= 1 || "
+            JsonNode done = c.waitFor("return window.sdServe.completed >= 1 || "
                     + "document.getElementById('status').classList.contains('bad')", 45_000);
             JsonNode s = c.js("return {frames: window.sdServe.totalFrames, completed: window.sdServe.completed,"
                     + " status: document.getElementById('status').textContent,"

@@ -69,7 +69,10 @@ public class A1111Resource {
     @Path("/txt2img")
     @Consumes({MediaType.APPLICATION_JSON, MediaType.WILDCARD})
     @Operation(summary = "A1111 txt2img: images (base64 PNG with a 'parameters' chunk), parameters, info (a JSON string)")
-    public Uni<Map<String, Object>> txt2img(String body, @jakarta.ws.rs.HeaderParam("x-api-key") String apiKey,
+    public Uni<Map<String, Object>> txt2img(@org.eclipse.microprofile.openapi.annotations.parameters.RequestBody(
+            content = @org.eclipse.microprofile.openapi.annotations.media.Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @org.eclipse.microprofile.openapi.annotations.media.Schema(implementation = Txt2ImgJson.class)))
+                                            String body, @jakarta.ws.rs.HeaderParam("x-api-key") String apiKey,
                                             @jakarta.ws.rs.HeaderParam("authorization") String authorization) {
         Txt2ImgRequest r = Txt2ImgRequest.from(parse(body));
         // the API key's tenant (auth on) feeds the scheduler's fairness; the filter already refused bad keys
@@ -124,6 +127,46 @@ public class A1111Resource {
         return a1111.samplers();
     }
 
+    @Inject
+    dev.sdserve.job.ModelService models;
+
+    @POST
+    @Path("/refresh-checkpoints")
+    @Operation(summary = "A1111 refresh: re-lists the models directory now (also done every 10 s)")
+    public Map<String, Object> refreshCheckpoints() {
+        models.rescan();
+        return Map.of();
+    }
+
+    @POST
+    @Path("/refresh-loras")
+    @Operation(summary = "A1111 refresh: re-lists the LoRAs now (also done every 10 s)")
+    public Map<String, Object> refreshLoras() {
+        models.rescan();
+        return Map.of();
+    }
+
+    @GET
+    @Path("/scripts")
+    @Operation(summary = "A1111 script list: none (scripts are not supported); clients such as webuiapi ask at start")
+    public Map<String, List<String>> scripts() {
+        return Map.of("txt2img", List.of(), "img2img", List.of());
+    }
+
+    @GET
+    @Path("/sd-vae")
+    @Operation(summary = "A1111 VAE list: none apart from each checkpoint's own")
+    public List<Object> sdVae() {
+        return List.of();
+    }
+
+    @GET
+    @Path("/embeddings")
+    @Operation(summary = "A1111 textual-inversion embeddings: none (not supported)")
+    public Map<String, Object> embeddings() {
+        return Map.of("loaded", Map.of(), "skipped", Map.of());
+    }
+
     @GET
     @Path("/options")
     @Operation(summary = "A1111 options (the subset sd-serve knows: sd_model_checkpoint, …)")
@@ -165,7 +208,8 @@ public class A1111Resource {
         return Response.status(422).type(MediaType.APPLICATION_JSON).entity(Map.of("detail", list)).build();
     }
 
-    static Response error(ServeException e) {
+    /** A failure in A1111's shapes: 422 with detail[].loc for INVALID_ARGUMENT, else {error, detail, body, errors}. */
+    public static Response error(ServeException e) {
         if (e.code() == ServeException.Code.INVALID_ARGUMENT) {
             List<Object> loc = new ArrayList<>();
             loc.add("body");

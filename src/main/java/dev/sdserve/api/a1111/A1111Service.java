@@ -96,15 +96,14 @@ public class A1111Service {
 
     // ---------------------------------------------------------------- txt2img
 
-    /** Maps the A1111 request to the service's (LoRA tags parsed out of the prompt, names resolved). */
+    /** Maps the A1111 request to the service's (names resolved; admission reads the prompt's LoRA tags). */
     GenerationRequest toRequest(Txt2ImgRequest r, long seed) {
-        PromptLoras pl = PromptLoras.parse(r.prompt(), "prompt");
         PromptLoras neg = PromptLoras.parse(r.negativePrompt(), "negative_prompt");
         if (!neg.loras().isEmpty()) {
             throw A1111Exception.at("LoRA tags belong in the prompt, not the negative prompt", "value_error", "negative_prompt");
         }
         String model = r.checkpoint() != null ? resolveModel(r.checkpoint()) : checkpoint;
-        return new GenerationRequest(pl.prompt(), neg.prompt(), model, pl.loras(), r.width(), r.height(), r.steps(),
+        return new GenerationRequest(r.prompt(), neg.prompt(), model, List.of(), r.width(), r.height(), r.steps(),
                 resolveSampler(r.samplerName(), r.scheduler()), r.cfgScale(), seed,
                 r.clipSkip() == null ? null : Math.max(1, r.clipSkip()), r.batchSize(), preview, null, null, null, null, null);
     }

@@ -54,10 +54,9 @@ public final class ProtoMapper {
         // Boxed on both sides: a long/Long conditional would unbox a null gRPC deadline (NPE).
         long relDeadline = Integer.toUnsignedLong(p.getDeadlineMs()); // uint32 on the wire
         Long deadline = relDeadline > 0 ? Long.valueOf(nowMillis + relDeadline) : grpcDeadlineMillis;
-        dev.sdserve.job.PromptLoras pl = dev.sdserve.job.PromptLoras.parse(p.getPrompt(), "prompt");
-        loras = dev.sdserve.job.PromptLoras.merge(loras, pl.loras());
+        // <lora:name:weight> tags stay in the prompt: admission reads them (and names "prompt" in its errors)
         return new GenerationRequest(
-                pl.prompt(),
+                p.getPrompt(),
                 p.getNegativePrompt(),
                 p.getModel().isEmpty() ? null : p.getModel(),
                 loras,

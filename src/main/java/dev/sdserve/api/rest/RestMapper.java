@@ -59,13 +59,8 @@ public final class RestMapper {
         if (j.deadlineMs() != null && j.deadlineMs() <= 0) {
             throw ServeException.invalid("deadline_ms", "must be a positive number of milliseconds from now");
         }
-        String prompt = j.prompt();
-        if (prompt != null) {
-            dev.sdserve.job.PromptLoras pl = dev.sdserve.job.PromptLoras.parse(prompt, "prompt");
-            prompt = pl.prompt();
-            loras = dev.sdserve.job.PromptLoras.merge(loras, pl.loras());
-        }
-        return new GenerationRequest(prompt, j.negativePrompt(), blankToNull(j.model()), loras, j.width(),
+        // <lora:name:weight> tags stay in the prompt: admission reads them (and names "prompt" in its errors)
+        return new GenerationRequest(j.prompt(), j.negativePrompt(), blankToNull(j.model()), loras, j.width(),
                 j.height(), j.steps(), blankToNull(j.sampler()), j.guidanceScale(), j.seed(), j.clipSkip(), j.images(),
                 preview, slo, j.deadlineMs() == null ? null : nowMillis + j.deadlineMs(), j.priority(),
                 blankToNull(j.tenant()), j.bestEffort());

@@ -181,4 +181,36 @@ class A1111ApiTest {
         given().when().get("/sdapi/v1/options").then().statusCode(200)
                 .body("sd_model_checkpoint", startsWith("embedded"));
     }
+
+    /** What the webuiapi Python client sends for {@code api.txt2img(prompt=…, seed=…)}: every default it fills in. */
+    static final String WEBUIAPI_DEFAULTS = """
+            {"enable_hr": false, "hr_scale": 2, "hr_upscaler": "Latent", "hr_second_pass_steps": 0, "hr_resize_x": 0,
+             "hr_resize_y": 0, "denoising_strength": 0.7, "firstphase_width": 0, "firstphase_height": 0,
+             "prompt": "a lighthouse", "styles": [], "seed": 11, "subseed": -1, "subseed_strength": 0.0,
+             "seed_resize_from_h": 0, "seed_resize_from_w": 0, "batch_size": 1, "n_iter": 1, "steps": 3,
+             "cfg_scale": 7.0, "width": 64, "height": 64, "restore_faces": false, "tiling": false,
+             "do_not_save_samples": false, "do_not_save_grid": false, "negative_prompt": "", "eta": 1.0,
+             "s_churn": 0, "s_tmax": 0, "s_tmin": 0, "s_noise": 1, "override_settings": {},
+             "override_settings_restore_afterwards": true, "sampler_name": "Euler a", "sampler_index": "Euler a",
+             "script_name": null, "script_args": [], "send_images": true, "save_images": false,
+             "alwayson_scripts": {}}""";
+
+    @Test
+    void webuiapisDefaultPayloadAndStartUpCallsWork() throws Exception {
+        // webuiapi asks for the scripts at start (to detect ControlNet / ADetailer) and for models, LoRAs, VAEs
+        given().get("/sdapi/v1/scripts").then().statusCode(200).body("txt2img", equalTo(List.of()));
+        given().get("/sdapi/v1/sd-vae").then().statusCode(200).body("$", equalTo(List.of()));
+        given().get("/sdapi/v1/embeddings").then().statusCode(200).body("loaded", equalTo(Map.of()));
+        given().post("/sdapi/v1/refresh-checkpoints").then().statusCode(200);
+        given().post("/sdapi/v1/refresh-loras").then().statusCode(200);
+        Response r = given().contentType(ContentType.JSON).body(WEBUIAPI_DEFAULTS).post("/sdapi/v1/txt2img");
+        assertEquals(200, r.statusCode(), r.asString());
+        // webuiapi's _to_api_result: base64 images, parameters as a dict, info as a JSON string
+        BufferedImage img = decode(Base64.getDecoder().decode(r.<List<String>>path("images").get(0)));
+        assertEquals(64, img.getWidth());
+        assertEquals("a lighthouse", r.path("parameters.prompt"));
+        JsonNode info = M.readTree(r.<String>path("info"));
+        assertEquals(11, info.get("seed").asLong());
+        assertEquals("Euler a", info.get("sampler_name").asText());
+    }
 }

@@ -45,8 +45,11 @@ class A1111ServiceTest {
 
         assertEquals(2, fake.requests.size(), "one job per n_iter");
         GenerationRequest g0 = fake.requests.get(0);
-        assertEquals("a red fox", g0.prompt());
-        assertEquals(List.of(new LoraWeight("film", 0.8)), g0.loras());
+        assertEquals("a red fox <lora:film:0.8>", g0.prompt(), "the tags go to admission as written");
+        assertEquals(List.of(), g0.loras());
+        dev.sdserve.job.Job j0 = fake.find("job-1").orElseThrow();
+        assertEquals("a red fox", j0.request().prompt());
+        assertEquals(List.of(new LoraWeight("film", 0.8)), j0.request().loras());
         assertEquals("blurry", g0.negativePrompt());
         assertEquals(100L, g0.seed());
         assertEquals(102L, fake.requests.get(1).seed());

@@ -67,8 +67,10 @@ class ScriptedService implements GenerationService {
         if (r.model() != null && !r.model().equals("embedded") && !r.model().equals("v1-5-pruned-emaonly")) {
             throw ServeException.notFound("model '" + r.model() + "' not found");
         }
-        ResolvedRequest rr = new ResolvedRequest(r.prompt(), r.negativePrompt() == null ? "" : r.negativePrompt(),
-                r.model() == null ? "embedded" : r.model(), r.loras(), r.width() == null ? 16 : r.width(),
+        // as admission does: the prompt's <lora:…> tags become LoRAs
+        dev.sdserve.job.PromptLoras tags = dev.sdserve.job.PromptLoras.parse(r.prompt());
+        ResolvedRequest rr = new ResolvedRequest(tags.prompt(), r.negativePrompt() == null ? "" : r.negativePrompt(),
+                r.model() == null ? "embedded" : r.model(), dev.sdserve.job.PromptLoras.merge(r.loras(), tags.loras()), r.width() == null ? 16 : r.width(),
                 r.height() == null ? 16 : r.height(), steps, r.sampler() == null ? "euler_a" : r.sampler(),
                 r.guidance() == null ? 7.5 : r.guidance(), r.seed() == null ? 1234 : r.seed(),
                 r.clipSkip() == null ? 1 : r.clipSkip(), r.images() == null ? 1 : r.images(),
