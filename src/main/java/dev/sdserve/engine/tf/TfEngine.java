@@ -13,6 +13,8 @@ import dev.sdserve.model.Checkpoint;
 import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.ModelConfigs;
+import dev.sdserve.prompt.Emphasis;
+import dev.sdserve.prompt.PromptEncoder;
 import org.tensorflow.types.TFloat32;
 import dev.sdserve.model.TextEncoderConfig;
 
@@ -45,7 +47,9 @@ public final class TfEngine implements Engine {
 
     private final Function<String, Path> resolver;
     private final Function<Path, ModelConfig> configOf;
-    private final Function<String, int[]> tokenizer;
+    private final ClipTokenizer tokenizer;
+    /** Prompt chunking and emphasis per (BOS, EOS, pad, positions) of a text tower; A1111's "Original" emphasis. */
+    private final Map<List<Integer>, PromptEncoder> promptEncoders = new java.util.concurrent.ConcurrentHashMap<>();
     /** Resident models, least recently used first. */
     private final LinkedHashMap<String, TfModel> loaded = new LinkedHashMap<>(8, 0.75f, true);
     /** Architectures by model name, read lock-free (admission asks on transport threads while calls run). */
@@ -86,10 +90,10 @@ public final class TfEngine implements Engine {
     /**
      * @param checkpoints model name → single-file checkpoint
      * @param configOf    architecture of a checkpoint, or null to read it from the checkpoint's shapes
-     * @param tokenizer   prompt → token ids, or null for the shipped CLIP tokenizer with each model's
-     *                    text-encoder settings (length, BOS/EOS/pad ids)
+     * @param tokenizer   the BPE tokenizer of prompts, or null for the shipped CLIP vocabulary; prompts are read in
+     *                    AUTOMATIC1111's syntax and chunks ({@link PromptEncoder}) with each model's BOS/EOS/pad ids
      */
-    public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer) {
+    public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf, ClipTokenizer tokenizer) {
         this(mapResolver(new LinkedHashMap<>(checkpoints)), configOf, tokenizer, null);
     }
 
@@ -98,7 +102,7 @@ public final class TfEngine implements Engine {
      *                  {@link dev.sdserve.model.ModelRegistry}
      * @param loraSource where LoRAs come from, or null for an engine that refuses LoRAs
      */
-    public TfEngine(Function<String, Path> models, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer,
+    public TfEngine(Function<String, Path> models, Function<Path, ModelConfig> configOf, ClipTokenizer tokenizer,
                     LoraLibrary.Source loraSource) {
         this.resolver = models;
         this.configOf = configOf;
@@ -438,20 +442,55 @@ public final class TfEngine implements Engine {
                 c.unet().crossAttentionDim(), c.vae().scalingFactor(), c.family(), c.unet().sampleSize() * scale);
     }
 
+    /**
+     * Each prompt in A1111's syntax: weights, BREAK and 75-token chunks ({@link PromptEncoder}); every chunk row of
+     * the batch goes through the text encoder in one call (with its item's CLIP skip and LoRAs), so a prompt of k
+     * chunks comes back as a context of 77·k tokens.
+     */
     @Override
     public float[][] encode(String model, List<EncodeItem> items) {
-        TextEncoderConfig te = model(model).config().textEncoder();
-        ClipTokenizer clip = tokenizer == null ? ClipTokenizer.get() : null;
-        int[][] ids = new int[items.size()][];
-        int[] skips = new int[items.size()];
-        List<List<LoraWeight>> rowLoras = new ArrayList<>();
-        for (int i = 0; i < items.size(); i++) {
-            EncodeItem it = items.get(i);
-            ids[i] = clip != null ? clip.tokenize(it.prompt(), te) : tokenizer.apply(it.prompt());
-            skips[i] = it.clipSkip();
-            rowLoras.add(it.loras());
+        List<List<String>> groups = new ArrayList<>();
+        for (EncodeItem it : items) {
+            groups.add(List.of(it.prompt()));
         }
-        return encodeTokens(model, ids, skips, rowLoras);
+        List<List<float[]>> out = encodeGroups(model, groups, items);
+        float[][] r = new float[items.size()][];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = out.get(i).get(0);
+        }
+        return r;
+    }
+
+    /**
+     * Groups of texts, each encoded together (A1111's schedule batch, see {@link PromptEncoder}) with the CLIP skip
+     * and LoRAs of {@code settings.get(g)} (its prompt is not used).
+     */
+    List<List<float[]>> encodeGroups(String model, List<List<String>> groups, List<EncodeItem> settings) {
+        return encodeGroups(model, promptEncoder(model(model).config().textEncoder()), groups, settings);
+    }
+
+    /** As {@link #encodeGroups(String, List, List)} with given chunking and emphasis settings. */
+    List<List<float[]>> encodeGroups(String model, PromptEncoder encoder, List<List<String>> groups, List<EncodeItem> settings) {
+        PromptEncoder.Plan plan;
+        try {
+            plan = encoder.plan(groups);
+        } catch (IllegalArgumentException e) {
+            throw ServeException.invalid("prompt", e.getMessage());
+        }
+        int[] group = plan.rowGroup();
+        int[] skips = new int[group.length];
+        List<List<LoraWeight>> rowLoras = new ArrayList<>();
+        for (int i = 0; i < group.length; i++) {
+            skips[i] = settings.get(group[i]).clipSkip();
+            rowLoras.add(settings.get(group[i]).loras());
+        }
+        return plan.finish(encodeTokens(model, plan.rows(), skips, rowLoras));
+    }
+
+    PromptEncoder promptEncoder(TextEncoderConfig te) {
+        return promptEncoders.computeIfAbsent(List.of(te.bosToken(), te.eosToken(), te.padToken(), te.maxPositions()),
+                k -> PromptEncoder.forClip(tokenizer == null ? ClipTokenizer.get() : tokenizer, te.bosToken(),
+                        te.eosToken(), te.padToken(), te.maxPositions(), Emphasis.ORIGINAL));
     }
 
     /** Text-encodes token ids directly (tests, conformance); one CLIP skip per row. */
