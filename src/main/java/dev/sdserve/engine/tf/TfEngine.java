@@ -60,6 +60,7 @@ public final class TfEngine implements Engine {
     private final LinkedHashMap<String, Map<String, TFloat32>> merged = new LinkedHashMap<>(8, 0.75f, true);
     private volatile LoraPath loraPath = LoraPath.valueOf(System.getProperty("sdserve.lora.path", "AUTO")
             .toUpperCase(java.util.Locale.ROOT).replace('-', '_'));
+    private volatile MixedContexts.Mode mixedContexts = MixedContexts.configured();
     private volatile long memoryBudgetBytes = Long.getLong("sdserve.memory-budget-mb", 0L) << 20;
     private long evictions;
     /** Pinned models: never evicted. */
@@ -586,20 +587,7 @@ public final class TfEngine implements Engine {
                 ts[n++] = (float) it.timestep();
             }
         }
-        float[][] eps = withLoras(batch.model(), m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
-            if (sel.length == xs.size()) {
-                return m.unet(xs, ts, ctx, s.height(), s.width(), ov, lr);
-            }
-            List<float[]> px = new ArrayList<>();
-            List<float[]> pc = new ArrayList<>();
-            float[] pt = new float[sel.length];
-            for (int j = 0; j < sel.length; j++) {
-                px.add(xs.get(sel[j]));
-                pc.add(ctx.get(sel[j]));
-                pt[j] = ts[sel[j]];
-            }
-            return m.unet(px, pt, pc, s.height(), s.width(), ov, lr);
-        });
+        float[][] eps = unetRows(batch.model(), m, xs, ts, ctx, rowLoras, s);
         float[][] out = new float[items.size()][];
         for (int i = 0; i < items.size(); i++) {
             if (uncondIndex[i] < 0) {
@@ -610,6 +598,61 @@ public final class TfEngine implements Engine {
         }
         stats.recordDenoise(batch);
         return out;
+    }
+
+    /**
+     * The UNet on rows (conditional and unconditional samples alike) whose contexts may differ in length
+     * ({@link MixedContexts}): padded and masked in one call, or one call per length.
+     */
+    private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
+                               List<List<LoraWeight>> rowLoras, LatentShape s) {
+        boolean mixed = MixedContexts.mixed(ctx);
+        if (mixed && mixedContexts == MixedContexts.Mode.GROUP) {
+            float[][] out = new float[xs.size()][];
+            for (List<Integer> rows : MixedContexts.byLength(ctx).values()) {
+                List<float[]> gx = new ArrayList<>();
+                List<float[]> gc = new ArrayList<>();
+                List<List<LoraWeight>> gl = new ArrayList<>();
+                float[] gt = new float[rows.size()];
+                for (int j = 0; j < rows.size(); j++) {
+                    gx.add(xs.get(rows.get(j)));
+                    gc.add(ctx.get(rows.get(j)));
+                    gl.add(rowLoras.get(rows.get(j)));
+                    gt[j] = ts[rows.get(j)];
+                }
+                float[][] r = unetRows(model, m, gx, gt, gc, gl, s);
+                for (int j = 0; j < rows.size(); j++) {
+                    out[rows.get(j)] = r[j];
+                }
+            }
+            return out;
+        }
+        MixedContexts.Padded padded = mixed ? MixedContexts.pad(ctx, m.config().unet().crossAttentionDim()) : null;
+        List<float[]> cs = mixed ? padded.ctx() : ctx;
+        float[][] bias = mixed ? padded.bias() : null;
+        return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
+            if (sel.length == xs.size()) {
+                return m.unet(xs, ts, cs, bias, s.height(), s.width(), ov, lr);
+            }
+            List<float[]> px = new ArrayList<>();
+            List<float[]> pc = new ArrayList<>();
+            float[] pt = new float[sel.length];
+            float[][] pb = bias == null ? null : new float[sel.length][];
+            for (int j = 0; j < sel.length; j++) {
+                px.add(xs.get(sel[j]));
+                pc.add(cs.get(sel[j]));
+                pt[j] = ts[sel[j]];
+                if (pb != null) {
+                    pb[j] = bias[sel[j]];
+                }
+            }
+            return m.unet(px, pt, pc, pb, s.height(), s.width(), ov, lr);
+        });
+    }
+
+    /** How batches with contexts of different lengths run (see {@link MixedContexts}). */
+    public void mixedContexts(String mode) {
+        this.mixedContexts = MixedContexts.Mode.valueOf(mode.toUpperCase(java.util.Locale.ROOT));
     }
 
     /** eps_u + g·(eps_c − eps_u), in float32 as diffusers computes it. */
