@@ -104,7 +104,8 @@ public class A1111Service {
             throw A1111Exception.at("LoRA tags belong in the prompt, not the negative prompt", "value_error", "negative_prompt");
         }
         String model = r.checkpoint() != null ? resolveModel(r.checkpoint()) : checkpoint;
-        return new GenerationRequest(pl.prompt(), neg.prompt(), model, pl.loras(), r.width(), r.height(), r.steps(),
+        // the prompt stays as written (the engine drops the tags, the PNG text keeps them in place, as A1111's)
+        return new GenerationRequest(r.prompt() == null ? "" : r.prompt(), neg.prompt(), model, pl.loras(), r.width(), r.height(), r.steps(),
                 resolveSampler(r.samplerName(), r.scheduler()), r.cfgScale(), seed,
                 r.clipSkip() == null ? null : Math.max(1, r.clipSkip()), r.batchSize(), preview, null, null, null, null, null);
     }

@@ -57,7 +57,7 @@ public final class ProtoMapper {
         dev.sdserve.api.PromptLoras pl = dev.sdserve.api.PromptLoras.parse(p.getPrompt(), "prompt");
         loras = dev.sdserve.api.PromptLoras.merge(loras, pl.loras());
         return new GenerationRequest(
-                pl.prompt(),
+                p.getPrompt(), // as written: the engine drops the tags, the PNG text keeps them in place
                 p.getNegativePrompt(),
                 p.getModel().isEmpty() ? null : p.getModel(),
                 loras,

@@ -61,8 +61,8 @@ public final class RestMapper {
         }
         String prompt = j.prompt();
         if (prompt != null) {
+            // the prompt stays as written (the engine drops the tags, the PNG text keeps them in place)
             dev.sdserve.api.PromptLoras pl = dev.sdserve.api.PromptLoras.parse(prompt, "prompt");
-            prompt = pl.prompt();
             loras = dev.sdserve.api.PromptLoras.merge(loras, pl.loras());
         }
         return new GenerationRequest(prompt, j.negativePrompt(), blankToNull(j.model()), loras, j.width(),

@@ -452,7 +452,7 @@ public final class TfEngine implements Engine {
     public float[][] encode(String model, List<EncodeItem> items) {
         List<List<String>> groups = new ArrayList<>();
         for (EncodeItem it : items) {
-            groups.add(List.of(it.prompt()));
+            groups.add(List.of(dev.sdserve.prompt.ExtraNetworks.strip(it.prompt())));
         }
         List<List<float[]>> out = encodeGroups(model, groups, items);
         float[][] r = new float[items.size()][];

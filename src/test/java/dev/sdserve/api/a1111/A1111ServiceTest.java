@@ -45,7 +45,7 @@ class A1111ServiceTest {
 
         assertEquals(2, fake.requests.size(), "one job per n_iter");
         GenerationRequest g0 = fake.requests.get(0);
-        assertEquals("a red fox", g0.prompt());
+        assertEquals("a red fox <lora:film:0.8>", g0.prompt()); // as written; the LoRA is in loras()
         assertEquals(List.of(new LoraWeight("film", 0.8)), g0.loras());
         assertEquals("blurry", g0.negativePrompt());
         assertEquals(100L, g0.seed());
