@@ -221,13 +221,10 @@ public final class PromptSchedule {
                     List<Node> q = prompt(j[0] + 1, k);
                     if (at(k[0], ')')) {
                         next[0] = k[0] + 1;
-                        List<Node> all = new ArrayList<>();
-                        all.add(new Text("("));
-                        all.addAll(p);
-                        all.add(new Text(":"));
-                        all.addAll(q);
-                        all.add(new Text(")"));
-                        return new Seq(all);
+                        List<Node> inner = new ArrayList<>(p);
+                        inner.add(new Text(":"));
+                        inner.addAll(q);
+                        return seq(new Text("("), inner, new Text(")"));
                     }
                 }
                 return null;

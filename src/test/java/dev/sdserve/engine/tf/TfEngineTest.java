@@ -12,6 +12,11 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import dev.sdserve.engine.EncodeItem;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import java.util.ArrayList;
+import java.util.SplittableRandom;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -157,5 +162,48 @@ class TfEngineTest {
         assertTrue(diff > 0, "the timestep changes the output");
         assertThrows(IllegalArgumentException.class, () -> engine.denoise(new DenoiseBatch("tiny",
                 new LatentShape(4, 0, 16), List.of(new DenoiseItem(new float[0], 1, c, null, 1, null)))));
+    }
+
+    // ---------------------------------------------------------------- long prompts in shared batches
+
+    static String words(int n) {
+        String[] w = {"red", "house", "tree", "river", "stone", "cloud", "light", "dark"};
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            sb.append(w[i % w.length]).append(i % 7 == 6 ? ", " : " ");
+        }
+        return sb.toString().strip();
+    }
+
+    /** Samples with 77-, 154- and 231-token contexts in one UNet batch give their solo results. */
+    @ParameterizedTest
+    @EnumSource(MixedContexts.Mode.class)
+    void mixedLengthsInOneBatchEqualTheirSoloRuns(MixedContexts.Mode mode) {
+        engine.mixedContexts(mode.name());
+        float[][] te = engine.encode("tiny", List.of(new EncodeItem("a (red:1.2) house"), new EncodeItem(words(100)),
+                new EncodeItem("a cat BREAK a dog BREAK a (bird:0.8)"), new EncodeItem("")));
+        assertEquals(77 * 32, te[0].length);
+        assertEquals(154 * 32, te[1].length);
+        assertEquals(231 * 32, te[2].length);
+        LatentShape shape = new LatentShape(4, 16, 16);
+        SplittableRandom rnd = new SplittableRandom(7);
+        List<DenoiseItem> items = new ArrayList<>();
+        float[][] pairs = {te[0], te[3], te[1], te[3], te[3], te[1], te[2], te[0], te[1], null};
+        for (int i = 0; i < pairs.length; i += 2) {
+            float[] x = new float[shape.size()];
+            for (int k = 0; k < x.length; k++) {
+                x[k] = (float) rnd.nextGaussian();
+            }
+            items.add(new DenoiseItem(x, 100 + 200 * i, pairs[i], pairs[i + 1], 7.5, null));
+        }
+        long calls0 = engine.stats().denoiseCalls.get();
+        float[][] together = engine.denoise(new DenoiseBatch("tiny", shape, items));
+        assertEquals(1, engine.stats().denoiseCalls.get() - calls0);
+        for (int i = 0; i < items.size(); i++) {
+            float[] solo = engine.denoise(new DenoiseBatch("tiny", shape, List.of(items.get(i))))[0];
+            double err = Conformance.err(together[i], solo);
+            assertTrue(err < 1e-4, mode + " item " + i + ": relative error " + err);
+        }
+        engine.mixedContexts(MixedContexts.DEFAULT.name());
     }
 }
