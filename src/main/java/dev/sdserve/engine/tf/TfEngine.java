@@ -450,14 +450,25 @@ public final class TfEngine implements Engine {
      */
     @Override
     public float[][] encode(String model, List<EncodeItem> items) {
+        // one plan group per distinct (group, CLIP skip, LoRAs): the texts of a schedule are encoded once
+        Map<List<Object>, Integer> index = new LinkedHashMap<>();
         List<List<String>> groups = new ArrayList<>();
-        for (EncodeItem it : items) {
-            groups.add(List.of(dev.sdserve.prompt.ExtraNetworks.strip(it.prompt())));
+        List<EncodeItem> settings = new ArrayList<>();
+        int[] groupOf = new int[items.size()];
+        for (int i = 0; i < items.size(); i++) {
+            EncodeItem it = items.get(i);
+            List<String> texts = it.group().stream().map(dev.sdserve.prompt.ExtraNetworks::strip).toList();
+            groupOf[i] = index.computeIfAbsent(List.of(texts, it.clipSkip(), LoraLibrary.setKey(it.loras())), k -> {
+                groups.add(texts);
+                settings.add(it);
+                return groups.size() - 1;
+            });
         }
-        List<List<float[]>> out = encodeGroups(model, groups, items);
+        List<List<float[]>> out = encodeGroups(model, groups, settings);
         float[][] r = new float[items.size()][];
         for (int i = 0; i < r.length; i++) {
-            r[i] = out.get(i).get(0);
+            EncodeItem it = items.get(i);
+            r[i] = out.get(groupOf[i]).get(it.group().indexOf(it.prompt() == null ? "" : it.prompt()));
         }
         return r;
     }

@@ -164,6 +164,27 @@ class TfEngineTest {
                 new LatentShape(4, 0, 16), List.of(new DenoiseItem(new float[0], 1, c, null, 1, null)))));
     }
 
+
+    /** The texts of one schedule are encoded together: padded to one chunk count, emphasis means shared. */
+    @Test
+    void aGroupOfTextsSharesItsChunkCount() {
+        String longText = words(100);
+        List<String> group = List.of("a red house", longText, longText);
+        float[][] r = engine.encode("tiny", List.of(new EncodeItem("a red house", 1, List.of(), group),
+                new EncodeItem(longText, 1, List.of(), group), new EncodeItem("a red house"), new EncodeItem(longText)));
+        assertEquals(154 * 32, r[0].length); // padded to the group's two chunks
+        assertEquals(77 * 32, r[2].length);  // alone: one chunk
+        // no weights in the group: its first chunk is the text's own encoding, its second the empty prompt's
+        assertTrue(Conformance.err(java.util.Arrays.copyOf(r[0], 77 * 32), r[2]) < 1e-6);
+        float[] empty = engine.encode("tiny", List.of(new EncodeItem("")))[0];
+        assertTrue(Conformance.err(java.util.Arrays.copyOfRange(r[0], 77 * 32, 154 * 32), empty) < 1e-6);
+        assertTrue(Conformance.err(r[1], r[3]) < 1e-6);
+        // with a weight in the group, the shared mean changes the other text's chunk too (A1111's batch mean)
+        List<String> weighted = List.of("a red house", "a (blue:1.8) house");
+        float[] shared = engine.encode("tiny", List.of(new EncodeItem("a red house", 1, List.of(), weighted)))[0];
+        assertTrue(Conformance.err(shared, r[2]) > 1e-6);
+    }
+
     // ---------------------------------------------------------------- long prompts in shared batches
 
     static String words(int n) {
