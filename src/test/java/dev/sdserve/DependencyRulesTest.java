@@ -50,28 +50,30 @@ class DependencyRulesTest {
         ROOMS.put("dev.sdserve.engine.tf", "engine-impl");  // the TensorFlow engine and networks
         ROOMS.put("dev.sdserve.engine.fake", "engine-impl");// the deterministic test engine
         ROOMS.put("dev.sdserve.engine", "engine");          // the engine's interfaces, its call data, residency
+        ROOMS.put("dev.sdserve.prompt", "prompt");          // A1111 prompt syntax: weights, chunks, BREAK, schedules
         ROOMS.put("dev.sdserve.sampler", "sampler");        // stateless step maths
         ROOMS.put("dev.sdserve.model", "model");            // files: safetensors, layouts, tokenizer, registry
         ROOMS.put("dev.sdserve.config", "config");          // the application.properties mapping
         ROOMS.put("dev.sdserve.clock", "clock");            // time (system or simulated)
 
         allow("cli", "tools", "app", "api", "train", "scheduler", "admission", "ops", "image", "preview", "job",
-                "engine-impl", "engine", "sampler", "model", "config", "clock");
+                "engine-impl", "engine", "sampler", "prompt", "model", "config", "clock");
         allow("tools", "app", "api", "train", "scheduler", "admission", "ops", "image", "preview", "job",
-                "engine-impl", "engine", "sampler", "model", "config", "clock");
+                "engine-impl", "engine", "sampler", "prompt", "model", "config", "clock");
         allow("app", "api", "train", "scheduler", "admission", "ops", "image", "preview", "job", "engine-impl",
-                "engine", "sampler", "model", "config", "clock");
-        allow("api", "train", "admission", "ops", "image", "preview", "job", "engine", "sampler", "model", "config");
+                "engine", "sampler", "prompt", "model", "config", "clock");
+        allow("api", "train", "admission", "ops", "image", "preview", "job", "engine", "sampler", "prompt", "model", "config");
         allow("train", "scheduler", "job", "engine-impl", "engine", "model");
-        allow("scheduler", "admission", "ops", "image", "preview", "job", "engine", "sampler", "model", "clock");
+        allow("scheduler", "admission", "ops", "image", "preview", "job", "engine", "sampler", "prompt", "model", "clock");
         allow("admission", "job", "engine", "sampler", "model"); // model: a model's recommended defaults (ModelDefaults)
         allow("ops", "job", "engine", "config");
         allow("image", "job", "engine", "sampler");
         allow("preview", "engine");
-        allow("job", "engine", "model");                      // model: ModelDefaults in model listings
-        allow("engine-impl", "engine", "sampler", "model", "clock");
+        allow("job", "engine", "prompt", "model");                      // model: ModelDefaults in model listings
+        allow("engine-impl", "engine", "sampler", "prompt", "model", "clock");
         allow("engine", "sampler", "model", "clock");
         allow("sampler", "model");
+        allow("prompt", "model");
         allow("model");
         allow("config");
         allow("clock");

@@ -63,9 +63,10 @@ public final class Validation {
         }
         String rawPrompt = r.prompt() == null ? "" : r.prompt();
         checkText("prompt", rawPrompt);
-        // <lora:name:weight> tags leave the prompt here (every transport sends them as written)
+        // <lora:name:weight> tags are read here (every transport sends them as written); the prompt stays as written
+        // (the engine drops extra-network tags as A1111 does, the PNG text keeps them in place)
         PromptLoras tagged = PromptLoras.parse(rawPrompt, "prompt");
-        String prompt = tagged.prompt();
+        String prompt = rawPrompt;
         String negative = r.negativePrompt() == null ? "" : r.negativePrompt();
         checkText("negative_prompt", negative);
 

@@ -135,7 +135,7 @@ public final class Assembly implements AutoCloseable {
                 TfEngine[] self = new TfEngine[1];
                 registry = new ModelRegistry(s.modelsDir, files, s.defaultModel, n -> self[0] != null && self[0].isResident(n));
                 ModelRegistry reg = registry;
-                TfEngine tfe = new TfEngine(reg::resolveModel, Assembly::configOf, tok::tokenize, new LoraLibrary.Source() {
+                TfEngine tfe = new TfEngine(reg::resolveModel, Assembly::configOf, tok, new LoraLibrary.Source() {
                     @Override
                     public Path resolve(String name) {
                         return reg.resolveLora(name);

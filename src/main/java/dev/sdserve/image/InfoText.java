@@ -22,7 +22,8 @@ import java.util.regex.Pattern;
  * Negative prompt: blurry
  * Steps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 42, Size: 512x512, Model hash: 6ce0161689, Model: v1-5, Lora hashes: "film: 1234567890ab"
  * </pre>
- * The prompt line carries the LoRAs as {@code <lora:name:weight>} tags (as in A1111, where the prompt keeps them);
+ * The prompt line is the prompt exactly as written (attention syntax, BREAK, schedules, its LoRA tags in place),
+ * with tags appended for LoRAs given outside it (a request's LoRA list), as {@code <lora:name:weight>};
  * the negative prompt line is left out when empty; values containing {@code ,}, {@code :} or a newline are JSON-quoted.
  */
 public final class InfoText {
@@ -79,7 +80,7 @@ public final class InfoText {
         }
         p.put("Version", "sd-serve");
 
-        StringBuilder sb = new StringBuilder(PromptLoras.withTags(r.prompt(), r.loras()));
+        StringBuilder sb = new StringBuilder(PromptLoras.withMissingTags(r.prompt(), r.loras()));
         if (r.negativePrompt() != null && !r.negativePrompt().isEmpty()) {
             sb.append("\nNegative prompt: ").append(r.negativePrompt());
         }

@@ -23,7 +23,7 @@ import java.util.regex.Pattern;
  */
 public record PromptLoras(String prompt, List<LoraWeight> loras) {
     /** A1111's extra-network pattern ({@code re_extra_net}): {@code <type:params>}. */
-    private static final Pattern TAG = Pattern.compile("<(\\w+):([^>]+)>");
+    private static final Pattern TAG = dev.sdserve.prompt.ExtraNetworks.TAG;
 
     public PromptLoras {
         loras = List.copyOf(loras);
@@ -148,6 +148,28 @@ public record PromptLoras(String prompt, List<LoraWeight> loras) {
             sb.append("<lora:").append(l.name()).append(':').append(fmt(l.weight())).append('>');
         }
         return sb.toString();
+    }
+
+    /**
+     * The prompt as written, with tags appended for the LoRAs (or the part of a LoRA's weight) that its own tags do
+     * not carry, e.g. those given in a request's LoRA list: "a <lora:x:0.5> cat" with x at 0.8 in all →
+     * "a <lora:x:0.5> cat <lora:x:0.3>". A prompt whose tags carry every LoRA is returned unchanged.
+     */
+    public static String withMissingTags(String prompt, List<LoraWeight> loras) {
+        Map<String, Double> inPrompt = new LinkedHashMap<>();
+        for (LoraWeight l : parse(prompt).loras()) {
+            inPrompt.put(l.name(), l.weight());
+        }
+        List<LoraWeight> missing = new ArrayList<>();
+        for (LoraWeight l : loras) {
+            // in decimal, so 1.0 − 0.8 prints as 0.2
+            double rest = new BigDecimal(Double.toString(l.weight()))
+                    .subtract(new BigDecimal(Double.toString(inPrompt.getOrDefault(l.name(), 0.0)))).doubleValue();
+            if (Math.abs(rest) > 1e-9 * Math.max(1, Math.abs(l.weight()))) {
+                missing.add(new LoraWeight(l.name(), rest));
+            }
+        }
+        return withTags(prompt, missing);
     }
 
     /** A number as A1111 prints it: no trailing ".0" ({@code 1}, {@code 0.8}, {@code 7.5}). */

@@ -151,6 +151,12 @@ public final class ClipTokenizer {
         return endId;
     }
 
+    /** The id of a vocabulary entry (e.g. {@code ",</w>"}, the comma that ends a word), or -1. */
+    public int id(String piece) {
+        Integer id = encoder.get(piece);
+        return id == null ? -1 : id;
+    }
+
     /** The 77 ids SD 1.x conditions on: BOS, the first 75 tokens, EOS, then EOS as padding. */
     public int[] tokenize(String prompt) {
         return tokenize(prompt, CONTEXT, startId, endId, endId);

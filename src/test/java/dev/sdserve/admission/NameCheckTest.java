@@ -94,10 +94,10 @@ class NameCheckTest {
     }
 
     @Test
-    void tagsLeaveThePromptAndJoinTheListedLoras() {
+    void tagsJoinTheListedLorasAndThePromptStaysAsWritten() {
         ResolvedRequest r = v.resolve(req("a cat, <lora:film:0.25> on a mat", List.of(new LoraWeight(" film ", 0.5),
                 new LoraWeight("styles/ink", 1))), NOW);
-        assertEquals("a cat, on a mat", r.prompt());
+        assertEquals("a cat, <lora:film:0.25> on a mat", r.prompt(), "as written: the engine drops the tag");
         assertEquals(List.of(new LoraWeight("film", 0.75), new LoraWeight("styles/ink", 1)), r.loras());
     }
 

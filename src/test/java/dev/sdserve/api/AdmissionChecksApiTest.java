@@ -131,7 +131,7 @@ class AdmissionChecksApiTest {
         String id = rest(body("a fox <lora:film:0.25>", "loras", List.of(Map.of("name", "film", "weight", 0.5))))
                 .then().statusCode(202).extract().path("id");
         var r = service.find(id).orElseThrow().request();
-        assertEquals("a fox", r.prompt());
+        assertEquals("a fox <lora:film:0.25>", r.prompt(), "the prompt stays as written");
         assertEquals(List.of(new LoraWeight("film", 0.75)), r.loras());
         Outcome ok = grpc(grpcReq("a fox <lora:film:1>").build());
         assertNull(ok.error());

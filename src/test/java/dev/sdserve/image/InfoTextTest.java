@@ -39,6 +39,20 @@ class InfoTextTest {
     }
 
     @Test
+    void thePromptLineIsThePromptAsWritten() {
+        String written = "masterpiece, (best quality:1.2), [blurry], <lora:film:0.8> a \\(sign\\) BREAK "
+                + "a [cat:dog:0.5] on a [red|blue] sofa, ((detailed eyes))";
+        ResolvedRequest r = request(written, "(worst quality:1.4), [[lowres]]", List.of(new LoraWeight("film", 0.8)), 1, 1);
+        String t = InfoText.format(r, 42, null);
+        assertTrue(t.startsWith(written + "\nNegative prompt: (worst quality:1.4), [[lowres]]\n"), t);
+        InfoText.Parsed back = InfoText.parse(t);
+        assertEquals(written, back.prompt());
+        // a LoRA given outside the prompt (a request's list) is appended as a tag; the prompt's own stays in place
+        ResolvedRequest both = request(written, "", List.of(new LoraWeight("film", 1.0), new LoraWeight("pixel", 0.5)), 1, 1);
+        assertEquals(written + " <lora:film:0.2> <lora:pixel:0.5>", InfoText.parse(InfoText.format(both, 1, null)).prompt());
+    }
+
+    @Test
     void parsesA1111Output() {
         // An infotext as A1111 v1.6 writes it (multi-line prompt, quoted value with commas and colons).
         String a1111 = """

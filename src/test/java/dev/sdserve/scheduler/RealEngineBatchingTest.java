@@ -47,7 +47,7 @@ class RealEngineBatchingTest {
                 req("an old map", "ddim", 5, 12.0, 4),
                 req("a cat on a sofa", "heun", 3, 5.0, 5),
                 req("a city at night", "dpmpp_2m_sde_karras", 7, 7.5, 6));
-        try (TfEngine engine = new TfEngine(Map.of("tiny", file), p -> cfg, tok::tokenize)) {
+        try (TfEngine engine = new TfEngine(Map.of("tiny", file), p -> cfg, tok)) {
             Map<Job, List<float[]>> images = new IdentityHashMap<>();
             ServiceConfig sc = new ServiceConfig();
             sc.publishExecutor = Runnable::run;

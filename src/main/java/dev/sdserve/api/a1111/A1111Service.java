@@ -103,6 +103,7 @@ public class A1111Service {
             throw A1111Exception.at("LoRA tags belong in the prompt, not the negative prompt", "value_error", "negative_prompt");
         }
         String model = r.checkpoint() != null ? resolveModel(r.checkpoint()) : checkpoint;
+        // the prompt stays as written: admission reads its LoRA tags, the engine drops them, the PNG text keeps them
         return new GenerationRequest(r.prompt(), neg.prompt(), model, List.of(), r.width(), r.height(), r.steps(),
                 resolveSampler(r.samplerName(), r.scheduler()), r.cfgScale(), seed,
                 r.clipSkip() == null ? null : Math.max(1, r.clipSkip()), r.batchSize(), preview, null, null, null, null, null);

@@ -56,7 +56,7 @@ public final class ProtoMapper {
         Long deadline = relDeadline > 0 ? Long.valueOf(nowMillis + relDeadline) : grpcDeadlineMillis;
         // <lora:name:weight> tags stay in the prompt: admission reads them (and names "prompt" in its errors)
         return new GenerationRequest(
-                p.getPrompt(),
+                p.getPrompt(), // as written: the engine drops the tags, the PNG text keeps them in place
                 p.getNegativePrompt(),
                 p.getModel().isEmpty() ? null : p.getModel(),
                 loras,

@@ -29,8 +29,9 @@ public final class Attention {
 
     /**
      * As {@link #attend(Ops, Operand, Operand, Operand, int, int)} with an additive {@code mask} (or null) added to
-     * the scaled scores, broadcast over {@code [B, H, Tq, Tk]} (e.g. CLIP's causal {@code [Tq, Tk]} mask). With a
-     * mask the queries are not chunked (the text encoder's 77 tokens do not need it).
+     * the scaled scores, broadcast over {@code [B, H, Tq, Tk]}: CLIP's causal {@code [Tq, Tk]} mask (queries not
+     * chunked: the text encoder's 77 tokens do not need it), or a key mask {@code [B, 1, 1, Tk]} (0 for a sample's
+     * own context tokens, a large negative number for padding) with queries chunked as without a mask.
      */
     public static Operand<TFloat32> attend(Ops tf, Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v,
                                            int heads, int queryChunk, Operand<TFloat32> mask) {
@@ -58,32 +59,45 @@ public final class Attention {
         Operand<TFloat32> vh = tf.linalg.transpose(tf.reshape(v, tf.constant(new long[]{-1, tk, heads, d})),
                 tf.constant(new int[]{0, 2, 1, 3}));
         Operand<TFloat32> o;
-        if (mask != null) {
+        if (mask != null && mask.shape().numDimensions() == 4 && mask.shape().get(2) == 1) {
+            // a key mask [B, 1, 1, Tk] (padded contexts): the same for every query, so queries may be chunked
+            o = chunked(tf, qh, kh, vh, tq, queryChunk, mask);
+        } else if (mask != null) {
             // scores and softmax in float32 (the mask's −1e30 does not fit half)
             Operand<TFloat32> sc = tf.math.add(Shapes.castTo(tf, Shapes.batchMatMul(tf, qh, kh), false),
                     Shapes.castTo(tf, mask, false));
             o = Shapes.batchMatMul(tf, Shapes.castTo(tf, tf.nn.softmax(sc), Shapes.isHalf(qh)), vh);
-        } else if (queryChunk <= 0 || tq <= queryChunk) {
-            o = core(tf, qh, kh, vh);
         } else {
-            List<Operand<TFloat32>> parts = new ArrayList<>();
-            for (long s = 0; s < tq; s += queryChunk) {
-                long e = Math.min(tq, s + queryChunk);
-                Operand<TFloat32> qc = tf.stridedSlice(qh, tf.constant(new long[]{0, 0, s, 0}),
-                        tf.constant(new long[]{0, 0, e, 0}), tf.constant(new long[]{1, 1, 1, 1}),
-                        StridedSlice.beginMask(11L).endMask(11L));
-                parts.add(core(tf, qc, kh, vh));
-            }
-            o = tf.concat(parts, tf.constant(2));
+            o = chunked(tf, qh, kh, vh, tq, queryChunk, null);
         }
         return tf.reshape(tf.linalg.transpose(o, tf.constant(new int[]{0, 2, 1, 3})), tf.constant(new long[]{-1, tq, c}));
     }
 
+    /** Attention of all queries, in chunks of {@code queryChunk} when there are more; {@code keyMask} or null. */
+    private static Operand<TFloat32> chunked(Ops tf, Operand<TFloat32> qh, Operand<TFloat32> kh, Operand<TFloat32> vh,
+                                             long tq, int queryChunk, Operand<TFloat32> keyMask) {
+        if (queryChunk <= 0 || tq <= queryChunk) {
+            return core(tf, qh, kh, vh, keyMask);
+        }
+        List<Operand<TFloat32>> parts = new ArrayList<>();
+        for (long s = 0; s < tq; s += queryChunk) {
+            long e = Math.min(tq, s + queryChunk);
+            Operand<TFloat32> qc = tf.stridedSlice(qh, tf.constant(new long[]{0, 0, s, 0}),
+                    tf.constant(new long[]{0, 0, e, 0}), tf.constant(new long[]{1, 1, 1, 1}),
+                    StridedSlice.beginMask(11L).endMask(11L));
+            parts.add(core(tf, qc, kh, vh, keyMask));
+        }
+        return tf.concat(parts, tf.constant(2));
+    }
+
     private static Operand<TFloat32> core(Ops tf, Operand<TFloat32> qh, Operand<TFloat32> kh,
-                                          Operand<TFloat32> vh) {
-        Operand<TFloat32> s = Shapes.batchMatMul(tf, qh, kh);
+                                          Operand<TFloat32> vh, Operand<TFloat32> keyMask) {
+        Operand<TFloat32> s = Shapes.castTo(tf, Shapes.batchMatMul(tf, qh, kh), false);
+        if (keyMask != null) {
+            s = tf.math.add(s, Shapes.castTo(tf, keyMask, false));
+        }
         // softmax in float32 when computing in half (as torch's autocast does)
-        Operand<TFloat32> p = Shapes.castTo(tf, tf.nn.softmax(Shapes.castTo(tf, s, false)), Shapes.isHalf(qh));
+        Operand<TFloat32> p = Shapes.castTo(tf, tf.nn.softmax(s), Shapes.isHalf(qh));
         return Shapes.batchMatMul(tf, p, vh);
     }
 

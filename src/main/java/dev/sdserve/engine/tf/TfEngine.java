@@ -13,6 +13,8 @@ import dev.sdserve.model.Checkpoint;
 import dev.sdserve.model.ClipTokenizer;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.ModelConfigs;
+import dev.sdserve.prompt.Emphasis;
+import dev.sdserve.prompt.PromptEncoder;
 import org.tensorflow.types.TFloat32;
 import dev.sdserve.model.TextEncoderConfig;
 
@@ -45,7 +47,9 @@ public final class TfEngine implements Engine {
 
     private final Function<String, Path> resolver;
     private final Function<Path, ModelConfig> configOf;
-    private final Function<String, int[]> tokenizer;
+    private final ClipTokenizer tokenizer;
+    /** Prompt chunking and emphasis per (BOS, EOS, pad, positions) of a text tower; A1111's "Original" emphasis. */
+    private final Map<List<Integer>, PromptEncoder> promptEncoders = new java.util.concurrent.ConcurrentHashMap<>();
     /** Resident models, least recently used first. */
     private final LinkedHashMap<String, TfModel> loaded = new LinkedHashMap<>(8, 0.75f, true);
     /** Architectures by model name, read lock-free (admission asks on transport threads while calls run). */
@@ -56,6 +60,7 @@ public final class TfEngine implements Engine {
     private final LinkedHashMap<String, Map<String, TFloat32>> merged = new LinkedHashMap<>(8, 0.75f, true);
     private volatile LoraPath loraPath = LoraPath.valueOf(System.getProperty("sdserve.lora.path", "AUTO")
             .toUpperCase(java.util.Locale.ROOT).replace('-', '_'));
+    private volatile MixedContexts.Mode mixedContexts = MixedContexts.configured();
     private volatile long memoryBudgetBytes = Long.getLong("sdserve.memory-budget-mb", 0L) << 20;
     private long evictions;
     /** Pinned models: never evicted. */
@@ -86,10 +91,10 @@ public final class TfEngine implements Engine {
     /**
      * @param checkpoints model name → single-file checkpoint
      * @param configOf    architecture of a checkpoint, or null to read it from the checkpoint's shapes
-     * @param tokenizer   prompt → token ids, or null for the shipped CLIP tokenizer with each model's
-     *                    text-encoder settings (length, BOS/EOS/pad ids)
+     * @param tokenizer   the BPE tokenizer of prompts, or null for the shipped CLIP vocabulary; prompts are read in
+     *                    AUTOMATIC1111's syntax and chunks ({@link PromptEncoder}) with each model's BOS/EOS/pad ids
      */
-    public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer) {
+    public TfEngine(Map<String, Path> checkpoints, Function<Path, ModelConfig> configOf, ClipTokenizer tokenizer) {
         this(mapResolver(new LinkedHashMap<>(checkpoints)), configOf, tokenizer, null);
     }
 
@@ -98,7 +103,7 @@ public final class TfEngine implements Engine {
      *                  {@link dev.sdserve.model.ModelRegistry}
      * @param loraSource where LoRAs come from, or null for an engine that refuses LoRAs
      */
-    public TfEngine(Function<String, Path> models, Function<Path, ModelConfig> configOf, Function<String, int[]> tokenizer,
+    public TfEngine(Function<String, Path> models, Function<Path, ModelConfig> configOf, ClipTokenizer tokenizer,
                     LoraLibrary.Source loraSource) {
         this.resolver = models;
         this.configOf = configOf;
@@ -438,20 +443,66 @@ public final class TfEngine implements Engine {
                 c.unet().crossAttentionDim(), c.vae().scalingFactor(), c.family(), c.unet().sampleSize() * scale);
     }
 
+    /**
+     * Each prompt in A1111's syntax: weights, BREAK and 75-token chunks ({@link PromptEncoder}); every chunk row of
+     * the batch goes through the text encoder in one call (with its item's CLIP skip and LoRAs), so a prompt of k
+     * chunks comes back as a context of 77·k tokens.
+     */
     @Override
     public float[][] encode(String model, List<EncodeItem> items) {
-        TextEncoderConfig te = model(model).config().textEncoder();
-        ClipTokenizer clip = tokenizer == null ? ClipTokenizer.get() : null;
-        int[][] ids = new int[items.size()][];
-        int[] skips = new int[items.size()];
-        List<List<LoraWeight>> rowLoras = new ArrayList<>();
+        // one plan group per distinct (group, CLIP skip, LoRAs): the texts of a schedule are encoded once
+        Map<List<Object>, Integer> index = new LinkedHashMap<>();
+        List<List<String>> groups = new ArrayList<>();
+        List<EncodeItem> settings = new ArrayList<>();
+        int[] groupOf = new int[items.size()];
         for (int i = 0; i < items.size(); i++) {
             EncodeItem it = items.get(i);
-            ids[i] = clip != null ? clip.tokenize(it.prompt(), te) : tokenizer.apply(it.prompt());
-            skips[i] = it.clipSkip();
-            rowLoras.add(it.loras());
+            List<String> texts = it.group().stream().map(dev.sdserve.prompt.ExtraNetworks::strip).toList();
+            groupOf[i] = index.computeIfAbsent(List.of(texts, it.clipSkip(), LoraLibrary.setKey(it.loras())), k -> {
+                groups.add(texts);
+                settings.add(it);
+                return groups.size() - 1;
+            });
         }
-        return encodeTokens(model, ids, skips, rowLoras);
+        List<List<float[]>> out = encodeGroups(model, groups, settings);
+        float[][] r = new float[items.size()][];
+        for (int i = 0; i < r.length; i++) {
+            EncodeItem it = items.get(i);
+            r[i] = out.get(groupOf[i]).get(it.group().indexOf(it.prompt() == null ? "" : it.prompt()));
+        }
+        return r;
+    }
+
+    /**
+     * Groups of texts, each encoded together (A1111's schedule batch, see {@link PromptEncoder}) with the CLIP skip
+     * and LoRAs of {@code settings.get(g)} (its prompt is not used).
+     */
+    List<List<float[]>> encodeGroups(String model, List<List<String>> groups, List<EncodeItem> settings) {
+        return encodeGroups(model, promptEncoder(model(model).config().textEncoder()), groups, settings);
+    }
+
+    /** As {@link #encodeGroups(String, List, List)} with given chunking and emphasis settings. */
+    List<List<float[]>> encodeGroups(String model, PromptEncoder encoder, List<List<String>> groups, List<EncodeItem> settings) {
+        PromptEncoder.Plan plan;
+        try {
+            plan = encoder.plan(groups);
+        } catch (IllegalArgumentException e) {
+            throw ServeException.invalid("prompt", e.getMessage());
+        }
+        int[] group = plan.rowGroup();
+        int[] skips = new int[group.length];
+        List<List<LoraWeight>> rowLoras = new ArrayList<>();
+        for (int i = 0; i < group.length; i++) {
+            skips[i] = settings.get(group[i]).clipSkip();
+            rowLoras.add(settings.get(group[i]).loras());
+        }
+        return plan.finish(encodeTokens(model, plan.rows(), skips, rowLoras));
+    }
+
+    PromptEncoder promptEncoder(TextEncoderConfig te) {
+        return promptEncoders.computeIfAbsent(List.of(te.bosToken(), te.eosToken(), te.padToken(), te.maxPositions()),
+                k -> PromptEncoder.forClip(tokenizer == null ? ClipTokenizer.get() : tokenizer, te.bosToken(),
+                        te.eosToken(), te.padToken(), te.maxPositions(), Emphasis.ORIGINAL));
     }
 
     /** Text-encodes token ids directly (tests, conformance); one CLIP skip per row. */
@@ -547,20 +598,7 @@ public final class TfEngine implements Engine {
                 ts[n++] = (float) it.timestep();
             }
         }
-        float[][] eps = withLoras(batch.model(), m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
-            if (sel.length == xs.size()) {
-                return m.unet(xs, ts, ctx, s.height(), s.width(), ov, lr);
-            }
-            List<float[]> px = new ArrayList<>();
-            List<float[]> pc = new ArrayList<>();
-            float[] pt = new float[sel.length];
-            for (int j = 0; j < sel.length; j++) {
-                px.add(xs.get(sel[j]));
-                pc.add(ctx.get(sel[j]));
-                pt[j] = ts[sel[j]];
-            }
-            return m.unet(px, pt, pc, s.height(), s.width(), ov, lr);
-        });
+        float[][] eps = unetRows(batch.model(), m, xs, ts, ctx, rowLoras, s);
         float[][] out = new float[items.size()][];
         for (int i = 0; i < items.size(); i++) {
             if (uncondIndex[i] < 0) {
@@ -571,6 +609,61 @@ public final class TfEngine implements Engine {
         }
         stats.recordDenoise(batch);
         return out;
+    }
+
+    /**
+     * The UNet on rows (conditional and unconditional samples alike) whose contexts may differ in length
+     * ({@link MixedContexts}): padded and masked in one call, or one call per length.
+     */
+    private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
+                               List<List<LoraWeight>> rowLoras, LatentShape s) {
+        boolean mixed = MixedContexts.mixed(ctx);
+        if (mixed && mixedContexts == MixedContexts.Mode.GROUP) {
+            float[][] out = new float[xs.size()][];
+            for (List<Integer> rows : MixedContexts.byLength(ctx).values()) {
+                List<float[]> gx = new ArrayList<>();
+                List<float[]> gc = new ArrayList<>();
+                List<List<LoraWeight>> gl = new ArrayList<>();
+                float[] gt = new float[rows.size()];
+                for (int j = 0; j < rows.size(); j++) {
+                    gx.add(xs.get(rows.get(j)));
+                    gc.add(ctx.get(rows.get(j)));
+                    gl.add(rowLoras.get(rows.get(j)));
+                    gt[j] = ts[rows.get(j)];
+                }
+                float[][] r = unetRows(model, m, gx, gt, gc, gl, s);
+                for (int j = 0; j < rows.size(); j++) {
+                    out[rows.get(j)] = r[j];
+                }
+            }
+            return out;
+        }
+        MixedContexts.Padded padded = mixed ? MixedContexts.pad(ctx, m.config().unet().crossAttentionDim()) : null;
+        List<float[]> cs = mixed ? padded.ctx() : ctx;
+        float[][] bias = mixed ? padded.bias() : null;
+        return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
+            if (sel.length == xs.size()) {
+                return m.unet(xs, ts, cs, bias, s.height(), s.width(), ov, lr);
+            }
+            List<float[]> px = new ArrayList<>();
+            List<float[]> pc = new ArrayList<>();
+            float[] pt = new float[sel.length];
+            float[][] pb = bias == null ? null : new float[sel.length][];
+            for (int j = 0; j < sel.length; j++) {
+                px.add(xs.get(sel[j]));
+                pc.add(cs.get(sel[j]));
+                pt[j] = ts[sel[j]];
+                if (pb != null) {
+                    pb[j] = bias[sel[j]];
+                }
+            }
+            return m.unet(px, pt, pc, pb, s.height(), s.width(), ov, lr);
+        });
+    }
+
+    /** How batches with contexts of different lengths run (see {@link MixedContexts}). */
+    public void mixedContexts(String mode) {
+        this.mixedContexts = MixedContexts.Mode.valueOf(mode.toUpperCase(java.util.Locale.ROOT));
     }
 
     /** eps_u + g·(eps_c − eps_u), in float32 as diffusers computes it. */

@@ -153,6 +153,15 @@ public final class TfModel implements AutoCloseable {
     /** As {@link #unet(List, float[], List, int, int)} with LoRA (see {@link #encodeTokens(int[][], int, Map, LoraLibrary.LowRankFeeds)}). */
     public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, int height, int width,
                                        Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank) {
+        return unet(x, t, ctx, null, height, width, overrides, lowRank);
+    }
+
+    /**
+     * As {@link #unet(List, float[], List, int, int, Map, LoraLibrary.LowRankFeeds)} with {@code ctxBias}: per sample
+     * one additive cross-attention bias per context token (0 for its own tokens, −1e30 for padding), or null.
+     */
+    public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias, int height,
+                                       int width, Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank) {
         int b = x.size();
         if (t.length != b || ctx.size() != b) {
             throw new IllegalArgumentException("batch of " + b + " latents, " + t.length + " timesteps, " + ctx.size() + " contexts");
@@ -163,16 +172,23 @@ public final class TfModel implements AutoCloseable {
         if (tokens * dim != ctx.get(0).length) {
             throw new IllegalArgumentException("context of " + ctx.get(0).length + " floats is not tokens × " + dim);
         }
-        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + lowRankSuffix(lowRank),
+        boolean masked = ctxBias != null;
+        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank),
                 bl -> {
                     hook(bl, lowRank);
-                    UNetNet.build(bl, config.unet(), height, width, tokens, dim);
+                    UNetNet.build(bl, config.unet(), height, width, tokens, dim, masked);
                 });
         try (TFloat32 xt = batch(x, c * height * width, b, c, height, width);
              TFloat32 tt = TFloat32.vectorOf(t);
              TFloat32 ct = batch(ctx, tokens * dim, b, tokens, dim);
-             Result r = g.run(feeds(Map.of("x", xt, "t", tt, "ctx", ct), lowRank), List.of("eps"), overrides)) {
-            return split((TFloat32) r.get(0), b);
+             TFloat32 bt = masked ? batch(java.util.Arrays.asList(ctxBias), tokens, b, tokens) : null) {
+            Map<String, org.tensorflow.Tensor> in = new HashMap<>(Map.of("x", xt, "t", tt, "ctx", ct));
+            if (masked) {
+                in.put("ctx_bias", bt);
+            }
+            try (Result r = g.run(feeds(in, lowRank), List.of("eps"), overrides)) {
+                return split((TFloat32) r.get(0), b);
+            }
         }
     }
 

@@ -24,6 +24,8 @@ public final class UNetNet {
 
     private final Nn nn;
     private final UNetConfig cfg;
+    /** Cross-attention key mask [B, 1, 1, tokens] for contexts padded to one length, or null. */
+    private Operand<TFloat32> ctxMask;
 
     private UNetNet(Nn nn, UNetConfig cfg) {
         this.nn = nn;
@@ -40,6 +42,16 @@ public final class UNetNet {
     }
 
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim) {
+        build(b, cfg, height, width, tokens, ctxDim, false);
+    }
+
+    /**
+     * As {@link #build(TfGraph.Builder, UNetConfig, int, int, int, int)}; with {@code masked} the graph also takes
+     * {@code ctx_bias} [B, tokens] (0 for a sample's own tokens, −1e30 for padding), added to the cross-attention
+     * scores, so samples with shorter contexts padded to {@code tokens} attend only to their own tokens.
+     */
+    public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
+                             boolean masked) {
         if (height < 1 || width < 1) {
             throw new IllegalArgumentException("latent " + height + "x" + width + " is empty");
         }
@@ -50,6 +62,11 @@ public final class UNetNet {
         Operand<TFloat32> ctx = b.input("ctx", tf.placeholder(TFloat32.class,
                 Placeholder.shape(Shape.of(-1, tokens, ctxDim))));
         UNetNet net = new UNetNet(b.nn, cfg);
+        if (masked) {
+            Operand<TFloat32> bias = b.input("ctx_bias", tf.placeholder(TFloat32.class,
+                    Placeholder.shape(Shape.of(-1, tokens))));
+            net.ctxMask = tf.reshape(bias, tf.constant(new long[]{-1, 1, 1, tokens}));
+        }
         b.output("eps", b.nn.toFloat32(b.nn.nhwcToNchw(net.forward(b.nn.toCompute(b.nn.nchwToNhwc(x)), t,
                 b.nn.toCompute(ctx)))));
     }
@@ -163,7 +180,7 @@ public final class UNetNet {
             Operand<TFloat32> n1 = nn.layerNorm(h, tp + "norm1", LAYER_NORM_EPS);
             h = nn.add(h, attention(n1, n1, tp + "attn1", heads));
             Operand<TFloat32> n2 = nn.layerNorm(h, tp + "norm2", LAYER_NORM_EPS);
-            h = nn.add(h, attention(n2, ctx, tp + "attn2", heads));
+            h = nn.add(h, attention(n2, ctx, tp + "attn2", heads, ctxMask));
             Operand<TFloat32> n3 = nn.layerNorm(h, tp + "norm3", LAYER_NORM_EPS);
             h = nn.add(h, feedForward(n3, tp + "ff"));
         }
@@ -173,10 +190,14 @@ public final class UNetNet {
     }
 
     Operand<TFloat32> attention(Operand<TFloat32> x, Operand<TFloat32> ctx, String ap, int heads) {
+        return attention(x, ctx, ap, heads, null);
+    }
+
+    Operand<TFloat32> attention(Operand<TFloat32> x, Operand<TFloat32> ctx, String ap, int heads, Operand<TFloat32> keyMask) {
         Operand<TFloat32> q = projection(x, ap + ".to_q", false);
         Operand<TFloat32> k = projection(ctx, ap + ".to_k", false);
         Operand<TFloat32> v = projection(ctx, ap + ".to_v", false);
-        return projection(nn.attention(q, k, v, heads, null), ap + ".to_out.0", true);
+        return projection(nn.attention(q, k, v, heads, keyMask), ap + ".to_out.0", true);
     }
 
     /** An attention projection (LoRA terms come from the {@link Nn}'s {@link LinearHook}). */

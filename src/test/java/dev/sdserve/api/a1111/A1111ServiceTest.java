@@ -48,7 +48,7 @@ class A1111ServiceTest {
         assertEquals("a red fox <lora:film:0.8>", g0.prompt(), "the tags go to admission as written");
         assertEquals(List.of(), g0.loras());
         dev.sdserve.job.Job j0 = fake.find("job-1").orElseThrow();
-        assertEquals("a red fox", j0.request().prompt());
+        assertEquals("a red fox <lora:film:0.8>", j0.request().prompt(), "the prompt stays as written");
         assertEquals(List.of(new LoraWeight("film", 0.8)), j0.request().loras());
         assertEquals("blurry", g0.negativePrompt());
         assertEquals(100L, g0.seed());

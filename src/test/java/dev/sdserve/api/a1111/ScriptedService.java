@@ -69,7 +69,7 @@ class ScriptedService implements GenerationService {
         }
         // as admission does: the prompt's <lora:…> tags become LoRAs
         dev.sdserve.job.PromptLoras tags = dev.sdserve.job.PromptLoras.parse(r.prompt());
-        ResolvedRequest rr = new ResolvedRequest(tags.prompt(), r.negativePrompt() == null ? "" : r.negativePrompt(),
+        ResolvedRequest rr = new ResolvedRequest(r.prompt() == null ? "" : r.prompt(), r.negativePrompt() == null ? "" : r.negativePrompt(),
                 r.model() == null ? "embedded" : r.model(), dev.sdserve.job.PromptLoras.merge(r.loras(), tags.loras()), r.width() == null ? 16 : r.width(),
                 r.height() == null ? 16 : r.height(), steps, r.sampler() == null ? "euler_a" : r.sampler(),
                 r.guidance() == null ? 7.5 : r.guidance(), r.seed() == null ? 1234 : r.seed(),

@@ -24,6 +24,7 @@ class ConformanceTest {
         String last = lines[lines.length - 1];
         assertTrue(last.matches("conformance: \\d+ passed, 0 failed"), last);
         assertTrue(out.contains("fp16.unet.batch"), "fp16 file ran");
+        assertTrue(out.contains("prompt.pipe.image"), "prompt syntax cases ran (ext/golden-ext)");
         assertEquals(0, code);
     }
 }

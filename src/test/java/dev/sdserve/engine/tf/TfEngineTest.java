@@ -12,6 +12,11 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import dev.sdserve.engine.EncodeItem;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import java.util.ArrayList;
+import java.util.SplittableRandom;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -157,5 +162,69 @@ class TfEngineTest {
         assertTrue(diff > 0, "the timestep changes the output");
         assertThrows(IllegalArgumentException.class, () -> engine.denoise(new DenoiseBatch("tiny",
                 new LatentShape(4, 0, 16), List.of(new DenoiseItem(new float[0], 1, c, null, 1, null)))));
+    }
+
+
+    /** The texts of one schedule are encoded together: padded to one chunk count, emphasis means shared. */
+    @Test
+    void aGroupOfTextsSharesItsChunkCount() {
+        String longText = words(100);
+        List<String> group = List.of("a red house", longText, longText);
+        float[][] r = engine.encode("tiny", List.of(new EncodeItem("a red house", 1, List.of(), group),
+                new EncodeItem(longText, 1, List.of(), group), new EncodeItem("a red house"), new EncodeItem(longText)));
+        assertEquals(154 * 32, r[0].length); // padded to the group's two chunks
+        assertEquals(77 * 32, r[2].length);  // alone: one chunk
+        // no weights in the group: its first chunk is the text's own encoding, its second the empty prompt's
+        assertTrue(Conformance.err(java.util.Arrays.copyOf(r[0], 77 * 32), r[2]) < 1e-6);
+        float[] empty = engine.encode("tiny", List.of(new EncodeItem("")))[0];
+        assertTrue(Conformance.err(java.util.Arrays.copyOfRange(r[0], 77 * 32, 154 * 32), empty) < 1e-6);
+        assertTrue(Conformance.err(r[1], r[3]) < 1e-6);
+        // with a weight in the group, the shared mean changes the other text's chunk too (A1111's batch mean)
+        List<String> weighted = List.of("a red house", "a (blue:1.8) house");
+        float[] shared = engine.encode("tiny", List.of(new EncodeItem("a red house", 1, List.of(), weighted)))[0];
+        assertTrue(Conformance.err(shared, r[2]) > 1e-6);
+    }
+
+    // ---------------------------------------------------------------- long prompts in shared batches
+
+    static String words(int n) {
+        String[] w = {"red", "house", "tree", "river", "stone", "cloud", "light", "dark"};
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            sb.append(w[i % w.length]).append(i % 7 == 6 ? ", " : " ");
+        }
+        return sb.toString().strip();
+    }
+
+    /** Samples with 77-, 154- and 231-token contexts in one UNet batch give their solo results. */
+    @ParameterizedTest
+    @EnumSource(MixedContexts.Mode.class)
+    void mixedLengthsInOneBatchEqualTheirSoloRuns(MixedContexts.Mode mode) {
+        engine.mixedContexts(mode.name());
+        float[][] te = engine.encode("tiny", List.of(new EncodeItem("a (red:1.2) house"), new EncodeItem(words(100)),
+                new EncodeItem("a cat BREAK a dog BREAK a (bird:0.8)"), new EncodeItem("")));
+        assertEquals(77 * 32, te[0].length);
+        assertEquals(154 * 32, te[1].length);
+        assertEquals(231 * 32, te[2].length);
+        LatentShape shape = new LatentShape(4, 16, 16);
+        SplittableRandom rnd = new SplittableRandom(7);
+        List<DenoiseItem> items = new ArrayList<>();
+        float[][] pairs = {te[0], te[3], te[1], te[3], te[3], te[1], te[2], te[0], te[1], null};
+        for (int i = 0; i < pairs.length; i += 2) {
+            float[] x = new float[shape.size()];
+            for (int k = 0; k < x.length; k++) {
+                x[k] = (float) rnd.nextGaussian();
+            }
+            items.add(new DenoiseItem(x, 100 + 200 * i, pairs[i], pairs[i + 1], 7.5, null));
+        }
+        long calls0 = engine.stats().denoiseCalls.get();
+        float[][] together = engine.denoise(new DenoiseBatch("tiny", shape, items));
+        assertEquals(1, engine.stats().denoiseCalls.get() - calls0);
+        for (int i = 0; i < items.size(); i++) {
+            float[] solo = engine.denoise(new DenoiseBatch("tiny", shape, List.of(items.get(i))))[0];
+            double err = Conformance.err(together[i], solo);
+            assertTrue(err < 1e-4, mode + " item " + i + ": relative error " + err);
+        }
+        engine.mixedContexts(MixedContexts.DEFAULT.name());
     }
 }
