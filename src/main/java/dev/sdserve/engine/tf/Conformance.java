@@ -112,6 +112,7 @@ public final class Conformance {
                     double call = fp32 ? CALL_TOLERANCE : HALF_TOLERANCE;
                     double pipe = fp32 ? PIPELINE_TOLERANCE : HALF_TOLERANCE;
                     modelCases(g, engine, label, call, pipe);
+                    PreviewConformance.cases(dir, engine, label, this::safely);
                     if (fp32 && !loraFile.isEmpty()) {
                         loraCases(g, engine, label, TfEngine.LoraPath.MERGED);
                         loraCases(g, engine, label, TfEngine.LoraPath.LOW_RANK);
