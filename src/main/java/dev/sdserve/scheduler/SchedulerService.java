@@ -1179,7 +1179,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         String id = w.job.id();
         int total = w.totalEvals;
         if (!due) {
-            w.publisher.step(() -> new JobEvent.Step(id, index, total, null, null, stepMs));
+            w.publisher.step(new JobEvent.Step(id, index, total, java.util.List.of(), stepMs, false), null);
             return;
         }
         if (!w.previewSent) {
@@ -1189,7 +1189,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         float[] latent = w.states[0].latents().clone();
         LatentShape shape = w.shape;
         ResolvedRequest r = w.req;
-        w.publisher.step(() -> new JobEvent.Step(id, index, total,
+        w.publisher.step(new JobEvent.Step(id, index, total, java.util.List.of(), stepMs, true), () -> new JobEvent.Step(id, index, total,
                 Previews.encode(latent, shape, r.width(), r.height(), p.maxEdge(), p.format()), p.format(), stepMs));
     }
 
