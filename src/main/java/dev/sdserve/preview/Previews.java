@@ -1,6 +1,7 @@
 package dev.sdserve.preview;
 
 import dev.sdserve.engine.LatentShape;
+import dev.sdserve.engine.projection.LatentProjection;
 
 import javax.imageio.IIOImage;
 import javax.imageio.ImageIO;
@@ -17,7 +18,7 @@ import java.util.Locale;
 /**
  * Step previews without the VAE: a latent (the denoised estimate x̂0, or the noisy sample) through the model's
  * {@link LatentProjection}, bilinearly scaled so the longest edge is {@code maxEdge}, encoded as PNG or JPEG; or the
- * latent itself as float16 for clients that render it ({@link #latentF16}).
+ * latent itself ({@link LatentProjection#float16}) for clients that render it.
  */
 public final class Previews {
     private Previews() {
@@ -88,18 +89,6 @@ public final class Previews {
         float[] scaled = resize(rgb, shape.width(), shape.height(), size[0], size[1]);
         BufferedImage img = Png.toImage(scaled, size[0], size[1]);
         return write(img, format);
-    }
-
-    /**
-     * A latent as raw little-endian IEEE float16, channels × height × width (NCHW without the batch), round to
-     * nearest even; values beyond ±65504 become ±infinity.
-     */
-    public static byte[] latentF16(float[] latent) {
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(latent.length * 2).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-        for (float v : latent) {
-            b.putShort(dev.sdserve.model.Half.fromFloat(v));
-        }
-        return b.array();
     }
 
     static byte[] write(BufferedImage img, String format) {

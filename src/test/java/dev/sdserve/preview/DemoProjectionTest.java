@@ -6,6 +6,8 @@ import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.Engine;
 import dev.sdserve.engine.LatentShape;
+import dev.sdserve.engine.projection.LatentProjection;
+import dev.sdserve.engine.projection.ProjectionFitter;
 import dev.sdserve.sampler.SamplerState;
 import dev.sdserve.sampler.Samplers;
 import dev.sdserve.sampler.TorchGenerator;

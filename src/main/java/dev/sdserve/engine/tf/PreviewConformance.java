@@ -3,7 +3,7 @@ package dev.sdserve.engine.tf;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.LatentShape;
-import dev.sdserve.preview.LatentProjection;
+import dev.sdserve.engine.projection.LatentProjection;
 import dev.sdserve.sampler.PreviewCases;
 
 import java.io.IOException;

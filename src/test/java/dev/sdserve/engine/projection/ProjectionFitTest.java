@@ -1,4 +1,4 @@
-package dev.sdserve.preview;
+package dev.sdserve.engine.projection;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sdserve.engine.LatentShape;
@@ -56,6 +56,16 @@ class ProjectionFitTest {
         assertArrayEquals(B, p.bias(), 1e-5f);
         assertTrue(fit.meanAbs255(p) < 1e-3, "residual " + fit.meanAbs255(p));
         assertTrue(fit.meanAbs255(LatentProjection.SD1_CHEAP) > 10, "the SD 1.x factors are another map");
+    }
+
+    @Test
+    void latentPreviewFormatIsLittleEndianFloat16() {
+        byte[] b = LatentProjection.float16(new float[]{1f, -2f, 0.5f, 65504f, 1e6f, 0.1f});
+        int[] want = {0x3C00, 0xC000, 0x3800, 0x7BFF, 0x7C00, 0x2E66}; // IEEE binary16, round to nearest even
+        assertEquals(12, b.length);
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], (b[2 * i] & 0xFF) | (b[2 * i + 1] & 0xFF) << 8, "value " + i);
+        }
     }
 
     @Test

@@ -1,4 +1,4 @@
-package dev.sdserve.preview;
+package dev.sdserve.engine.projection;
 
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;

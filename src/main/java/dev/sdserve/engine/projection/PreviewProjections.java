@@ -1,4 +1,4 @@
-package dev.sdserve.preview;
+package dev.sdserve.engine.projection;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

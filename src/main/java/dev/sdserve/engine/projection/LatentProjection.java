@@ -1,4 +1,4 @@
-package dev.sdserve.preview;
+package dev.sdserve.engine.projection;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -105,6 +105,18 @@ public record LatentProjection(float[][] weights, float[] bias, String source) {
             }
         }
         return rgb;
+    }
+
+    /**
+     * A latent as raw little-endian IEEE float16 (binary16, round to nearest even; beyond ±65504 ±infinity), in its
+     * own order (channels × height × width): the "latent" preview format.
+     */
+    public static byte[] float16(float[] latent) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(latent.length * 2).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (float v : latent) {
+            b.putShort(dev.sdserve.model.Half.fromFloat(v));
+        }
+        return b.array();
     }
 
     /** {"weights": [[r, g, b] per channel], "bias": [r, g, b], "source": …} */
