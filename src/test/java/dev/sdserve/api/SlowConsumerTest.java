@@ -33,13 +33,19 @@ class SlowConsumerTest {
     static final long READ_PAUSE_MS = 60;
     static final ObjectMapper JSON = new ObjectMapper();
 
-    /** Indices 1 … n in order, with how many steps came without their preview. */
-    private static void assertEveryStep(List<Integer> indices, String transport) {
+    /** The result came; indices 1 … n in order; each step has its preview or says it was dropped, and some were. */
+    private static void assertReceived(String transport, boolean completed, List<Integer> indices, int withPreview,
+                                       int dropped) {
+        System.out.printf("slow %s consumer: %d steps, %d with a preview, %d previews dropped%n", transport,
+                indices.size(), withPreview, dropped);
+        assertTrue(completed, transport + ": the stream ends with the result");
         List<Integer> want = new ArrayList<>();
         for (int i = 1; i <= STEPS; i++) {
             want.add(i);
         }
         assertEquals(want, indices, transport + ": every step, in order");
+        assertEquals(STEPS, withPreview + dropped, transport + ": each step has its preview or says it was dropped");
+        assertTrue(dropped > 0, transport + ": the consumer was slow enough for previews to be dropped");
     }
 
     @Test
@@ -64,12 +70,7 @@ class SlowConsumerTest {
                 completed |= e.hasCompleted();
                 Thread.sleep(READ_PAUSE_MS);
             }
-            System.out.printf("slow gRPC consumer: %d steps, %d with a preview, %d previews dropped%n", indices.size(),
-                    withPreview, dropped);
-            assertTrue(completed, "the stream ends with the result");
-            assertEveryStep(indices, "gRPC");
-            assertEquals(STEPS, withPreview + dropped, "each step has its preview or says it was dropped");
-            assertTrue(dropped > 0, "the consumer was slow enough for previews to be dropped");
+            assertReceived("gRPC", completed, indices, withPreview, dropped);
         } finally {
             channel.shutdownNow();
         }
@@ -109,11 +110,6 @@ class SlowConsumerTest {
                 Thread.sleep(READ_PAUSE_MS);
             }
         }
-        System.out.printf("slow SSE consumer: %d steps, %d with a preview, %d previews dropped%n", indices.size(),
-                withPreview, dropped);
-        assertTrue(completed, "the stream ends with the result");
-        assertEveryStep(indices, "SSE");
-        assertEquals(STEPS, withPreview + dropped, "each step has its preview or says it was dropped");
-        assertTrue(dropped > 0, "the consumer was slow enough for previews to be dropped");
+        assertReceived("SSE", completed, indices, withPreview, dropped);
     }
 }
