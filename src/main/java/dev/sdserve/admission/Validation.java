@@ -179,15 +179,23 @@ public final class Validation {
         if (format.equals("jpg")) {
             format = "jpeg";
         }
-        if (!format.equals("png") && !format.equals("jpeg")) {
-            throw ServeException.invalid("preview.format", "must be png or jpeg, got '" + p.format() + "'");
+        if (!format.equals("png") && !format.equals("jpeg") && !format.equals(PreviewOptions.LATENT)) {
+            throw ServeException.invalid("preview.format", "must be png, jpeg or latent, got '" + p.format() + "'");
         }
         int edge = p.maxEdge() == 0 ? config.defaultPreviewMaxEdge : p.maxEdge();
         if (edge < config.minPreviewEdge || edge > config.maxPreviewEdge) {
             throw ServeException.invalid("preview.max_edge", "must be within " + config.minPreviewEdge + ".."
                     + config.maxPreviewEdge + " (0 = default), got " + edge);
         }
-        return new PreviewOptions(p.everySteps(), format, edge);
+        String content = p.content().trim().toLowerCase(Locale.ROOT);
+        if (!content.equals(PreviewOptions.DENOISED) && !content.equals(PreviewOptions.NOISY)) {
+            throw ServeException.invalid("preview.content", "must be denoised or noisy, got '" + p.content() + "'");
+        }
+        if (p.fullEvery() < 0 || p.fullEvery() > config.maxSteps) {
+            throw ServeException.invalid("preview.full_every", "must be within 0.." + config.maxSteps
+                    + " (0 = never), got " + p.fullEvery());
+        }
+        return new PreviewOptions(p.everySteps(), format, edge, content, p.fullEvery());
     }
 
     private static boolean blank(String s) {

@@ -20,7 +20,8 @@ import java.util.concurrent.TimeUnit;
 /** {@code generate}: one image from a prompt, in-process (or on a server with --server), with a progress bar. */
 public final class GenerateCommand implements CliCommand {
     static final Set<String> VALUED = Set.of("prompt", "negative", "model", "steps", "sampler", "guidance", "cfg",
-            "seed", "width", "height", "out", "lora", "images", "clip-skip", "server", "engine", "threads", "models-dir");
+            "seed", "width", "height", "out", "lora", "images", "clip-skip", "server", "engine", "threads", "models-dir",
+            "preview", "preview-full");
     static final Set<String> FLAGS = Set.of("help", "quiet");
 
     @Override
@@ -57,6 +58,7 @@ public final class GenerateCommand implements CliCommand {
               --threads N          TensorFlow threads (default: all cores)
               --models-dir DIR     where named models and LoRAs live (default models)
               --quiet              no progress bar
+            """ + PreviewFile.HELP + """
 
             sd-shapes draws what its prompt says in this grammar (sd-shapes recommends dpmpp_2m, 20 steps,
             guidance 5, 128×128; `models --server …` lists every model's recommendations):
@@ -117,10 +119,14 @@ public final class GenerateCommand implements CliCommand {
             }
             Mailbox mb = job.watch();
             Progress bar = new Progress(quiet ? null : System.err);
+            PreviewFile preview = PreviewFile.of(a);
             while (true) {
                 JobEvent e = mb.next().get(24, TimeUnit.HOURS);
                 if (e instanceof JobEvent.Step st) {
                     bar.step(st.index(), st.total());
+                    if (preview != null) {
+                        preview.write(st.preview());
+                    }
                 } else if (e instanceof JobEvent.Completed c) {
                     bar.done();
                     List<Path> written = write(c, a.get("out", "out.png"));
@@ -162,8 +168,9 @@ public final class GenerateCommand implements CliCommand {
         Double guidance = a.decimal("guidance", a.decimal("cfg", null));
         return new GenerationRequest(prompt, a.get("negative", ""), model, loras, a.integer("width", null),
                 a.integer("height", null), a.integer("steps", null), a.get("sampler", null), guidance, seedValue,
-                a.integer("clip-skip", null), a.integer("images", null), new PreviewOptions(0, "png", 0), null, null,
-                null, "cli", true);
+                a.integer("clip-skip", null), a.integer("images", null),
+                a.has("preview") ? new PreviewOptions(1, "png", 0, PreviewOptions.DENOISED, PreviewFile.fullEvery(a))
+                        : new PreviewOptions(0, "png", 0), null, null, null, "cli", true);
     }
 
     static List<Path> write(JobEvent.Completed c, String out) throws java.io.IOException {

@@ -5,6 +5,7 @@ import dev.sdserve.api.grpc.v1.GenerateEvent;
 import dev.sdserve.api.grpc.v1.GenerateRequest;
 import dev.sdserve.api.grpc.v1.GenerationGrpc;
 import dev.sdserve.api.grpc.v1.LoraRef;
+import dev.sdserve.api.grpc.v1.PreviewFormat;
 import dev.sdserve.api.grpc.v1.PreviewOptions;
 import dev.sdserve.api.grpc.v1.Step;
 import io.grpc.Context;
@@ -27,7 +28,8 @@ import java.util.Set;
 public final class RemoteGenerate {
     /** The options this class reads (GenerateCommand's parser must accept them). */
     public static final Set<String> VALUED = Set.of("server", "prompt", "negative-prompt", "negative", "model", "lora",
-            "width", "height", "steps", "sampler", "guidance", "cfg", "seed", "images", "clip-skip", "out");
+            "width", "height", "steps", "sampler", "guidance", "cfg", "seed", "images", "clip-skip", "out", "preview",
+            "preview-full");
     public static final Set<String> FLAGS = Set.of("help", "no-progress", "quiet");
 
     private RemoteGenerate() {
@@ -47,6 +49,7 @@ public final class RemoteGenerate {
         try (GrpcTarget target = new GrpcTarget(args.get("server", GrpcTarget.DEFAULT))) {
             Runtime.getRuntime().addShutdownHook(hook);
             ProgressBar bar = new ProgressBar(err, progress);
+            PreviewFile preview = PreviewFile.of(args);
             Completed done;
             try {
                 done = ctx.call(() -> {
@@ -57,7 +60,12 @@ public final class RemoteGenerate {
                         switch (e.getEventCase()) {
                             case QUEUED -> bar.queued(e.getQueued().getPosition(), e.getQueued().getEstimatedStartMs());
                             case STARTED -> bar.started();
-                            case STEP -> bar.step(e.getStep());
+                            case STEP -> {
+                                bar.step(e.getStep());
+                                if (preview != null) {
+                                    preview.write(e.getStep().getPreview().toByteArray());
+                                }
+                            }
                             case COMPLETED -> c = e.getCompleted();
                             default -> {
                             }
@@ -107,7 +115,10 @@ public final class RemoteGenerate {
             throw new IllegalArgumentException("a prompt is required: --prompt \"a lighthouse at dusk\"");
         }
         GenerateRequest.Builder b = GenerateRequest.newBuilder().setPrompt(prompt)
-                .setPreview(PreviewOptions.newBuilder().setOff(true));
+                .setPreview(a.has("preview")
+                        ? PreviewOptions.newBuilder().setEverySteps(1).setFormat(PreviewFormat.PREVIEW_FORMAT_PNG)
+                                .setFullEvery(PreviewFile.fullEvery(a))
+                        : PreviewOptions.newBuilder().setOff(true));
         String neg = a.get("negative-prompt", a.get("negative", null));
         if (neg != null) {
             b.setNegativePrompt(neg);

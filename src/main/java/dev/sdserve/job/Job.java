@@ -6,8 +6,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * A submitted generation: its resolved request, its public state, and its watchers. The scheduler publishes events;
- * any number of watchers subscribe, and a late joiner first gets the latest state (last Queued or Started, the
- * latest Step, the end). Publishing never blocks on a watcher.
+ * any number of watchers subscribe, and a late joiner first gets the state so far (the last Queued, Started, every
+ * step — the latest with its previews — and the end). Publishing never blocks on a watcher.
  */
 public final class Job {
     private final String id;
@@ -20,6 +20,8 @@ public final class Job {
     private JobEvent.Queued lastQueued;
     private JobEvent.Started started;
     private JobEvent.Step lastStep;
+    /** Every step so far without its previews, for watchers that join late (a few bytes a step). */
+    private final List<JobEvent.Step> earlierSteps = new ArrayList<>();
     private JobEvent terminal;
     private volatile boolean cancelRequested;
     private List<Runnable> endListeners; // guarded by this; null once run
@@ -110,6 +112,9 @@ public final class Job {
             } else if (e instanceof JobEvent.Started s) {
                 started = s;
             } else if (e instanceof JobEvent.Step s) {
+                if (lastStep != null) {
+                    earlierSteps.add(lastStep.withoutPreviews());
+                }
                 lastStep = s;
             } else if (e instanceof JobEvent.Completed) {
                 terminal = e;
@@ -140,7 +145,10 @@ public final class Job {
         }
     }
 
-    /** A new watcher, primed with the latest state. Close the mailbox to stop watching. */
+    /**
+     * A new watcher, primed with the latest state: the last Queued, Started, every step so far (the latest with its
+     * previews, earlier ones without), the end. Close the mailbox to stop watching.
+     */
     public Mailbox watch() {
         Mailbox m = new Mailbox();
         synchronized (this) {
@@ -151,6 +159,7 @@ public final class Job {
             if (started != null) {
                 replay.add(started);
             }
+            replay.addAll(earlierSteps);
             if (lastStep != null) {
                 replay.add(lastStep);
             }

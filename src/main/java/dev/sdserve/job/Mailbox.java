@@ -4,11 +4,26 @@ import java.util.ArrayDeque;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * One watcher's queue of events. The publisher never blocks: step events conflate (an undelivered step preview is
- * replaced by a newer one), every other event is kept until taken. The consumer pulls with {@link #next()}.
+ * One watcher's queue of events. The publisher never blocks, and nothing but preview payloads is ever dropped: every
+ * event is kept until taken, every step included, but at most one preview waits per watcher: when a step with a
+ * preview arrives while an older undelivered step still holds one, the older step goes on without it
+ * ({@link JobEvent.Step#previewDropped()}). So a lagging consumer still sees every step index in order, and the
+ * memory held is one preview plus a few bytes a step (a job has a bounded number of steps, and the service cancels
+ * a job whose watcher takes nothing for too long). The consumer pulls with {@link #next()}.
  */
 public final class Mailbox {
-    private final ArrayDeque<JobEvent> queue = new ArrayDeque<>();
+    /** A queued event; a step's slot is rewritten in place when its preview is dropped. */
+    private static final class Slot {
+        JobEvent event;
+
+        Slot(JobEvent event) {
+            this.event = event;
+        }
+    }
+
+    private final ArrayDeque<Slot> queue = new ArrayDeque<>();
+    /** The queued step that holds the undelivered preview, if any. */
+    private Slot withPreview;
     private CompletableFuture<JobEvent> waiting;
     private long oldestUndeliveredNanos = -1;
     private boolean closed;
@@ -25,16 +40,18 @@ public final class Mailbox {
                 w = waiting;
                 waiting = null;
             } else {
-                // Conflate steps, but never let a step without a preview replace one that carries a preview.
-                if (e instanceof JobEvent.Step s && !queue.isEmpty() && queue.peekLast() instanceof JobEvent.Step last
-                        && (last.preview() == null || s.preview() != null)) {
-                    queue.pollLast();
-                    conflated++;
+                Slot slot = new Slot(e);
+                if (e instanceof JobEvent.Step s && !s.previews().isEmpty()) {
+                    if (withPreview != null) {
+                        withPreview.event = ((JobEvent.Step) withPreview.event).withoutPreviews();
+                        conflated++;
+                    }
+                    withPreview = slot;
                 }
                 if (queue.isEmpty()) {
                     oldestUndeliveredNanos = System.nanoTime();
                 }
-                queue.addLast(e);
+                queue.addLast(slot);
                 return true;
             }
         }
@@ -44,10 +61,13 @@ public final class Mailbox {
 
     /** The next event: completes at once when one is queued, else when one arrives. */
     public synchronized CompletableFuture<JobEvent> next() {
-        JobEvent e = queue.pollFirst();
-        if (e != null) {
+        Slot s = queue.pollFirst();
+        if (s != null) {
+            if (s == withPreview) {
+                withPreview = null;
+            }
             oldestUndeliveredNanos = queue.isEmpty() ? -1 : System.nanoTime();
-            return CompletableFuture.completedFuture(e);
+            return CompletableFuture.completedFuture(s.event);
         }
         if (waiting == null) {
             waiting = new CompletableFuture<>();
@@ -60,11 +80,20 @@ public final class Mailbox {
         return oldestUndeliveredNanos < 0 ? 0 : nowNanos - oldestUndeliveredNanos;
     }
 
+    /** The queued events, oldest first, without taking them. */
+    synchronized java.util.List<JobEvent> snapshot() {
+        java.util.List<JobEvent> out = new java.util.ArrayList<>(queue.size());
+        for (Slot s : queue) {
+            out.add(s.event);
+        }
+        return out;
+    }
+
     public synchronized int queued() {
         return queue.size();
     }
 
-    /** Step events replaced before their consumer took them. */
+    /** Previews dropped (their steps delivered without them) because a newer one arrived before the consumer took them. */
     public synchronized long conflated() {
         return conflated;
     }

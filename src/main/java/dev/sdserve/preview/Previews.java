@@ -1,6 +1,7 @@
 package dev.sdserve.preview;
 
 import dev.sdserve.engine.LatentShape;
+import dev.sdserve.engine.projection.LatentProjection;
 
 import javax.imageio.IIOImage;
 import javax.imageio.ImageIO;
@@ -15,43 +16,17 @@ import java.util.Iterator;
 import java.util.Locale;
 
 /**
- * Cheap step previews straight from the latent, without the VAE: a linear projection of the 4 SD 1.x latent
- * channels to RGB (the widely published "latent RGB factors"), bilinearly scaled so the longest edge is
- * {@code maxEdge}, encoded as PNG or JPEG.
+ * Step previews without the VAE: a latent (the denoised estimate x̂0, or the noisy sample) through the model's
+ * {@link LatentProjection}, bilinearly scaled so the longest edge is {@code maxEdge}, encoded as PNG or JPEG; or the
+ * latent itself ({@link LatentProjection#float16}) for clients that render it.
  */
 public final class Previews {
-    /** Rows: latent channel 0..3; columns: R, G, B. */
-    public static final float[][] SD1_FACTORS = {
-            {0.298f, 0.207f, 0.208f},
-            {0.187f, 0.286f, 0.173f},
-            {-0.158f, 0.189f, 0.264f},
-            {-0.184f, -0.271f, -0.473f},
-    };
-
     private Previews() {
     }
 
-    /**
-     * Projects a latent (CHW) to an RGB image at latent resolution, HWC in [0, 1]: {@code rgb = zᵀ·F}, mapped from
-     * [-1, 1] to [0, 1] and clamped. Channels beyond 4 are ignored; fewer use the first rows of the matrix.
-     */
+    /** The latent through the SD 1.x fallback projection ({@link LatentProjection#SD1_CHEAP}), HWC in [0, 1]. */
     public static float[] latentToRgb(float[] latent, LatentShape shape) {
-        int h = shape.height();
-        int w = shape.width();
-        int plane = h * w;
-        int ch = Math.min(shape.channels(), SD1_FACTORS.length);
-        float[] rgb = new float[plane * 3];
-        for (int p = 0; p < plane; p++) {
-            for (int c = 0; c < 3; c++) {
-                float v = 0;
-                for (int k = 0; k < ch; k++) {
-                    v += latent[k * plane + p] * SD1_FACTORS[k][c];
-                }
-                float u = (v + 1f) / 2f;
-                rgb[p * 3 + c] = u < 0 ? 0 : u > 1 ? 1 : u;
-            }
-        }
-        return rgb;
+        return LatentProjection.SD1_CHEAP.toRgb(latent, shape);
     }
 
     /** Preview size: the longest edge becomes {@code maxEdge} (aspect kept, at least 1 pixel). */
@@ -91,17 +66,24 @@ public final class Previews {
         return out;
     }
 
+    /** An encoded preview of a latent through the SD 1.x fallback projection. */
+    public static byte[] encode(float[] latent, LatentShape shape, int imageWidth, int imageHeight, int maxEdge,
+                                String format) {
+        return encode(latent, shape, LatentProjection.SD1_CHEAP, imageWidth, imageHeight, maxEdge, format);
+    }
+
     /**
      * An encoded preview of a latent.
      *
+     * @param projection  the model's latent → RGB map
      * @param imageWidth  the request's image width (the preview keeps its aspect)
      * @param imageHeight the request's image height
      * @param maxEdge     longest edge of the preview in pixels (≤ 0: latent resolution)
      * @param format      "png" or "jpeg"
      */
-    public static byte[] encode(float[] latent, LatentShape shape, int imageWidth, int imageHeight, int maxEdge,
-                                String format) {
-        float[] rgb = latentToRgb(latent, shape);
+    public static byte[] encode(float[] latent, LatentShape shape, LatentProjection projection, int imageWidth,
+                                int imageHeight, int maxEdge, String format) {
+        float[] rgb = projection.toRgb(latent, shape);
         int[] size = maxEdge <= 0 ? new int[]{shape.width(), shape.height()}
                 : previewSize(imageWidth, imageHeight, Math.min(maxEdge, Math.max(imageWidth, imageHeight)));
         float[] scaled = resize(rgb, shape.width(), shape.height(), size[0], size[1]);

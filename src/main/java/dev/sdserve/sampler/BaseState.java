@@ -12,6 +12,9 @@ abstract class BaseState implements SamplerState {
     /** The current sample x (double precision), in the scheduler's own parameterisation. */
     final double[] x;
     private final float[] input;
+    /** x̂0 of evaluation {@link #denoisedAt} (float32, as the golden sets compute it). */
+    private final float[] denoised;
+    private int denoisedAt = -1;
     int k;
 
     BaseState(DiffusersSampler sampler, SamplingPlan plan, float[] initialNoise) {
@@ -25,6 +28,7 @@ abstract class BaseState implements SamplerState {
             x[i] = (float) (initialNoise[i] * s);
         }
         this.input = new float[size];
+        this.denoised = new float[size];
     }
 
     @Override
@@ -48,6 +52,45 @@ abstract class BaseState implements SamplerState {
         return plan.timestep(k);
     }
 
+    @Override
+    public final double sigma() {
+        checkNotDone();
+        return evalSigma(k);
+    }
+
+    /**
+     * σ of evaluation i: the plan's sigma, or, for the samplers without sigmas (DDIM, PLMS), √((1 − ᾱ_t)/ᾱ_t) of
+     * its timestep (in float64, then rounded to float32, as the golden sets have it).
+     */
+    double evalSigma(int i) {
+        if (plan.hasSigmas()) {
+            return plan.sigma(i);
+        }
+        double ac = sampler.schedule.alphasCumprod[(int) plan.timestep(i)];
+        return (float) Math.sqrt((1 - ac) / ac);
+    }
+
+    @Override
+    public final float[] denoised() {
+        return denoisedAt < 0 ? null : denoised.clone();
+    }
+
+    @Override
+    public final int denoisedEvaluation() {
+        return denoisedAt;
+    }
+
+    /**
+     * x̂0 of one element from the UNet input {@code in} and the model output {@code out} at noise level σ, in the
+     * model's prediction type. Every sampler's UNet input is the variance-preserving sample α·x_σ with
+     * α = 1/√(σ²+1) (the sigma samplers scale their x_σ by c_in = α; the timestep samplers hold the VP sample), so one
+     * formula serves all: epsilon: x̂0 = in/α − σ·ε; v: x̂0 = α·in − σα·v.
+     */
+    static double denoisedOf(double in, double out, double sigma, boolean v) {
+        double a = 1.0 / Math.sqrt(sigma * sigma + 1.0);
+        return v ? a * in - sigma * a * out : in / a - sigma * out;
+    }
+
     /** The model input scale c_in of evaluation {@link #k} (1 except for the sigma-based samplers). */
     double inputScale() {
         return 1.0;
@@ -69,6 +112,13 @@ abstract class BaseState implements SamplerState {
         if (eps == null || eps.length != size) {
             throw new IllegalArgumentException("model output has " + (eps == null ? "no" : eps.length) + " floats, the latent has " + size);
         }
+        double c = inputScale();
+        double sigma = evalSigma(k);
+        boolean v = cfg.vPrediction();
+        for (int i = 0; i < size; i++) {
+            denoised[i] = (float) denoisedOf((float) (x[i] * c), eps[i], sigma, v);
+        }
+        denoisedAt = k;
         step(eps);
         k++;
     }

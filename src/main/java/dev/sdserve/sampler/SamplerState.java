@@ -53,4 +53,24 @@ public interface SamplerState {
 
     /** The current latent sample (for previews and, when done, decoding); a new array on every call. */
     float[] latents();
+
+    /**
+     * Noise level σ of the next evaluation, in the variance-exploding convention shared by every sampler (the
+     * plan's sigma, or √((1 − ᾱ_t)/ᾱ_t) for DDIM and PLMS, which work on timesteps).
+     *
+     * @throws IllegalStateException when {@link #done()}
+     */
+    double sigma();
+
+    /**
+     * The model's estimate of the clean latent x̂0 at its latest evaluation: x̂0 = x·√(σ²+1) − σ·ε for an epsilon
+     * model (x the latent given to the UNet, ε the guided output, σ that evaluation's {@link #sigma()}), the
+     * equivalent α·x − σα·v for a v-prediction model (α = 1/√(σ²+1)). This is what previews show (it holds the
+     * composition from the first steps, where the sample itself is mostly noise). A new array on every call, or
+     * null before the first {@link #advance}.
+     */
+    float[] denoised();
+
+    /** The evaluation {@link #denoised()} belongs to (from 0), or −1 before the first {@link #advance}. */
+    int denoisedEvaluation();
 }

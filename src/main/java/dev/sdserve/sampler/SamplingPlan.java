@@ -41,6 +41,11 @@ public record SamplingPlan(double[] timesteps, double[] sigmas, double initNoise
         return sigmas[i];
     }
 
+    /** Whether the plan has sigmas (every family but DDIM and PLMS). */
+    boolean hasSigmas() {
+        return sigmas.length > 0;
+    }
+
     @Override
     public String toString() {
         return "SamplingPlan[timesteps=" + Arrays.toString(timesteps) + ", sigmas=" + Arrays.toString(sigmas)

@@ -13,19 +13,31 @@ import java.util.logging.Logger;
 
 /**
  * Publishes one job's events in order, off the scheduler thread: rendering (preview images, PNG results) happens
- * on the executor, so the scheduler never waits for image encoding. Step events conflate at the source: a step
- * not yet rendered is replaced by a newer one, so a backlog never grows (watchers' mailboxes conflate again).
+ * on the executor, so the scheduler never waits for image encoding. Previews conflate at the source: when a newer
+ * step arrives before a step's preview was rendered, that step is published without it (previewDropped), so no
+ * step is ever lost and rendering never falls behind by more than one preview (watchers' mailboxes conflate
+ * previews again).
  */
 final class JobPublisher {
     private static final Logger LOG = Logger.getLogger(JobPublisher.class.getName());
 
-    private record Item(Supplier<JobEvent> render, boolean step) {
+    /** A pending event; a step's render is dropped (its bare form published) when a newer step arrives first. */
+    private static final class Item {
+        Supplier<JobEvent> render;
+        final JobEvent.Step bare;
+
+        Item(Supplier<JobEvent> render, JobEvent.Step bare) {
+            this.render = render;
+            this.bare = bare;
+        }
     }
 
     private final Job job;
     private final Executor executor;
     private final ArrayDeque<Item> pending = new ArrayDeque<>();
     private boolean scheduled;
+    /** The pending step whose preview may still be rendered (the newest step, if not taken yet). */
+    private Item renderable;
     private long conflated;
 
     JobPublisher(Job job, Executor executor) {
@@ -33,16 +45,20 @@ final class JobPublisher {
         this.executor = executor;
     }
 
-    void step(Supplier<JobEvent> render) {
-        enqueue(new Item(render, true));
+    /**
+     * A step: {@code bare} is the step without previews (marked previewDropped when {@code render} would have added
+     * one), published instead of {@code render}'s result if a newer step arrives before rendering started.
+     */
+    void step(JobEvent.Step bare, Supplier<JobEvent> render) {
+        enqueue(new Item(render != null ? render : () -> bare, bare));
     }
 
     void event(JobEvent e) {
-        enqueue(new Item(() -> e, false));
+        enqueue(new Item(() -> e, null));
     }
 
     void event(Supplier<JobEvent> render) {
-        enqueue(new Item(render, false));
+        enqueue(new Item(render, null));
     }
 
     synchronized long conflated() {
@@ -51,9 +67,13 @@ final class JobPublisher {
 
     private void enqueue(Item item) {
         synchronized (this) {
-            if (item.step && !pending.isEmpty() && pending.peekLast().step) {
-                pending.pollLast();
-                conflated++;
+            if (item.bare != null) {
+                if (renderable != null) { // still pending: published bare
+                    JobEvent.Step b = renderable.bare;
+                    renderable.render = () -> b;
+                    conflated += b.previewDropped() ? 1 : 0;
+                }
+                renderable = item;
             }
             pending.addLast(item);
             if (scheduled) {
@@ -73,14 +93,18 @@ final class JobPublisher {
                     scheduled = false;
                     return;
                 }
+                if (item == renderable) {
+                    renderable = null;
+                }
             }
             JobEvent e;
             try {
                 e = item.render.get();
             } catch (RuntimeException ex) {
                 LOG.log(Level.WARNING, "rendering an event of job " + job.id() + " failed", ex);
-                if (item.step) {
-                    continue; // a lost preview is not worth failing the job
+                if (item.bare != null) {
+                    job.publish(item.bare); // a lost preview is not worth failing the job, or losing the step
+                    continue;
                 }
                 e = new JobEvent.Ended(job.id(), JobState.FAILED,
                         new ServeException(ServeException.Code.INTERNAL, "rendering the result failed: " + ex));

@@ -78,7 +78,7 @@ final class Publisher {
         String id = w.job.id();
         int total = w.totalEvals;
         if (!due) {
-            w.publisher.step(() -> new JobEvent.Step(id, index, total, null, null, stepMs));
+            w.publisher.step(new JobEvent.Step(id, index, total, java.util.List.of(), stepMs, false), null);
             return;
         }
         if (!w.previewSent) {
@@ -88,7 +88,7 @@ final class Publisher {
         float[] latent = w.states[0].latents().clone();
         LatentShape shape = w.shape;
         ResolvedRequest r = w.req;
-        w.publisher.step(() -> new JobEvent.Step(id, index, total,
+        w.publisher.step(new JobEvent.Step(id, index, total, java.util.List.of(), stepMs, true), () -> new JobEvent.Step(id, index, total,
                 Previews.encode(latent, shape, r.width(), r.height(), p.maxEdge(), p.format()), p.format(), stepMs));
     }
 

@@ -75,6 +75,9 @@ class ValidationTest {
         assertEquals("acme", r.tenant());
         assertTrue(r.bestEffort());
         assertEquals(PreviewOptions.OFF, v.resolve(base().withPreview(new PreviewOptions(0, null, 0)), NOW).preview());
+        assertEquals(new PreviewOptions(2, "latent", 256, "noisy", 5),
+                v.resolve(base().withPreview(new PreviewOptions(2, "LATENT", 0, " Noisy", 5)), NOW).preview());
+        assertEquals("denoised", v.resolve(base().withPreview(new PreviewOptions(2, "png", 0, null, 0)), NOW).preview().content());
     }
 
     @Test
@@ -90,7 +93,9 @@ class ValidationTest {
         refused(r -> r.withSeed(-1L), "seed", "0..4294967295");
         refused(r -> r.withSeed(1L << 32), "seed", "0..4294967295");
         refused(r -> r.withSampler("warp_drive"), "sampler", "warp_drive", "euler_a");
-        refused(r -> r.withPreview(new PreviewOptions(1, "gif", 0)), "preview.format", "png or jpeg");
+        refused(r -> r.withPreview(new PreviewOptions(1, "gif", 0)), "preview.format", "png, jpeg or latent");
+        refused(r -> r.withPreview(new PreviewOptions(1, "png", 0, "blurry", 0)), "preview.content", "denoised or noisy");
+        refused(r -> r.withPreview(new PreviewOptions(1, "png", 0, "noisy", -2)), "preview.full_every", "0..150");
         refused(r -> r.withPreview(new PreviewOptions(1, "png", 8)), "preview.max_edge", "16..1024");
         refused(r -> r.withPreview(new PreviewOptions(-1, "png", 0)), "preview.every_steps", "0..150");
         refused(r -> new GenerationRequest("x".repeat(4001), null, null, null, null, null, null, null, null, null, null,

@@ -41,17 +41,13 @@ class GrpcApiTest {
         assertEquals(GenerateEvent.EventCase.STARTED, kinds.get(1), kinds.toString());
         assertEquals(GenerateEvent.EventCase.COMPLETED, kinds.get(kinds.size() - 1));
         List<Step> steps = events.stream().filter(GenerateEvent::hasStep).map(GenerateEvent::getStep).toList();
-        // Steps may conflate when the consumer lags (latest wins), but they come in order, end at the last step,
-        // and previews come exactly at the requested interval.
-        assertFalse(steps.isEmpty());
-        int previous = 0;
+        // Every step comes, in order; previews exactly at the requested interval (or, for a lagging consumer,
+        // marked dropped: only preview payloads conflate).
+        assertEquals(List.of(1, 2, 3, 4, 5, 6), steps.stream().map(Step::getIndex).toList());
         for (Step s : steps) {
-            assertTrue(s.getIndex() > previous, "increasing step index");
-            previous = s.getIndex();
             assertEquals(6, s.getTotal());
-            assertEquals(s.getIndex() % 2 == 0, !s.getPreview().isEmpty(), "preview at step " + s.getIndex());
+            assertEquals(s.getIndex() % 2 == 0, !s.getPreview().isEmpty() || s.getPreviewDropped(), "preview at step " + s.getIndex());
         }
-        assertEquals(6, previous, "the last step is delivered");
         assertTrue(steps.stream().filter(s -> !s.getPreview().isEmpty()).count() >= 1);
         Completed c = events.get(events.size() - 1).getCompleted();
         assertEquals(1, c.getImagesCount());

@@ -76,6 +76,21 @@ class RemoteCliTest {
     }
 
     @Test
+    void previewFileShowsThePictureFormingOnTheServer() throws Exception {
+        Path file = tmp.resolve("out.png");
+        Path preview = tmp.resolve("live.png");
+        Run r = generate("--server", server(), "--prompt", "a preview file", "--steps", "4", "--seed", "5",
+                "--width", "64", "--height", "64", "--out", file.toString(), "--preview", preview.toString());
+        assertEquals(0, r.code(), r.err());
+        BufferedImage p = ImageIO.read(preview.toFile());
+        assertNotNull(p, "the last step's preview is a PNG");
+        assertEquals(64, p.getWidth());
+        try (var files = Files.list(tmp)) {
+            assertEquals(0, files.filter(f -> f.getFileName().toString().endsWith(".tmp")).count(), "no temporary files left");
+        }
+    }
+
+    @Test
     void severalImagesGetNumberedFiles() throws Exception {
         Path file = tmp.resolve("batch.png");
         Run r = generate("--server", server(), "a castle", "--steps", "2", "--seed", "100", "--images", "2",

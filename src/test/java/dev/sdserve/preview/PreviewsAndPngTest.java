@@ -77,6 +77,20 @@ class PreviewsAndPngTest {
     }
 
     @Test
+    void previewUsesTheGivenProjection() throws Exception {
+        LatentShape s = new LatentShape(4, 2, 2);
+        float[] z = new float[s.size()];
+        java.util.Arrays.fill(z, 0, 4, 1f); // channel 0 = 1 everywhere
+        float[][] w = {{0f, 0.5f, 0f}, {0f, 0f, 0f}, {0f, 0f, 0f}, {0f, 0f, 0f}};
+        var red = new dev.sdserve.engine.projection.LatentProjection(w, new float[]{1f, 0f, 0.25f}, "fitted");
+        BufferedImage img = ImageIO.read(new ByteArrayInputStream(Previews.encode(z, s, red, 16, 16, 16, "png")));
+        int rgb = img.getRGB(8, 8);
+        assertEquals(255, rgb >> 16 & 0xFF);
+        assertEquals(128, rgb >> 8 & 0xFF);
+        assertEquals(64, rgb & 0xFF);
+    }
+
+    @Test
     void previewIsScaledToMaxEdgeKeepingAspect() throws Exception {
         LatentShape s = new LatentShape(4, 8, 12); // image 96 x 64
         float[] z = new float[s.size()];

@@ -23,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.*;
 class ServiceBehaviourTest {
 
     @Test
-    void slowConsumerConflatesPreviewsAndNeverStallsTheBatch() {
+    void slowConsumerConflatesPreviewsKeepsEveryStepAndNeverStallsTheBatch() {
         Harness h = new Harness();
         h.config.stalledWatcherMillis = 0; // this test is about conflation only
         SchedulerService s = h.build();
@@ -42,15 +42,20 @@ class ServiceBehaviourTest {
         assertEquals(12, fastSteps);
         assertEquals(12, h.engine.stats().denoiseCalls.get(), "both jobs shared every step: nobody waited");
         List<JobEvent> got = Harness.drain(lazy);
-        // Queued, Started, the latest step only, Completed.
-        assertEquals(4, got.size(), got.toString());
-        JobEvent.Step last = assertInstanceOf(JobEvent.Step.class, got.get(2));
+        // Queued, Started, every step (only the latest keeps its preview), Completed.
+        assertEquals(15, got.size(), got.toString());
+        for (int i = 1; i <= 12; i++) {
+            JobEvent.Step st = assertInstanceOf(JobEvent.Step.class, got.get(i + 1));
+            assertEquals(i, st.index());
+            assertEquals(i < 12, st.previewDropped(), "step " + i);
+        }
+        JobEvent.Step last = assertInstanceOf(JobEvent.Step.class, got.get(13));
         assertEquals(12, last.index());
         assertNotNull(last.preview());
         assertEquals("jpeg", last.previewFormat());
         assertEquals(0xFF, last.preview()[0] & 0xFF, "JPEG magic");
         assertEquals(0xD8, last.preview()[1] & 0xFF);
-        assertInstanceOf(JobEvent.Completed.class, got.get(3));
+        assertInstanceOf(JobEvent.Completed.class, got.get(14));
         assertTrue(lazy.conflated() >= 10, "conflated " + lazy.conflated());
     }
 

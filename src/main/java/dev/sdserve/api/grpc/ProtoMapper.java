@@ -46,9 +46,15 @@ public final class ProtoMapper {
             } else {
                 preview = new dev.sdserve.job.PreviewOptions(
                         po.getEverySteps() == 0 ? Math.max(1, defaultPreview.everySteps()) : po.getEverySteps(),
-                        po.getFormat() == PreviewFormat.PREVIEW_FORMAT_JPEG ? "jpeg"
-                                : po.getFormat() == PreviewFormat.PREVIEW_FORMAT_PNG ? "png" : defaultPreview.format(),
-                        po.getMaxEdge() == 0 ? defaultPreview.maxEdge() : po.getMaxEdge());
+                        po.getFormat() == PreviewFormat.PREVIEW_FORMAT_UNSPECIFIED ? defaultPreview.format()
+                                : format(po.getFormat()),
+                        po.getMaxEdge() == 0 ? defaultPreview.maxEdge() : po.getMaxEdge(),
+                        switch (po.getContent()) {
+                            case PREVIEW_CONTENT_NOISY -> dev.sdserve.job.PreviewOptions.NOISY;
+                            case PREVIEW_CONTENT_DENOISED -> dev.sdserve.job.PreviewOptions.DENOISED;
+                            default -> defaultPreview.content();
+                        },
+                        po.getFullEvery() == 0 ? defaultPreview.fullEvery() : po.getFullEvery());
             }
         }
         // Boxed on both sides: a long/Long conditional would unbox a null gRPC deadline (NPE).
@@ -105,6 +111,22 @@ public final class ProtoMapper {
         return b.build();
     }
 
+    static PreviewFormat format(String f) {
+        return switch (f == null ? "png" : f) {
+            case "jpeg", "jpg" -> PreviewFormat.PREVIEW_FORMAT_JPEG;
+            case dev.sdserve.job.PreviewOptions.LATENT -> PreviewFormat.PREVIEW_FORMAT_LATENT;
+            default -> PreviewFormat.PREVIEW_FORMAT_PNG;
+        };
+    }
+
+    static String format(PreviewFormat f) {
+        return switch (f) {
+            case PREVIEW_FORMAT_JPEG -> "jpeg";
+            case PREVIEW_FORMAT_LATENT -> dev.sdserve.job.PreviewOptions.LATENT;
+            default -> "png";
+        };
+    }
+
     public static GenerateEvent event(JobEvent e) {
         GenerateEvent.Builder b = GenerateEvent.newBuilder().setJobId(e.jobId());
         if (e instanceof JobEvent.Queued q) {
@@ -112,10 +134,33 @@ public final class ProtoMapper {
         } else if (e instanceof JobEvent.Started s) {
             b.setStarted(Started.newBuilder().setStartedAtMs(s.startedAtMillis()));
         } else if (e instanceof JobEvent.Step s) {
-            Step.Builder sb = Step.newBuilder().setIndex(s.index()).setTotal(s.total()).setStepMs(s.stepMillis());
-            if (s.preview() != null) {
-                sb.setPreview(ByteString.copyFrom(s.preview()))
-                        .setPreviewFormat("jpeg".equals(s.previewFormat()) ? PreviewFormat.PREVIEW_FORMAT_JPEG : PreviewFormat.PREVIEW_FORMAT_PNG);
+            Step.Builder sb = Step.newBuilder().setIndex(s.index()).setTotal(s.total()).setStepMs(s.stepMillis())
+                    .setPreviewDropped(s.previewDropped());
+            for (JobEvent.Preview p : s.previews()) {
+                ByteString data = ByteString.copyFrom(p.data());
+                PreviewContent content = dev.sdserve.job.PreviewOptions.NOISY.equals(p.content())
+                        ? PreviewContent.PREVIEW_CONTENT_NOISY : PreviewContent.PREVIEW_CONTENT_DENOISED;
+                if (sb.getPreview().isEmpty()) {
+                    sb.setPreview(data).setPreviewFormat(format(p.format())).setPreviewImage(p.image())
+                            .setPreviewContent(content).setPreviewFull(p.full());
+                } else {
+                    sb.addMorePreviews(Preview.newBuilder().setImage(p.image()).setData(data).setFormat(format(p.format()))
+                            .setContent(content).setFull(p.full()));
+                }
+                if (p.latent() != null && !sb.hasLatent()) {
+                    JobEvent.LatentInfo li = p.latent();
+                    LatentInfo.Builder lb = LatentInfo.newBuilder().setChannels(li.channels()).setHeight(li.height())
+                            .setWidth(li.width()).setProjection(li.projectionSource());
+                    for (float[] row : li.weights()) {
+                        for (float v : row) {
+                            lb.addWeights(v);
+                        }
+                    }
+                    for (float v : li.bias()) {
+                        lb.addBias(v);
+                    }
+                    sb.setLatent(lb);
+                }
             }
             b.setStep(sb);
         } else if (e instanceof JobEvent.Completed c) {

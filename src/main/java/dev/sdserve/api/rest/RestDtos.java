@@ -17,7 +17,19 @@ public final class RestDtos {
     }
 
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
-    public record PreviewJson(Boolean off, Integer everySteps, String format, Integer maxEdge) {
+    public record PreviewJson(Boolean off, Integer everySteps, String format, Integer maxEdge, String content,
+                              Integer fullEvery) {
+    }
+
+    /** Another image's preview of a step: {@code data} is base64 (PNG, JPEG, or little-endian float16 for "latent"). */
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    public record StepPreviewJson(int image, String data, String format, String content, boolean full) {
+    }
+
+    /** How to render a latent preview (format "latent"): rgb[r] = clamp(bias[r] + Σ_c latent[c]·weights[c][r], 0, 1). */
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    public record LatentJson(List<Integer> shape, String dtype, String byteOrder, float[][] weights, float[] bias,
+                             String projection) {
     }
 
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
@@ -54,6 +66,7 @@ public final class RestDtos {
     public record EventJson(String type, String jobId, Integer position, Long estimatedStartMs, Long startedAtMs,
                             Integer index, Integer total, String preview, String previewFormat, Double stepMs,
                             List<Long> seeds, Map<String, Double> timingsMs, String state, String error,
-                            String imageUrl) {
+                            String imageUrl, Boolean previewDropped, Integer previewImage, String previewContent,
+                            Boolean previewFull, List<StepPreviewJson> morePreviews, LatentJson latent) {
     }
 }

@@ -45,7 +45,9 @@ public final class RestMapper {
             } else {
                 preview = new PreviewOptions(p.everySteps() == null ? Math.max(1, defaultPreview.everySteps()) : p.everySteps(),
                         p.format() == null ? defaultPreview.format() : p.format().toLowerCase(Locale.ROOT),
-                        p.maxEdge() == null ? defaultPreview.maxEdge() : p.maxEdge());
+                        p.maxEdge() == null ? defaultPreview.maxEdge() : p.maxEdge(),
+                        p.content() == null ? defaultPreview.content() : p.content().toLowerCase(Locale.ROOT),
+                        p.fullEvery() == null ? defaultPreview.fullEvery() : p.fullEvery());
             }
         }
         SloClass slo = null;
@@ -94,24 +96,43 @@ public final class RestMapper {
     public static EventJson event(JobEvent e, String base) {
         if (e instanceof JobEvent.Queued q) {
             return new EventJson("queued", q.jobId(), q.position(), q.estimatedStartMillis(), null, null, null, null,
-                    null, null, null, null, null, null, null);
+                    null, null, null, null, null, null, null, null, null, null, null, null, null);
         }
         if (e instanceof JobEvent.Started s) {
             return new EventJson("started", s.jobId(), null, null, s.startedAtMillis(), null, null, null, null, null,
-                    null, null, null, null, null);
+                    null, null, null, null, null, null, null, null, null, null, null);
         }
         if (e instanceof JobEvent.Step s) {
+            List<StepPreviewJson> more = new ArrayList<>();
+            LatentJson latent = null;
+            for (JobEvent.Preview p : s.previews()) {
+                if (p != s.previews().get(0)) {
+                    more.add(new StepPreviewJson(p.image(), Base64.getEncoder().encodeToString(p.data()), p.format(),
+                            p.content(), p.full()));
+                }
+                if (latent == null && p.latent() != null) {
+                    JobEvent.LatentInfo li = p.latent();
+                    latent = new LatentJson(List.of(li.channels(), li.height(), li.width()), "float16", "little",
+                            li.weights(), li.bias(), li.projectionSource());
+                }
+            }
+            JobEvent.Preview first = s.previews().isEmpty() ? null : s.previews().get(0);
             return new EventJson("step", s.jobId(), null, null, null, s.index(), s.total(),
-                    s.preview() == null ? null : Base64.getEncoder().encodeToString(s.preview()),
-                    s.preview() == null ? null : s.previewFormat(), s.stepMillis(), null, null, null, null, null);
+                    first == null ? null : Base64.getEncoder().encodeToString(first.data()),
+                    first == null ? null : first.format(), s.stepMillis(), null, null, null, null, null,
+                    s.previewDropped() ? Boolean.TRUE : null, first == null ? null : first.image(),
+                    first == null ? null : first.content(), first == null ? null : first.full(),
+                    more.isEmpty() ? null : more, latent);
         }
         if (e instanceof JobEvent.Completed c) {
             return new EventJson("completed", c.jobId(), null, null, null, null, null, null, null, null, c.seeds(),
-                    c.timingsMillis(), "completed", null, base + c.jobId() + "/image");
+                    c.timingsMillis(), "completed", null, base + c.jobId() + "/image", null, null, null, null, null,
+                    null);
         }
         JobEvent.Ended end = (JobEvent.Ended) e;
         return new EventJson("ended", end.jobId(), null, null, null, null, null, null, null, null, null, null,
-                end.state().name().toLowerCase(Locale.ROOT), end.error() == null ? null : end.error().getMessage(), null);
+                end.state().name().toLowerCase(Locale.ROOT), end.error() == null ? null : end.error().getMessage(), null,
+                null, null, null, null, null, null);
     }
 
     public static ErrorEnvelope error(ServeException e) {

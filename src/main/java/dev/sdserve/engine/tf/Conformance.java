@@ -115,6 +115,7 @@ public final class Conformance {
                     if (fp32) {
                         PromptConformance.run(g, engine, label, this::safely);
                     }
+                    PreviewConformance.cases(dir, engine, label, this::safely);
                     if (fp32 && !loraFile.isEmpty()) {
                         loraCases(g, engine, label, TfEngine.LoraPath.MERGED);
                         loraCases(g, engine, label, TfEngine.LoraPath.LOW_RANK);

@@ -1,0 +1,166 @@
+package dev.sdserve.engine.projection;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * Each model's preview projection, fitted once per model file: in memory by model name and by file hash, and on disk
+ * as {@code <dir>/<hash>.json} so a restart (or another name for the same file) does not fit again. Until a model's
+ * fit exists, {@link #get} answers with the SD 1.x fallback. Thread-safe; {@link #ensure} blocks (call it where a
+ * model loads, off the scheduler's thread).
+ */
+public final class PreviewProjections {
+    private static final Logger LOG = Logger.getLogger(PreviewProjections.class.getName());
+    /** The cache files' format (a change of the fit's procedure changes it, so old fits are not reused). */
+    public static final String FORMAT = "sd-serve preview projection 1";
+
+    /** Fits a model (e.g. {@link ProjectionFitter} on the engine). */
+    @FunctionalInterface
+    public interface Fitter {
+        ProjectionFitter.Result fit(String model);
+    }
+
+    /** A model's projection and where it came from: "fitted" (now), "cache" (file or memory), "fallback". */
+    public record Entry(LatentProjection projection, String origin, String hash, double residualMean255,
+                        double fallbackMean255, double fitMillis) {
+    }
+
+    private final Path dir;
+    private final Function<String, String> hashOf;
+    private final Fitter fitter;
+    private final ObjectMapper json = new ObjectMapper();
+    private final Map<String, Entry> byName = new ConcurrentHashMap<>();
+    private final Map<String, Entry> byHash = new ConcurrentHashMap<>();
+    private final Map<String, Object> locks = new ConcurrentHashMap<>();
+
+    /**
+     * @param dir    cache directory (created when first written), or null for memory only
+     * @param hashOf a model's file hash (null when unknown: then the fit is kept in memory by name only)
+     * @param fitter runs a fit
+     */
+    public PreviewProjections(Path dir, Function<String, String> hashOf, Fitter fitter) {
+        this.dir = dir;
+        this.hashOf = hashOf;
+        this.fitter = fitter;
+    }
+
+    /** The model's projection now: its fit when one is known, else the SD 1.x fallback. Never blocks. */
+    public LatentProjection get(String model) {
+        Entry e = byName.get(model);
+        return e != null ? e.projection() : LatentProjection.SD1_CHEAP;
+    }
+
+    /** What {@link #get} would use, with its origin ("fallback" when there is no fit yet). */
+    public Entry entry(String model) {
+        Entry e = byName.get(model);
+        return e != null ? e : new Entry(LatentProjection.SD1_CHEAP, "fallback", null, Double.NaN, Double.NaN, 0);
+    }
+
+    /**
+     * The model's fitted projection: from memory, else the cache file of its hash, else a new fit (written to the
+     * cache). A failing fit is logged and leaves the fallback in place; it is tried again at the next call.
+     */
+    public Entry ensure(String model) {
+        String hash;
+        try {
+            hash = hashOf.apply(model);
+        } catch (RuntimeException e) {
+            hash = null;
+        }
+        String key = hash != null ? hash : "name:" + model;
+        synchronized (locks.computeIfAbsent(key, k -> new Object())) {
+            Entry known = byHash.get(key);
+            if (known != null) {
+                byName.put(model, known);
+                return known;
+            }
+            Entry e = hash != null ? read(hash) : null;
+            if (e == null) {
+                ProjectionFitter.Result r;
+                try {
+                    r = fitter.fit(model);
+                } catch (RuntimeException ex) {
+                    LOG.log(Level.WARNING, "fitting the preview projection of model '" + model + "' failed; previews use the SD 1.x factors", ex);
+                    return entry(model);
+                }
+                e = new Entry(r.projection(), "fitted", hash, r.residualMean255(), r.fallbackMean255(), r.millis());
+                LOG.info(String.format(Locale.ROOT, "preview projection of model '%s' fitted in %.0f ms on %d latents "
+                                + "(%s): mean |fit − VAE| %.1f/255, SD 1.x factors %.1f/255", model, r.millis(), r.latentsDecoded(),
+                        r.shape(), r.residualMean255(), r.fallbackMean255()));
+                if (hash != null) {
+                    write(hash, e);
+                }
+            }
+            byHash.put(key, e);
+            byName.put(model, e);
+            return e;
+        }
+    }
+
+    /** Forgets a model's name (e.g. its file changed); fits by hash stay. */
+    public void forget(String model) {
+        byName.remove(model);
+    }
+
+    private Path file(String hash) {
+        return dir.resolve(hash.replaceAll("[^A-Za-z0-9_-]", "_") + ".json");
+    }
+
+    private Entry read(String hash) {
+        if (dir == null || !Files.isRegularFile(file(hash))) {
+            return null;
+        }
+        try {
+            JsonNode n = json.readTree(file(hash).toFile());
+            if (!FORMAT.equals(n.path("format").asText()) || !hash.equals(n.path("model_hash").asText())) {
+                return null;
+            }
+            JsonNode f = n.path("fit");
+            return new Entry(LatentProjection.fromJson(n.path("projection")), "cache", hash,
+                    f.path("residual_mean_abs_255").asDouble(Double.NaN), f.path("fallback_mean_abs_255").asDouble(Double.NaN),
+                    f.path("millis").asDouble(0));
+        } catch (IOException | RuntimeException e) {
+            LOG.log(Level.WARNING, "ignoring the unreadable preview projection cache " + file(hash) + ": " + e);
+            return null;
+        }
+    }
+
+    private void write(String hash, Entry e) {
+        if (dir == null) {
+            return;
+        }
+        ObjectNode n = json.createObjectNode();
+        n.put("format", FORMAT);
+        n.put("model_hash", hash);
+        n.set("projection", e.projection().toJson(json));
+        ObjectNode f = n.putObject("fit");
+        f.put("residual_mean_abs_255", e.residualMean255());
+        f.put("fallback_mean_abs_255", e.fallbackMean255());
+        f.put("millis", e.fitMillis());
+        try {
+            Files.createDirectories(dir);
+            Path tmp = Files.createTempFile(dir, "projection", ".tmp");
+            Files.write(tmp, json.writerWithDefaultPrettyPrinter().writeValueAsBytes(n));
+            try {
+                Files.move(tmp, file(hash), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException ex) {
+                Files.move(tmp, file(hash), StandardCopyOption.REPLACE_EXISTING);
+            }
+        } catch (IOException ex) {
+            LOG.log(Level.WARNING, "cannot write the preview projection cache " + file(hash) + ": " + ex);
+        }
+    }
+}
