@@ -4,7 +4,8 @@ package dev.sdserve.sampler;
  * How an image-conditioned trajectory (img2img, inpainting) starts and what it keeps. All arrays are latent-sized
  * (NCHW without batch) except {@code blendMask}.
  *
- * @param imageLatent     the init image's VAE latent (posterior sample × scaling factor)
+ * @param imageLatent     the init image's VAE latent (posterior sample × scaling factor); null only for an inpainting
+ *                        UNet at strength 1, which starts from noise and never uses it
  * @param noise           the standard-normal latent noise drawn for the request (diffusers' {@code latent_noise})
  * @param strength        denoising strength in (0, 1]
  * @param pureNoiseAtFull inpainting: at strength 1 the trajectory starts from {@code noise · init_noise_sigma}, as
@@ -16,18 +17,23 @@ package dev.sdserve.sampler;
  */
 public record ImageInit(float[] imageLatent, float[] noise, double strength, boolean pureNoiseAtFull, float[] blendMask) {
     public ImageInit {
-        if (imageLatent == null || noise == null) {
-            throw new IllegalArgumentException("an image start needs the image latent and the noise");
+        if (noise == null) {
+            throw new IllegalArgumentException("an image start needs the latent noise");
         }
-        if (imageLatent.length != noise.length) {
+        boolean fromNoise = pureNoiseAtFull && strength == 1.0;
+        if (imageLatent == null && (!fromNoise || blendMask != null)) {
+            throw new IllegalArgumentException("an image start needs the image latent (only inpainting at strength 1"
+                    + " without blending starts from noise alone)");
+        }
+        if (imageLatent != null && imageLatent.length != noise.length) {
             throw new IllegalArgumentException("image latent has " + imageLatent.length + " floats, noise " + noise.length);
         }
         if (!(strength > 0 && strength <= 1)) {
             throw new IllegalArgumentException("strength must be in (0, 1], got " + strength);
         }
-        if (blendMask != null && (blendMask.length == 0 || imageLatent.length % blendMask.length != 0)) {
+        if (blendMask != null && (blendMask.length == 0 || noise.length % blendMask.length != 0)) {
             throw new IllegalArgumentException("blend mask of " + blendMask.length + " values does not tile a latent of "
-                    + imageLatent.length);
+                    + noise.length);
         }
     }
 

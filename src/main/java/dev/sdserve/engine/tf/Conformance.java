@@ -118,6 +118,7 @@ public final class Conformance {
                     }
                 }
             }
+            ImageConformance.run(this, g);
         }
         Summary s = new Summary(List.copyOf(results));
         out.println("conformance: " + s.passed() + " passed, " + s.failed() + " failed");
@@ -312,7 +313,7 @@ public final class Conformance {
         double error() throws Exception;
     }
 
-    private void safely(String name, double tol, ErrorCase c) {
+    void safely(String name, double tol, ErrorCase c) {
         try {
             double e = c.error();
             record(name, e, tol, e <= tol && !Double.isNaN(e), "");
@@ -328,7 +329,7 @@ public final class Conformance {
                 pass ? "PASS" : "FAIL", detail.isEmpty() ? "" : "  (" + detail + ")"));
     }
 
-    private void fail(String name, String why) {
+    void fail(String name, String why) {
         CaseResult r = new CaseResult(name, Double.NaN, 0, false, why);
         results.add(r);
         out.println(String.format(Locale.ROOT, "%-40s FAIL  (%s)", name, why));
