@@ -1,6 +1,6 @@
 package dev.sdserve.image;
 
-import dev.sdserve.preview.Png;
+import dev.sdserve.job.ImagePreparer;
 
 import java.util.Arrays;
 
@@ -8,7 +8,7 @@ import java.util.Arrays;
  * An 8-bit image, row-major, interleaved: {@code bands} = 1 (grey, "L"), 3 (RGB) or 4 (RGBA, straight alpha).
  * Values are 0–255 held in bytes (read them with {@link #get}).
  */
-public record Image8(int width, int height, int bands, byte[] data) {
+public record Image8(int width, int height, int bands, byte[] data) implements ImagePreparer.Decoded {
     public Image8 {
         if (width < 1 || height < 1) {
             throw new IllegalArgumentException("image size " + width + "x" + height + " is empty");
@@ -100,11 +100,15 @@ public record Image8(int width, int height, int bands, byte[] data) {
         return f;
     }
 
-    /** An image from floats in [0, 1] (HWC), quantised as the service's PNGs are ({@link Png#quantize}). */
+    /**
+     * An image from floats in [0, 1] (HWC), quantised as the service's PNGs are (diffusers' numpy_to_pil: clamp,
+     * × 255 in float32, round half to even; NaN → 0).
+     */
     public static Image8 fromFloats(float[] hwc, int width, int height, int bands) {
         byte[] b = new byte[hwc.length];
         for (int i = 0; i < b.length; i++) {
-            b[i] = (byte) Png.quantize(hwc[i]);
+            float x = hwc[i];
+            b[i] = (byte) (!(x > 0) ? 0 : x >= 1 ? 255 : (int) Math.rint(x * 255f));
         }
         return new Image8(width, height, bands, b);
     }

@@ -2,8 +2,8 @@ package dev.sdserve.image;
 
 /**
  * Inpainting masks: AUTOMATIC1111's preparation of the mask image (binary mask from an RGBA or grey image,
- * {@code inpainting_mask_invert}, {@code mask_blur}) and diffusers' use of it (binarised at 0.5, masked image,
- * nearest-neighbour mask on the latent grid). Masks are 1 (255) where the model repaints.
+ * {@code inpainting_mask_invert}, {@code mask_blur}); diffusers' use of it (binarised at 0.5, masked image, latent
+ * grid) is {@link dev.sdserve.engine.InpaintingInputs}. Masks are 1 (255) where the model repaints.
  */
 public final class Masks {
     private Masks() {
@@ -101,52 +101,5 @@ public final class Masks {
             throw new IllegalArgumentException("a mask has one band, not " + grey.bands());
         }
         return grey.toFloats();
-    }
-
-    /** diffusers' mask binarisation: 1 where m ≥ 0.5, else 0. */
-    public static float[] binarize(float[] m) {
-        float[] b = new float[m.length];
-        for (int i = 0; i < m.length; i++) {
-            b[i] = m[i] >= 0.5f ? 1f : 0f;
-        }
-        return b;
-    }
-
-    /**
-     * The mask on the latent grid as diffusers' inpainting pipeline makes it: {@code torch.nn.functional.interpolate}
-     * with its default nearest mode (source index floor(i · in/out)), one value per latent cell, row-major.
-     */
-    public static float[] toLatentGrid(float[] mask, int width, int height, int latentWidth, int latentHeight) {
-        if (mask.length != width * height) {
-            throw new IllegalArgumentException("mask of " + mask.length + " values for " + width + "x" + height);
-        }
-        float sy = (float) height / latentHeight, sx = (float) width / latentWidth;
-        float[] out = new float[latentWidth * latentHeight];
-        for (int y = 0; y < latentHeight; y++) {
-            int iy = Math.min((int) Math.floor(y * sy), height - 1);
-            for (int x = 0; x < latentWidth; x++) {
-                int ix = Math.min((int) Math.floor(x * sx), width - 1);
-                out[y * latentWidth + x] = mask[iy * width + ix];
-            }
-        }
-        return out;
-    }
-
-    /**
-     * diffusers' masked image, {@code image · (mask < 0.5)} in [−1, 1], expressed in [0, 1] (HWC RGB): pixels to
-     * repaint become 0.5 (0 in the VAE's range), the rest keep their value.
-     */
-    public static float[] maskedImage(float[] rgb01, float[] mask) {
-        if (rgb01.length != mask.length * 3) {
-            throw new IllegalArgumentException("image of " + rgb01.length + " floats, mask of " + mask.length);
-        }
-        float[] out = new float[rgb01.length];
-        for (int i = 0; i < mask.length; i++) {
-            boolean keep = mask[i] < 0.5f;
-            for (int c = 0; c < 3; c++) {
-                out[i * 3 + c] = keep ? rgb01[i * 3 + c] : 0.5f;
-            }
-        }
-        return out;
     }
 }

@@ -1,5 +1,7 @@
 package dev.sdserve.image;
 
+import dev.sdserve.job.ImageOptions;
+
 /**
  * AUTOMATIC1111's img2img resize modes ({@code modules/images.py resize_image}, Lanczos, no upscaler), on
  * {@link PilResample}, Pillow's resampling reproduced exactly:
@@ -11,27 +13,16 @@ package dev.sdserve.image;
  * </ul>
  */
 public final class Resize {
-    public static final int JUST_RESIZE = 0;
-    public static final int CROP_AND_RESIZE = 1;
-    public static final int RESIZE_AND_FILL = 2;
+    public static final int JUST_RESIZE = ImageOptions.JUST_RESIZE;
+    public static final int CROP_AND_RESIZE = ImageOptions.CROP_AND_RESIZE;
+    public static final int RESIZE_AND_FILL = ImageOptions.RESIZE_AND_FILL;
 
     private Resize() {
     }
 
-    /** The name A1111 shows for a mode. */
-    public static String modeName(int mode) {
-        return switch (mode) {
-            case JUST_RESIZE -> "Just resize";
-            case CROP_AND_RESIZE -> "Crop and resize";
-            case RESIZE_AND_FILL -> "Resize and fill";
-            default -> throw new IllegalArgumentException("resize mode " + mode + " is not 0 (just resize), 1 (crop and"
-                    + " resize) or 2 (resize and fill)");
-        };
-    }
-
     /** Resizes {@code im} to {@code width × height} with resize mode 0, 1 or 2. */
     public static Image8 apply(int mode, Image8 im, int width, int height) {
-        modeName(mode);
+        ImageOptions.resizeModeName(mode);
         if (mode == JUST_RESIZE) {
             return PilResample.lanczos(im, width, height);
         }

@@ -1,5 +1,8 @@
 package dev.sdserve.image;
 
+import dev.sdserve.job.ImageOptions;
+import dev.sdserve.job.PreparedImage;
+
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -24,20 +27,20 @@ class ImageInputsTest {
     @Test
     void img2imgIsTheResizedImage() {
         Image8 src = ImageResizeTest.source(37, 23);
-        ImageInputs.Prepared p = ImageInputs.prepare(src, null, 32, 24, 8, ImageInputs.Options.DEFAULTS);
+        PreparedImage p = ImageInputs.prepare(src, null, 32, 24, 8, ImageOptions.DEFAULTS);
         assertArrayEquals(PilResample.lanczos(src, 32, 24).toFloats(), p.pixels());
         assertNull(p.mask());
         assertEquals(32, ImageInputs.defaultSize(37, 8));
         assertEquals(16, ImageInputs.defaultSize(23, 8));
         float[] decoded = new float[32 * 24 * 3];
-        assertEquals(decoded, ImageInputs.finish(p, decoded), "img2img keeps the decoded picture");
+        assertEquals(decoded, ImageInputs.finish(p, true, decoded), "img2img keeps the decoded picture");
     }
 
     @Test
     void inpaintingMaskLatentAndOverlay() {
         Image8 src = ImageResizeTest.source(48, 40);
-        ImageInputs.Options noBlur = new ImageInputs.Options(0, 0, false, ImageInputs.ORIGINAL, 0xffffff);
-        ImageInputs.Prepared p = ImageInputs.prepare(src, square(), 48, 40, 8, noBlur);
+        ImageOptions noBlur = new ImageOptions(0, 0, false, ImageOptions.ORIGINAL, 0xffffff);
+        PreparedImage p = ImageInputs.prepare(src, square(), 48, 40, 8, noBlur);
         assertArrayEquals(src.toFloats(), p.pixels(), "original: nothing filled");
         float[] lat = p.maskLatent();
         assertEquals(6 * 5, lat.length);
@@ -53,7 +56,7 @@ class ImageInputsTest {
         // finishing: the original outside the mask, the generated picture inside
         float[] gen = new float[48 * 40 * 3];
         java.util.Arrays.fill(gen, 0.2f);
-        float[] out = ImageInputs.finish(p, gen);
+        float[] out = ImageInputs.finish(p, true, gen);
         assertEquals(src.get(0, 0, 1) / 255f, out[1], 1e-6);
         assertEquals(Math.round(0.2f * 255) / 255f, out[(10 * 48 + 20) * 3], 1e-6);
     }
@@ -61,26 +64,26 @@ class ImageInputsTest {
     @Test
     void invertFillAndBlurChangeWhatTheyShould() {
         Image8 src = ImageResizeTest.source(48, 40);
-        ImageInputs.Prepared inv = ImageInputs.prepare(src, square(), 48, 40, 8, new ImageInputs.Options(0, 0, true, ImageInputs.ORIGINAL, 0));
+        PreparedImage inv = ImageInputs.prepare(src, square(), 48, 40, 8, new ImageOptions(0, 0, true, ImageOptions.ORIGINAL, 0));
         assertEquals(1f, inv.maskLatent()[0]);
         assertEquals(0f, inv.maskLatent()[6 + 2]);
-        ImageInputs.Prepared filled = ImageInputs.prepare(src, square(), 48, 40, 8, new ImageInputs.Options(0, 0, false, ImageInputs.FILL, 0));
+        PreparedImage filled = ImageInputs.prepare(src, square(), 48, 40, 8, new ImageOptions(0, 0, false, ImageOptions.FILL, 0));
         int inside = (12 * 48 + 24) * 3, outside = (30 * 48 + 5) * 3;
         assertNotEquals(src.toFloats()[inside], filled.pixels()[inside], "the square is filled from its surroundings");
         assertEquals(src.toFloats()[outside], filled.pixels()[outside], "the rest is kept");
-        ImageInputs.Prepared blurred = ImageInputs.prepare(src, square(), 48, 40, 8, ImageInputs.Options.DEFAULTS);
+        PreparedImage blurred = ImageInputs.prepare(src, square(), 48, 40, 8, ImageOptions.DEFAULTS);
         int edge = 15; // one pixel left of the square: the blurred mask is below 0.5 there, but the overlay blends
-        int m = blurred.overlayMask().get(edge, 16, 0);
+        int m = blurred.overlayMask()[16 * 48 + edge] & 0xff;
         assertTrue(m > 0 && m < 255, "soft overlay edge " + m);
         assertEquals(0f, blurred.mask()[16 * 48 + edge]);
     }
 
     @Test
     void maskOfAnotherSizeIsRefused() {
-        var e = assertThrows(IllegalArgumentException.class, () -> ImageInputs.prepare(ImageResizeTest.source(48, 40),
-                Image8.blank(40, 40, 1), 48, 40, 8, ImageInputs.Options.DEFAULTS));
+        var e = assertThrows(dev.sdserve.job.ServeException.class, () -> ImageInputs.prepare(ImageResizeTest.source(48, 40),
+                Image8.blank(40, 40, 1), 48, 40, 8, ImageOptions.DEFAULTS));
         assertTrue(e.getMessage().contains("40x40") && e.getMessage().contains("48x40"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> new ImageInputs.Options(3, 4, false, 0, 0));
-        assertThrows(IllegalArgumentException.class, () -> new ImageInputs.Options(0, 4, false, 4, 0));
+        assertThrows(IllegalArgumentException.class, () -> new ImageOptions(3, 4, false, 0, 0));
+        assertThrows(IllegalArgumentException.class, () -> new ImageOptions(0, 4, false, 4, 0));
     }
 }

@@ -120,11 +120,11 @@ class InpaintImagesTest {
                 m[y * 16 + x] = x >= 4 && y >= 4 ? 0.6f : 0.4f;
             }
         }
-        float[] lat = Masks.toLatentGrid(Masks.binarize(m), 16, 8, 2, 1);
+        float[] lat = dev.sdserve.engine.InpaintingInputs.latentMask(dev.sdserve.engine.InpaintingInputs.binarize(m), 16, 8, 2, 1);
         assertArrayEquals(new float[]{0f, 0f}, lat); // row 0 of the image decides: 0.4 < 0.5
-        float[] lat2 = Masks.toLatentGrid(Masks.binarize(m), 16, 8, 4, 2);
+        float[] lat2 = dev.sdserve.engine.InpaintingInputs.latentMask(dev.sdserve.engine.InpaintingInputs.binarize(m), 16, 8, 4, 2);
         assertArrayEquals(new float[]{0, 0, 0, 0, 0, 1, 1, 1}, lat2);
         float[] rgb = {0.2f, 0.4f, 0.6f, 0.2f, 0.4f, 0.6f};
-        assertArrayEquals(new float[]{0.2f, 0.4f, 0.6f, 0.5f, 0.5f, 0.5f}, Masks.maskedImage(rgb, new float[]{0f, 1f}));
+        assertArrayEquals(new float[]{0.2f, 0.4f, 0.6f, 0.5f, 0.5f, 0.5f}, dev.sdserve.engine.InpaintingInputs.maskedImage(rgb, new float[]{0f, 1f}));
     }
 }

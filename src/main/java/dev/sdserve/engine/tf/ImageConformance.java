@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.LatentShape;
-import dev.sdserve.image.Masks;
+import dev.sdserve.engine.InpaintingInputs;
 import dev.sdserve.model.Checkpoint;
 import dev.sdserve.model.GoldenSet;
 import dev.sdserve.model.ModelConfig;
@@ -289,9 +289,9 @@ final class ImageConformance {
         int h = shape.height() * f, w = shape.width() * f;
         float[] image = t.floats(sec.path("pipeline").path("image").asText("img2img.init_image"));
         float[] mask = t.floats(sec.path("pipeline").path("mask_image").asText("inpaint.mask"));
-        float[] binary = Masks.binarize(mask);
-        float[] maskLatent = Masks.toLatentGrid(binary, w, h, shape.width(), shape.height());
-        float[] masked = Masks.maskedImage(image, binary);
+        float[] binary = InpaintingInputs.binarize(mask);
+        float[] maskLatent = InpaintingInputs.latentMask(binary, w, h, shape.width(), shape.height());
+        float[] masked = InpaintingInputs.maskedImage(image, binary);
         c.safely("inpaint.mask_latent", Conformance.CALL_TOLERANCE, () -> Conformance.err(maskLatent, t.floats("inpaint.mask_latent")));
         if (t.has("inpaint.masked_image")) {
             c.safely("inpaint.masked_image", Conformance.CALL_TOLERANCE, () -> {
@@ -321,9 +321,7 @@ final class ImageConformance {
                 float[] extra = null;
                 ImageInit init;
                 if (unet9) {
-                    extra = new float[maskLatent.length + maskedLatent.length];
-                    System.arraycopy(maskLatent, 0, extra, 0, maskLatent.length);
-                    System.arraycopy(maskedLatent, 0, extra, maskLatent.length, maskedLatent.length);
+                    extra = InpaintingInputs.extraChannels(maskLatent, maskedLatent);
                     init = ImageInit.inpaint(imageLatent, d.latentNoise(), strength, null);
                 } else {
                     init = ImageInit.inpaint(imageLatent, d.latentNoise(), strength, maskLatent);
