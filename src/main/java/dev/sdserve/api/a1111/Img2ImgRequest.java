@@ -155,5 +155,4 @@ public record Img2ImgRequest(Txt2ImgRequest base, byte[] initImage, byte[] mask,
         }
         return p;
     }
-
 }
