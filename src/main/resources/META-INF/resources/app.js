@@ -148,7 +148,9 @@ function addLora(name, weight = 1) {
 }
 
 function bindOutputs() {
-  const pairs = [['steps', 'steps-out', (v) => v], ['guidance_scale', 'guidance-out', (v) => Number(v).toFixed(1)]];
+  const pairs = [['steps', 'steps-out', (v) => v], ['guidance_scale', 'guidance-out', (v) => Number(v).toFixed(1)],
+    ['strength', 'strength-out', (v) => Number(v).toFixed(2)], ['brush', 'brush-out', (v) => `${v} px`],
+    ['mask_blur', 'mask-blur-out', (v) => v]];
   for (const [input, output, fmt] of pairs) {
     const update = () => { $(output).textContent = fmt($(input).value); };
     $(input).addEventListener('input', update);
@@ -174,7 +176,128 @@ function formRequest() {
     name: li.dataset.name, weight: Number(li.querySelector('input').value),
   }));
   if (loras.length) body.loras = loras;
+  Object.assign(body, imageRequest());
   return body;
+}
+
+// ------------------------------------------------------------------ img2img and inpainting
+
+/** The init image (its file's bytes, base64) and whether a mask was painted. */
+const initImage = { base64: null, painted: false, drawing: false, last: null };
+state.initImage = initImage;
+
+/** The image fields of a request: the file as sent, the painted mask as a PNG (white = repaint), the options. */
+function imageRequest() {
+  if (!initImage.base64) return {};
+  const body = {
+    init_image: initImage.base64,
+    strength: Number($('strength').value),
+    resize_mode: Number($('resize_mode').value),
+  };
+  if (initImage.painted) {
+    body.mask_image = maskPng();
+    body.mask_blur = Number($('mask_blur').value);
+    body.inpainting_fill = Number($('inpainting_fill').value);
+    body.inpainting_mask_invert = $('inpainting_mask_invert').checked;
+  }
+  return body;
+}
+
+/** The painted strokes as a black-and-white PNG of the image's size, base64. */
+function maskPng() {
+  const m = $('mask-canvas');
+  const out = document.createElement('canvas');
+  out.width = m.width;
+  out.height = m.height;
+  const ctx = out.getContext('2d');
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, out.width, out.height);
+  ctx.filter = 'brightness(0) invert(1)'; // every painted pixel white, fully opaque strokes
+  ctx.drawImage(m, 0, 0);
+  return out.toDataURL('image/png').split(',')[1];
+}
+
+function loadInitImage(file) {
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => {
+    const url = reader.result;
+    const img = new Image();
+    img.onload = () => {
+      initImage.base64 = String(url).split(',')[1];
+      const c = $('init-canvas');
+      const m = $('mask-canvas');
+      c.width = m.width = img.naturalWidth;
+      c.height = m.height = img.naturalHeight;
+      c.getContext('2d').drawImage(img, 0, 0);
+      clearMask();
+      $('mask-editor').hidden = false;
+      $('init-clear').disabled = false;
+      $('img-panel').open = true;
+      if (!$('width').value) $('width').placeholder = String(img.naturalWidth - img.naturalWidth % 8);
+      if (!$('height').value) $('height').placeholder = String(img.naturalHeight - img.naturalHeight % 8);
+    };
+    img.onerror = () => showError(new Error('the browser cannot read this image'));
+    img.src = url;
+  };
+  reader.readAsDataURL(file);
+}
+
+function clearInitImage() {
+  initImage.base64 = null;
+  clearMask();
+  $('init-file').value = '';
+  $('mask-editor').hidden = true;
+  $('init-clear').disabled = true;
+  $('width').placeholder = 'auto';
+  $('height').placeholder = 'auto';
+}
+
+function clearMask() {
+  const m = $('mask-canvas');
+  m.getContext('2d').clearRect(0, 0, m.width, m.height);
+  initImage.painted = false;
+}
+
+/** Pointer position in the image's pixels. */
+function maskPoint(ev) {
+  const m = $('mask-canvas');
+  const r = m.getBoundingClientRect();
+  return { x: (ev.clientX - r.left) * m.width / r.width, y: (ev.clientY - r.top) * m.height / r.height };
+}
+
+function paint(ev) {
+  const m = $('mask-canvas');
+  const ctx = m.getContext('2d');
+  const p = maskPoint(ev);
+  const scale = m.width / m.getBoundingClientRect().width;
+  ctx.strokeStyle = ctx.fillStyle = '#ff3355';
+  ctx.lineWidth = Number($('brush').value) * scale;
+  ctx.lineCap = ctx.lineJoin = 'round';
+  ctx.beginPath();
+  const from = initImage.last || p;
+  ctx.moveTo(from.x, from.y);
+  ctx.lineTo(p.x, p.y);
+  ctx.stroke();
+  initImage.last = p;
+  initImage.painted = true;
+}
+
+function bindMaskEditor() {
+  const m = $('mask-canvas');
+  m.addEventListener('pointerdown', (ev) => {
+    initImage.drawing = true;
+    initImage.last = null;
+    m.setPointerCapture?.(ev.pointerId);
+    paint(ev);
+  });
+  m.addEventListener('pointermove', (ev) => { if (initImage.drawing) paint(ev); });
+  const stop = () => { initImage.drawing = false; initImage.last = null; };
+  m.addEventListener('pointerup', stop);
+  m.addEventListener('pointerleave', stop);
+  $('init-file').addEventListener('change', (ev) => loadInitImage(ev.target.files[0]));
+  $('init-clear').addEventListener('click', clearInitImage);
+  $('mask-clear').addEventListener('click', clearMask);
 }
 
 function fillForm(p) {
@@ -554,6 +677,7 @@ function init() {
   bindKey();
   bindOutputs();
   $('form').addEventListener('submit', generate);
+  bindMaskEditor();
   $('cancel').addEventListener('click', cancel);
   $('seed-random').addEventListener('click', () => { $('seed').value = Math.floor(Math.random() * 4294967294); });
   $('lora-add').addEventListener('click', () => addLora($('lora-select').value));

@@ -5,20 +5,34 @@ import java.util.List;
 /**
  * One sample of a UNet batch.
  *
- * @param latentInput the model input (the sampler's latent already scaled for the model), NCHW without batch
- * @param timestep    the model timestep (may be fractional for k-diffusion samplers)
- * @param cond        the prompt's conditioning
- * @param uncond      the negative prompt's conditioning, or null for no classifier-free guidance
- * @param guidance    guidance scale (ignored without uncond)
- * @param loras       the request's UNet LoRAs
+ * @param latentInput   the model input (the sampler's latent already scaled for the model), NCHW without batch
+ * @param timestep      the model timestep (may be fractional for k-diffusion samplers)
+ * @param cond          the prompt's conditioning
+ * @param uncond        the negative prompt's conditioning, or null for no classifier-free guidance
+ * @param guidance      guidance scale (ignored without uncond)
+ * @param loras         the request's UNet LoRAs
+ * @param extraChannels channels the UNet takes after the latent's, NCHW without batch at the latent's height and
+ *                      width, unscaled (an inpainting UNet's mask and masked-image latent: 1 + 4 channels), the same
+ *                      for the conditional and unconditional rows; null when the UNet takes the latent alone
  */
 public record DenoiseItem(float[] latentInput, double timestep, float[] cond, float[] uncond, double guidance,
-                          List<LoraWeight> loras) {
+                          List<LoraWeight> loras, float[] extraChannels) {
     public DenoiseItem {
         loras = loras == null ? List.of() : List.copyOf(loras);
     }
 
+    /** An item whose UNet takes the latent alone. */
+    public DenoiseItem(float[] latentInput, double timestep, float[] cond, float[] uncond, double guidance,
+                       List<LoraWeight> loras) {
+        this(latentInput, timestep, cond, uncond, guidance, loras, null);
+    }
+
     public boolean guided() {
         return uncond != null;
+    }
+
+    /** This item with extra UNet input channels (see {@link #extraChannels}). */
+    public DenoiseItem withExtraChannels(float[] extra) {
+        return new DenoiseItem(latentInput, timestep, cond, uncond, guidance, loras, extra);
     }
 }

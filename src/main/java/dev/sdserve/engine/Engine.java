@@ -37,8 +37,18 @@ public interface Engine extends AutoCloseable {
      */
     float[][] decode(String model, LatentShape shape, List<float[]> latents);
 
-    /** Encodes RGB images (HWC floats in [0, 1]) into scaled latent means, for img2img. */
+    /** Encodes RGB images (HWC floats in [0, 1]) into scaled latent means. */
     default float[][] encodeImage(String model, LatentShape shape, List<float[]> images) {
+        throw new UnsupportedOperationException("this engine does not encode images");
+    }
+
+    /**
+     * Encodes RGB images (HWC floats in [0, 1], at the latent shape's pixel size) into latents as img2img and
+     * inpainting use them: a sample of the VAE's posterior, (mean + std·noise)·scaling factor (diffusers'
+     * {@code latent_dist.sample()}), with {@code noise} the request's standard-normal draw of the latent's size (a
+     * null entry gives the mean).
+     */
+    default float[][] encodeImage(String model, LatentShape shape, List<float[]> images, List<float[]> noise) {
         throw new UnsupportedOperationException("this engine does not encode images");
     }
 

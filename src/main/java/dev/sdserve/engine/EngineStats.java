@@ -11,6 +11,9 @@ public final class EngineStats {
     public final AtomicLong unetSamples = new AtomicLong();
     public final AtomicLong decodeCalls = new AtomicLong();
     public final AtomicLong decodeItems = new AtomicLong();
+    /** VAE encoder calls and images (img2img, inpainting). */
+    public final AtomicLong imageEncodeCalls = new AtomicLong();
+    public final AtomicLong imageEncodeItems = new AtomicLong();
 
     /** Mean requests per UNet call since start. */
     public double meanDenoiseBatch() {
@@ -32,5 +35,10 @@ public final class EngineStats {
     public void recordDecode(int items) {
         decodeCalls.incrementAndGet();
         decodeItems.addAndGet(items);
+    }
+
+    public void recordImageEncode(int items) {
+        imageEncodeCalls.incrementAndGet();
+        imageEncodeItems.addAndGet(items);
     }
 }

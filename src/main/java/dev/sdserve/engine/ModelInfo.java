@@ -11,7 +11,28 @@ package dev.sdserve.engine;
  * @param scalingFactor   VAE scaling factor (0.18215 for SD 1.x)
  * @param architecture    e.g. "sd1"
  * @param defaultImageSize image edge in pixels used when a request gives none (512 for SD 1.x, less for tiny models)
+ * @param unetInChannels  input channels of the UNet (the latent's, or 9 for SD 1.x inpainting checkpoints)
  */
 public record ModelInfo(String name, int latentChannels, int vaeScale, int contextTokens, int contextDim,
-                        double scalingFactor, String architecture, int defaultImageSize) {
+                        double scalingFactor, String architecture, int defaultImageSize, int unetInChannels) {
+
+    /** A model whose UNet takes the latent alone. */
+    public ModelInfo(String name, int latentChannels, int vaeScale, int contextTokens, int contextDim,
+                     double scalingFactor, String architecture, int defaultImageSize) {
+        this(name, latentChannels, vaeScale, contextTokens, contextDim, scalingFactor, architecture, defaultImageSize,
+                latentChannels);
+    }
+
+    /**
+     * An inpainting model: its UNet takes the latent plus a mask channel and the masked image's latent
+     * (latent + 1 + latent channels, 9 for SD 1.x inpainting checkpoints).
+     */
+    public boolean inpainting() {
+        return unetInChannels == 2 * latentChannels + 1;
+    }
+
+    /** UNet input channels beyond the latent's (0 for ordinary models, 5 for SD 1.x inpainting models). */
+    public int extraChannels() {
+        return unetInChannels - latentChannels;
+    }
 }

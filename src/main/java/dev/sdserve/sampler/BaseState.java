@@ -15,7 +15,12 @@ abstract class BaseState implements SamplerState {
     /** x̂0 of evaluation {@link #denoisedAt} (float32, as the golden sets compute it). */
     private final float[] denoised;
     private int denoisedAt = -1;
+    /** Index of the next evaluation in the plan (diffusers' step_index). */
     int k;
+    /** The plan index the trajectory started at (diffusers' begin_index: 0, or later for img2img). */
+    int begin;
+    /** 4-channel inpainting: image latent, noise and latent mask of the blend after every step (null: none). */
+    private float[] blendLatent, blendNoise, blendMask;
 
     BaseState(DiffusersSampler sampler, SamplingPlan plan, float[] initialNoise) {
         this.sampler = sampler;
@@ -31,14 +36,56 @@ abstract class BaseState implements SamplerState {
         this.denoised = new float[size];
     }
 
+    /**
+     * Restarts the trajectory at plan index {@code beginIndex} from a latent already at that noise level (img2img:
+     * diffusers' {@code set_begin_index} with the noised image latent); the state must be fresh.
+     */
+    final void resume(int beginIndex, float[] startLatent) {
+        if (k != begin) {
+            throw new IllegalStateException("resume on a trajectory already under way");
+        }
+        if (beginIndex < 0 || beginIndex >= plan.evaluations()) {
+            throw new IllegalArgumentException("begin index " + beginIndex + " outside the plan's " + plan.evaluations() + " evaluations");
+        }
+        if (startLatent.length != size) {
+            throw new IllegalArgumentException("start latent has " + startLatent.length + " floats, the latent " + size);
+        }
+        for (int i = 0; i < size; i++) {
+            x[i] = startLatent[i];
+        }
+        k = beginIndex;
+        begin = beginIndex;
+    }
+
+    /**
+     * Makes every step end with diffusers' 4-channel inpainting blend: x = (1 − m)·known + m·x, where known is the
+     * image latent re-noised to the noise level of the next evaluation ({@code scheduler.add_noise} with the next
+     * timestep), or the clean image latent once the trajectory is done. {@code mask} is 1 where the model repaints;
+     * one value per latent cell (broadcast over channels) or one per latent value.
+     */
+    final void blendAfterEveryStep(float[] imageLatent, float[] noise, float[] mask) {
+        this.blendLatent = imageLatent.clone();
+        this.blendNoise = noise.clone();
+        this.blendMask = mask.clone();
+    }
+
+    private void blendKnown(float[] imageLatent, float[] noise, float[] mask) {
+        float[] known = done() ? imageLatent : sampler.addNoise(plan, k, imageLatent, noise);
+        int cells = mask.length;
+        for (int i = 0; i < size; i++) {
+            float m = mask[i % cells];
+            x[i] = (1f - m) * known[i] + m * (float) x[i];
+        }
+    }
+
     @Override
     public final int evaluation() {
-        return k;
+        return k - begin;
     }
 
     @Override
     public final int totalEvaluations() {
-        return plan.evaluations();
+        return plan.evaluations() - begin;
     }
 
     @Override
@@ -121,6 +168,9 @@ abstract class BaseState implements SamplerState {
         denoisedAt = k;
         step(eps);
         k++;
+        if (blendMask != null) {
+            blendKnown(blendLatent, blendNoise, blendMask);
+        }
     }
 
     /** One call of the diffusers scheduler's step() for evaluation {@link #k}; updates {@link #x}. */

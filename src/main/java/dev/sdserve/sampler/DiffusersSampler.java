@@ -103,6 +103,99 @@ public final class DiffusersSampler implements Sampler {
         return start(plan(steps), steps, initialNoise, noise);
     }
 
+    /** Model evaluations per inference step of the schedule (diffusers' {@code scheduler.order}: Heun 2, else 1). */
+    public int order() {
+        return cfg.family == Family.HEUN ? 2 : 1;
+    }
+
+    /**
+     * How a denoising strength cuts the schedule of {@code steps} steps (diffusers' {@code get_timesteps}).
+     *
+     * @throws IllegalArgumentException for a strength outside (0, 1], or one that keeps no step (diffusers refuses
+     *                                  it too: "the number of pipeline steps is 0")
+     */
+    public StrengthCut strengthCut(int steps, double strength) {
+        if (!(strength > 0 && strength <= 1)) {
+            throw new IllegalArgumentException("strength must be in (0, 1], got " + strength);
+        }
+        SamplingPlan p = plan(steps);
+        int kept = Math.min((int) (steps * strength), steps); // Python's int() of the float product
+        if (kept < 1) {
+            throw new IllegalArgumentException("strength " + strength + " with " + steps + " steps runs no step (int("
+                    + steps + " × " + strength + ") = 0); raise the strength to at least " + minimumStrength(steps)
+                    + " or use more steps");
+        }
+        int begin = (steps - kept) * order();
+        if (begin >= p.evaluations()) {
+            throw new IllegalStateException(id + ": begin index " + begin + " outside " + p.evaluations() + " evaluations");
+        }
+        return new StrengthCut(steps, strength, kept, begin, p.evaluations() - begin, p.timestep(begin));
+    }
+
+    /** The smallest strength that keeps one of {@code steps} steps. */
+    static double minimumStrength(int steps) {
+        return Math.ceil(1000.0 / steps) / 1000.0;
+    }
+
+    @Override
+    public SamplerState start(int steps, ImageInit init, NoiseSource noise) {
+        Objects.requireNonNull(init, "init");
+        if (stochastic && noise == null) {
+            throw new IllegalArgumentException("sampler " + id + " is stochastic and needs a NoiseSource");
+        }
+        StrengthCut cut = strengthCut(steps, init.strength());
+        SamplingPlan p = plan(steps);
+        BaseState s;
+        if (init.pureNoiseAtFull() && init.strength() == 1.0) {
+            s = (BaseState) start(p, steps, init.noise(), noise); // noise · init_noise_sigma, as txt2img
+        } else {
+            s = (BaseState) start(p, steps, init.noise(), noise);
+            s.resume(cut.beginIndex(), addNoise(p, cut.beginIndex(), init.imageLatent(), init.noise()));
+        }
+        if (init.blendMask() != null) {
+            s.blendAfterEveryStep(init.imageLatent(), init.noise(), init.blendMask());
+        }
+        return s;
+    }
+
+    /**
+     * The scheduler's {@code add_noise} of {@code original} with {@code noise} at the noise level of plan evaluation
+     * {@code index}, in the sampler's own parameterisation (float32 as diffusers computes it): DDIM/PLMS
+     * √ᾱ_t·x0 + √(1−ᾱ_t)·n with t the evaluation's timestep; the σ samplers (Euler, Euler a, LMS, Heun) x0 + σ·n;
+     * DPM-Solver and UniPC α_σ·x0 + σ·α_σ·n with α_σ = 1/√(σ² + 1).
+     */
+    public float[] addNoise(int steps, int index, float[] original, float[] noise) {
+        return addNoise(plan(steps), index, original, noise);
+    }
+
+    float[] addNoise(SamplingPlan p, int index, float[] original, float[] noise) {
+        if (original.length != noise.length) {
+            throw new IllegalArgumentException("original has " + original.length + " floats, noise " + noise.length);
+        }
+        float a, b;
+        switch (cfg.family) {
+            case DDIM, PNDM -> {
+                float ac = (float) schedule.alphasCumprod[(int) p.timestep(index)];
+                a = (float) Math.sqrt(ac);
+                b = (float) Math.sqrt(1f - ac);
+            }
+            case EULER, EULER_ANCESTRAL, LMS, HEUN -> {
+                a = 1f;
+                b = (float) p.sigma(index);
+            }
+            default -> {
+                float sigma = (float) p.sigma(index);
+                a = (float) (1.0 / Math.sqrt((double) (sigma * sigma + 1f)));
+                b = sigma * a;
+            }
+        }
+        float[] out = new float[original.length];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = a * original[i] + b * noise[i];
+        }
+        return out;
+    }
+
     /** Starts a trajectory on a given plan (tests drive the solvers on grids of their own). */
     SamplerState start(SamplingPlan p, int steps, float[] initialNoise, NoiseSource noise) {
         return switch (cfg.family) {

@@ -37,9 +37,12 @@ final class LmsState extends SigmaState {
         for (int c = 0; c < order; c++) {
             coeffs[c] = coefficient(order, k, c);
         }
+        // diffusers zips the coefficients with the derivatives it has: a trajectory that starts mid-schedule
+        // (img2img) uses the order-(step_index + 1) coefficients with fewer derivatives than coefficients
+        int terms = Math.min(order, count);
         for (int i = 0; i < size; i++) {
             double acc = 0;
-            for (int c = 0; c < order; c++) {
+            for (int c = 0; c < terms; c++) {
                 acc += coeffs[c] * derivatives[count - 1 - c][i];
             }
             x[i] += acc;

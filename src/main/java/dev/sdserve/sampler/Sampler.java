@@ -30,4 +30,20 @@ public interface Sampler {
      * @throws IllegalArgumentException for a bad step count, an empty latent, or a stochastic sampler without noise
      */
     SamplerState start(int steps, float[] initialNoise, NoiseSource noise);
+
+    /**
+     * How a denoising strength cuts the schedule of {@code steps} steps: steps kept, the plan index it begins at,
+     * evaluations that run, the first timestep (diffusers' img2img / inpainting {@code get_timesteps}).
+     *
+     * @throws IllegalArgumentException for a strength outside (0, 1] or one that keeps no step
+     */
+    StrengthCut strengthCut(int steps, double strength);
+
+    /**
+     * Starts an image-conditioned trajectory (img2img, inpainting) as diffusers' pipelines do: the schedule is made
+     * for {@code steps} steps and entered at the strength's begin index with the image latent noised to that
+     * timestep (or, inpainting at strength 1, from pure noise), optionally blending the known region back after
+     * every step. {@code noise} draws the stochastic samplers' step noise, as in {@link #start(int, float[], NoiseSource)}.
+     */
+    SamplerState start(int steps, ImageInit init, NoiseSource noise);
 }

@@ -292,6 +292,54 @@ public final class FakeEngine implements Engine {
         return out;
     }
 
+    /**
+     * Fake VAE encode: each latent cell from the mean of the pixels over it (channel c &lt; 3 the logit of colour c,
+     * scaled back as {@link #image} maps it; further channels 0), plus 0.1·noise: roughly the inverse of decode.
+     */
+    @Override
+    public float[][] encodeImage(String model, LatentShape shape, List<float[]> images, List<float[]> noise) {
+        ModelInfo info = describe(model);
+        requireResident(model);
+        spend(model, Stage.DECODE, shape, images.size());
+        float[][] out = new float[images.size()][];
+        for (int i = 0; i < images.size(); i++) {
+            out[i] = latentOf(info, shape, images.get(i), noise.get(i));
+        }
+        stats.recordImageEncode(images.size());
+        return out;
+    }
+
+    /** The fake encoder of one image (HWC in [0, 1]); {@code noise} may be null. */
+    public static float[] latentOf(ModelInfo info, LatentShape shape, float[] img, float[] noise) {
+        int s = info.vaeScale();
+        int w = shape.width() * s;
+        if (img.length != shape.height() * s * w * 3) {
+            throw new IllegalArgumentException("image of " + img.length + " floats for latent shape " + shape);
+        }
+        int plane = shape.height() * shape.width();
+        float[] z = new float[shape.size()];
+        for (int cy = 0; cy < shape.height(); cy++) {
+            for (int cx = 0; cx < shape.width(); cx++) {
+                for (int c = 0; c < Math.min(3, shape.channels()); c++) {
+                    double sum = 0;
+                    for (int y = cy * s; y < (cy + 1) * s; y++) {
+                        for (int x = cx * s; x < (cx + 1) * s; x++) {
+                            sum += img[(y * w + x) * 3 + c];
+                        }
+                    }
+                    double p = Math.min(0.999, Math.max(0.001, sum / (s * s) / 0.9));
+                    z[c * plane + cy * shape.width() + cx] = (float) Math.log(p / (1 - p));
+                }
+            }
+        }
+        if (noise != null) {
+            for (int k = 0; k < z.length; k++) {
+                z[k] += 0.1f * noise[k];
+            }
+        }
+        return z;
+    }
+
     @Override
     public EngineStats stats() {
         return stats;

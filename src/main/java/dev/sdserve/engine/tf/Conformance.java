@@ -122,6 +122,7 @@ public final class Conformance {
                     }
                 }
             }
+            ImageConformance.run(this, g);
         }
         Summary s = new Summary(List.copyOf(results));
         out.println("conformance: " + s.passed() + " passed, " + s.failed() + " failed");
@@ -316,7 +317,7 @@ public final class Conformance {
         double error() throws Exception;
     }
 
-    private void safely(String name, double tol, ErrorCase c) {
+    void safely(String name, double tol, ErrorCase c) {
         try {
             double e = c.error();
             record(name, e, tol, e <= tol && !Double.isNaN(e), "");
@@ -332,7 +333,7 @@ public final class Conformance {
                 pass ? "PASS" : "FAIL", detail.isEmpty() ? "" : "  (" + detail + ")"));
     }
 
-    private void fail(String name, String why) {
+    void fail(String name, String why) {
         CaseResult r = new CaseResult(name, Double.NaN, 0, false, why);
         results.add(r);
         out.println(String.format(Locale.ROOT, "%-40s FAIL  (%s)", name, why));

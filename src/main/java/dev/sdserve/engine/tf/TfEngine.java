@@ -439,8 +439,9 @@ public final class TfEngine implements Engine {
     public ModelInfo describe(String model) {
         ModelConfig c = config(model);
         int scale = c.vae().downscale();
-        return new ModelInfo(model, c.unet().inChannels(), scale, c.textEncoder().maxPositions(),
-                c.unet().crossAttentionDim(), c.vae().scalingFactor(), c.family(), c.unet().sampleSize() * scale);
+        return new ModelInfo(model, c.vae().latentChannels(), scale, c.textEncoder().maxPositions(),
+                c.unet().crossAttentionDim(), c.vae().scalingFactor(), c.family(), c.unet().sampleSize() * scale,
+                c.unet().inChannels());
     }
 
     /**
@@ -570,20 +571,28 @@ public final class TfEngine implements Engine {
 
     private float[][] denoise(DenoiseBatch batch, TfModel m) {
         LatentShape s = batch.shape();
-        if (s.channels() != m.config().unet().inChannels()) {
-            throw ServeException.invalid("latent", "model '" + batch.model() + "' takes " + m.config().unet().inChannels()
+        int latentChannels = m.config().vae().latentChannels();
+        int unetChannels = m.config().unet().inChannels();
+        if (s.channels() != latentChannels) {
+            throw ServeException.invalid("latent", "model '" + batch.model() + "' takes " + latentChannels
                     + " latent channels, got " + s.channels());
         }
         List<DenoiseItem> items = batch.items();
+        List<float[]> inputs = new ArrayList<>(items.size());
+        int extra = (unetChannels - latentChannels) * s.height() * s.width();
+        for (DenoiseItem it : items) {
+            inputs.add(unetInput(batch.model(), it, extra));
+        }
         List<float[]> xs = new ArrayList<>();
         List<float[]> ctx = new ArrayList<>();
         float[] ts = new float[batch.unetSamples()];
         int[] uncondIndex = new int[items.size()];
         int n = 0;
         List<List<LoraWeight>> rowLoras = new ArrayList<>();
-        for (DenoiseItem it : items) {
+        for (int i = 0; i < items.size(); i++) {
+            DenoiseItem it = items.get(i);
             rowLoras.add(it.loras());
-            xs.add(it.latentInput());
+            xs.add(inputs.get(i));
             ctx.add(it.cond());
             ts[n++] = (float) it.timestep();
         }
@@ -593,7 +602,7 @@ public final class TfEngine implements Engine {
             if (it.guided() && it.guidance() != 1.0) {
                 uncondIndex[i] = n;
                 rowLoras.add(it.loras());
-                xs.add(it.latentInput());
+                xs.add(inputs.get(i));
                 ctx.add(it.uncond());
                 ts[n++] = (float) it.timestep();
             }
@@ -666,6 +675,31 @@ public final class TfEngine implements Engine {
         this.mixedContexts = MixedContexts.Mode.valueOf(mode.toUpperCase(java.util.Locale.ROOT));
     }
 
+    /**
+     * The UNet input of an item: its latent input, then its extra channels (an inpainting UNet's mask and
+     * masked-image latent) when the UNet takes more channels than the latent has.
+     */
+    private static float[] unetInput(String model, DenoiseItem it, int extra) {
+        float[] e = it.extraChannels();
+        if (extra == 0) {
+            if (e != null && e.length > 0) {
+                throw ServeException.invalid("mask", "model '" + model + "' is not an inpainting model: its UNet takes"
+                        + " no mask or masked-image channels");
+            }
+            return it.latentInput();
+        }
+        if (e == null || e.length != extra) {
+            throw ServeException.invalid("mask", "model '" + model + "' is an inpainting model: its UNet needs "
+                    + extra + " extra input values per sample (mask and masked-image latent), got "
+                    + (e == null ? "none" : String.valueOf(e.length)));
+        }
+        float[] x = it.latentInput();
+        float[] all = new float[x.length + e.length];
+        System.arraycopy(x, 0, all, 0, x.length);
+        System.arraycopy(e, 0, all, x.length, e.length);
+        return all;
+    }
+
     /** eps_u + g·(eps_c − eps_u), in float32 as diffusers computes it. */
     static float[] guide(float[] uncond, float[] cond, double guidance) {
         float g = (float) guidance;
@@ -698,7 +732,43 @@ public final class TfEngine implements Engine {
         }
     }
 
+    @Override
+    public float[][] encodeImage(String model, LatentShape shape, List<float[]> images, List<float[]> noise) {
+        if (noise.size() != images.size()) {
+            throw new IllegalArgumentException(images.size() + " images, " + noise.size() + " noise draws");
+        }
+        TfModel m = lease(model);
+        try {
+            List<float[]> nchw = toNchw(m, shape, images);
+            int scale = m.config().vae().downscale();
+            float[][][] post = m.encodePosterior(nchw, shape.height() * scale, shape.width() * scale);
+            float f = (float) m.config().vae().scalingFactor();
+            float[][] out = new float[images.size()][];
+            for (int i = 0; i < out.length; i++) {
+                float[] mean = post[0][i], std = post[1][i], eps = noise.get(i);
+                if (eps != null && eps.length != mean.length) {
+                    throw new IllegalArgumentException("noise of " + eps.length + " floats for a latent of " + mean.length);
+                }
+                float[] z = new float[mean.length];
+                for (int k = 0; k < z.length; k++) {
+                    z[k] = (eps == null ? mean[k] : mean[k] + std[k] * eps[k]) * f;
+                }
+                out[i] = z;
+            }
+            stats.recordImageEncode(images.size());
+            return out;
+        } finally {
+            release(m);
+        }
+    }
+
     private float[][] encodeImage(TfModel m, LatentShape shape, List<float[]> images) {
+        int scale = m.config().vae().downscale();
+        return m.encodeImages(toNchw(m, shape, images), shape.height() * scale, shape.width() * scale);
+    }
+
+    /** HWC images in [0, 1] at the shape's pixel size → NCHW in [-1, 1]. */
+    private static List<float[]> toNchw(TfModel m, LatentShape shape, List<float[]> images) {
         int scale = m.config().vae().downscale();
         int h = shape.height() * scale, w = shape.width() * scale;
         int c = m.config().vae().inChannels();
@@ -717,7 +787,7 @@ public final class TfEngine implements Engine {
             }
             nchw.add(x);
         }
-        return m.encodeImages(nchw, h, w);
+        return nchw;
     }
 
 

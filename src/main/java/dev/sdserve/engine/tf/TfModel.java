@@ -250,6 +250,19 @@ public final class TfModel implements AutoCloseable {
         }
     }
 
+    /**
+     * Images [B][3·H·W] NCHW in [-1, 1] → the VAE posterior of each, unscaled: {mean[B][latent·h·w],
+     * std[B][latent·h·w]} (std = exp(clamp(logvar, −30, 20) / 2)).
+     */
+    public synchronized float[][][] encodePosterior(List<float[]> images, int height, int width) {
+        int ic = config.vae().inChannels();
+        TfGraph g = graph("vae.enc/" + height + "x" + width, bl -> VaeNet.buildEncoder(bl, config.vae(), height, width));
+        try (TFloat32 it = batch(images, ic * height * width, images.size(), ic, height, width);
+             Result r = g.run(Map.of("image", it), List.of("posterior_mean", "posterior_std"))) {
+            return new float[][][]{split((TFloat32) r.get(0), images.size()), split((TFloat32) r.get(1), images.size())};
+        }
+    }
+
     // ---------------------------------------------------------------- tensors
 
     static TFloat32 batch(List<float[]> items, int size, int b, long... dims) {

@@ -6,13 +6,16 @@ import org.tensorflow.ndarray.Shape;
 import org.tensorflow.op.core.Placeholder;
 import org.tensorflow.types.TFloat32;
 
+import java.util.List;
+
 /**
  * The KL autoencoder in the LDM key layout ({@code first_stage_model.}).
  *
  * <p>Decoder graph: input {@code z} [B, latent, h, w] (the sampler's latents, NCHW), divided by the scaling factor
  * inside; outputs {@code raw} [B, 3, H, W] (decoder output, about [-1, 1]) and {@code image} [B, H, W, 3] in [0, 1]
- * ((raw / 2 + 0.5) clamped). Encoder graph: input {@code image} [B, 3, H, W] in [-1, 1]; output {@code mean}
- * [B, latent, h, w] = mean of the latent distribution × scaling factor.
+ * ((raw / 2 + 0.5) clamped). Encoder graph: input {@code image} [B, 3, H, W] in [-1, 1]; outputs {@code mean}
+ * [B, latent, h, w] = mean of the latent distribution × scaling factor, and the unscaled posterior
+ * {@code posterior_mean} / {@code posterior_std} (for a sample drawn with the request's noise).
  */
 public final class VaeNet {
     public static final String PREFIX = "first_stage_model.";
@@ -47,8 +50,14 @@ public final class VaeNet {
         Operand<TFloat32> img = b.input("image", tf.placeholder(TFloat32.class,
                 Placeholder.shape(Shape.of(-1, cfg.inChannels(), height, width))));
         VaeNet net = new VaeNet(b.nn, cfg);
-        Operand<TFloat32> mean = b.nn.toFloat32(net.encodeMean(b.nn.toCompute(b.nn.nchwToNhwc(img))));
+        List<Operand<TFloat32>> moments = net.encodeMoments(b.nn.toCompute(b.nn.nchwToNhwc(img)));
+        Operand<TFloat32> mean = b.nn.toFloat32(moments.get(0));
         b.output("mean", b.nn.nhwcToNchw(b.nn.scale(mean, (float) cfg.scalingFactor())));
+        // the posterior N(mean, std²) before scaling (diffusers' DiagonalGaussianDistribution: logvar clamped to
+        // [-30, 20], std = exp(logvar / 2)); the sample is (mean + std·eps)·scaling factor with eps drawn outside
+        Operand<TFloat32> logvar = b.nn.clamp(b.nn.toFloat32(moments.get(1)), -30f, 20f);
+        b.output("posterior_mean", b.nn.nhwcToNchw(mean));
+        b.output("posterior_std", b.nn.nhwcToNchw(tf.math.exp(b.nn.scale(logvar, 0.5f))));
     }
 
     Operand<TFloat32> decode(Operand<TFloat32> z) {
@@ -69,7 +78,8 @@ public final class VaeNet {
         return nn.conv(h, p + "conv_out");
     }
 
-    Operand<TFloat32> encodeMean(Operand<TFloat32> x) {
+    /** The encoder's moments [mean, logvar], NHWC. */
+    List<Operand<TFloat32>> encodeMoments(Operand<TFloat32> x) {
         String p = PREFIX + "encoder.";
         Operand<TFloat32> h = nn.conv(x, p + "conv_in");
         int levels = cfg.blockOutChannels().size();
@@ -86,7 +96,7 @@ public final class VaeNet {
         h = nn.silu(nn.groupNorm(h, p + "norm_out", cfg.normGroups(), EPS));
         h = nn.conv(h, p + "conv_out");
         h = nn.conv(h, PREFIX + "quant_conv");
-        return nn.splitLast(h, 2).get(0); // moments = [mean, logvar]
+        return nn.splitLast(h, 2); // moments = [mean, logvar]
     }
 
     private Operand<TFloat32> mid(Operand<TFloat32> h, String mp) {

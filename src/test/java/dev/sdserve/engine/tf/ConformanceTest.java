@@ -25,6 +25,8 @@ class ConformanceTest {
         assertTrue(last.matches("conformance: \\d+ passed, 0 failed"), last);
         assertTrue(out.contains("fp16.unet.batch"), "fp16 file ran");
         assertTrue(out.contains("prompt.pipe.image"), "prompt syntax cases ran (ext/golden-ext)");
+        assertTrue(out.contains("img2img.euler_ancestral.s30.image"), "img2img cases ran");
+        assertTrue(out.contains("inpaint.unet9.ddim.latents") && out.contains("inpaint.unet4.euler.image"), "inpainting cases ran");
         assertEquals(0, code);
     }
 }
