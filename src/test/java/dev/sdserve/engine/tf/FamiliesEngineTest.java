@@ -40,7 +40,7 @@ class FamiliesEngineTest {
     static final ModelConfig XL = new ModelConfig(ModelConfig.SDXL,
             new UNetConfig(4, 4, List.of(32, 64, 64), 1, List.of(false, true, true), List.of(true, true, false), true,
                     List.of(2, 2, 4), 80, true, List.of(0, 1, 3), 2, List.of(3, 1, 0), 32, 1e-5, "epsilon", 8, 6, 76),
-            List.of(new TextEncoderConfig(49408, 32, 64, 2, 2, 77, "quick_gelu", 1e-5, 49406, 49407, 49407,
+            List.of(new TextEncoderConfig(49408, 32, 64, 3, 2, 77, "quick_gelu", 1e-5, 49406, 49407, 49407,
                             TextEncoderConfig.CLIP, ModelDetection.SDXL_TEXT1, 0),
                     new TextEncoderConfig(49408, 48, 96, 3, 3, 77, "gelu", 1e-5, 49406, 49407, 0,
                             TextEncoderConfig.OPEN_CLIP, ModelDetection.SDXL_TEXT2, 40)),
