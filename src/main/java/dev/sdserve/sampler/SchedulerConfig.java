@@ -51,38 +51,19 @@ public final class SchedulerConfig {
      * the SD betas, {@code steps_offset} 1 and {@code timestep_spacing: leading}, which every sampler made from it
      * keeps (as diffusers' {@code from_config(pipe.scheduler.config)} does).
      */
-    public static final SchedulerConfig SDXL = new SchedulerConfig(ordered(
-            "num_train_timesteps", 1000,
-            "beta_start", 0.00085,
-            "beta_end", 0.012,
-            "beta_schedule", "scaled_linear",
-            "trained_betas", null,
-            "steps_offset", 1,
+    public static final SchedulerConfig SDXL = SD15.merge(new SchedulerConfig(ordered(
             "timestep_spacing", "leading",
             "interpolation_type", "linear",
             "prediction_type", "epsilon",
-            "set_alpha_to_one", false,
-            "skip_prk_steps", true,
-            "clip_sample", false,
             "sample_max_value", 1.0,
-            "use_karras_sigmas", false));
+            "use_karras_sigmas", false)));
 
     /**
      * Stable Diffusion 2.1's shipped scheduler config (DDIMScheduler, v-prediction; no {@code timestep_spacing}: each
      * sampler keeps its class default, DDIM/PNDM leading, the others linspace). {@link #forModel} gives the 512-base
      * (epsilon) variant.
      */
-    public static final SchedulerConfig SD21 = new SchedulerConfig(ordered(
-            "num_train_timesteps", 1000,
-            "beta_start", 0.00085,
-            "beta_end", 0.012,
-            "beta_schedule", "scaled_linear",
-            "trained_betas", null,
-            "steps_offset", 1,
-            "prediction_type", "v_prediction",
-            "set_alpha_to_one", false,
-            "skip_prk_steps", true,
-            "clip_sample", false));
+    public static final SchedulerConfig SD21 = SD15.with("prediction_type", "v_prediction");
 
     /**
      * The scheduler config a model ships with, by family ({@code sd1}, {@code sd2}, {@code sdxl}) and prediction type
