@@ -5,34 +5,53 @@ import java.util.List;
 /**
  * One sample of a UNet batch.
  *
- * @param latentInput   the model input (the sampler's latent already scaled for the model), NCHW without batch
- * @param timestep      the model timestep (may be fractional for k-diffusion samplers)
- * @param cond          the prompt's conditioning
- * @param uncond        the negative prompt's conditioning, or null for no classifier-free guidance
- * @param guidance      guidance scale (ignored without uncond)
- * @param loras         the request's UNet LoRAs
+ * @param latentInput  the model input (the sampler's latent already scaled for the model), NCHW without batch
+ * @param timestep     the model timestep (may be fractional for k-diffusion samplers)
+ * @param cond         the prompt's conditioning (context)
+ * @param uncond       the negative prompt's conditioning, or null for no classifier-free guidance
+ * @param guidance     guidance scale (ignored without uncond)
+ * @param loras        the request's UNet LoRAs
+ * @param added        the prompt side's added conditioning (SDXL: pooled embedding and size), null for SD 1.x/2.x
+ * @param addedUncond  the negative side's (SDXL with guidance), null for SD 1.x/2.x
  * @param extraChannels channels the UNet takes after the latent's, NCHW without batch at the latent's height and
- *                      width, unscaled (an inpainting UNet's mask and masked-image latent: 1 + 4 channels), the same
- *                      for the conditional and unconditional rows; null when the UNet takes the latent alone
+ *                     width, unscaled (an inpainting UNet's mask and masked-image latent: 1 + 4 channels), the same
+ *                     for the conditional and unconditional rows; null when the UNet takes the latent alone
  */
 public record DenoiseItem(float[] latentInput, double timestep, float[] cond, float[] uncond, double guidance,
-                          List<LoraWeight> loras, float[] extraChannels) {
+                          List<LoraWeight> loras, AddedConditioning added, AddedConditioning addedUncond,
+                          float[] extraChannels) {
     public DenoiseItem {
         loras = loras == null ? List.of() : List.copyOf(loras);
     }
 
-    /** An item whose UNet takes the latent alone. */
+    /** An SD 1.x/2.x sample (no added conditioning). */
     public DenoiseItem(float[] latentInput, double timestep, float[] cond, float[] uncond, double guidance,
                        List<LoraWeight> loras) {
-        this(latentInput, timestep, cond, uncond, guidance, loras, null);
+        this(latentInput, timestep, cond, uncond, guidance, loras, null, null, null);
     }
 
     public boolean guided() {
         return uncond != null;
     }
 
+    /** The same sample with other added conditioning on the prompt side. */
+    public DenoiseItem withAdded(AddedConditioning a) {
+        return new DenoiseItem(latentInput, timestep, cond, uncond, guidance, loras, a, addedUncond, extraChannels);
+    }
+
+    /** The same sample with another latent input (a sampler's next evaluation). */
+    public DenoiseItem withLatent(float[] x, double t) {
+        return new DenoiseItem(x, t, cond, uncond, guidance, loras, added, addedUncond, extraChannels);
+    }
+
+    /** A sample with added conditioning (SDXL) and no extra channels. */
+    public DenoiseItem(float[] latentInput, double timestep, float[] cond, float[] uncond, double guidance,
+                       List<LoraWeight> loras, AddedConditioning added, AddedConditioning addedUncond) {
+        this(latentInput, timestep, cond, uncond, guidance, loras, added, addedUncond, null);
+    }
+
     /** This item with extra UNet input channels (see {@link #extraChannels}). */
     public DenoiseItem withExtraChannels(float[] extra) {
-        return new DenoiseItem(latentInput, timestep, cond, uncond, guidance, loras, extra);
+        return new DenoiseItem(latentInput, timestep, cond, uncond, guidance, loras, added, addedUncond, extra);
     }
 }

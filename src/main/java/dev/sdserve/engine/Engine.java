@@ -24,6 +24,15 @@ public interface Engine extends AutoCloseable {
     float[][] encode(String model, List<EncodeItem> items);
 
     /**
+     * Text-encodes a batch of prompts into their whole conditioning: the context and, for SDXL, the pooled embedding
+     * the UNet's added conditioning takes ({@link DenoiseItem#added}). The default wraps {@link #encode} (no pooled
+     * embedding: SD 1.x/2.x engines).
+     */
+    default List<Conditioning> encodeConditioning(String model, List<EncodeItem> items) {
+        return java.util.Arrays.stream(encode(model, items)).map(Conditioning::of).toList();
+    }
+
+    /**
      * One UNet evaluation for every item of the batch. Items share the model and latent shape but may differ in
      * timestep, conditioning, guidance scale and LoRA set. With an unconditional embedding and guidance ≠ 1 the
      * engine doubles the sample (classifier-free guidance) and returns the guided prediction

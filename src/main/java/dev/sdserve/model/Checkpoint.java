@@ -7,21 +7,20 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 
 /**
- * A civitai-style single-file SD 1.x checkpoint (safetensors, original LDM key names, fp32/fp16/bf16 storage),
- * validated on open: architecture read from the shapes (plus the config JSON beside the file, if any), and every
- * tensor the three networks need present with the shape that architecture implies. Other tensors (EMA copies,
+ * A civitai-style single-file checkpoint (safetensors; SD 1.x / SD 2.x in the LDM key layout, SDXL base in the SGM
+ * layout; fp32/fp16/bf16 storage), validated on open: family and architecture read from the names and shapes
+ * ({@link ModelDetection}, {@link ModelConfigs}; plus the config JSON and the {@code .yaml} beside the file, if any),
+ * and every tensor the networks need present with the shape that architecture implies. Other tensors (EMA copies,
  * position ids, schedule buffers, anything else) are ignored. Thread-safe for reads.
  */
 public final class Checkpoint implements AutoCloseable {
-    /** The three networks of a checkpoint. */
+    /** The networks of a checkpoint (TEXT_ENCODER: every text tower). */
     public enum Network { TEXT_ENCODER, UNET, VAE }
 
     private final SafeTensors file;
@@ -30,10 +29,13 @@ public final class Checkpoint implements AutoCloseable {
     private final Map<Network, List<String>> keys;
     private final DType storage;
     private final Map<String, String> aliases;
+    private final String predictionSource;
 
     private Checkpoint(SafeTensors file, ModelConfig config, Optional<Path> configFile,
-                       Map<Network, List<String>> keys, DType storage, Map<String, String> aliases) {
+                       Map<Network, List<String>> keys, DType storage, Map<String, String> aliases,
+                       String predictionSource) {
         this.aliases = aliases;
+        this.predictionSource = predictionSource;
         this.file = file;
         this.config = config;
         this.configFile = configFile;
@@ -54,23 +56,62 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     private static Checkpoint open(Path path, JsonNode configJson, Optional<Path> cfgFile) throws IOException {
+        return open(path, configJson, cfgFile, null);
+    }
+
+    /**
+     * Opens {@code path} (config JSON beside it read as by {@link #open(Path)}) with a per-model prediction type
+     * ({@code epsilon} / {@code v_prediction}; null: from the files, see {@link PredictionType}).
+     */
+    public static Checkpoint openAs(Path path, String predictionType) throws IOException {
+        Optional<Path> cfgFile = ModelConfigs.configFileFor(path);
+        JsonNode cfg = cfgFile.isPresent() ? ModelConfigs.readJson(cfgFile.get()) : null;
+        return open(path, cfg, cfgFile, predictionType);
+    }
+
+    private static Checkpoint open(Path path, JsonNode configJson, Optional<Path> cfgFile, String prediction)
+            throws IOException {
         SafeTensors st = SafeTensors.open(path);
         try {
             Map<String, String> aliases = new LinkedHashMap<>();
             Map<String, long[]> shapes = canonicalShapes(st, aliases);
             String name = path.getFileName().toString();
-            String kind = notSd1(shapes.keySet());
-            if (kind != null) {
-                throw new CheckpointException("checkpoint " + name + " is not an SD 1.x checkpoint: " + kind);
+            ModelDetection.Result d = ModelDetection.detect(shapes.keySet());
+            if (!d.ok()) {
+                throw new CheckpointException("checkpoint " + name + " is not a supported checkpoint: " + d.refusal());
             }
+            String family = ModelConfig.displayName(d.family());
             ModelConfig cfg;
+            String predictionSource;
             try {
-                cfg = ModelConfigs.fromShapes(shapes, configJson);
+                cfg = ModelConfigs.fromShapes(d.family(), shapes, configJson);
+                predictionSource = PredictionType.fromJson(configJson).isPresent() ? "config JSON"
+                        : shapes.containsKey(PredictionType.V_PRED_KEY) ? "v_pred key" : family + " default";
+                Optional<Path> yaml = PredictionType.yamlFor(path);
+                if (prediction != null) {
+                    cfg = ModelConfigs.withPredictionType(cfg, prediction, configJson);
+                    predictionSource = "model setting";
+                } else if (yaml.isPresent() && PredictionType.fromJson(configJson).isEmpty()) {
+                    String fromYaml;
+                    try {
+                        fromYaml = PredictionType.fromYaml(yaml.get());
+                    } catch (IOException e) {
+                        throw new CheckpointException("checkpoint " + name + ": " + e.getMessage(), e);
+                    }
+                    cfg = ModelConfigs.withPredictionType(cfg, fromYaml, configJson);
+                    predictionSource = yaml.get().getFileName().toString();
+                }
             } catch (IllegalArgumentException e) {
-                throw new CheckpointException("checkpoint " + name + ": cannot read the SD 1.x architecture: " + e.getMessage(), e);
+                throw new CheckpointException("checkpoint " + name + ": cannot read the " + family + " architecture: "
+                        + e.getMessage(), e);
             }
             Map<Network, List<String>> keys = new LinkedHashMap<>();
-            keys.put(Network.TEXT_ENCODER, names(CheckpointLayout.textEncoder(cfg.textEncoder(), DType.F32)));
+            List<String> text = new ArrayList<>();
+            for (TextEncoderConfig t : cfg.textEncoders()) {
+                text.addAll(names(CheckpointLayout.tower(t, DType.F32, cfg.sdxl()).stream()
+                        .filter(e -> !CheckpointLayout.isExtra(e.name())).toList()));
+            }
+            keys.put(Network.TEXT_ENCODER, List.copyOf(text));
             keys.put(Network.UNET, names(CheckpointLayout.unet(cfg.unet(), DType.F32)));
             keys.put(Network.VAE, names(CheckpointLayout.vae(cfg.vae(), DType.F32)));
             List<String> missing = new ArrayList<>();
@@ -90,7 +131,7 @@ public final class Checkpoint implements AutoCloseable {
             }
             if (!missing.isEmpty()) {
                 throw new CheckpointException("checkpoint " + name + " lacks " + missing.size() + " tensor"
-                        + (missing.size() == 1 ? "" : "s") + " of its SD 1.x architecture: " + limit(missing));
+                        + (missing.size() == 1 ? "" : "s") + " of its " + family + " architecture: " + limit(missing));
             }
             if (!wrong.isEmpty()) {
                 throw new CheckpointException("checkpoint " + name + " has " + wrong.size() + " tensor"
@@ -99,7 +140,7 @@ public final class Checkpoint implements AutoCloseable {
             DType storage = dtypes.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey)
                     .orElse(DType.F32);
             return new Checkpoint(st, cfg, cfgFile, Collections.unmodifiableMap(keys), storage,
-                    Collections.unmodifiableMap(aliases));
+                    Collections.unmodifiableMap(aliases), predictionSource);
         } catch (IOException | RuntimeException e) {
             st.close();
             throw e;
@@ -153,93 +194,16 @@ public final class Checkpoint implements AutoCloseable {
         return items.size() > max ? s + ", … (" + (items.size() - max) + " more)" : s;
     }
 
-    /**
-     * What a tensor name set looks like when it is not an SD 1.x LDM checkpoint, or null when it may be one.
-     */
-    static String notSd1(Set<String> names) {
-        boolean unet = false;
-        boolean kohya = false;
-        boolean peft = false;
-        boolean sdxl = false;
-        boolean sd2 = false;
-        boolean diffusers = false;
-        boolean ti = false;
-        boolean control = false;
-        for (String n : names) {
-            if (n.startsWith(ModelConfigs.UNET)) {
-                unet = true;
-                if (n.startsWith(ModelConfigs.UNET + "label_emb.")) {
-                    sdxl = true;
-                }
-            }
-            if (n.startsWith("lora_unet_") || n.startsWith("lora_te") || n.contains(".lora_down.")
-                    || n.contains(".hada_w1_") || n.contains(".lokr_w1")) {
-                kohya = true;
-            }
-            if (n.contains(".lora_A.") || n.contains(".lora.down.") || n.contains("lora_linear_layer")) {
-                peft = true;
-            }
-            if (n.startsWith("conditioner.embedders.")) {
-                sdxl = true;
-            }
-            if (n.startsWith("cond_stage_model.model.")) {
-                sd2 = true;
-            }
-            if (n.startsWith("down_blocks.") || n.startsWith("mid_block.") || n.startsWith("unet.down_blocks.")
-                    || n.startsWith("encoder.down_blocks.")) {
-                diffusers = true;
-            }
-            if (n.equals("emb_params") || n.startsWith("string_to_param") || n.equals("clip_l") || n.equals("clip_g")) {
-                ti = true;
-            }
-            if (n.startsWith("control_model.") || n.startsWith("input_hint_block.") || n.startsWith("zero_convs.")) {
-                control = true;
-            }
-        }
-        if (kohya) {
-            return "it looks like a LoRA/LyCORIS file (kohya lora_unet_*/lora_te_* keys): load it as a LoRA, not a model";
-        }
-        if (peft) {
-            return "it looks like a diffusers/PEFT LoRA file (lora_A/lora_B keys): load it as a LoRA, not a model";
-        }
-        if (sdxl) {
-            return "it looks like an SDXL checkpoint (conditioner.embedders.* / label_emb keys); SDXL is not supported yet";
-        }
-        if (sd2) {
-            return "it looks like an SD 2.x checkpoint (OpenCLIP text encoder cond_stage_model.model.*); SD 2.x is not supported yet";
-        }
-        if (ti) {
-            return "it looks like a textual-inversion embedding, not a model";
-        }
-        if (control) {
-            return "it looks like a ControlNet, not a model";
-        }
-        if (diffusers) {
-            return "it is in the diffusers key layout (down_blocks.*); expected the single-file LDM layout (model.diffusion_model.*)";
-        }
-        if (!unet) {
-            String example = names.isEmpty() ? "none" : names.iterator().next();
-            return "it has " + names.size() + " tensors and none under " + ModelConfigs.UNET + " (e.g. " + example + ")";
-        }
-        Set<String> prefixes = new HashSet<>();
-        for (String n : names) {
-            if (n.startsWith(ModelConfigs.TEXT)) {
-                prefixes.add("text");
-            } else if (n.startsWith(ModelConfigs.VAE)) {
-                prefixes.add("vae");
-            }
-        }
-        if (!prefixes.contains("text")) {
-            return "it has a UNet but no CLIP text encoder (" + ModelConfigs.TEXT + "*)";
-        }
-        if (!prefixes.contains("vae")) {
-            return "it has a UNet but no VAE (" + ModelConfigs.VAE + "*); bake a VAE into it first";
-        }
-        return null;
-    }
-
     public ModelConfig config() {
         return config;
+    }
+
+    /**
+     * Where the prediction type came from: "model setting", "config JSON", the yaml's file name, "v_pred key" or
+     * "&lt;family&gt; default" (see {@link PredictionType}).
+     */
+    public String predictionSource() {
+        return predictionSource;
     }
 
     public Path path() {

@@ -11,10 +11,11 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 
 /**
- * A kohya-format LoRA ({@code lora_unet_*} / {@code lora_te_*} modules with {@code .lora_down.weight},
- * {@code .lora_up.weight} and optional {@code .alpha}) matched against an SD 1.x architecture: every module is mapped
- * to the LDM weight it modifies (kohya names are diffusers module paths with {@code _}; the older LDM-path names
- * are accepted too), with linear, 1×1 conv and 3×3 conv (LoCon) modules. Modules that match nothing or have
+ * A kohya-format LoRA ({@code lora_unet_*} / {@code lora_te_*} / SDXL's {@code lora_te1_*}, {@code lora_te2_*}
+ * modules with {@code .lora_down.weight}, {@code .lora_up.weight} and optional {@code .alpha}) matched against an
+ * architecture: every module is mapped to the checkpoint weight it modifies ({@link LdmNames#kohyaTargetRows}: kohya
+ * names are diffusers or LDM/SGM module paths with {@code _}; OpenCLIP towers' q/k/v modules are row blocks of the
+ * fused {@code in_proj_weight}), with linear, 1×1 conv and 3×3 conv (LoCon) modules. Modules that match nothing or have
  * incompatible shapes are one clear error naming them.
  *
  * <p>Merging: {@code W += scale · (alpha / rank) · up · down} ({@link #delta}).
@@ -22,11 +23,24 @@ import java.util.TreeSet;
 public final class LoraFile implements AutoCloseable {
     public enum Kind { LINEAR, CONV1X1, CONV3X3 }
 
-    /** One LoRA module and the checkpoint weight it modifies. */
+    /**
+     * One LoRA module and the checkpoint weight it modifies: rows [rowStart, rowStart + rows) of it (all rows,
+     * except for a q/k/v module of an OpenCLIP tower, which covers one third of the fused {@code in_proj_weight}).
+     */
     public record Module(String name, String target, Kind kind, int rank, double alpha, long[] targetShape,
-                         String downKey, String upKey) {
+                         String downKey, String upKey, int rowStart, int rows) {
+        public Module(String name, String target, Kind kind, int rank, double alpha, long[] targetShape,
+                      String downKey, String upKey) {
+            this(name, target, kind, rank, alpha, targetShape, downKey, upKey, 0, (int) targetShape[0]);
+        }
+
         public boolean textEncoder() {
-            return target.startsWith(ModelConfigs.TEXT);
+            return !target.startsWith(ModelConfigs.UNET);
+        }
+
+        /** The module covers only some rows of its weight. */
+        public boolean partial() {
+            return rows != targetShape[0];
         }
 
         /** alpha / rank. */
@@ -35,8 +49,8 @@ public final class LoraFile implements AutoCloseable {
         }
     }
 
-    /** kohya module → LDM weight, and the weights' shapes, of an architecture (built once per config; read only). */
-    private record Layout(Map<String, String> targets, Map<String, long[]> shapes) {
+    /** kohya module → LDM weight (and rows), and the weights' shapes, of an architecture (built once per config). */
+    private record Layout(Map<String, LdmNames.Target> targets, Map<String, long[]> shapes) {
     }
 
     private static final Map<ModelConfig, Layout> LAYOUTS = new java.util.concurrent.ConcurrentHashMap<>();
@@ -61,9 +75,9 @@ public final class LoraFile implements AutoCloseable {
     }
 
     private static List<Module> map(SafeTensors st, ModelConfig cfg, String name) throws IOException {
-        Layout l = LAYOUTS.computeIfAbsent(cfg, c -> new Layout(LdmNames.kohyaTargets(c),
+        Layout l = LAYOUTS.computeIfAbsent(cfg, c -> new Layout(LdmNames.kohyaTargetRows(c),
                 CheckpointLayout.shapes(CheckpointLayout.weights(c, DType.F32))));
-        Map<String, String> targets = l.targets();
+        Map<String, LdmNames.Target> targets = l.targets();
         Map<String, long[]> layout = l.shapes();
         TreeMap<String, String[]> parts = new TreeMap<>(); // module → [down, up, alpha]
         List<String> unsupported = new ArrayList<>();
@@ -84,8 +98,13 @@ public final class LoraFile implements AutoCloseable {
             throw new CheckpointException("LoRA " + name + " is not a kohya LoRA (no *.lora_down.weight tensors)"
                     + (model ? "; it looks like a model checkpoint" : ""));
         }
-        if (parts.keySet().stream().anyMatch(m -> m.startsWith("lora_te1_") || m.startsWith("lora_te2_"))) {
-            throw new CheckpointException("LoRA " + name + " is for SDXL (lora_te1_/lora_te2_ modules), not SD 1.x");
+        String family = cfg.familyName();
+        boolean xlText = parts.keySet().stream().anyMatch(m -> m.startsWith("lora_te1_") || m.startsWith("lora_te2_"));
+        if (xlText && !cfg.sdxl()) {
+            throw new CheckpointException("LoRA " + name + " is for SDXL (lora_te1_/lora_te2_ modules), not " + family);
+        }
+        if (cfg.sdxl() && parts.keySet().stream().anyMatch(m -> m.startsWith("lora_te_"))) {
+            throw new CheckpointException("LoRA " + name + " is for SD 1.x/2.x (lora_te_ modules), not SDXL");
         }
         if (!unsupported.isEmpty()) {
             throw new CheckpointException("LoRA " + name + " has " + unsupported.size()
@@ -105,11 +124,12 @@ public final class LoraFile implements AutoCloseable {
                 bad.add(module + " lacks its " + (p[0] == null ? "lora_down" : "lora_up") + ".weight");
                 continue;
             }
-            String target = targets.get(module);
-            if (target == null) {
+            LdmNames.Target t = targets.get(module);
+            if (t == null) {
                 unknown.add(module);
                 continue;
             }
+            String target = t.key();
             long[] tShape = layout.get(target);
             long[] down = st.shape(p[0]);
             long[] up = st.shape(p[1]);
@@ -118,8 +138,10 @@ public final class LoraFile implements AutoCloseable {
             int rank = (int) (down.length > 0 ? down[0] : -1);
             if (rank <= 0 || up.length < 2 || up[1] != rank) {
                 problem = "down " + Arrays.toString(down) + " and up " + Arrays.toString(up) + " do not share a rank";
-            } else if (up[0] != tShape[0]) {
-                problem = "up " + Arrays.toString(up) + " gives " + up[0] + " outputs, the weight has " + tShape[0];
+            } else if (up[0] != t.rows()) {
+                problem = "up " + Arrays.toString(up) + " gives " + up[0] + " outputs, the weight has " + t.rows()
+                        + (t.rows() != tShape[0] ? " (rows " + t.rowStart() + ".." + (t.rowStart() + t.rows()) + " of "
+                        + tShape[0] + ")" : "");
             } else if (down.length < 2 || down[1] != tShape[1]) {
                 problem = "down " + Arrays.toString(down) + " takes " + (down.length < 2 ? "?" : down[1])
                         + " inputs, the weight has " + tShape[1];
@@ -153,11 +175,11 @@ public final class LoraFile implements AutoCloseable {
                 }
                 alpha = a[0];
             }
-            out.add(new Module(module, target, kind, rank, alpha, tShape, p[0], p[1]));
+            out.add(new Module(module, target, kind, rank, alpha, tShape, p[0], p[1], t.rowStart(), t.rows()));
         }
         if (!unknown.isEmpty()) {
             throw new CheckpointException("LoRA " + name + " has " + unknown.size() + " of " + parts.size()
-                    + " modules that match nothing in this SD 1.x model (a LoRA for another architecture?): "
+                    + " modules that match nothing in this " + family + " model (a LoRA for another architecture?): "
                     + limit(unknown));
         }
         if (!bad.isEmpty()) {
@@ -197,19 +219,34 @@ public final class LoraFile implements AutoCloseable {
         return file.finiteFloats(m.downKey());
     }
 
-    /** lora_up as float32, [out, rank] row-major. */
+    /** lora_up as float32, [rows, rank] row-major (the module's rows of its weight: {@link Module#rows}). */
     public float[] up(Module m) throws IOException {
         return file.finiteFloats(m.upKey());
     }
 
+    /** lora_up as float32 over all rows of the target weight, [out, rank] row-major, zero outside the module's rows. */
+    public float[] upFullRows(Module m) throws IOException {
+        return padRows(up(m), m);
+    }
+
+    /** An up matrix of the module's rows placed into its weight's rows (zeros elsewhere). */
+    public static float[] padRows(float[] up, Module m) {
+        if (!m.partial()) {
+            return up;
+        }
+        float[] full = new float[(int) m.targetShape()[0] * m.rank()];
+        System.arraycopy(up, 0, full, m.rowStart() * m.rank(), up.length);
+        return full;
+    }
+
     /**
      * {@code scale · (alpha / rank) · up · down}, shaped like the target weight ([out, in] or [out, in, kh, kw],
-     * row-major), to add to it.
+     * row-major; zero outside the module's rows), to add to it.
      *
      * @throws CheckpointException when a factor is not finite or the product overflows float32
      */
     public float[] delta(Module m, double scale) throws IOException {
-        float[] up = up(m);
+        float[] up = upFullRows(m);
         float[] down = down(m);
         int out = (int) m.targetShape()[0];
         int r = m.rank();

@@ -13,7 +13,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * Writes a civitai-layout SD 1.x checkpoint ({@link CheckpointLayout#full}) with deterministic pseudo-random
+ * Writes a civitai-layout checkpoint of any family ({@link CheckpointLayout#full}) with deterministic pseudo-random
  * weights, streamed through {@link SafeTensorsWriter} (a 2 GB fp16 SD 1.5 file needs a few MB of heap), plus the
  * config JSON beside it ({@code <stem>.json}, {@link ModelConfigs#toJson}).
  *
@@ -166,8 +166,11 @@ public final class RandomCheckpoint {
         if (n.endsWith("token_embedding.weight")) {
             return new Init(0, 1);
         }
-        if (n.endsWith("position_embedding.weight")) {
+        if (n.endsWith("position_embedding.weight") || n.endsWith("positional_embedding")) {
             return new Init(0, 0.1);
+        }
+        if (n.endsWith("text_projection")) { // applied as x @ P: fan-in is the first dimension
+            return new Init(0, 1 / Math.sqrt(s[0]));
         }
         if (s.length >= 2) {
             long fanIn = 1;

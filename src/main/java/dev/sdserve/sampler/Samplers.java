@@ -97,6 +97,38 @@ public final class Samplers {
         return create(info(idOrName), config);
     }
 
+    /**
+     * The sampler a diffusers scheduler describes: its class ({@code _class_name}, e.g. EulerDiscreteScheduler) and
+     * config pick the variant (Karras sigmas, SDE algorithm), so golden pipelines with any name (e.g.
+     * "euler_microcond", "eps_pndm") run on the sampler they were made with.
+     */
+    public static DiffusersSampler forDiffusers(String diffusersClass, SchedulerConfig config) {
+        boolean karras = Boolean.TRUE.equals(config.raw("use_karras_sigmas"));
+        String algorithm = String.valueOf(config.raw("algorithm_type"));
+        String id = switch (diffusersClass) {
+            case "EulerDiscreteScheduler" -> karras ? "euler_karras" : "euler";
+            case "EulerAncestralDiscreteScheduler" -> "euler_a";
+            case "LMSDiscreteScheduler" -> "lms";
+            case "HeunDiscreteScheduler" -> "heun";
+            case "DPMSolverMultistepScheduler" -> algorithm.startsWith("sde") ? "dpmpp_2m_sde_karras"
+                    : karras ? "dpmpp_2m_karras" : "dpmpp_2m";
+            case "DDIMScheduler" -> "ddim";
+            case "PNDMScheduler" -> "pndm";
+            case "UniPCMultistepScheduler" -> "unipc";
+            default -> throw new IllegalArgumentException("no sampler for diffusers scheduler class " + diffusersClass);
+        };
+        Info i = info(id);
+        SchedulerConfig own = i.overrides();
+        for (var e : own.values().entrySet()) {
+            Object given = config.raw(e.getKey());
+            if (given != null && !given.equals(e.getValue())) {
+                throw new IllegalArgumentException(diffusersClass + " with " + e.getKey() + "=" + given
+                        + " is no sampler of this service (" + id + " has " + e.getValue() + ")");
+            }
+        }
+        return create(i, config);
+    }
+
     /** The effective config of a sampler over a base config (base with the variant's overrides). */
     public static SchedulerConfig config(String idOrName, SchedulerConfig base) {
         return base.merge(info(idOrName).overrides());

@@ -46,6 +46,40 @@ public final class SchedulerConfig {
             "skip_prk_steps", true,
             "clip_sample", false));
 
+    /**
+     * SDXL base 1.0's shipped scheduler config (EulerDiscreteScheduler in {@code stabilityai/stable-diffusion-xl-base-1.0}):
+     * the SD betas, {@code steps_offset} 1 and {@code timestep_spacing: leading}, which every sampler made from it
+     * keeps (as diffusers' {@code from_config(pipe.scheduler.config)} does).
+     */
+    public static final SchedulerConfig SDXL = SD15.merge(new SchedulerConfig(ordered(
+            "timestep_spacing", "leading",
+            "interpolation_type", "linear",
+            "prediction_type", "epsilon",
+            "sample_max_value", 1.0,
+            "use_karras_sigmas", false)));
+
+    /**
+     * Stable Diffusion 2.1's shipped scheduler config (DDIMScheduler, v-prediction; no {@code timestep_spacing}: each
+     * sampler keeps its class default, DDIM/PNDM leading, the others linspace). {@link #forModel} gives the 512-base
+     * (epsilon) variant.
+     */
+    public static final SchedulerConfig SD21 = SD15.with("prediction_type", "v_prediction");
+
+    /**
+     * The scheduler config a model ships with, by family ({@code sd1}, {@code sd2}, {@code sdxl}) and prediction type
+     * ({@code epsilon} / {@code v_prediction}): SD 1.5's, SD 2.1's, SDXL base's, with the prediction type set.
+     */
+    public static SchedulerConfig forModel(String family, String predictionType) {
+        SchedulerConfig base = switch (family == null ? "" : family) {
+            case "sdxl" -> SDXL;
+            case "sd2" -> SD21;
+            default -> SD15;
+        };
+        String p = predictionType == null ? "epsilon" : predictionType;
+        return p.equals(base.raw("prediction_type")) || (p.equals("epsilon") && !base.has("prediction_type"))
+                ? base : base.with("prediction_type", p);
+    }
+
     /** An empty config: every key takes the sampler's diffusers class default. */
     public static final SchedulerConfig EMPTY = new SchedulerConfig(Map.of());
 

@@ -94,6 +94,10 @@ public final class FineTuneJob implements AutoCloseable {
     private float lastLoss = Float.NaN;
 
     private FineTuneJob(Spec spec, TfModel model, Path dataDir, Path loraDir, Path stateDir) throws IOException {
+        if (!dev.sdserve.model.ModelConfig.SD1.equals(model.config().family())) {
+            throw dev.sdserve.job.ServeException.invalid("base_model", "LoRA fine-tuning supports SD 1.x base models; '"
+                    + spec.baseModel() + "' is " + model.config().familyName());
+        }
         this.spec = spec;
         this.model = model;
         this.loraDir = loraDir;

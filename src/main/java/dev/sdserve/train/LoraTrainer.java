@@ -227,8 +227,9 @@ public final class LoraTrainer implements AutoCloseable {
 
         float scale = (float) cfg.scale();
         // the networks' LoRA hook (the one serving uses too): x·Aᵀ·Bᵀ·scale on every trained projection
-        LinearHook hook = (n, prefix, x2, d, out) -> {
-            Operand<TFloat32>[] p = lora.get(prefix);
+        LinearHook hook = (n, weightKey, x2, d, out) -> {
+            Operand<TFloat32>[] p = weightKey.endsWith(".weight")
+                    ? lora.get(weightKey.substring(0, weightKey.length() - ".weight".length())) : null;
             if (p == null) {
                 return null;
             }

@@ -78,6 +78,10 @@ public final class Conformance {
 
     public Summary run() throws IOException {
         try (GoldenSet g = GoldenSet.open(dir)) {
+            if (FamilyConformance.handles(g)) {
+                new FamilyConformance(this, g).run();
+                return finish();
+            }
             ModelConfig config = g.config();
             tokenizerCases(g, config.textEncoder());
             Map<String, Path> files = modelFiles(g);
@@ -85,27 +89,7 @@ public final class Conformance {
                 fail("model", "no model file in " + dir);
             }
             String loraFile = g.json().path("lora").path("file").asText("");
-            LoraLibrary.Source loras = new LoraLibrary.Source() {
-                @Override
-                public Path resolve(String name) {
-                    if (!name.equals(GOLDEN_LORA) || loraFile.isEmpty()) {
-                        throw dev.sdserve.job.ServeException.notFound("unknown LoRA '" + name + "'");
-                    }
-                    return dir.resolve(loraFile);
-                }
-
-                @Override
-                public String hash(Path file) {
-                    return dev.sdserve.model.ModelRegistry.sha256(file);
-                }
-            };
-            try (TfEngine engine = new TfEngine(name -> {
-                Path f = files.get(name);
-                if (f == null) {
-                    throw dev.sdserve.job.ServeException.notFound("unknown model '" + name + "'");
-                }
-                return f;
-            }, p -> config, null, loras)) {
+            try (TfEngine engine = engine(g, files)) {
                 for (var e : files.entrySet()) {
                     String label = e.getKey();
                     boolean fp32 = label.equals("fp32");
@@ -124,6 +108,40 @@ public final class Conformance {
             }
             ImageConformance.run(this, g);
         }
+        return finish();
+    }
+
+    /**
+     * An engine over a set's model files (by label, see {@link #modelFiles}) with the set's architecture, and its
+     * LoRA file as {@link #GOLDEN_LORA}.
+     */
+    static TfEngine engine(GoldenSet g, Map<String, Path> files) {
+        ModelConfig config = g.config();
+        String loraFile = g.json().path("lora").path("file").asText("");
+        LoraLibrary.Source loras = new LoraLibrary.Source() {
+            @Override
+            public Path resolve(String name) {
+                if (!name.equals(GOLDEN_LORA) || loraFile.isEmpty()) {
+                    throw dev.sdserve.job.ServeException.notFound("unknown LoRA '" + name + "'");
+                }
+                return g.dir().resolve(loraFile);
+            }
+
+            @Override
+            public String hash(Path file) {
+                return dev.sdserve.model.ModelRegistry.sha256(file);
+            }
+        };
+        return new TfEngine(name -> {
+            Path f = files.get(name);
+            if (f == null) {
+                throw dev.sdserve.job.ServeException.notFound("unknown model '" + name + "'");
+            }
+            return f;
+        }, p -> config, null, loras);
+    }
+
+    private Summary finish() {
         Summary s = new Summary(List.copyOf(results));
         out.println("conformance: " + s.passed() + " passed, " + s.failed() + " failed");
         return s;
@@ -326,7 +344,7 @@ public final class Conformance {
         }
     }
 
-    private void record(String name, double error, double tol, boolean pass, String detail) {
+    void record(String name, double error, double tol, boolean pass, String detail) {
         CaseResult r = new CaseResult(name, error, tol, pass, detail);
         results.add(r);
         out.println(String.format(Locale.ROOT, "%-40s rel_err=%.3e tol=%.0e %s%s", name, error, tol,
@@ -402,7 +420,7 @@ public final class Conformance {
         return err(new float[][]{out}, ref);
     }
 
-    private static int[] ints(JsonNode arr) {
+    static int[] ints(JsonNode arr) {
         int[] r = new int[arr.size()];
         for (int i = 0; i < r.length; i++) {
             r[i] = arr.get(i).asInt();
@@ -410,13 +428,13 @@ public final class Conformance {
         return r;
     }
 
-    private static int[] fill(int n, int v) {
+    static int[] fill(int n, int v) {
         int[] r = new int[n];
         java.util.Arrays.fill(r, v);
         return r;
     }
 
-    private static int[][] idRows(GoldenSet g, String name) throws IOException {
+    static int[][] idRows(GoldenSet g, String name) throws IOException {
         int[] flat = g.ints(name);
         long[] s = g.shape(name);
         int b = (int) s[0], t = (int) s[1];

@@ -270,7 +270,7 @@ final class ImageConformance {
     private List<float[]> trajectory(SamplerState st, String model, LatentShape shape, double guidance, float[] extra) {
         List<float[]> out = new ArrayList<>();
         while (!st.done()) {
-            DenoiseItem it = new DenoiseItem(st.modelInput().clone(), st.timestep(), cond, uncond, guidance, null, extra);
+            DenoiseItem it = new DenoiseItem(st.modelInput().clone(), st.timestep(), cond, uncond, guidance, null).withExtraChannels(extra);
             st.advance(engine.denoise(new DenoiseBatch(model, shape, List.of(it)))[0]);
             out.add(st.latents());
         }

@@ -48,7 +48,16 @@ public final class LeakCheck {
                     c[i] = (float) r.nextGaussian();
                     n[i] = (float) r.nextGaussian();
                 }
-                DenoiseBatch b = new DenoiseBatch("m", shape, List.of(new DenoiseItem(x, 500, c, n, 7.5, null)));
+                dev.sdserve.engine.AddedConditioning added = null;
+                if (u.hasAddedConditioning()) { // SDXL: a pooled embedding and the default size conditioning
+                    float[] pooled = new float[u.pooledDim()];
+                    for (int i = 0; i < pooled.length; i++) {
+                        pooled[i] = (float) r.nextGaussian();
+                    }
+                    int px = side * cfg.vae().downscale();
+                    added = new dev.sdserve.engine.AddedConditioning(pooled, dev.sdserve.engine.SizeConditioning.of(px, px));
+                }
+                DenoiseBatch b = new DenoiseBatch("m", shape, List.of(new DenoiseItem(x, 500, c, n, 7.5, null, added, added)));
                 long rss10 = 0;
                 long t0 = 0;
                 for (int i = 0; i < calls; i++) {

@@ -13,11 +13,12 @@ import org.tensorflow.types.TFloat32;
 @FunctionalInterface
 public interface LinearHook {
     /**
-     * @param prefix the projection's LDM prefix (its weight key without {@code .weight})
+     * @param weightKey the projection's weight key ({@code <prefix>.weight}, or a fused one such as OpenCLIP's
+     *                  {@code attn.in_proj_weight})
      * @param x2     the projection's input flattened to [rows, in] (rows = samples × positions)
      * @param dims   the input's dims before flattening ([B, in] or [B, ..., in])
      * @param out    the projection's output width
      * @return the term to add, [rows, out], or null to leave the projection alone
      */
-    Operand<TFloat32> extra(Nn nn, String prefix, Operand<TFloat32> x2, long[] dims, long out);
+    Operand<TFloat32> extra(Nn nn, String weightKey, Operand<TFloat32> x2, long[] dims, long out);
 }

@@ -93,7 +93,9 @@ public final class LoraLibrary {
                 for (int i = 0; i < up.length; i++) {
                     up[i] *= r;
                 }
-                mods.put(m.target(), new Mod(m.target(), m.kind(), m.rank(), f.down(m), up, m.targetShape()));
+                // modules on row blocks of one weight (an OpenCLIP tower's q/k/v in its fused in_proj) stack into one
+                mods.merge(m.target(), new Mod(m.target(), m.kind(), m.rank(), f.down(m), LoraFile.padRows(up, m),
+                        m.targetShape()), LoraLibrary::stack);
             }
             pr = new Prepared(name, hash, Collections.unmodifiableMap(mods));
         } catch (CheckpointException e) {
@@ -103,6 +105,23 @@ public final class LoraLibrary {
         }
         cache.put(k, pr);
         return pr;
+    }
+
+    /** Two modules on one weight as one of rank ra + rb: down rows stacked, up columns side by side. */
+    static Mod stack(Mod a, Mod b) {
+        if (a.kind() != b.kind() || a.cols() != b.cols()) {
+            throw new IllegalStateException(a.key() + ": LoRA modules of different kinds on one weight");
+        }
+        int out = (int) a.targetShape()[0];
+        int r = a.rank() + b.rank();
+        float[] down = java.util.Arrays.copyOf(a.down(), a.down().length + b.down().length);
+        System.arraycopy(b.down(), 0, down, a.down().length, b.down().length);
+        float[] up = new float[out * r];
+        for (int o = 0; o < out; o++) {
+            System.arraycopy(a.up(), o * a.rank(), up, o * r, a.rank());
+            System.arraycopy(b.up(), o * b.rank(), up, o * r + a.rank(), b.rank());
+        }
+        return new Mod(a.key(), a.kind(), r, down, up, a.targetShape());
     }
 
     /** Canonical key of a LoRA set (sorted by name; weights summed per name; zero weights dropped). */

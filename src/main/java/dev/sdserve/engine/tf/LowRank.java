@@ -47,8 +47,7 @@ public final class LowRank implements LinearHook {
      * @param d  the input's original dims ([B, in] or [B, ..., in]): L is the product of the middle ones
      */
     @Override
-    public Operand<TFloat32> extra(Nn nn, String prefix, Operand<TFloat32> x2, long[] d, long out) {
-        String key = prefix + ".weight";
+    public Operand<TFloat32> extra(Nn nn, String key, Operand<TFloat32> x2, long[] d, long out) {
         if (!keys.contains(key)) {
             return null;
         }

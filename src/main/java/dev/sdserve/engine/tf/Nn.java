@@ -188,25 +188,33 @@ public final class Nn {
 
     /** x[..., in] · Wᵀ (+ b) with W = {@code prefix.weight} [out, in] (or a 1×1 conv weight), b = {@code prefix.bias}. */
     public Operand<TFloat32> linear(Operand<TFloat32> x, String prefix, boolean bias) {
+        return linear(x, prefix + ".weight", bias ? prefix + ".bias" : null);
+    }
+
+    /**
+     * x[..., in] · Wᵀ (+ b) with the weight and bias keys given (OpenCLIP's fused {@code attn.in_proj_weight} /
+     * {@code attn.in_proj_bias}); {@code biasKey} null for none.
+     */
+    public Operand<TFloat32> linear(Operand<TFloat32> x, String weightKey, String biasKey) {
         long[] d = dims(x);
         long in = d[d.length - 1];
-        Operand<TFloat32> w = w(prefix + ".weight", x);
-        long[] ws = weightShape(prefix + ".weight");
+        Operand<TFloat32> w = w(weightKey, x);
+        long[] ws = weightShape(weightKey);
         if (ws.length != 2 || ws[1] != in) {
-            throw new IllegalStateException(prefix + ".weight has shape " + java.util.Arrays.toString(ws)
+            throw new IllegalStateException(weightKey + " has shape " + java.util.Arrays.toString(ws)
                     + ", expected [out, " + in + "]");
         }
         long out = ws[0];
         Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
         Operand<TFloat32> y = tf.linalg.matMul(x2, w, MatMul.transposeB(true));
         if (linearHook != null) {
-            Operand<TFloat32> extra = linearHook.extra(this, prefix, x2, d, out);
+            Operand<TFloat32> extra = linearHook.extra(this, weightKey, x2, d, out);
             if (extra != null) {
                 y = tf.math.add(y, extra);
             }
         }
-        if (bias) {
-            y = tf.nn.biasAdd(y, w(prefix + ".bias", x));
+        if (biasKey != null) {
+            y = tf.nn.biasAdd(y, w(biasKey, x));
         }
         if (d.length == 2) {
             return y;

@@ -1,5 +1,7 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.engine.AddedConditioning;
+import dev.sdserve.engine.Conditioning;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.EncodeItem;
@@ -451,6 +453,13 @@ public final class TfEngine implements Engine {
      */
     @Override
     public float[][] encode(String model, List<EncodeItem> items) {
+        return encodeConditioning(model, items).stream().map(Conditioning::context).toArray(float[][]::new);
+    }
+
+    /**
+     * SD 1.x prompts in A1111's syntax (see {@link #encode}); one context per item.
+     */
+    private float[][] encodeSd1(String model, List<EncodeItem> items) {
         // one plan group per distinct (group, CLIP skip, LoRAs): the texts of a schedule are encoded once
         Map<List<Object>, Integer> index = new LinkedHashMap<>();
         List<List<String>> groups = new ArrayList<>();
@@ -506,57 +515,126 @@ public final class TfEngine implements Engine {
                         te.eosToken(), te.padToken(), te.maxPositions(), Emphasis.ORIGINAL));
     }
 
-    /** Text-encodes token ids directly (tests, conformance); one CLIP skip per row. */
-    float[][] encodeTokens(String model, int[][] ids, int[] clipSkips) {
-        return encodeTokens(model, ids, clipSkips, java.util.Collections.nCopies(ids.length, List.of()));
-    }
-
-    /** As {@link #encodeTokens(String, int[][], int[])} with each row's LoRAs (their text-encoder part). */
-    float[][] encodeTokens(String model, int[][] ids, int[] clipSkips, List<List<LoraWeight>> rowLoras) {
+    /** The family's conditioning ({@link TextConditioner}) of every item: context and, for SDXL, pooled embedding. */
+    @Override
+    public List<Conditioning> encodeConditioning(String model, List<EncodeItem> items) {
+        if (ModelConfig.SD1.equals(config(model).family())) {
+            // SD 1.x: A1111's prompt syntax (weights, BREAK, 75-token chunks, schedules' groups)
+            return java.util.Arrays.stream(encodeSd1(model, items)).map(Conditioning::of).toList();
+        }
+        // SD 2.x and SDXL: each prompt's family conditioning (extra-network tags dropped)
+        items = items.stream().map(it -> new EncodeItem(dev.sdserve.prompt.ExtraNetworks.strip(it.prompt()),
+                it.clipSkip(), it.loras(), it.negative())).toList();
         TfModel m = lease(model); // before the engine lock: a load waits for the lock, never the other way round
         try {
             synchronized (this) {
-                return encodeTokens(model, m, ids, clipSkips, rowLoras);
+                List<Conditioning> out = TextConditioner.of(m.config()).encode(towers(model, m), items);
+                stats.recordEncode(items.size());
+                return out;
             }
         } finally {
             release(m);
         }
     }
 
-    private float[][] encodeTokens(String model, TfModel m, int[][] ids, int[] clipSkips, List<List<LoraWeight>> rowLoras) {
+    /** Text-encodes token ids directly with the first tower (tests, conformance); one CLIP skip per row. */
+    float[][] encodeTokens(String model, int[][] ids, int[] clipSkips) {
+        return encodeTokens(model, ids, clipSkips, java.util.Collections.nCopies(ids.length, List.of()));
+    }
+
+    /** As {@link #encodeTokens(String, int[][], int[])} with each row's LoRAs (their text-encoder part). */
+    float[][] encodeTokens(String model, int[][] ids, int[] clipSkips, List<List<LoraWeight>> rowLoras) {
         float[][] out = new float[ids.length][];
-        // one graph run per distinct CLIP skip
+        for (int i = 0; i < ids.length; i++) {
+            if (clipSkips[i] < 1) {
+                throw ServeException.invalid("clip_skip", "must be at least 1, got " + clipSkips[i]);
+            }
+        }
         Map<Integer, List<Integer>> bySkip = new LinkedHashMap<>();
         for (int i = 0; i < ids.length; i++) {
-            int s = clipSkips[i];
-            if (s < 1 || s > m.config().textEncoder().layers()) {
-                throw ServeException.invalid("clip_skip", "must be 1.." + m.config().textEncoder().layers() + ", got " + s);
-            }
-            bySkip.computeIfAbsent(s, k -> new ArrayList<>()).add(i);
+            bySkip.computeIfAbsent(clipSkips[i], k -> new ArrayList<>()).add(i);
         }
         for (var e : bySkip.entrySet()) {
             List<Integer> rows = e.getValue();
-            int[][] sub = new int[rows.size()][];
-            for (int j = 0; j < sub.length; j++) {
-                sub[j] = ids[rows.get(j)];
-            }
-            List<List<LoraWeight>> subLoras = new ArrayList<>();
-            rows.forEach(r -> subLoras.add(rowLoras.get(r)));
-            int skip = e.getKey();
-            float[][] r = withLoras(model, m, subLoras, ModelConfigs.TEXT, (sel, ov, lr) -> {
-                int[][] part = new int[sel.length][];
-                for (int j = 0; j < sel.length; j++) {
-                    part[j] = sub[sel[j]];
-                }
-                return m.encodeTokens(part, skip, ov, lr);
-            });
-
-            for (int j = 0; j < sub.length; j++) {
+            int[][] sub = rows.stream().map(r -> ids[r]).toArray(int[][]::new);
+            List<List<LoraWeight>> subLoras = rows.stream().map(rowLoras::get).toList();
+            float[][] r = encodeTower(model, 0, sub, ClipTextNet.Request.clipSkip(e.getKey()), subLoras).hidden();
+            for (int j = 0; j < rows.size(); j++) {
                 out[rows.get(j)] = r[j];
             }
         }
-        stats.recordEncode(ids.length);
         return out;
+    }
+
+    /**
+     * One text tower of a model on a batch of token ids (each row with its LoRAs): the requested hidden state and,
+     * if asked, the pooled embedding. For prompt processing that needs the towers themselves (chunked prompts).
+     */
+    public TfModel.Encoded encodeTower(String model, int tower, int[][] ids, ClipTextNet.Request request,
+                                       List<List<LoraWeight>> rowLoras) {
+        TfModel m = lease(model);
+        try {
+            synchronized (this) {
+                TfModel.Encoded r = towers(model, m).run(tower, ids, request, rowLoras);
+                stats.recordEncode(ids.length);
+                return r;
+            }
+        } finally {
+            release(m);
+        }
+    }
+
+    /** The model's towers as {@link TextConditioner} uses them: tokenizer per tower, LoRAs per row (by tower prefix). */
+    private TextConditioner.Towers towers(String model, TfModel m) {
+        ClipTokenizer clip = tokenizer == null ? ClipTokenizer.get() : tokenizer;
+        return new TextConditioner.Towers() {
+            @Override
+            public TextEncoderConfig tower(int t) {
+                return m.config().textEncoders().get(t);
+            }
+
+            @Override
+            public int[] tokenize(int t, String prompt) {
+                TextEncoderConfig te = tower(t);
+                return clip.tokenize(prompt, te);
+            }
+
+            @Override
+            public TfModel.Encoded run(int t, int[][] ids, ClipTextNet.Request req, List<List<LoraWeight>> rowLoras) {
+                TextEncoderConfig te = tower(t);
+                if (req.fromEnd() < 1 || req.fromEnd() > te.layers()) {
+                    throw ServeException.invalid("clip_skip", "must be 1.." + te.layers() + ", got " + req.fromEnd());
+                }
+                int width = te.hiddenSize() * ids[0].length;
+                // rows come back as hidden ++ pooled, split below (withLoras returns one array per row)
+                float[][] rows = withLoras(model, m, rowLoras, te.prefix(), (sel, ov, lr) -> {
+                    int[][] part = new int[sel.length][];
+                    for (int j = 0; j < sel.length; j++) {
+                        part[j] = ids[sel[j]];
+                    }
+                    TfModel.Encoded e = m.encodeTower(t, part, req, ov, lr);
+                    if (e.pooled() == null) {
+                        return e.hidden();
+                    }
+                    float[][] joined = new float[sel.length][];
+                    for (int j = 0; j < sel.length; j++) {
+                        joined[j] = java.util.Arrays.copyOf(e.hidden()[j], width + e.pooled()[j].length);
+                        System.arraycopy(e.pooled()[j], 0, joined[j], width, e.pooled()[j].length);
+                    }
+                    return joined;
+                });
+                if (!req.pooled()) {
+                    return new TfModel.Encoded(rows, null);
+                }
+                float[][] hidden = new float[rows.length][];
+                float[][] pooled = new float[rows.length][];
+                for (int j = 0; j < rows.length; j++) {
+                    hidden[j] = java.util.Arrays.copyOf(rows[j], width);
+                    pooled[j] = java.util.Arrays.copyOfRange(rows[j], width, rows[j].length);
+                }
+                return new TfModel.Encoded(hidden, pooled);
+            }
+        };
     }
 
     @Override
@@ -585,15 +663,22 @@ public final class TfEngine implements Engine {
         }
         List<float[]> xs = new ArrayList<>();
         List<float[]> ctx = new ArrayList<>();
+        List<AddedConditioning> added = new ArrayList<>();
+        boolean xl = m.config().unet().hasAddedConditioning();
         float[] ts = new float[batch.unetSamples()];
         int[] uncondIndex = new int[items.size()];
         int n = 0;
         List<List<LoraWeight>> rowLoras = new ArrayList<>();
         for (int i = 0; i < items.size(); i++) {
             DenoiseItem it = items.get(i);
+            if (xl && (it.added() == null || (it.guided() && it.guidance() != 1.0 && it.addedUncond() == null))) {
+                throw ServeException.invalid("conditioning", "model '" + batch.model() + "' (" + m.config().familyName()
+                        + ") needs the pooled text embedding and size conditioning of every sample");
+            }
             rowLoras.add(it.loras());
             xs.add(inputs.get(i));
             ctx.add(it.cond());
+            added.add(it.added());
             ts[n++] = (float) it.timestep();
         }
         for (int i = 0; i < items.size(); i++) {
@@ -604,10 +689,11 @@ public final class TfEngine implements Engine {
                 rowLoras.add(it.loras());
                 xs.add(inputs.get(i));
                 ctx.add(it.uncond());
+                added.add(it.addedUncond());
                 ts[n++] = (float) it.timestep();
             }
         }
-        float[][] eps = unetRows(batch.model(), m, xs, ts, ctx, rowLoras, s);
+        float[][] eps = unetRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s);
         float[][] out = new float[items.size()][];
         for (int i = 0; i < items.size(); i++) {
             if (uncondIndex[i] < 0) {
@@ -625,22 +711,26 @@ public final class TfEngine implements Engine {
      * ({@link MixedContexts}): padded and masked in one call, or one call per length.
      */
     private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
-                               List<List<LoraWeight>> rowLoras, LatentShape s) {
+                               List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s) {
         boolean mixed = MixedContexts.mixed(ctx);
         if (mixed && mixedContexts == MixedContexts.Mode.GROUP) {
             float[][] out = new float[xs.size()][];
             for (List<Integer> rows : MixedContexts.byLength(ctx).values()) {
                 List<float[]> gx = new ArrayList<>();
                 List<float[]> gc = new ArrayList<>();
+                List<AddedConditioning> ga = added == null ? null : new ArrayList<>();
                 List<List<LoraWeight>> gl = new ArrayList<>();
                 float[] gt = new float[rows.size()];
                 for (int j = 0; j < rows.size(); j++) {
                     gx.add(xs.get(rows.get(j)));
                     gc.add(ctx.get(rows.get(j)));
+                    if (ga != null) {
+                        ga.add(added.get(rows.get(j)));
+                    }
                     gl.add(rowLoras.get(rows.get(j)));
                     gt[j] = ts[rows.get(j)];
                 }
-                float[][] r = unetRows(model, m, gx, gt, gc, gl, s);
+                float[][] r = unetRows(model, m, gx, gt, gc, ga, gl, s);
                 for (int j = 0; j < rows.size(); j++) {
                     out[rows.get(j)] = r[j];
                 }
@@ -652,21 +742,25 @@ public final class TfEngine implements Engine {
         float[][] bias = mixed ? padded.bias() : null;
         return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
             if (sel.length == xs.size()) {
-                return m.unet(xs, ts, cs, bias, s.height(), s.width(), ov, lr);
+                return m.unet(xs, ts, cs, bias, added, s.height(), s.width(), ov, lr);
             }
             List<float[]> px = new ArrayList<>();
             List<float[]> pc = new ArrayList<>();
+            List<AddedConditioning> pa = added == null ? null : new ArrayList<>();
             float[] pt = new float[sel.length];
             float[][] pb = bias == null ? null : new float[sel.length][];
             for (int j = 0; j < sel.length; j++) {
                 px.add(xs.get(sel[j]));
                 pc.add(cs.get(sel[j]));
+                if (pa != null) {
+                    pa.add(added.get(sel[j]));
+                }
                 pt[j] = ts[sel[j]];
                 if (pb != null) {
                     pb[j] = bias[sel[j]];
                 }
             }
-            return m.unet(px, pt, pc, pb, s.height(), s.width(), ov, lr);
+            return m.unet(px, pt, pc, pb, pa, s.height(), s.width(), ov, lr);
         });
     }
 

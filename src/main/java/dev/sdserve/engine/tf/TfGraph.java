@@ -178,6 +178,11 @@ public final class TfGraph implements AutoCloseable {
         return e;
     }
 
+    /** Whether the graph has an input of that name (a low-rank LoRA feed for a layer the graph does not run has none). */
+    public boolean hasInput(String name) {
+        return inputs.containsKey(name);
+    }
+
     /** Number of weight tensors this graph feeds. */
     public int weightInputs() {
         return binder.bound().size();

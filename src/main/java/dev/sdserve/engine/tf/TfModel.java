@@ -1,6 +1,8 @@
 package dev.sdserve.engine.tf;
 
+import dev.sdserve.engine.AddedConditioning;
 import dev.sdserve.model.Checkpoint;
+import dev.sdserve.model.UNetConfig;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.SafeTensors;
 import org.tensorflow.Result;
@@ -109,6 +111,10 @@ public final class TfModel implements AutoCloseable {
 
     // ---------------------------------------------------------------- text encoder
 
+    /** A text tower's outputs per row: hidden states [tokens × width] and (when asked) pooled embeddings, else null. */
+    public record Encoded(float[][] hidden, float[][] pooled) {
+    }
+
     /** Token ids [B][tokens] → hidden states [B][tokens × width] (CLIP skip applied, final layer norm included). */
     public synchronized float[][] encodeTokens(int[][] ids, int clipSkip) {
         return encodeTokens(ids, clipSkip, Map.of(), null);
@@ -120,6 +126,20 @@ public final class TfModel implements AutoCloseable {
      */
     public synchronized float[][] encodeTokens(int[][] ids, int clipSkip, Map<String, TFloat32> overrides,
                                                LoraLibrary.LowRankFeeds lowRank) {
+        return encodeTower(0, ids, ClipTextNet.Request.clipSkip(clipSkip), overrides, lowRank).hidden();
+    }
+
+    /**
+     * Text tower {@code tower} (0: the first; SDXL's OpenCLIP-bigG is 1) on a batch of token ids: the requested
+     * hidden state of every row and, with {@link ClipTextNet.Request#pooled}, its pooled projected embedding.
+     * {@code overrides} / {@code lowRank} as in {@link #encodeTokens(int[][], int, Map, LoraLibrary.LowRankFeeds)}.
+     */
+    public synchronized Encoded encodeTower(int tower, int[][] ids, ClipTextNet.Request req,
+                                            Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank) {
+        if (tower < 0 || tower >= config.textEncoders().size()) {
+            throw new IllegalArgumentException("model " + name + " has " + config.textEncoders().size()
+                    + " text tower(s), not " + (tower + 1));
+        }
         int b = ids.length;
         int tokens = ids[0].length;
         int[] flat = new int[b * tokens];
@@ -129,14 +149,24 @@ public final class TfModel implements AutoCloseable {
             }
             System.arraycopy(ids[i], 0, flat, i * tokens, tokens);
         }
-        TfGraph g = graph("te/" + tokens + "/skip" + clipSkip + lowRankSuffix(lowRank),
-                bl -> {
-                    hook(bl, lowRank);
-                    ClipTextNet.build(bl, config.textEncoder(), tokens, clipSkip);
-                });
-        try (TInt32 in = TInt32.tensorOf(Shape.of(b, tokens), d -> d.copyFrom(DataBuffers.of(flat, true, false)));
-             Result r = g.run(feeds(Map.of("ids", in), lowRank), List.of("hidden"), overrides)) {
-            return split((TFloat32) r.get(0), b);
+        var te = config.textEncoders().get(tower);
+        String key = (tower == 0 ? "te/" : "te" + tower + "/") + tokens + "/" + (req.equals(ClipTextNet.Request.clipSkip(req.fromEnd()))
+                ? "skip" + req.fromEnd() : req.key()) + lowRankSuffix(lowRank);
+        TfGraph g = graph(key, bl -> {
+            hook(bl, lowRank);
+            ClipTextNet.build(bl, te, tokens, req);
+        });
+        Map<String, org.tensorflow.Tensor> in = new HashMap<>();
+        try (TInt32 idt = TInt32.tensorOf(Shape.of(b, tokens), d -> d.copyFrom(DataBuffers.of(flat, true, false)));
+             TInt32 eos = req.pooled() ? TInt32.vectorOf(ClipTextNet.eosPositions(ids)) : null) {
+            in.put("ids", idt);
+            if (eos != null) {
+                in.put("eos", eos);
+            }
+            List<String> fetch = req.pooled() ? List.of("hidden", "pooled") : List.of("hidden");
+            try (Result r = g.run(feeds(g, in, lowRank), fetch, overrides)) {
+                return new Encoded(split((TFloat32) r.get(0), b), req.pooled() ? split((TFloat32) r.get(1), b) : null);
+            }
         }
     }
 
@@ -153,7 +183,7 @@ public final class TfModel implements AutoCloseable {
     /** As {@link #unet(List, float[], List, int, int)} with LoRA (see {@link #encodeTokens(int[][], int, Map, LoraLibrary.LowRankFeeds)}). */
     public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, int height, int width,
                                        Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank) {
-        return unet(x, t, ctx, null, height, width, overrides, lowRank);
+        return runUnet(x, t, ctx, null, null, height, width, overrides, lowRank, "eps");
     }
 
     /**
@@ -162,12 +192,46 @@ public final class TfModel implements AutoCloseable {
      */
     public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias, int height,
                                        int width, Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank) {
+        return runUnet(x, t, ctx, ctxBias, null, height, width, overrides, lowRank, "eps");
+    }
+
+    /**
+     * As {@link #unet(List, float[], List, int, int, Map, LoraLibrary.LowRankFeeds)} with each sample's added
+     * conditioning ({@code added}: required for a UNet with {@code label_emb} (SDXL), ignored (may be null) for others).
+     */
+    public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, List<AddedConditioning> added,
+                                       int height, int width, Map<String, TFloat32> overrides,
+                                       LoraLibrary.LowRankFeeds lowRank) {
+        return runUnet(x, t, ctx, null, added, height, width, overrides, lowRank, "eps");
+    }
+
+    /**
+     * The full UNet call: contexts padded to one length with their cross-attention bias ({@code ctxBias}, per sample
+     * one additive bias per context token, 0 for its own tokens and −1e30 for padding; null when all have one length)
+     * and each sample's added conditioning ({@code added}, SDXL; null for other families).
+     */
+    public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
+                                       List<AddedConditioning> added, int height, int width,
+                                       Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank) {
+        return runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, "eps");
+    }
+
+    /** The embedding every res block receives (timestep embedding + SDXL's added embedding), [B][time embedding]. */
+    public synchronized float[][] unetEmbedding(List<float[]> x, float[] t, List<float[]> ctx, List<AddedConditioning> added,
+                                                int height, int width) {
+        return runUnet(x, t, ctx, null, added, height, width, Map.of(), null, "emb");
+    }
+
+    private float[][] runUnet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
+                              List<AddedConditioning> added, int height, int width, Map<String, TFloat32> overrides,
+                              LoraLibrary.LowRankFeeds lowRank, String output) {
         int b = x.size();
         if (t.length != b || ctx.size() != b) {
             throw new IllegalArgumentException("batch of " + b + " latents, " + t.length + " timesteps, " + ctx.size() + " contexts");
         }
-        int c = config.unet().inChannels();
-        int dim = config.unet().crossAttentionDim();
+        var u = config.unet();
+        int c = u.inChannels();
+        int dim = u.crossAttentionDim();
         int tokens = ctx.get(0).length / dim;
         if (tokens * dim != ctx.get(0).length) {
             throw new IllegalArgumentException("context of " + ctx.get(0).length + " floats is not tokens × " + dim);
@@ -176,17 +240,38 @@ public final class TfModel implements AutoCloseable {
         TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank),
                 bl -> {
                     hook(bl, lowRank);
-                    UNetNet.build(bl, config.unet(), height, width, tokens, dim, masked);
+                    UNetNet.build(bl, u, height, width, tokens, dim, masked);
                 });
+        List<float[]> pooled = new java.util.ArrayList<>();
+        List<float[]> ids = new java.util.ArrayList<>();
+        if (u.hasAddedConditioning()) {
+            if (added == null || added.size() != b || added.contains(null)) {
+                throw new IllegalArgumentException("model " + name + " (" + config.familyName() + ") needs every sample's "
+                        + "pooled text embedding and size conditioning");
+            }
+            for (AddedConditioning a : added) {
+                pooled.add(a.pooled());
+                ids.add(a.size().timeIds());
+            }
+        }
+        Map<String, org.tensorflow.Tensor> in = new HashMap<>();
         try (TFloat32 xt = batch(x, c * height * width, b, c, height, width);
              TFloat32 tt = TFloat32.vectorOf(t);
              TFloat32 ct = batch(ctx, tokens * dim, b, tokens, dim);
-             TFloat32 bt = masked ? batch(java.util.Arrays.asList(ctxBias), tokens, b, tokens) : null) {
-            Map<String, org.tensorflow.Tensor> in = new HashMap<>(Map.of("x", xt, "t", tt, "ctx", ct));
+             TFloat32 bt = masked ? batch(java.util.Arrays.asList(ctxBias), tokens, b, tokens) : null;
+             TFloat32 pt = u.hasAddedConditioning() ? batch(pooled, u.pooledDim(), b, u.pooledDim()) : null;
+             TFloat32 it = u.hasAddedConditioning() ? batch(ids, UNetConfig.TIME_IDS, b, UNetConfig.TIME_IDS) : null) {
+            in.put("x", xt);
+            in.put("t", tt);
+            in.put("ctx", ct);
             if (masked) {
                 in.put("ctx_bias", bt);
             }
-            try (Result r = g.run(feeds(in, lowRank), List.of("eps"), overrides)) {
+            if (pt != null) {
+                in.put("text_embeds", pt);
+                in.put("time_ids", it);
+            }
+            try (Result r = g.run(feeds(g, in, lowRank), List.of(output), overrides)) {
                 return split((TFloat32) r.get(0), b);
             }
         }
@@ -205,11 +290,19 @@ public final class TfModel implements AutoCloseable {
         }
     }
 
-    private static Map<String, org.tensorflow.Tensor> feeds(Map<String, ? extends org.tensorflow.Tensor> base,
+    /**
+     * The inputs plus the low-rank feeds {@code g} takes (a text graph that stops before the last layers, for a CLIP
+     * skip or SDXL's penultimate state, has no inputs for those layers' LoRA modules).
+     */
+    private static Map<String, org.tensorflow.Tensor> feeds(TfGraph g, Map<String, ? extends org.tensorflow.Tensor> base,
                                                             LoraLibrary.LowRankFeeds lr) {
         Map<String, org.tensorflow.Tensor> m = new HashMap<>(base);
         if (lr != null) {
-            m.putAll(lr.feeds());
+            lr.feeds().forEach((k, v) -> {
+                if (g.hasInput(k)) {
+                    m.put(k, v);
+                }
+            });
         }
         return m;
     }

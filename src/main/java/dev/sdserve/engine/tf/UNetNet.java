@@ -26,6 +26,11 @@ public final class UNetNet {
     private final UNetConfig cfg;
     /** Cross-attention key mask [B, 1, 1, tokens] for contexts padded to one length, or null. */
     private Operand<TFloat32> ctxMask;
+    /** SDXL's added-conditioning inputs (float32 graph inputs), null for SD 1.x/2.x. */
+    private Operand<TFloat32> textEmbeds;
+    private Operand<TFloat32> timeIds;
+    /** The embedding every res block receives, set by {@link #forward}. */
+    private Operand<TFloat32> emb;
 
     private UNetNet(Nn nn, UNetConfig cfg) {
         this.nn = nn;
@@ -38,9 +43,18 @@ public final class UNetNet {
      */
     public static Operand<TFloat32> apply(Nn nn, UNetConfig cfg, Operand<TFloat32> x, Operand<TFloat32> t,
                                           Operand<TFloat32> ctx) {
+        if (cfg.hasAddedConditioning()) {
+            throw new IllegalArgumentException("training graphs support UNets without added conditioning (SD 1.x/2.x), "
+                    + "not SDXL's");
+        }
         return nn.nhwcToNchw(new UNetNet(nn, cfg).forward(nn.nchwToNhwc(x), t, ctx));
     }
 
+    /**
+     * The UNet graph for latents of {@code height × width} and contexts of {@code tokens × ctxDim}. A UNet with added
+     * conditioning (SDXL) also takes {@code text_embeds} [B, pooled] and {@code time_ids} [B, 6]; every UNet also
+     * outputs {@code emb} [B, time embedding], the vector every res block receives (before its SiLU).
+     */
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim) {
         build(b, cfg, height, width, tokens, ctxDim, false);
     }
@@ -67,12 +81,22 @@ public final class UNetNet {
                     Placeholder.shape(Shape.of(-1, tokens))));
             net.ctxMask = tf.reshape(bias, tf.constant(new long[]{-1, 1, 1, tokens}));
         }
+        if (cfg.hasAddedConditioning()) {
+            net.textEmbeds = b.input("text_embeds", tf.placeholder(TFloat32.class,
+                    Placeholder.shape(Shape.of(-1, cfg.pooledDim()))));
+            net.timeIds = b.input("time_ids", tf.placeholder(TFloat32.class,
+                    Placeholder.shape(Shape.of(-1, UNetConfig.TIME_IDS))));
+        }
         b.output("eps", b.nn.toFloat32(b.nn.nhwcToNchw(net.forward(b.nn.toCompute(b.nn.nchwToNhwc(x)), t,
                 b.nn.toCompute(ctx)))));
+        b.output("emb", b.nn.toFloat32(net.emb));
     }
 
     /** Sinusoidal timestep embedding (flip_sin_to_cos = true, freq_shift = 0 as SD): [B] → [B, dim]. */
     Operand<TFloat32> timestepEmbedding(Operand<TFloat32> t, int dim) {
+        if (dim % 2 != 0) {
+            throw new IllegalArgumentException("sinusoidal embedding width must be even, got " + dim);
+        }
         int half = dim / 2;
         float[] freqs = new float[half];
         float logMax = (float) -Math.log(10000.0);
@@ -94,6 +118,10 @@ public final class UNetNet {
         Operand<TFloat32> temb = nn.toCompute(timestepEmbedding(t, ch0)); // sin/cos in float32
         temb = nn.linear(temb, p + "time_embed.0", true);
         temb = nn.linear(nn.silu(temb), p + "time_embed.2", true);
+        if (cfg.hasAddedConditioning()) {
+            temb = nn.add(temb, addedEmbedding());
+        }
+        emb = temb;
         Operand<TFloat32> tembAct = nn.silu(temb); // every res block applies SiLU before its projection
 
         int levels = cfg.levels();
@@ -151,6 +179,20 @@ public final class UNetNet {
         }
         h = nn.silu(nn.groupNorm(h, p + "out.0", cfg.normGroups(), cfg.normEps()));
         return nn.conv(h, p + "out.2");
+    }
+
+    /**
+     * SDXL's added embedding: each of the 6 time ids as a sinusoid of {@code addTimeEmbedDim} (cos half first),
+     * concatenated after the pooled text embedding, through {@code label_emb} (Linear, SiLU, Linear).
+     */
+    private Operand<TFloat32> addedEmbedding() {
+        var tf = nn.tf();
+        int d = cfg.addTimeEmbedDim();
+        Operand<TFloat32> sin = timestepEmbedding(tf.reshape(timeIds, tf.constant(new long[]{-1})), d); // [B·6, d]
+        Operand<TFloat32> flat = nn.reshape(sin, -1, (long) UNetConfig.TIME_IDS * d);
+        Operand<TFloat32> in = nn.toCompute(tf.concat(List.of(textEmbeds, flat), tf.constant(1)));
+        Operand<TFloat32> h = nn.linear(in, PREFIX + "label_emb.0.0", true);
+        return nn.linear(nn.silu(h), PREFIX + "label_emb.0.2", true);
     }
 
     /** ResBlock: GN, SiLU, conv; + projected time embedding; GN, SiLU, conv; + (1×1-projected) input. */

@@ -53,9 +53,12 @@ import java.util.concurrent.atomic.AtomicReference;
  * checkpoint.
  */
 public final class Weights implements AutoCloseable {
-    /** LDM prefixes of the three networks; other keys (EMA copies, schedule buffers, position ids) are ignored. */
+    /**
+     * Key prefixes of the networks (UNet, VAE; SD 1.x's CLIP, SD 2.x's OpenCLIP tower, SDXL's two towers); other keys
+     * (EMA copies, schedule buffers, position ids, OpenCLIP's logit_scale) are ignored.
+     */
     public static final List<String> PREFIXES = List.of("model.diffusion_model.", "first_stage_model.",
-            "cond_stage_model.transformer.text_model.");
+            "cond_stage_model.transformer.text_model.", "cond_stage_model.model.", "conditioner.embedders.");
 
     /** Which tensors a load keeps in half precision (only ever tensors the file stores as F16: no rounding). */
     public record HalfPolicy(List<String> prefixes) {
@@ -120,7 +123,8 @@ public final class Weights implements AutoCloseable {
         List<SafeTensors.TensorInfo> todo = new ArrayList<>();
         for (var e : st.tensors().entrySet()) {
             SafeTensors.TensorInfo info = e.getValue();
-            if (info.dtype().floating() && PREFIXES.stream().anyMatch(e.getKey()::startsWith)) {
+            if (info.dtype().floating() && PREFIXES.stream().anyMatch(e.getKey()::startsWith)
+                    && !dev.sdserve.model.CheckpointLayout.isExtra(e.getKey())) {
                 todo.add(info);
             }
         }
