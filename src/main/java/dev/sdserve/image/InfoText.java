@@ -93,6 +93,18 @@ public final class InfoText {
         return sb.toString();
     }
 
+    /**
+     * sd-serve's parameter for an image whose denoising stopped early (A1111 interrupt or skip): "k/n", the
+     * sampling step it stopped at out of the steps planned (the {@code sampling_step}/{@code sampling_steps} of
+     * A1111's progress, which count model evaluations). A1111 itself records nothing there.
+     */
+    public static final String STEPS_DONE = "Steps done";
+
+    /** The infotext with one more parameter appended to its parameter line (the value quoted as A1111 does). */
+    public static String withParameter(String infotext, String key, String value) {
+        return infotext + ", " + key + ": " + quote(value);
+    }
+
     /** The A1111 display name of a sampler id ("dpmpp_2m_karras" → "DPM++ 2M Karras"); unknown names pass through. */
     public static String samplerName(String sampler) {
         if (sampler == null) {

@@ -22,4 +22,14 @@ public interface GenerationService {
     boolean cancel(String jobId);
 
     Collection<Job> jobs();
+
+    /**
+     * Stops a job's denoising where it stands and completes it with what it has: the model's denoised estimate x̂0
+     * of its latest step, decoded, as AUTOMATIC1111's interrupt and skip do. A job that has not done a step yet is
+     * cancelled (there is nothing to decode); one already decoding completes as usual. Returns false when it had
+     * already ended. Throws NOT_FOUND for an unknown id. A service that cannot stop early cancels.
+     */
+    default boolean finishEarly(String jobId) {
+        return cancel(jobId);
+    }
 }

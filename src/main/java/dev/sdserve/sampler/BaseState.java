@@ -122,6 +122,21 @@ abstract class BaseState implements SamplerState {
         return denoisedAt < 0 ? null : denoised.clone();
     }
 
+    /** As the interface says; a 4-channel inpainting keeps its known region: (1 − m)·image latent + m·x̂0. */
+    @Override
+    public float[] earlyResult() {
+        float[] out = SamplerState.super.earlyResult();
+        if (out == null || blendMask == null || done()) {
+            return out;
+        }
+        int cells = blendMask.length;
+        for (int i = 0; i < size; i++) {
+            float m = blendMask[i % cells];
+            out[i] = (1f - m) * blendLatent[i] + m * out[i];
+        }
+        return out;
+    }
+
     @Override
     public final int denoisedEvaluation() {
         return denoisedAt;

@@ -73,4 +73,12 @@ public interface SamplerState {
 
     /** The evaluation {@link #denoised()} belongs to (from 0), or −1 before the first {@link #advance}. */
     int denoisedEvaluation();
+
+    /**
+     * What to decode if sampling stops now (A1111's interrupt and skip): the final sample once {@link #done()},
+     * before that the denoised estimate x̂0 of the latest evaluation; null before the first {@link #advance}.
+     */
+    default float[] earlyResult() {
+        return done() ? latents() : denoised();
+    }
 }

@@ -190,6 +190,34 @@ final class Planner {
         return true;
     }
 
+    /**
+     * A client asks a job to finish with what it has (A1111's interrupt and skip): a job denoising stops after the
+     * step in flight (now, when none is) and decodes the denoised estimate x̂0 of its latest step; a job with no step
+     * done yet is cancelled; a job decoding completes as usual. Returns false when the job had already ended.
+     */
+    boolean finishEarly(String jobId) {
+        Work w = workById.get(jobId);
+        if (w == null || w.job.state().terminal()) {
+            return false;
+        }
+        if (w.phase == Work.Phase.ENCODE || w.phase == Work.Phase.DENOISE && !w.inFlight && w.done == 0) {
+            return cancel(jobId);
+        }
+        w.finishEarly = true;
+        if (w.phase == Work.Phase.DENOISE && !w.inFlight) {
+            stopDenoising(w, clock.nanoTime());
+        }
+        return true;
+    }
+
+    /** Denoising ends here: the work decodes next, from its states' {@link SamplerState#earlyResult()}. */
+    private void stopDenoising(Work w, long nowNs) {
+        w.stoppedAt = w.done;
+        w.phase = Work.Phase.DECODE;
+        w.denoiseEnd = nowNs;
+        w.stageWait = 0;
+    }
+
     /** Ends every admitted job (the drain timeout passed); returns how many. */
     int endAll(ServeException error) {
         int n = 0;
@@ -290,7 +318,7 @@ final class Planner {
                     w.job.setState(JobState.DECODING);
                     List<float[]> latents = new ArrayList<>(w.states.length);
                     for (SamplerState s : w.states) {
-                        latents.add(s.latents());
+                        latents.add(w.stoppedAt >= 0 ? s.earlyResult() : s.latents());
                     }
                     members.add(new StepPlan.DecodeMember(w.job.id(), latents));
                 }
@@ -580,6 +608,9 @@ final class Planner {
         int done = w.states[0].evaluation();
         w.done = done;
         publisher.step(w, done, o.callMillis());
+        if (w.finishEarly && !w.states[0].done()) {
+            stopDenoising(w, o.endNanos());
+        }
         if (w.states[0].done()) {
             w.phase = Work.Phase.DECODE;
             w.denoiseEnd = o.endNanos();

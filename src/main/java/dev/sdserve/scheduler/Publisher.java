@@ -126,6 +126,7 @@ final class Publisher {
         ResolvedRequest r = w.req;
         List<Long> seeds = List.copyOf(w.seeds);
         boolean render = config.renderImages;
+        String stepsDone = stepsDone(w);
         w.publisher.event(() -> {
             List<byte[]> pngs = new ArrayList<>();
             if (render) {
@@ -139,11 +140,21 @@ final class Publisher {
                 }
                 for (int i = 0; i < images.size(); i++) {
                     byte[] png = Png.encode(images.get(i), r.width(), r.height());
-                    pngs.add(PngText.withText(png, InfoText.KEYWORD, InfoText.format(r, seeds.get(i), modelHash, loraHashes)));
+                    String text = InfoText.format(r, seeds.get(i), modelHash, loraHashes);
+                    pngs.add(PngText.withText(png, InfoText.KEYWORD,
+                            stepsDone == null ? text : InfoText.withParameter(text, InfoText.STEPS_DONE, stepsDone)));
                 }
             }
             return new JobEvent.Completed(id, pngs, seeds, r, timings);
         });
+    }
+
+    /**
+     * For work that stopped denoising early (A1111 interrupt/skip): "k/n", the step events' index and total when it
+     * stopped; null for work denoised to the end.
+     */
+    private static String stepsDone(Work w) {
+        return w.stoppedAt < 0 ? null : w.stoppedAt + "/" + w.totalEvals;
     }
 
     /** The request ended without a result (cancelled, failed, late, drained). */

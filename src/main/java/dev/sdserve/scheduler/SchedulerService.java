@@ -392,6 +392,20 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     }
 
     @Override
+    public boolean finishEarly(String jobId) {
+        if (!jobs.containsKey(jobId)) {
+            throw ServeException.notFound("job '" + jobId + "' not found");
+        }
+        synchronized (lock) {
+            boolean live = planner.finishEarly(jobId);
+            if (live) {
+                lock.notifyAll();
+            }
+            return live;
+        }
+    }
+
+    @Override
     public Collection<Job> jobs() {
         return List.copyOf(jobs.values());
     }

@@ -63,6 +63,10 @@ final class Work implements Pending {
     int pauses;
     boolean wasInLastBatch;
     boolean failedAlone;
+    /** Asked to finish early (A1111 interrupt/skip): stop denoising after the step in flight, decode x̂0. */
+    boolean finishEarly;
+    /** Model evaluations done when denoising stopped early, or −1 (denoised to the end). */
+    int stoppedAt = -1;
 
     long encodeStart = -1, encodeEnd = -1, denoiseStart = -1, denoiseEnd = -1, decodeStart = -1, decodeEnd = -1;
     double denoiseMillis;

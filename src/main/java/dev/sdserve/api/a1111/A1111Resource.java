@@ -92,7 +92,8 @@ public class A1111Resource {
 
     @POST
     @Path("/interrupt")
-    @Operation(summary = "A1111 interrupt: stops the job in flight (and the rest of its txt2img call)")
+    @Operation(summary = "A1111 interrupt: the job in flight stops and its txt2img call returns the image as it stood "
+            + "(decoded from the latest step's denoised estimate; infotext 'Steps done: k/n'); no further iterations run")
     public Map<String, Object> interrupt() {
         a1111.interrupt();
         return Map.of();
@@ -100,7 +101,8 @@ public class A1111Resource {
 
     @POST
     @Path("/skip")
-    @Operation(summary = "A1111 skip: stops the current job; its txt2img call goes on with the next iteration")
+    @Operation(summary = "A1111 skip: the current job stops with its image as it stood (as interrupt); its txt2img call "
+            + "goes on with the next iteration")
     public Map<String, Object> skip() {
         a1111.skip();
         return Map.of();

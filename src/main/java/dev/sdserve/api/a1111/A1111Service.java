@@ -278,6 +278,7 @@ public class A1111Service {
                 extra.put("Lora hashes", String.join(", ", lh));
             }
         }
+        stepsDone(infotexts).ifPresent(d -> extra.put(InfoText.STEPS_DONE, d));
         info.put("index_of_first_image", 0);
         ArrayNode it = info.putArray("infotexts");
         infotexts.forEach(it::add);
@@ -294,6 +295,17 @@ public class A1111Service {
     }
 
     // ---------------------------------------------------------------- progress / interrupt
+
+    /** Where an interrupted or skipped image stopped ("k/n", from its infotext), for the call's info. */
+    private static Optional<String> stepsDone(List<String> infotexts) {
+        for (String t : infotexts) {
+            String d = InfoText.parse(t).parameters().get(InfoText.STEPS_DONE);
+            if (d != null) {
+                return Optional.of(d);
+            }
+        }
+        return Optional.empty();
+    }
 
     /** The job that progress reports and interrupt stops: the oldest A1111 call in flight, else the oldest running job. */
     private Optional<Current> current() {
@@ -376,12 +388,15 @@ public class A1111Service {
         return out;
     }
 
-    /** Stops the current call (its job now and its remaining iterations). Returns whether something was stopped. */
+    /**
+     * Stops the current call: its job finishes with the image as it stands (decoded from the latest step's x̂0, as
+     * A1111 returns it), its remaining iterations do not run. Returns whether something was stopped.
+     */
     public boolean interrupt() {
         return stopCurrent(true);
     }
 
-    /** Skips the current job of the current call; the call goes on with its next iteration. */
+    /** Skips the current job of the current call (its image as it stands, as interrupt); the call goes on. */
     public boolean skip() {
         return stopCurrent(false);
     }
@@ -399,7 +414,7 @@ public class A1111Service {
                 t.skipped = true;
             }
         }
-        return service.cancel(cur.get().job().id());
+        return service.finishEarly(cur.get().job().id()); // A1111 decodes the image as it stands
     }
 
     // ---------------------------------------------------------------- names

@@ -168,6 +168,82 @@ class A1111ApiTest {
         assertTrue(r.<List<String>>path("images").size() < 4, "stopped before the end");
     }
 
+    /** Starts a txt2img call and waits until /progress shows it at {@code minStep} or later of its first job. */
+    private static CompletableFuture<Response> startAndWait(Map<String, Object> body, int minStep) throws InterruptedException {
+        CompletableFuture<Response> call = CompletableFuture.supplyAsync(() -> given().contentType(ContentType.JSON)
+                .body(body).when().post("/sdapi/v1/txt2img"));
+        for (int i = 0; i < 1000; i++) {
+            Response p = given().when().get("/sdapi/v1/progress").then().statusCode(200).extract().response();
+            Integer step = p.path("state.sampling_step");
+            Integer jobNo = p.path("state.job_no");
+            if (step != null && step >= minStep && Integer.valueOf(0).equals(jobNo)) {
+                return call;
+            }
+            Thread.sleep(10);
+        }
+        fail("the call never reached step " + minStep);
+        return call;
+    }
+
+    /** Distinct colours in an image (a blank or flat image has one). */
+    private static long colours(BufferedImage img) {
+        java.util.Set<Integer> seen = new java.util.HashSet<>();
+        for (int y = 0; y < img.getHeight(); y++) {
+            for (int x = 0; x < img.getWidth(); x++) {
+                seen.add(img.getRGB(x, y));
+            }
+        }
+        return seen.size();
+    }
+
+    @Test
+    void interruptReturnsTheImageAsItStoodWithFewerStepsInItsInfo() throws Exception {
+        CompletableFuture<Response> call = startAndWait(Map.of("prompt", "a red circle", "steps", 150, "width", 64,
+                "height", 64, "seed", 9, "sampler_name", "Euler"), 3);
+        given().when().post("/sdapi/v1/interrupt").then().statusCode(200);
+        Response r = call.get(30, TimeUnit.SECONDS);
+        assertEquals(200, r.statusCode(), r.asString());
+        List<String> images = r.path("images");
+        assertEquals(1, images.size(), "A1111 returns the interrupted image");
+        byte[] png = Base64.getDecoder().decode(images.get(0));
+        BufferedImage img = decode(png);
+        assertEquals(64, img.getWidth());
+        assertTrue(colours(img) > 16, "a picture, not a blank: " + colours(img) + " colours");
+
+        InfoText.Parsed text = InfoText.parse(PngText.get(png, InfoText.KEYWORD).orElseThrow());
+        assertEquals("150", text.parameters().get("Steps"), "the steps asked, as A1111 writes them");
+        String[] done = text.parameters().get(InfoText.STEPS_DONE).split("/");
+        int k = Integer.parseInt(done[0]);
+        assertTrue(k >= 3 && k < 150, "stopped at step " + k);
+        assertEquals("150", done[1]);
+        JsonNode info = M.readTree(r.<String>path("info"));
+        assertTrue(info.get("interrupted").asBoolean(), info.toString());
+        assertEquals(150, info.get("steps").asInt());
+        assertEquals(k + "/150", info.at("/extra_generation_params/Steps done").asText(), info.toString());
+        assertEquals(PngText.get(png, InfoText.KEYWORD).orElseThrow(), info.get("infotexts").get(0).asText());
+        given().when().get("/sdapi/v1/progress").then().statusCode(200).body("state.job_count", equalTo(0));
+    }
+
+    @Test
+    void skipEndsTheCurrentImageAsItStoodAndTheCallGoesOn() throws Exception {
+        CompletableFuture<Response> call = startAndWait(Map.of("prompt", "a blue square", "steps", 40, "n_iter", 2,
+                "width", 64, "height", 64, "seed", 21, "sampler_name", "Euler"), 2);
+        given().when().post("/sdapi/v1/skip").then().statusCode(200);
+        Response r = call.get(30, TimeUnit.SECONDS);
+        assertEquals(200, r.statusCode(), r.asString());
+        List<String> images = r.path("images");
+        assertEquals(2, images.size(), "the skipped image, then the next iteration's");
+        InfoText.Parsed first = InfoText.parse(PngText.get(Base64.getDecoder().decode(images.get(0)), InfoText.KEYWORD).orElseThrow());
+        InfoText.Parsed second = InfoText.parse(PngText.get(Base64.getDecoder().decode(images.get(1)), InfoText.KEYWORD).orElseThrow());
+        assertEquals("21", first.parameters().get("Seed"));
+        int k = Integer.parseInt(first.parameters().get(InfoText.STEPS_DONE).split("/")[0]);
+        assertTrue(k >= 2 && k < 40, "skipped at step " + k);
+        assertEquals("22", second.parameters().get("Seed"));
+        assertNull(second.parameters().get(InfoText.STEPS_DONE), "the next iteration runs all its steps");
+        assertTrue(colours(decode(Base64.getDecoder().decode(images.get(0)))) > 16);
+        assertFalse(M.readTree(r.<String>path("info")).get("interrupted").asBoolean());
+    }
+
     @Test
     void listingsInA1111Shapes() {
         given().when().get("/sdapi/v1/sd-models").then().statusCode(200)

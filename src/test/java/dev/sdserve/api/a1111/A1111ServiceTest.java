@@ -129,8 +129,13 @@ class A1111ServiceTest {
         assertTrue(a1111.interrupt());
         A1111Service.Txt2ImgResult res = pending.toCompletableFuture().get(10, java.util.concurrent.TimeUnit.SECONDS);
         assertEquals(1, fake.requests.size(), "no further iterations after an interrupt");
-        assertEquals(0, res.images().size());
-        assertTrue(M.readTree(res.info()).get("interrupted").asBoolean());
+        assertEquals(1, res.images().size(), "the interrupted job's image as it stood, as A1111 returns it");
+        JsonNode info = M.readTree(res.info());
+        assertTrue(info.get("interrupted").asBoolean());
+        int stopped = fake.stoppedAt.values().iterator().next();
+        assertTrue(stopped >= 3 && stopped < 60, "stopped at " + stopped);
+        assertEquals(stopped + "/60", info.at("/extra_generation_params/Steps done").asText(), info.toString());
+        assertTrue(info.get("infotexts").get(0).asText().contains("Steps: 60,"), info.toString());
         assertEquals(0, a1111.progress(true).get("progress").asDouble(), "nothing in flight afterwards");
     }
 

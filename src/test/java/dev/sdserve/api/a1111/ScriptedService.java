@@ -33,6 +33,9 @@ class ScriptedService implements GenerationService {
     final Map<String, Job> jobs = new ConcurrentHashMap<>();
     private final AtomicInteger ids = new AtomicInteger();
     volatile long stepMillis = 2;
+    /** Jobs asked to finish early, and the step each stopped at. */
+    final Map<String, Integer> stoppedAt = new ConcurrentHashMap<>();
+    private final java.util.Set<String> finishEarly = ConcurrentHashMap.newKeySet();
 
     static byte[] png(int rgb, int w, int h) {
         BufferedImage img = new BufferedImage(w, h, BufferedImage.TYPE_INT_RGB);
@@ -90,7 +93,13 @@ class ScriptedService implements GenerationService {
             Thread.sleep(stepMillis);
             job.publish(new JobEvent.Started(job.id(), System.currentTimeMillis()));
             job.setState(JobState.DENOISING);
+            int stopped = -1;
             for (int i = 1; i <= r.steps(); i++) {
+                if (finishEarly.contains(job.id()) && i > 1) {
+                    stopped = i - 1;
+                    stoppedAt.put(job.id(), stopped);
+                    break;
+                }
                 Thread.sleep(stepMillis);
                 if (job.cancelRequested()) {
                     job.publish(new JobEvent.Ended(job.id(), JobState.CANCELLED,
@@ -103,7 +112,13 @@ class ScriptedService implements GenerationService {
             List<byte[]> images = new ArrayList<>();
             List<Long> seeds = new ArrayList<>();
             for (int k = 0; k < r.images(); k++) {
-                images.add(png(colourOf(r.seedOf(k)), r.width(), r.height()));
+                byte[] png = png(colourOf(r.seedOf(k)), r.width(), r.height());
+                if (stopped >= 0) { // as the scheduler marks an image that stopped early
+                    png = dev.sdserve.image.PngText.withText(png, dev.sdserve.image.InfoText.KEYWORD,
+                            dev.sdserve.image.InfoText.withParameter(dev.sdserve.image.InfoText.format(r, r.seedOf(k), null),
+                                    dev.sdserve.image.InfoText.STEPS_DONE, stopped + "/" + r.steps()));
+                }
+                images.add(png);
                 seeds.add(r.seedOf(k));
             }
             job.publish(new JobEvent.Completed(job.id(), images, seeds, r, Map.of("total", 1.0)));
@@ -127,6 +142,19 @@ class ScriptedService implements GenerationService {
             return false;
         }
         j.requestCancel();
+        return true;
+    }
+
+    @Override
+    public boolean finishEarly(String jobId) {
+        Job j = jobs.get(jobId);
+        if (j == null) {
+            throw ServeException.notFound("no job " + jobId);
+        }
+        if (j.state().terminal()) {
+            return false;
+        }
+        finishEarly.add(jobId);
         return true;
     }
 
