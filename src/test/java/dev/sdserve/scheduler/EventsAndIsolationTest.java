@@ -67,6 +67,12 @@ class EventsAndIsolationTest {
 
     /** The image the fake engine must produce for a request, computed without the scheduler. */
     static byte[] naive(ResolvedRequest r, int image, ModelInfo info) {
+        LatentShape shape = LatentShape.forImage(info, r.width(), r.height());
+        return Png.encode(FakeEngine.image(info, shape, naiveState(r, image, info, Integer.MAX_VALUE).latents()), r.width(), r.height());
+    }
+
+    /** The sampler state of image {@code image} of {@code r} computed alone, after at most {@code evals} evaluations. */
+    static SamplerState naiveState(ResolvedRequest r, int image, ModelInfo info, int evals) {
         EncodeItem ci = new EncodeItem(r.prompt(), r.clipSkip(), r.loras());
         float[] cond = FakeEngine.conditioning(info, ci);
         boolean guided = r.guidance() > 1;
@@ -77,10 +83,10 @@ class EventsAndIsolationTest {
         noise.fill(init);
         Sampler sampler = new LibrarySamplers().find(r.sampler());
         SamplerState st = sampler.start(r.steps(), init, noise);
-        while (!st.done()) {
+        while (!st.done() && st.evaluation() < evals) {
             st.advance(FakeEngine.eps(new DenoiseItem(st.modelInput(), st.timestep(), cond, uncond, r.guidance(), r.loras())));
         }
-        return Png.encode(FakeEngine.image(info, shape, st.latents()), r.width(), r.height());
+        return st;
     }
 
     @Test
