@@ -189,4 +189,28 @@ class FamilyServingTest {
                     alone.getRGB(0, 0, 64, 64, null, 0, 64), together.getRGB(0, 0, 64, 64, null, 0, 64)));
         }
     }
+
+    @Test
+    void a1111ListsEveryFamilyAndSwitchesCheckpointAcrossThem() throws Exception {
+        dev.sdserve.api.a1111.A1111Service a1111 = new dev.sdserve.api.a1111.A1111Service(asm.service(), asm.catalog(),
+                new dev.sdserve.job.PreviewOptions(0, "png", 64), tmp.resolve("models"));
+        List<String> titles = new java.util.ArrayList<>();
+        a1111.sdModels().forEach(m -> titles.add(m.path("model_name").asText()));
+        assertTrue(titles.containsAll(List.of("embedded", "xl", "v")), titles.toString());
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        for (String model : List.of("xl", "v", "embedded")) {
+            a1111.setOptions(json.readTree("{\"sd_model_checkpoint\": \"" + model + "\"}"));
+            assertTrue(a1111.options().path("sd_model_checkpoint").asText().startsWith(model));
+            // no size, sampler or model in the request: the checkpoint's family defaults apply
+            var res = a1111.txt2img(dev.sdserve.api.a1111.Txt2ImgRequest.from(json.readTree(
+                    "{\"prompt\": \"a fox\", \"steps\": 2, \"seed\": 7}"))).await().atMost(java.time.Duration.ofSeconds(120));
+            int edge = engine.describe(model).defaultImageSize();
+            BufferedImage img = ImageIO.read(new ByteArrayInputStream(java.util.Base64.getDecoder().decode(res.images().get(0))));
+            assertEquals(edge, img.getWidth(), model);
+            assertEquals(edge, img.getHeight(), model);
+            assertTrue(res.info().contains("\"sd_model_name\": \"" + model + "\"") || res.info().contains("Model: " + model),
+                    res.info());
+            assertTrue(res.info().contains("Size: " + edge + "x" + edge), res.info());
+        }
+    }
 }
