@@ -23,6 +23,7 @@ public final class BenchCommand implements CliCommand {
             usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
                          [--cases unet32,unet32b2,unet64,unet64b2,te,vae256,vae512] [--before]
                          [--profile] [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
+                         [--sdxl [--cases unet128,unet128b2,te1,te2,vae1024]]
               --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
                               (default: <java.io.tmpdir>/sd-serve-bench)
               --before        the engine with TF's native Conv2D, textbook GroupNorm and unchunked attention
@@ -40,12 +41,16 @@ public final class BenchCommand implements CliCommand {
               --lora          UNet 32x32, batch 1 and 2: no LoRA vs merged vs unmerged (low-rank) LoRA path, with
                               a random kohya LoRA of rank R (default 16) on the attention projections, written
                               into --dir once; --golden DIR: the golden set's model instead (e.g. sd15-tiny)
+              --sdxl          a full-size SDXL base checkpoint with random weights (fp16, 6.9 GB, written into --dir
+                              once; about 10 GB of memory once loaded): UNet at 128x128 latents (1024² images)
+                              batch 1 and 2, both text encoders, VAE decode 1024²
             """;
 
     @Override
     public int run(List<String> args, PrintStream out) throws Exception {
         int threads = Runtime.getRuntime().availableProcessors(), interOp = 1, chunk = 1024, reps = 3;
         boolean compare = false, synthetic = false, before = false, lora = false, firstStep = false, profile = false;
+        boolean sdxl = false, casesGiven = false;
         int rank = 16;
         String loraModel = null;
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
@@ -72,7 +77,11 @@ public final class BenchCommand implements CliCommand {
                     case "--rank" -> rank = positive(args.get(++i), "--rank");
                     case "--golden" -> loraModel = args.get(++i);
                     case "--dir" -> dir = Path.of(args.get(++i));
-                    case "--cases" -> cases = new ArrayList<>(List.of(args.get(++i).split(",")));
+                    case "--cases" -> {
+                        cases = new ArrayList<>(List.of(args.get(++i).split(",")));
+                        casesGiven = true;
+                    }
+                    case "--sdxl" -> sdxl = true;
                     default -> throw new IllegalArgumentException("unknown option " + args.get(i));
                 }
             }
@@ -81,15 +90,18 @@ public final class BenchCommand implements CliCommand {
             System.err.print(USAGE);
             return 2;
         }
+        if (sdxl && !casesGiven && !cases.isEmpty()) {
+            cases = new ArrayList<>(Bench.SDXL_CASES);
+        }
         for (String c : cases) {
-            if (!Bench.CASES.contains(c)) {
+            if (!(sdxl ? Bench.SDXL_CASES : Bench.CASES).contains(c)) {
                 System.err.println("bench: unknown case " + c);
                 System.err.print(USAGE);
                 return 2;
             }
         }
         return Bench.run(new Bench.Options(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora,
-                firstStep, profile, rank, loraModel, cases), out);
+                firstStep, profile, rank, loraModel, cases, sdxl), out);
     }
 
     private static int positive(String v, String opt) {

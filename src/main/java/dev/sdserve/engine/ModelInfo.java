@@ -12,9 +12,22 @@ package dev.sdserve.engine;
  * @param architecture    e.g. "sd1"
  * @param defaultImageSize image edge in pixels used when a request gives none (512 for SD 1.x, less for tiny models)
  * @param unetInChannels  input channels of the UNet (the latent's, or 9 for SD 1.x inpainting checkpoints)
+ * @param predictionType  what the UNet predicts: "epsilon" or "v_prediction" (SD 2.x 768-v); samplers run on the
+ *                        family's scheduler config with this prediction type
  */
 public record ModelInfo(String name, int latentChannels, int vaeScale, int contextTokens, int contextDim,
-                        double scalingFactor, String architecture, int defaultImageSize, int unetInChannels) {
+                        double scalingFactor, String architecture, int defaultImageSize, int unetInChannels,
+                        String predictionType) {
+    public ModelInfo {
+        predictionType = predictionType == null ? "epsilon" : predictionType;
+    }
+
+    /** An epsilon-prediction model. */
+    public ModelInfo(String name, int latentChannels, int vaeScale, int contextTokens, int contextDim,
+                     double scalingFactor, String architecture, int defaultImageSize, int unetInChannels) {
+        this(name, latentChannels, vaeScale, contextTokens, contextDim, scalingFactor, architecture, defaultImageSize,
+                unetInChannels, null);
+    }
 
     /** A model whose UNet takes the latent alone. */
     public ModelInfo(String name, int latentChannels, int vaeScale, int contextTokens, int contextDim,

@@ -47,7 +47,7 @@ public final class Checkpoint implements AutoCloseable {
     public static Checkpoint open(Path path) throws IOException {
         Optional<Path> cfgFile = ModelConfigs.configFileFor(path);
         JsonNode cfg = cfgFile.isPresent() ? ModelConfigs.readJson(cfgFile.get()) : null;
-        return open(path, cfg, cfgFile);
+        return open(path, cfg, cfgFile, PredictionType.setting(path));
     }
 
     /** Opens {@code path} with the given config JSON (may be null: SD 1.x conventions). */

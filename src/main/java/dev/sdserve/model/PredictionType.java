@@ -73,6 +73,20 @@ public final class PredictionType {
         return Optional.empty();
     }
 
+    /** The JVM property prefix of the per-model setting: {@code -Dsdserve.prediction-type.<stem>=v_prediction}. */
+    public static final String SETTING_PREFIX = "sdserve.prediction-type.";
+
+    /**
+     * The per-model setting for a checkpoint ({@code <stem>} = its file name without {@code .safetensors}, the
+     * model's name), canonical, or null when none is set.
+     */
+    public static String setting(Path checkpoint) {
+        String name = checkpoint.getFileName().toString();
+        String stem = name.endsWith(".safetensors") ? name.substring(0, name.length() - ".safetensors".length()) : name;
+        String v = System.getProperty(SETTING_PREFIX + stem);
+        return v == null || v.isBlank() ? null : check(v.trim());
+    }
+
     /** The {@code .yaml} beside a checkpoint ({@code <stem>.yaml}), if there is one. */
     public static Optional<Path> yamlFor(Path checkpoint) {
         String name = checkpoint.getFileName().toString();

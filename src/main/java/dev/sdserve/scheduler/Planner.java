@@ -3,9 +3,11 @@ package dev.sdserve.scheduler;
 import dev.sdserve.admission.AdmissionController;
 import dev.sdserve.admission.CompletionPredictor;
 import dev.sdserve.clock.Clock;
+import dev.sdserve.engine.AddedConditioning;
 import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelResidency;
+import dev.sdserve.engine.SizeConditioning;
 import dev.sdserve.engine.Stage;
 import dev.sdserve.job.JobState;
 import dev.sdserve.job.ServeException;
@@ -301,7 +303,7 @@ final class Planner {
                     List<EncodeItem> prompts = new ArrayList<>(2);
                     prompts.add(new EncodeItem(w.req.prompt(), w.req.clipSkip(), w.req.loras()));
                     if (w.guided) {
-                        prompts.add(new EncodeItem(w.req.negativePrompt(), w.req.clipSkip(), w.req.loras()));
+                        prompts.add(EncodeItem.negative(w.req.negativePrompt(), w.req.clipSkip(), w.req.loras()));
                     }
                     members.add(new StepPlan.EncodeMember(w.job.id(), prompts, w.sampler, w.req.steps(), w.shape,
                             w.seeds));
@@ -329,7 +331,7 @@ final class Planner {
 
     /** What a request's next model evaluation uses. */
     private static StepPlan.StepOptions stepOptions(Work w) {
-        return new StepPlan.StepOptions(w.cond, w.uncond, w.req.guidance(), w.req.loras());
+        return new StepPlan.StepOptions(w.cond, w.uncond, w.req.guidance(), w.req.loras(), w.added, w.addedUncond);
     }
 
     /** A chosen call: the stage, the model, the latent shape (null for text encoding) and the members in order. */
@@ -591,6 +593,7 @@ final class Planner {
     private void encoded(Work w, Outcome o) {
         w.cond = o.conditionings()[0];
         w.uncond = w.guided ? o.conditionings()[1] : null;
+        addedConditioning(w, o);
         w.states = o.states();
         w.totalEvals = w.states[0].totalEvaluations();
         w.encodeEnd = o.endNanos();
@@ -601,6 +604,19 @@ final class Planner {
         if (w.job.cancelRequested()) {
             end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
         }
+    }
+
+    /**
+     * SDXL: each side's added conditioning, its pooled embedding with the size conditioning diffusers uses by
+     * default (original size = target size = the request's, crop (0, 0)); nothing for families without a pooled one.
+     */
+    private static void addedConditioning(Work w, Outcome o) {
+        if (o.pooled() == null || o.pooled()[0] == null) {
+            return;
+        }
+        SizeConditioning size = SizeConditioning.of(w.req.height(), w.req.width());
+        w.added = new AddedConditioning(o.pooled()[0], size);
+        w.addedUncond = w.guided ? new AddedConditioning(o.pooled()[1], size) : null;
     }
 
     private void denoised(Work w, Outcome o) {

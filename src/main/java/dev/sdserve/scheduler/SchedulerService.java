@@ -319,7 +319,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
             }
         }
         LatentShape shape = LatentShape.forImage(info, r.width(), r.height());
-        Sampler sampler = config.samplers.find(r.sampler());
+        Sampler sampler = config.samplers.find(r.sampler(), info.architecture(), info.predictionType());
         if (r.deadlineMillis() <= nowMs && !r.bestEffort()) {
             throw new ServeException(ServeException.Code.DEADLINE_EXCEEDED, "deadline", "the deadline has already passed", null);
         }

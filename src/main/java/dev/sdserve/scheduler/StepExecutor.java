@@ -1,6 +1,7 @@
 package dev.sdserve.scheduler;
 
 import dev.sdserve.clock.Clock;
+import dev.sdserve.engine.Conditioning;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.EncodeItem;
@@ -109,7 +110,9 @@ final class StepExecutor {
         }
         long t0 = clock.nanoTime();
         long r0 = config.statsTimer.getAsLong();
-        float[][] conds = engine.encode(plan.model(), items);
+        List<Conditioning> encoded = engine.encodeConditioning(plan.model(), items);
+        float[][] conds = encoded.stream().map(Conditioning::context).toArray(float[][]::new);
+        float[][] pooled = pooled(encoded);
         stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
         double millis = clock.millisSince(t0);
         calls.add(new EngineCall(Stage.ENCODE, plan.model(), null, items.size(), millis, clock.nanoTime()));
@@ -134,7 +137,8 @@ final class StepExecutor {
         int k = 0;
         for (int j = 0; j < ms.size(); j++) {
             int n = ms.get(j).prompts().size();
-            out[ix.get(j)] = new Outcome(null, millis, now, Arrays.copyOfRange(conds, k, k + n), states.get(j), null);
+            out[ix.get(j)] = new Outcome(null, millis, now, Arrays.copyOfRange(conds, k, k + n), states.get(j), null,
+                    pooled == null ? null : Arrays.copyOfRange(pooled, k, k + n));
             k += n;
         }
     }
@@ -158,6 +162,7 @@ final class StepExecutor {
             StepPlan.StepOptions o = options.get(i);
             items.add(new DenoiseItem(inputs[i], flat.get(i).timestep(), o.cond(), o.uncond(), o.guidance(), o.loras()));
         }
+        addConditioning(items, options);
         stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s0);
         DenoiseBatch batch = new DenoiseBatch(plan.model(), plan.shape(), items);
         long t0 = clock.nanoTime();
@@ -202,6 +207,26 @@ final class StepExecutor {
             int n = ((DecodeMember) plan.members().get(i)).latents().size();
             out[i] = new Outcome(null, millis, now, null, null, List.of(Arrays.copyOfRange(images, k, k + n)));
             k += n;
+        }
+    }
+
+    /** The pooled embeddings of an encode call, one per item; null when no item has one (SD 1.x / 2.x). */
+    private static float[][] pooled(List<Conditioning> encoded) {
+        if (encoded.stream().allMatch(c -> c.pooled() == null)) {
+            return null;
+        }
+        return encoded.stream().map(Conditioning::pooled).toArray(float[][]::new);
+    }
+
+    /** Gives each item its step options' added conditioning (SDXL's pooled embedding and size, both sides). */
+    private static void addConditioning(List<DenoiseItem> items, List<StepPlan.StepOptions> options) {
+        for (int i = 0; i < items.size(); i++) {
+            StepPlan.StepOptions o = options.get(i);
+            if (o.added() != null) {
+                DenoiseItem it = items.get(i);
+                items.set(i, new DenoiseItem(it.latentInput(), it.timestep(), it.cond(), it.uncond(), it.guidance(),
+                        it.loras(), o.added(), o.addedUncond(), it.extraChannels()));
+            }
         }
     }
 

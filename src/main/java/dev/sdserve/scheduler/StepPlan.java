@@ -1,5 +1,6 @@
 package dev.sdserve.scheduler;
 
+import dev.sdserve.engine.AddedConditioning;
 import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.LoraWeight;
@@ -55,8 +56,13 @@ public record StepPlan(Stage stage, String model, ModelInfo info, LatentShape sh
 
     /**
      * What a request's next model evaluation uses, as the planner chose it for this step: the conditioning and
-     * the unconditional conditioning (null: no classifier-free guidance), the guidance scale and the LoRAs.
+     * the unconditional conditioning (null: no classifier-free guidance), the guidance scale and the LoRAs; for SDXL
+     * the added conditioning (pooled embedding and size) of each side, null for SD 1.x / 2.x.
      */
-    public record StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras) {
+    public record StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras,
+                              AddedConditioning added, AddedConditioning addedUncond) {
+        public StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras) {
+            this(cond, uncond, guidance, loras, null, null);
+        }
     }
 }

@@ -53,6 +53,8 @@ final class Work implements Pending {
     boolean inFlight;
     float[] cond;
     float[] uncond;
+    /** SDXL's added conditioning of the prompt and the negative side (null for SD 1.x / 2.x). */
+    dev.sdserve.engine.AddedConditioning added, addedUncond;
     SamplerState[] states;
     int totalEvals;
     /** Model evaluations done (mirrors the sampler state; readable under the scheduler lock). */

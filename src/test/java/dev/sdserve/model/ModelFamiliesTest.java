@@ -245,6 +245,14 @@ class ModelFamiliesTest {
             assertEquals("epsilon", c.config().unet().predictionType());
             assertEquals("model setting", c.predictionSource());
         }
+        // the per-model setting users give: -Dsdserve.prediction-type.<model>=…, over the yaml
+        System.setProperty(PredictionType.SETTING_PREFIX + "my-sd2", "eps");
+        try (Checkpoint c = Checkpoint.open(f)) {
+            assertEquals("epsilon", c.config().unet().predictionType());
+            assertEquals("model setting", c.predictionSource());
+        } finally {
+            System.clearProperty(PredictionType.SETTING_PREFIX + "my-sd2");
+        }
         Files.writeString(tmp.resolve("my-sd2.json"), "{\"scheduler\": {\"prediction_type\": \"epsilon\"}}");
         try (Checkpoint c = Checkpoint.open(f)) {
             assertEquals("epsilon", c.config().unet().predictionType(), "the JSON sidecar wins over the yaml");

@@ -443,7 +443,7 @@ public final class TfEngine implements Engine {
         int scale = c.vae().downscale();
         return new ModelInfo(model, c.vae().latentChannels(), scale, c.textEncoder().maxPositions(),
                 c.unet().crossAttentionDim(), c.vae().scalingFactor(), c.family(), c.unet().sampleSize() * scale,
-                c.unet().inChannels());
+                c.unet().inChannels(), c.unet().predictionType());
     }
 
     /**

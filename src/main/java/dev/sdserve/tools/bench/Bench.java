@@ -26,11 +26,20 @@ public final class Bench {
     /** What to run (the command line's options). */
     public record Options(Path dir, int threads, int interOp, int chunk, int reps, boolean compare, boolean synthetic,
                           boolean before, boolean lora, boolean firstStep, boolean profile, int rank, String loraModel,
-                          List<String> cases) {
+                          List<String> cases, boolean sdxl) {
+        public Options(Path dir, int threads, int interOp, int chunk, int reps, boolean compare, boolean synthetic,
+                       boolean before, boolean lora, boolean firstStep, boolean profile, int rank, String loraModel,
+                       List<String> cases) {
+            this(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora, firstStep, profile, rank,
+                    loraModel, cases, false);
+        }
     }
 
     /** The cases, in table order. */
     public static final List<String> CASES = List.of("unet32", "unet32b2", "unet64", "unet64b2", "te", "vae256", "vae512");
+
+    /** The cases of {@code --sdxl} (full-size SDXL base: 1024² images), in table order. */
+    public static final List<String> SDXL_CASES = List.of("unet128", "unet128b2", "te1", "te2", "vae1024");
 
     record Case(String name, double flops, Function<SyntheticSd, Operand<TFloat32>> build) {
     }
@@ -60,7 +69,7 @@ public final class Bench {
             return LoraBench.run(dir, threads, reps, rank, loraModel, out);
         }
         if (!synthetic) {
-            return EngineBench.run(dir, threads, interOp, chunk, reps, before, profile, cases, out);
+            return EngineBench.run(dir, threads, interOp, chunk, reps, before, profile, o.sdxl(), cases, out);
         }
         out.printf("bench: SD 1.5 architecture, fp32, %d intra-op / %d inter-op threads, attention query chunk %d%n",
                 threads, interOp, chunk);

@@ -33,6 +33,17 @@ final class EngineBench {
 
     static int run(Path dir, int threads, int interOp, int chunk, int reps, boolean before, boolean profile,
                    List<String> cases, PrintStream out) throws IOException {
+        return run(dir, threads, interOp, chunk, reps, before, profile, false, cases, out);
+    }
+
+    /**
+     * @param sdxl a full-size SDXL base checkpoint (random weights in the layout of {@code sdxl-full-layout.txt},
+     *             fp16, 6.9 GB) instead of SD 1.5's; cases unet128[b2] (1024² images), te1 / te2 (CLIP-L and
+     *             OpenCLIP-bigG as SDXL uses them: penultimate states, the second with its pooled projection) and
+     *             vae1024
+     */
+    static int run(Path dir, int threads, int interOp, int chunk, int reps, boolean before, boolean profile,
+                   boolean sdxl, List<String> cases, PrintStream out) throws IOException {
         // The engine reads these when it first builds a graph (class init of Nn / TfGraph).
         System.setProperty("sdserve.threads", Integer.toString(threads));
         System.setProperty("sdserve.interOpThreads", Integer.toString(interOp));
@@ -41,8 +52,10 @@ final class EngineBench {
             System.setProperty("sdserve.conv3x3", "NATIVE");
             System.setProperty("sdserve.groupNorm", "plain");
         }
-        ModelConfig cfg = ModelConfigs.sd15();
-        Path file = dir.resolve("sd15-random-fp16.safetensors");
+        ModelConfig cfg = sdxl ? ModelConfigs.sdxlBase() : ModelConfigs.sd15();
+        String arch = sdxl ? "SDXL base" : "SD 1.5";
+        String modelName = sdxl ? "sdxl-random" : "sd15-random";
+        Path file = dir.resolve(sdxl ? "sdxl-random-fp16.safetensors" : "sd15-random-fp16.safetensors");
         boolean existed = Files.exists(file);
         long t0 = System.nanoTime();
         RandomCheckpoint.ensure(file, cfg, DType.F16, 1234);
@@ -61,21 +74,29 @@ final class EngineBench {
         out.printf("bench: plain read of the file: %s %.2f s (cpu %.2f s), warm (page cache) %.2f s (cpu %.2f s)%n",
                 evicts ? "cold (evicted)" : "first (could not evict: no dd)", coldReadS, (rc1 - rc0) / 1e9,
                 warmReadS, (rc2 - rc1) / 1e9);
-        out.printf("bench: SD 1.5 architecture via TfEngine graphs, fp32, %d intra-op / %d inter-op threads, %s%n",
+        out.printf("bench: " + arch + " architecture via TfEngine graphs, fp32, %d intra-op / %d inter-op threads, %s%n",
                 threads, interOp, before ? "BEFORE: native Conv2D, textbook GroupNorm, unchunked attention"
                         : "kernels: 3x3 convs Winograd F(4,3) from 32x32 px, F(2,3) at 16x16, im2col below, "
                         + "GroupNorm statistics as MatMuls, attention query chunk " + chunk);
+        long availKb = memAvailableKb();
+        if (availKb > 0 && availKb * 1024.0 < 1.4 * size) {
+            // weights stay fp16 in memory (about the file's size) plus the graphs' activations: on a shared machine
+            // a load that cannot fit would push the kernel's OOM killer onto other processes
+            out.printf("bench: NOT loading: MemAvailable %.1f GB < 1.4 x the %.2f GB file needed for the weights and "
+                    + "activations; free memory and rerun (the file is kept)%n", availKb / 1e6 * 1.024, size / 1e9);
+            return 3;
+        }
         double coldLoadS = Double.NaN, coldLoadCpu = Double.NaN;
         if (evicts) {
             evict(file);
             long c0 = System.nanoTime(), cc0 = processCpuNanos();
-            try (TfModel m = TfModel.load("sd15-random", file, cfg)) {
+            try (TfModel m = TfModel.load(modelName, file, cfg)) {
                 coldLoadS = (System.nanoTime() - c0) / 1e9;
                 coldLoadCpu = (processCpuNanos() - cc0) / 1e9;
             }
         }
         long l0 = System.nanoTime(), lc0 = processCpuNanos();
-        try (TfModel m = TfModel.load("sd15-random", file, cfg)) {
+        try (TfModel m = TfModel.load(modelName, file, cfg)) {
             double loadS = (System.nanoTime() - l0) / 1e9, loadCpu = (processCpuNanos() - lc0) / 1e9;
             long loadHwmKb = Bench.vmHwmKb();
             out.printf("bench: %s%n", m.weights());
@@ -92,31 +113,43 @@ final class EngineBench {
             for (String c : cases) {
                 double flops;
                 Supplier<float[][]> call;
-                switch (c) {
-                    case "unet32", "unet32b2", "unet64", "unet64b2" -> {
-                        int side = c.startsWith("unet32") ? 32 : 64, b = c.endsWith("b2") ? 2 : 1;
+                switch (c.startsWith("unet") ? "unet" : c.startsWith("vae") ? "vae" : c) {
+                    case "unet" -> {
+                        String[] sb = c.substring(4).split("b");
+                        int side = Integer.parseInt(sb[0]), b = sb.length > 1 ? Integer.parseInt(sb[1]) : 1;
+                        int width = cfg.unet().crossAttentionDim();
                         List<float[]> x = new ArrayList<>(), ctx = new ArrayList<>();
+                        List<dev.sdserve.engine.AddedConditioning> added = new ArrayList<>();
                         float[] t = new float[b];
                         for (int i = 0; i < b; i++) {
                             x.add(gauss(rnd, 4 * side * side));
-                            ctx.add(gauss(rnd, 77 * 768));
+                            ctx.add(gauss(rnd, 77 * width));
                             t[i] = 999 - 400 * i;
+                            if (cfg.unet().hasAddedConditioning()) {
+                                int px = side * cfg.vae().downscale();
+                                added.add(new dev.sdserve.engine.AddedConditioning(gauss(rnd, cfg.unet().pooledDim()),
+                                        dev.sdserve.engine.SizeConditioning.of(px, px)));
+                            }
                         }
                         flops = FlopCounter.unet(cfg.unet(), b, side, side, 77);
-                        call = () -> m.unet(x, t, ctx, side, side);
+                        call = added.isEmpty() ? () -> m.unet(x, t, ctx, side, side)
+                                : () -> m.unet(x, t, ctx, added, side, side, java.util.Map.of(), null);
+                    }
+                    case "te1", "te2" -> {
+                        int tower = c.equals("te1") ? 0 : 1;
+                        int[][] ids = ids(cfg.textEncoders().get(tower).padToken());
+                        flops = FlopCounter.textEncoder(cfg.textEncoders().get(tower), 1, 77);
+                        // SDXL's use: the penultimate layer without the final norm; the second tower also pooled
+                        var req = new dev.sdserve.engine.tf.ClipTextNet.Request(2, false, tower == 1);
+                        call = () -> m.encodeTower(tower, ids, req, java.util.Map.of(), null).hidden();
                     }
                     case "te" -> {
-                        int[][] ids = new int[1][77];
-                        Arrays.fill(ids[0], 49407);
-                        ids[0][0] = 49406;
-                        for (int i = 1; i < 10; i++) {
-                            ids[0][i] = 320 + i * 37;
-                        }
+                        int[][] ids = ids(49407);
                         flops = FlopCounter.textEncoder(cfg.textEncoder(), 1, 77);
                         call = () -> m.encodeTokens(ids, 1);
                     }
-                    case "vae256", "vae512" -> {
-                        int side = c.equals("vae256") ? 32 : 64;
+                    case "vae" -> {
+                        int side = Integer.parseInt(c.substring(3)) / cfg.vae().downscale();
                         List<float[]> z = List.of(gauss(rnd, 4 * side * side));
                         flops = FlopCounter.vaeDecoder(cfg.vae(), 1, side, side);
                         call = () -> m.decodeRaw(z, side, side);
@@ -188,6 +221,32 @@ final class EngineBench {
             return sun.getProcessCpuTime();
         }
         return -1;
+    }
+
+    /** MemAvailable of /proc/meminfo in kB, 0 when unknown. */
+    static long memAvailableKb() {
+        try {
+            for (String l : Files.readAllLines(Path.of("/proc/meminfo"))) {
+                if (l.startsWith("MemAvailable:")) {
+                    return Long.parseLong(l.replaceAll("[^0-9]", ""));
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+        return 0;
+    }
+
+    /** One prompt of 9 tokens between start and end of text, padded with {@code pad}. */
+    private static int[][] ids(int pad) {
+        int[][] ids = new int[1][77];
+        Arrays.fill(ids[0], pad);
+        ids[0][0] = 49406;
+        for (int i = 1; i < 10; i++) {
+            ids[0][i] = 320 + i * 37;
+        }
+        ids[0][10] = 49407;
+        return ids;
     }
 
     private static float[] gauss(SplittableRandom r, int n) {

@@ -39,7 +39,7 @@ public final class FlopCounter {
                 f += res(h, w, cur, co, temb);
                 cur = co;
                 if (c.crossAttnDown().get(i)) {
-                    f += transformer(c, h * w, cur, contextTokens);
+                    f += transformer(c, h * w, cur, contextTokens, c.depthDown().get(i));
                 }
                 skips.push(cur);
             }
@@ -52,7 +52,7 @@ public final class FlopCounter {
         }
         f += res(h, w, cur, cur, temb) + res(h, w, cur, cur, temb);
         if (c.midAttention()) {
-            f += transformer(c, h * w, cur, contextTokens);
+            f += transformer(c, h * w, cur, contextTokens, c.depthMid());
         }
         for (int i = 0; i < levels; i++) {
             long co = ch.get(levels - 1 - i);
@@ -60,7 +60,7 @@ public final class FlopCounter {
                 f += res(h, w, cur + skips.pop(), co, temb);
                 cur = co;
                 if (c.crossAttnUp().get(i)) {
-                    f += transformer(c, h * w, cur, contextTokens);
+                    f += transformer(c, h * w, cur, contextTokens, c.depthUp().get(i));
                 }
             }
             if (i < levels - 1) {
@@ -84,10 +84,11 @@ public final class FlopCounter {
         return f;
     }
 
-    private static double transformer(UNetConfig c, long t, long ch, long ctxTokens) {
+    /** A transformer of {@code depth} blocks (per level: SDXL's 2 / 10, SD 1.x's 1). */
+    private static double transformer(UNetConfig c, long t, long ch, long ctxTokens, int depth) {
         double f = 2 * 2.0 * t * ch * ch; // proj_in, proj_out (1×1 conv or linear: same FLOPs)
         long ctx = c.crossAttentionDim();
-        for (int l = 0; l < c.transformerLayers(); l++) {
+        for (int l = 0; l < depth; l++) {
             f += 4 * 2.0 * t * ch * ch + 4.0 * t * t * ch;                       // self-attention
             f += 2 * 2.0 * t * ch * ch + 2 * 2.0 * ctxTokens * ctx * ch + 4.0 * t * ctxTokens * ch; // cross
             f += 2.0 * t * ch * 8 * ch + 2.0 * t * 4 * ch * ch;                    // GEGLU feed-forward
