@@ -53,6 +53,8 @@ final class Work implements Pending {
     boolean inFlight;
     float[] cond;
     float[] uncond;
+    /** The prompt's and negative prompt's schedules: what to encode, the conditioning of each evaluation. */
+    final PromptConditioning prompts;
     SamplerState[] states;
     int totalEvals;
     /** Model evaluations done (mirrors the sampler state; readable under the scheduler lock). */
@@ -82,6 +84,7 @@ final class Work implements Pending {
         this.weight = weight;
         this.publisher = publisher;
         this.totalEvals = sampler.evaluations(req.steps());
+        this.prompts = new PromptConditioning(req, guided, totalEvals);
         for (int i = 0; i < req.images(); i++) {
             seeds.add(req.seedOf(i));
         }
@@ -158,10 +161,13 @@ final class Work implements Pending {
         return totalEvals - evalsDone();
     }
 
-    /** Prompts this work encodes (prompt, then the negative prompt when guided). */
+    /**
+     * Prompts this work encodes: the prompt, then the negative prompt when guided; a schedule's each distinct text
+     * ({@code [from:to:when]}, {@code [a|b]}); the empty prompt when pad_cond_uncond pads.
+     */
     @Override
     public int encodeItems() {
-        return guided ? 2 : 1;
+        return prompts.items().size();
     }
 
     @Override
