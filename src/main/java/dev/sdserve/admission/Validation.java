@@ -146,7 +146,8 @@ public final class Validation {
         names.lorasExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
-                seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort);
+                seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort,
+                Boolean.TRUE.equals(r.padCondUncond()));
     }
 
     private void checkText(String field, String text) {

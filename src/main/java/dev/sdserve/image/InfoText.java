@@ -68,6 +68,9 @@ public final class InfoText {
         if (r.clipSkip() > 1) {
             p.put("Clip skip", Integer.toString(r.clipSkip()));
         }
+        if (r.padCondUncond()) {
+            p.put("Pad conds", "True"); // A1111's infotext for its pad_cond_uncond option
+        }
         List<String> hashes = new ArrayList<>();
         for (LoraWeight l : r.loras()) {
             String h = loraHashes.get(l.name());

@@ -10,6 +10,9 @@ import java.util.List;
  *
  * @param deadlineMillis absolute deadline in epoch milliseconds of the service clock, or null for the SLO class default
  * @param bestEffort     admit even when the deadline cannot be met (the request is run when there is room)
+ * @param padCondUncond  A1111's {@code pad_cond_uncond}: when the prompt's and the negative prompt's contexts have
+ *                       different chunk counts, pad the shorter with empty-prompt chunks; null/false (A1111's
+ *                       default) evaluates each half at its own length
  */
 public record GenerationRequest(
         String prompt,
@@ -29,10 +32,32 @@ public record GenerationRequest(
         Long deadlineMillis,
         Integer priority,
         String tenant,
-        Boolean bestEffort) {
+        Boolean bestEffort,
+        Boolean padCondUncond) {
 
     public GenerationRequest {
         loras = loras == null ? List.of() : List.copyOf(loras);
+    }
+
+    /** A request without prompt options (pad_cond_uncond not given). */
+    public GenerationRequest(String prompt, String negativePrompt, String model, List<LoraWeight> loras, Integer width,
+                             Integer height, Integer steps, String sampler, Double guidance, Long seed, Integer clipSkip,
+                             Integer images, PreviewOptions preview, SloClass sloClass, Long deadlineMillis,
+                             Integer priority, String tenant, Boolean bestEffort) {
+        this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, null);
+    }
+
+    /** This request with another negative prompt. */
+    public GenerationRequest withNegative(String n) {
+        return new GenerationRequest(prompt, n, model, loras, width, height, steps, sampler, guidance, seed,
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
+    }
+
+    /** This request with A1111's pad_cond_uncond set (null: not given). */
+    public GenerationRequest withPadCondUncond(Boolean pad) {
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, pad);
     }
 
     /** A request with only a prompt; everything else defaults. */
@@ -43,46 +68,46 @@ public record GenerationRequest(
 
     public GenerationRequest withSeed(Long s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, s,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
     }
 
     public GenerationRequest withSteps(Integer s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, s, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
     }
 
     public GenerationRequest withSampler(String s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, s, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
     }
 
     public GenerationRequest withModel(String m) {
         return new GenerationRequest(prompt, negativePrompt, m, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
     }
 
     public GenerationRequest withSize(Integer w, Integer h) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, w, h, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
     }
 
     public GenerationRequest withGuidance(Double g) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, g, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
     }
 
     public GenerationRequest withPreview(PreviewOptions p) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, p, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, p, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
     }
 
     public GenerationRequest withDeadline(SloClass c, Long deadline, Boolean be) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, c, deadline, priority, tenant, be);
+                clipSkip, images, preview, c, deadline, priority, tenant, be, padCondUncond);
     }
 
     public GenerationRequest withTenant(String t, Integer prio) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, prio, t, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, prio, t, bestEffort, padCondUncond);
     }
 }

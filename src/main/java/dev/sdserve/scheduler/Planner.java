@@ -300,11 +300,7 @@ final class Planner {
                     publisher.stage(w, "encode");
                     w.job.setState(JobState.ENCODING);
                     publisher.started(w);
-                    List<EncodeItem> prompts = new ArrayList<>(2);
-                    prompts.add(new EncodeItem(w.req.prompt(), w.req.clipSkip(), w.req.loras()));
-                    if (w.guided) {
-                        prompts.add(EncodeItem.negative(w.req.negativePrompt(), w.req.clipSkip(), w.req.loras()));
-                    }
+                    List<EncodeItem> prompts = w.prompts.items();
                     members.add(new StepPlan.EncodeMember(w.job.id(), prompts, w.sampler, w.req.steps(), w.shape,
                             w.seeds));
                 }
@@ -331,7 +327,17 @@ final class Planner {
 
     /** What a request's next model evaluation uses. */
     private static StepPlan.StepOptions stepOptions(Work w) {
+        conditionAt(w, w.states[0].evaluation());
         return new StepPlan.StepOptions(w.cond, w.uncond, w.req.guidance(), w.req.loras(), w.added, w.addedUncond);
+    }
+
+    /**
+     * Sets the work's conditioning to that of model evaluation {@code evaluation}: a prompt schedule's text for it
+     * (A1111's prompt editing and alternation), padded as pad_cond_uncond asks.
+     */
+    private static void conditionAt(Work w, int evaluation) {
+        w.cond = w.prompts.cond(evaluation);
+        w.uncond = w.prompts.uncond(evaluation);
     }
 
     /** A chosen call: the stage, the model, the latent shape (null for text encoding) and the members in order. */
@@ -591,8 +597,8 @@ final class Planner {
     }
 
     private void encoded(Work w, Outcome o) {
-        w.cond = o.conditionings()[0];
-        w.uncond = w.guided ? o.conditionings()[1] : null;
+        w.prompts.encoded(o.conditionings());
+        conditionAt(w, 0);
         addedConditioning(w, o);
         w.states = o.states();
         w.totalEvals = w.states[0].totalEvaluations();
@@ -616,7 +622,7 @@ final class Planner {
         }
         SizeConditioning size = SizeConditioning.of(w.req.height(), w.req.width());
         w.added = new AddedConditioning(o.pooled()[0], size);
-        w.addedUncond = w.guided ? new AddedConditioning(o.pooled()[1], size) : null;
+        w.addedUncond = w.guided ? new AddedConditioning(o.pooled()[w.prompts.negativeIndex()], size) : null;
     }
 
     private void denoised(Work w, Outcome o) {

@@ -55,6 +55,8 @@ final class Work implements Pending {
     float[] uncond;
     /** SDXL's added conditioning of the prompt and the negative side (null for SD 1.x / 2.x). */
     dev.sdserve.engine.AddedConditioning added, addedUncond;
+    /** The prompt's and negative prompt's schedules: what to encode, the conditioning of each evaluation. */
+    final PromptConditioning prompts;
     SamplerState[] states;
     int totalEvals;
     /** Model evaluations done (mirrors the sampler state; readable under the scheduler lock). */
@@ -88,6 +90,7 @@ final class Work implements Pending {
         this.weight = weight;
         this.publisher = publisher;
         this.totalEvals = sampler.evaluations(req.steps());
+        this.prompts = new PromptConditioning(req, guided, totalEvals);
         for (int i = 0; i < req.images(); i++) {
             seeds.add(req.seedOf(i));
         }
@@ -164,10 +167,13 @@ final class Work implements Pending {
         return totalEvals - evalsDone();
     }
 
-    /** Prompts this work encodes (prompt, then the negative prompt when guided). */
+    /**
+     * Prompts this work encodes: the prompt, then the negative prompt when guided; a schedule's each distinct text
+     * ({@code [from:to:when]}, {@code [a|b]}); the empty prompt when pad_cond_uncond pads.
+     */
     @Override
     public int encodeItems() {
-        return guided ? 2 : 1;
+        return prompts.items().size();
     }
 
     @Override

@@ -106,7 +106,8 @@ public class A1111Service {
         // the prompt stays as written: admission reads its LoRA tags, the engine drops them, the PNG text keeps them
         return new GenerationRequest(r.prompt(), neg.prompt(), model, List.of(), r.width(), r.height(), r.steps(),
                 resolveSampler(r.samplerName(), r.scheduler()), r.cfgScale(), seed,
-                r.clipSkip() == null ? null : Math.max(1, r.clipSkip()), r.batchSize(), preview, null, null, null, null, null);
+                r.clipSkip() == null ? null : Math.max(1, r.clipSkip()), r.batchSize(), preview, null, null, null, null, null)
+                .withPadCondUncond(Txt2ImgRequest.padCondUncond(r.raw()));
     }
 
     /** Runs a txt2img request to the end: every image, or what was made before an interrupt. */
@@ -597,6 +598,7 @@ public class A1111Service {
         }
         o.put("sd_model_checkpoint", match != null ? title(match) : current);
         o.put("CLIP_stop_at_last_layers", 1);
+        o.put("pad_cond_uncond", false);
         o.put("samples_format", "png");
         o.put("live_previews_image_format", preview.format());
         o.put("show_progress_every_n_steps", preview.everySteps());

@@ -74,6 +74,7 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
                 clipSkip = cs.asInt();
             }
         }
+        padCondUncond(o);
         refuseTrue(o, "enable_hr", "hires fix is not supported by sd-serve");
         refuseTrue(o, "restore_faces", "face restoration is not supported by sd-serve");
         refuseTrue(o, "tiling", "tiling is not supported by sd-serve");
@@ -95,6 +96,23 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
         return new Txt2ImgRequest(prompt == null ? "" : prompt, negative == null ? "" : negative,
                 seed == null || seed == -1 ? null : seed, blankToNull(sampler), blankToNull(scheduler), steps, cfg,
                 width, height, batch == null ? 1 : batch, nIter == null ? 1 : nIter, checkpoint, clipSkip, sendImages, o);
+    }
+
+    /**
+     * A1111's {@code pad_cond_uncond} option from a request's {@code override_settings} (null when not given): pad the
+     * shorter of the prompt's and the negative prompt's contexts with empty-prompt chunks.
+     */
+    static Boolean padCondUncond(ObjectNode body) {
+        JsonNode ov = body == null ? null : body.get("override_settings");
+        JsonNode p = ov == null || !ov.isObject() ? null : ov.get("pad_cond_uncond");
+        if (p == null || p.isNull()) {
+            return null;
+        }
+        if (!p.isBoolean()) {
+            throw A1111Exception.at("value could not be parsed to a boolean", "type_error.bool", "override_settings",
+                    "pad_cond_uncond");
+        }
+        return p.asBoolean();
     }
 
     private static String blankToNull(String s) {
