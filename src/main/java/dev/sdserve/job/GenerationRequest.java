@@ -10,6 +10,7 @@ import java.util.List;
  *
  * @param deadlineMillis absolute deadline in epoch milliseconds of the service clock, or null for the SLO class default
  * @param bestEffort     admit even when the deadline cannot be met (the request is run when there is room)
+ * @param image          the init image, mask and their options (img2img, inpainting); null for txt2img
  */
 public record GenerationRequest(
         String prompt,
@@ -29,10 +30,26 @@ public record GenerationRequest(
         Long deadlineMillis,
         Integer priority,
         String tenant,
-        Boolean bestEffort) {
+        Boolean bestEffort,
+        ImageInput image) {
 
     public GenerationRequest {
         loras = loras == null ? List.of() : List.copyOf(loras);
+    }
+
+    /** A txt2img request (no init image). */
+    public GenerationRequest(String prompt, String negativePrompt, String model, List<LoraWeight> loras, Integer width,
+                             Integer height, Integer steps, String sampler, Double guidance, Long seed,
+                             Integer clipSkip, Integer images, PreviewOptions preview, SloClass sloClass,
+                             Long deadlineMillis, Integer priority, String tenant, Boolean bestEffort) {
+        this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, null);
+    }
+
+    /** This request starting from an image (img2img, inpainting); null: txt2img. */
+    public GenerationRequest withImage(ImageInput i) {
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, i);
     }
 
     /** A request with only a prompt; everything else defaults. */
@@ -43,46 +60,46 @@ public record GenerationRequest(
 
     public GenerationRequest withSeed(Long s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, s,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, image);
     }
 
     public GenerationRequest withSteps(Integer s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, s, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, image);
     }
 
     public GenerationRequest withSampler(String s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, s, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, image);
     }
 
     public GenerationRequest withModel(String m) {
         return new GenerationRequest(prompt, negativePrompt, m, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, image);
     }
 
     public GenerationRequest withSize(Integer w, Integer h) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, w, h, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, image);
     }
 
     public GenerationRequest withGuidance(Double g) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, g, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, image);
     }
 
     public GenerationRequest withPreview(PreviewOptions p) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, p, sloClass, deadlineMillis, priority, tenant, bestEffort);
+                clipSkip, images, p, sloClass, deadlineMillis, priority, tenant, bestEffort, image);
     }
 
     public GenerationRequest withDeadline(SloClass c, Long deadline, Boolean be) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, c, deadline, priority, tenant, be);
+                clipSkip, images, preview, c, deadline, priority, tenant, be, image);
     }
 
     public GenerationRequest withTenant(String t, Integer prio) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, prio, t, bestEffort);
+                clipSkip, images, preview, sloClass, deadlineMillis, prio, t, bestEffort, image);
     }
 }

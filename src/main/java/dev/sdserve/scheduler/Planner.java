@@ -245,6 +245,7 @@ final class Planner {
         }
         return switch (w.phase) {
             case ENCODE -> "text encoding";
+            case IMAGE -> "encoding the init image";
             case DENOISE -> "step " + w.evalsDone() + " of " + w.totalEvals;
             case DECODE, DONE -> "decoding";
         };
@@ -275,14 +276,15 @@ final class Planner {
                     if (w.guided) {
                         prompts.add(new EncodeItem(w.req.negativePrompt(), w.req.clipSkip(), w.req.loras()));
                     }
+                    // an image request's sampler states start after its image encoding, not here
                     members.add(new StepPlan.EncodeMember(w.job.id(), prompts, w.sampler, w.req.steps(), w.shape,
-                            w.seeds));
+                            w.image == null ? w.seeds : List.of()));
                 }
                 case DENOISE -> {
                     if (w.denoiseStart < 0) {
                         w.denoiseStart = now;
                     }
-                    members.add(new StepPlan.DenoiseMember(w.job.id(), w.states, stepOptions(w)));
+                    members.add(new StepPlan.DenoiseMember(w.job.id(), w.states, stepOptions(w), w.extraChannels));
                 }
                 case DECODE -> {
                     w.decodeStart = now;
@@ -292,11 +294,22 @@ final class Planner {
                     for (SamplerState s : w.states) {
                         latents.add(s.latents());
                     }
-                    members.add(new StepPlan.DecodeMember(w.job.id(), latents));
+                    members.add(new StepPlan.DecodeMember(w.job.id(), latents,
+                            w.image != null && w.image.overlay() && w.image.inpainting() ? w.image.prepared() : null));
+                }
+                case IMAGE_ENCODE -> {
+                    publisher.stage(w, "image_encode");
+                    members.add(imageEncodeMember(w));
                 }
             }
         }
         return new StepPlan(c.stage, c.model, c.members.get(0).info, c.shape, members);
+    }
+
+    /** An image request's VAE encoding and sampler start. */
+    private static StepPlan.ImageEncodeMember imageEncodeMember(Work w) {
+        return new StepPlan.ImageEncodeMember(w.job.id(), w.image.prepared(), w.image.strength(), w.info.inpainting(),
+                w.image.options().inpaintingFill(), w.sampler, w.req.steps(), w.shape, w.seeds);
     }
 
     /** What a request's next model evaluation uses. */
@@ -350,6 +363,7 @@ final class Planner {
         Choice p = switch (pick.phase) {
             case ENCODE -> chooseEncode(pick, slack);
             case DECODE -> chooseDecode(pick, slack);
+            case IMAGE -> chooseImageEncode(pick, slack);
             default -> chooseDenoise(pick, slack, now);
         };
         if (p.stage == Stage.DENOISE) {
@@ -409,6 +423,20 @@ final class Planner {
             items += w.req.images();
         }
         return new Choice(Stage.DECODE, pick.req.model(), pick.shape, chosen);
+    }
+
+    /** The image encodings of the picked work's bucket (one latent shape), up to the decode batch limit in images. */
+    private Choice chooseImageEncode(Work pick, Map<Work, Double> slack) {
+        List<Work> chosen = new ArrayList<>();
+        int items = 0;
+        for (Work w : sortedMembers(pick, slack, Work.Phase.IMAGE, true)) {
+            if (!chosen.isEmpty() && items + w.imageEncodeItems() > config.maxDecodeBatch) {
+                continue;
+            }
+            chosen.add(w);
+            items += w.imageEncodeItems();
+        }
+        return new Choice(Stage.IMAGE_ENCODE, pick.req.model(), pick.shape, chosen);
     }
 
     /**
@@ -556,6 +584,7 @@ final class Planner {
                 case ENCODE -> encoded(w, o);
                 case DENOISE -> denoised(w, o);
                 case DECODE -> decoded(w, o);
+                case IMAGE_ENCODE -> imageEncoded(w, o);
             }
         }
     }
@@ -563,9 +592,31 @@ final class Planner {
     private void encoded(Work w, Outcome o) {
         w.cond = o.conditionings()[0];
         w.uncond = w.guided ? o.conditionings()[1] : null;
+        if (w.image != null) { // the init image is encoded next; its sampler states start there
+            w.encodeEnd = o.endNanos();
+            w.phase = Work.Phase.IMAGE;
+            w.stageWait = 0;
+            if (w.job.cancelRequested()) {
+                end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+            }
+            return;
+        }
         w.states = o.states();
         w.totalEvals = w.states[0].totalEvaluations();
         w.encodeEnd = o.endNanos();
+        publisher.stage(w, "denoise");
+        w.phase = Work.Phase.DENOISE;
+        w.stageWait = 0;
+        w.job.setState(JobState.DENOISING);
+        if (w.job.cancelRequested()) {
+            end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+        }
+    }
+
+    private void imageEncoded(Work w, Outcome o) {
+        w.states = o.states();
+        w.extraChannels = o.extraChannels();
+        w.totalEvals = w.states[0].totalEvaluations();
         publisher.stage(w, "denoise");
         w.phase = Work.Phase.DENOISE;
         w.stageWait = 0;

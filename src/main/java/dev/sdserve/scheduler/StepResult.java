@@ -27,11 +27,19 @@ public record StepResult(List<Outcome> outcomes, List<EngineCall> calls) {
      * @param conditionings text encoding: one per prompt of the member, in its order
      * @param states        text encoding: the new sampler states, one per image
      * @param images        decoding: RGB images (HWC floats in [0, 1]), one per latent
+     * @param extraChannels image encoding for an inpainting UNet: its extra input channels, one per image (null:
+     *                      none)
      */
     public record Outcome(ServeException error, double callMillis, long endNanos, float[][] conditionings,
-                          SamplerState[] states, List<float[]> images) {
+                          SamplerState[] states, List<float[]> images, float[][] extraChannels) {
         static Outcome failed(ServeException error) {
             return new Outcome(error, 0, 0, null, null, null);
+        }
+
+        /** An outcome without extra UNet channels. */
+        public Outcome(ServeException error, double callMillis, long endNanos, float[][] conditionings,
+                       SamplerState[] states, List<float[]> images) {
+            this(error, callMillis, endNanos, conditionings, states, images, null);
         }
     }
 

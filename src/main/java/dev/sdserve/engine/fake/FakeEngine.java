@@ -300,7 +300,7 @@ public final class FakeEngine implements Engine {
     public float[][] encodeImage(String model, LatentShape shape, List<float[]> images, List<float[]> noise) {
         ModelInfo info = describe(model);
         requireResident(model);
-        spend(model, Stage.DECODE, shape, images.size());
+        spend(model, Stage.IMAGE_ENCODE, shape, images.size());
         float[][] out = new float[images.size()][];
         for (int i = 0; i < images.size(); i++) {
             out[i] = latentOf(info, shape, images.get(i), noise.get(i));
