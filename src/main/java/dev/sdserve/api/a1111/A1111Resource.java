@@ -83,6 +83,20 @@ public class A1111Resource {
                 "info", res.info()));
     }
 
+    @POST
+    @Path("/img2img")
+    @Consumes({MediaType.APPLICATION_JSON, MediaType.WILDCARD})
+    @Operation(summary = "A1111 img2img and inpainting: init_images (one base64 image), denoising_strength, mask and"
+            + " its options; the answer as txt2img's (infotext with 'Denoising strength')")
+    public Uni<Map<String, Object>> img2img(String body, @jakarta.ws.rs.HeaderParam("x-api-key") String apiKey,
+                                            @jakarta.ws.rs.HeaderParam("authorization") String authorization) {
+        Img2ImgRequest r = Img2ImgRequest.from(parse(body));
+        dev.sdserve.auth.Auth.Permit permit = dev.sdserve.auth.AuthHttpFilter.permit(requestContext);
+        return a1111.img2img(r, auth.authenticate(apiKey, authorization).tenant(), permit)
+                .onTermination().invoke(permit::close).map(res -> Map.of("images", res.images(), "parameters", res.parameters(),
+                "info", res.info()));
+    }
+
     @GET
     @Path("/progress")
     @Operation(summary = "A1111 progress of the job in flight: progress, eta_relative, state, current_image (base64 preview), textinfo")
