@@ -413,30 +413,27 @@ final class Planner {
     }
 
     private Choice chooseDecode(Work pick, Map<Work, Double> slack) {
-        List<Work> chosen = new ArrayList<>();
-        int items = 0;
-        for (Work w : sortedMembers(pick, slack, Work.Phase.DECODE, true)) {
-            if (!chosen.isEmpty() && items + w.req.images() > config.maxDecodeBatch) {
-                continue;
-            }
-            chosen.add(w);
-            items += w.req.images();
-        }
-        return new Choice(Stage.DECODE, pick.req.model(), pick.shape, chosen);
+        return chooseVae(pick, slack, Work.Phase.DECODE, Stage.DECODE, w -> w.req.images());
     }
 
     /** The image encodings of the picked work's bucket (one latent shape), up to the decode batch limit in images. */
     private Choice chooseImageEncode(Work pick, Map<Work, Double> slack) {
+        return chooseVae(pick, slack, Work.Phase.IMAGE, Stage.IMAGE_ENCODE, Work::imageEncodeItems);
+    }
+
+    /** A VAE call (decode or image encode) for the picked work's bucket, up to the decode batch limit in images. */
+    private Choice chooseVae(Work pick, Map<Work, Double> slack, Work.Phase phase, Stage stage,
+                             java.util.function.ToIntFunction<Work> images) {
         List<Work> chosen = new ArrayList<>();
         int items = 0;
-        for (Work w : sortedMembers(pick, slack, Work.Phase.IMAGE, true)) {
-            if (!chosen.isEmpty() && items + w.imageEncodeItems() > config.maxDecodeBatch) {
+        for (Work w : sortedMembers(pick, slack, phase, true)) {
+            if (!chosen.isEmpty() && items + images.applyAsInt(w) > config.maxDecodeBatch) {
                 continue;
             }
             chosen.add(w);
-            items += w.imageEncodeItems();
+            items += images.applyAsInt(w);
         }
-        return new Choice(Stage.IMAGE_ENCODE, pick.req.model(), pick.shape, chosen);
+        return new Choice(stage, pick.req.model(), pick.shape, chosen);
     }
 
     /**

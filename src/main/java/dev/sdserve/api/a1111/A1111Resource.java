@@ -92,9 +92,14 @@ public class A1111Resource {
                                             @jakarta.ws.rs.HeaderParam("authorization") String authorization) {
         Img2ImgRequest r = Img2ImgRequest.from(parse(body));
         dev.sdserve.auth.Auth.Permit permit = dev.sdserve.auth.AuthHttpFilter.permit(requestContext);
-        return a1111.img2img(r, auth.authenticate(apiKey, authorization).tenant(), permit)
-                .onTermination().invoke(permit::close).map(res -> Map.of("images", res.images(), "parameters", res.parameters(),
-                "info", res.info()));
+        return answer(a1111.img2img(r, auth.authenticate(apiKey, authorization).tenant(), permit), permit);
+    }
+
+    /** A txt2img / img2img result in A1111's shape; the caller's slot is released when the call ends. */
+    private static Uni<Map<String, Object>> answer(Uni<A1111Service.Txt2ImgResult> result,
+                                                   dev.sdserve.auth.Auth.Permit permit) {
+        return result.onTermination().invoke(permit::close).map(res -> Map.of("images", res.images(), "parameters",
+                res.parameters(), "info", res.info()));
     }
 
     @GET
