@@ -32,6 +32,9 @@ public final class AdmissionConfig {
     public int maxPriority = Limits.MAX_PRIORITY;
     /** Explicit deadlines may lie at most this far in the future (milliseconds). */
     public long maxDeadlineMillis = Limits.MAX_DEADLINE_MILLIS;
+    public int maxInitImageBytes = Limits.MAX_INIT_IMAGE_BYTES;
+    public long maxInitImagePixels = Limits.MAX_INIT_IMAGE_PIXELS;
+    public int maxMaskBlur = Limits.MAX_MASK_BLUR;
     /**
      * The models and LoRAs the server has, for admission's name checks (unknown name: NOT_FOUND listing what
      * exists); null = models are checked through the engine's {@code describe}, LoRA names only for their form.
@@ -110,6 +113,9 @@ public final class AdmissionConfig {
         c.maxTenantChars = maxTenantChars;
         c.maxPriority = maxPriority;
         c.maxDeadlineMillis = maxDeadlineMillis;
+        c.maxInitImageBytes = maxInitImageBytes;
+        c.maxInitImagePixels = maxInitImagePixels;
+        c.maxMaskBlur = maxMaskBlur;
         c.names = names;
         c.defaultModel = defaultModel;
         c.defaultSteps = defaultSteps;

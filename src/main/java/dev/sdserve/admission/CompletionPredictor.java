@@ -149,6 +149,9 @@ public final class CompletionPredictor {
         if (w.toEncode()) {
             ms += cost.predictMillis(w.model(), Stage.ENCODE, null, w.encodeItems());
         }
+        if (w.toEncodeImage()) {
+            ms += cost.predictMillis(w.model(), Stage.IMAGE_ENCODE, w.shape(), w.imageEncodeItems());
+        }
         if (w.toDenoise() && profile != null) {
             ms += profile.denoiseMillis(w.remainingEvals());
         }
@@ -169,6 +172,9 @@ public final class CompletionPredictor {
             ms += w.remainingEvals() * w.latentPerStep() / thr;
         }
         int d = limits.maxDecodeBatch();
+        if (w.toEncodeImage()) { // the VAE encoder batches like its decoder
+            ms += cost.predictMillis(m, Stage.IMAGE_ENCODE, w.shape(), d) / d * w.imageEncodeItems();
+        }
         ms += cost.predictMillis(m, Stage.DECODE, w.shape(), d) / d * w.images();
         return ms;
     }

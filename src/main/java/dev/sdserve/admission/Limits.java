@@ -39,4 +39,10 @@ public final class Limits {
     public static final int MAX_PRIORITY = 1000;
     /** Relative deadlines: at most this many milliseconds from now (7 days). */
     public static final long MAX_DEADLINE_MILLIS = 7L * 24 * 3600 * 1000;
+    /** img2img / inpainting: encoded bytes of the init image and of the mask, each (PNG, JPEG or WebP). */
+    public static final int MAX_INIT_IMAGE_BYTES = 32 * 1024 * 1024;
+    /** img2img / inpainting: pixels of a decoded init image or mask (read from the header before decoding). */
+    public static final long MAX_INIT_IMAGE_PIXELS = 4096L * 4096;
+    /** Mask blur (A1111's mask_blur, Gaussian σ in pixels): within 0..this. */
+    public static final int MAX_MASK_BLUR = 64;
 }

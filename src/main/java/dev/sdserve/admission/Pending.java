@@ -17,6 +17,16 @@ public interface Pending {
     /** Text encoding is still ahead. */
     boolean toEncode();
 
+    /** img2img / inpainting: encoding the init image with the VAE is still ahead. */
+    default boolean toEncodeImage() {
+        return false;
+    }
+
+    /** Images the VAE encoder takes for this request (the init image per image, plus the masked image when used). */
+    default int imageEncodeItems() {
+        return 0;
+    }
+
     /** Denoising is still ahead (text encoding may be too). */
     boolean toDenoise();
 

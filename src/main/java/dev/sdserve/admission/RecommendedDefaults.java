@@ -42,14 +42,16 @@ public final class RecommendedDefaults {
             }
             sampler = d.sampler();
         }
-        Integer width = unsetSize(r.width()) && d.width() != null ? d.width() : r.width();
-        Integer height = unsetSize(r.height()) && d.height() != null ? d.height() : r.height();
+        // img2img / inpainting without a size takes the init image's, not the model's recommended one
+        boolean fromImage = r.image() != null && r.image().present();
+        Integer width = unsetSize(r.width()) && d.width() != null && !fromImage ? d.width() : r.width();
+        Integer height = unsetSize(r.height()) && d.height() != null && !fromImage ? d.height() : r.height();
         Integer steps = r.steps() == null ? d.steps() : r.steps();
         Double guidance = r.guidance() == null ? d.guidanceScale() : r.guidance();
         Integer clipSkip = r.clipSkip() == null ? d.clipSkip() : r.clipSkip();
         return new GenerationRequest(r.prompt(), r.negativePrompt(), r.model(), r.loras(), width, height, steps,
                 sampler, guidance, r.seed(), clipSkip, r.images(), r.preview(), r.sloClass(), r.deadlineMillis(),
-                r.priority(), r.tenant(), r.bestEffort(), r.padCondUncond());
+                r.priority(), r.tenant(), r.bestEffort(), r.padCondUncond(), r.image(), r.guidanceCutoff());
     }
 
     private static boolean unsetSize(Integer v) {

@@ -3,6 +3,8 @@ package dev.sdserve.admission;
 import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.GenerationRequest;
+import dev.sdserve.job.ImagePreparer;
+import dev.sdserve.job.ResolvedImage;
 import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.job.PromptLoras;
 import dev.sdserve.job.ResolvedRequest;
@@ -34,6 +36,7 @@ public final class Validation {
     private final Function<String, ModelInfo> models;
     private final SamplerCatalog samplers;
     private final LongSupplier randomSeed;
+    private final ImageValidation images;
 
     /**
      * @param models     model lookup (the engine's {@code describe}; throws NOT_FOUND for an unknown model)
@@ -41,6 +44,16 @@ public final class Validation {
      */
     public Validation(AdmissionConfig config, Function<String, ModelInfo> models, SamplerCatalog samplers,
                       LongSupplier randomSeed) {
+        this(config, models, samplers, randomSeed, null);
+    }
+
+    /**
+     * @param images decodes and prepares init images and masks (the image room's); null: requests with an init
+     *               image are refused
+     */
+    public Validation(AdmissionConfig config, Function<String, ModelInfo> models, SamplerCatalog samplers,
+                      LongSupplier randomSeed, ImagePreparer images) {
+        this.images = new ImageValidation(config, images);
         this.config = config;
         this.names = new NameCheck(config);
         this.models = models;
@@ -76,8 +89,11 @@ public final class Validation {
 
         List<LoraWeight> loras = names.loras(r.loras(), tagged.loras());
         int multiple = Math.max(config.sizeMultiple, info.vaeScale());
-        int width = size("width", r.width(), info.defaultImageSize(), multiple);
-        int height = size("height", r.height(), info.defaultImageSize(), multiple);
+        ImageValidation.Decoded decoded = images.decode(r.image(), info);
+        int width = size("width", r.width(), decoded == null ? info.defaultImageSize()
+                : images.edgeFromImage(r.width(), decoded, multiple, true), multiple);
+        int height = size("height", r.height(), decoded == null ? info.defaultImageSize()
+                : images.edgeFromImage(r.height(), decoded, multiple, false), multiple);
 
         int steps = r.steps() == null ? config.defaultSteps : r.steps();
         if (steps < 1 || steps > config.maxSteps) {
@@ -144,10 +160,11 @@ public final class Validation {
         }
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
         names.lorasExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
+        ResolvedImage image = this.images.resolve(r.image(), decoded, info, sampler, steps, width, height);
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
                 seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort,
-                Boolean.TRUE.equals(r.padCondUncond()));
+                Boolean.TRUE.equals(r.padCondUncond()), image, 1.0);
     }
 
     private void checkText(String field, String text) {

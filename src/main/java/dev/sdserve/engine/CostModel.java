@@ -4,7 +4,8 @@ package dev.sdserve.engine;
  * Predicted duration of one engine call, in milliseconds.
  *
  * <p>{@code batch} counts what the engine batches: prompts for {@link Stage#ENCODE}, UNet samples for
- * {@link Stage#DENOISE} (a guided image counts twice), latents for {@link Stage#DECODE}. {@code shape} is the
+ * {@link Stage#DENOISE} (a guided image counts twice), latents for {@link Stage#DECODE}, images for
+ * {@link Stage#IMAGE_ENCODE} (an inpainting request's masked image counts as one more). {@code shape} is the
  * latent shape (ignored for encoding; may be null there).
  */
 @FunctionalInterface
@@ -25,6 +26,7 @@ public interface CostModel {
                 case ENCODE -> 0.05;
                 case DENOISE -> 1.0;
                 case DECODE -> 2.0;
+                case IMAGE_ENCODE -> 1.0; // the VAE encoder is about half its decoder
             };
             return floorMillis + b * perItem * cells * millisPerMegaCell / 1e6;
         };

@@ -1,6 +1,9 @@
 package dev.sdserve.engine;
 
-/** The three kinds of engine call an iteration can plan. */
+/**
+ * The kinds of engine call an iteration can plan: text encoding, a denoising step, decoding, and (img2img and
+ * inpainting) encoding the init image with the VAE.
+ */
 public enum Stage {
-    ENCODE, DENOISE, DECODE
+    ENCODE, DENOISE, DECODE, IMAGE_ENCODE
 }

@@ -58,6 +58,12 @@ public final class InfoText {
             p.put("Model hash", modelHash);
         }
         p.put("Model", modelName(r.model()));
+        if (r.image() != null) { // img2img / inpainting, as A1111 writes them
+            p.put("Denoising strength", PromptLoras.fmt(r.image().strength()));
+            if (r.image().inpainting()) {
+                p.put("Mask blur", Integer.toString(r.image().options().maskBlur()));
+            }
+        }
         if (r.images() > 1) {
             long pos = seed - r.seed();
             p.put("Batch size", Integer.toString(r.images()));

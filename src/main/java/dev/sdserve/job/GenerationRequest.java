@@ -13,6 +13,10 @@ import java.util.List;
  * @param padCondUncond  A1111's {@code pad_cond_uncond}: when the prompt's and the negative prompt's contexts have
  *                       different chunk counts, pad the shorter with empty-prompt chunks; null/false (A1111's
  *                       default) evaluates each half at its own length
+ * @param image          the init image, mask and their options (img2img, inpainting); null for txt2img
+ * @param guidanceCutoff guidance truncation: the fraction of the model evaluations (from the start) that keep
+ *                       classifier-free guidance; the rest run the prompt's half only. Null: the server's default;
+ *                       1: off (every evaluation guided)
  */
 public record GenerationRequest(
         String prompt,
@@ -33,31 +37,21 @@ public record GenerationRequest(
         Integer priority,
         String tenant,
         Boolean bestEffort,
-        Boolean padCondUncond) {
+        Boolean padCondUncond,
+        ImageInput image,
+        Double guidanceCutoff) {
 
     public GenerationRequest {
         loras = loras == null ? List.of() : List.copyOf(loras);
     }
 
-    /** A request without prompt options (pad_cond_uncond not given). */
+    /** A txt2img request without prompt or step options (the server's defaults apply). */
     public GenerationRequest(String prompt, String negativePrompt, String model, List<LoraWeight> loras, Integer width,
                              Integer height, Integer steps, String sampler, Double guidance, Long seed, Integer clipSkip,
                              Integer images, PreviewOptions preview, SloClass sloClass, Long deadlineMillis,
                              Integer priority, String tenant, Boolean bestEffort) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, null);
-    }
-
-    /** This request with another negative prompt. */
-    public GenerationRequest withNegative(String n) {
-        return new GenerationRequest(prompt, n, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
-    }
-
-    /** This request with A1111's pad_cond_uncond set (null: not given). */
-    public GenerationRequest withPadCondUncond(Boolean pad) {
-        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, pad);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, null, null, null);
     }
 
     /** A request with only a prompt; everything else defaults. */
@@ -66,48 +60,72 @@ public record GenerationRequest(
                 null, null, null, null, null);
     }
 
+    /** This request with another negative prompt. */
+    public GenerationRequest withNegative(String n) {
+        return new GenerationRequest(prompt, n, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+    }
+
+    /** This request with A1111's pad_cond_uncond set (null: not given). */
+    public GenerationRequest withPadCondUncond(Boolean pad) {
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
+                sloClass, deadlineMillis, priority, tenant, bestEffort, pad, image, guidanceCutoff);
+    }
+
+    /** This request starting from an image (img2img, inpainting); null: txt2img. */
+    public GenerationRequest withImage(ImageInput i) {
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
+                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, i, guidanceCutoff);
+    }
+
+    /** This request with guidance truncation (null: the server's default). */
+    public GenerationRequest withGuidanceCutoff(Double f) {
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
+                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, f);
+    }
+
     public GenerationRequest withSeed(Long s) {
-        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, s,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, s, clipSkip, images, preview, sloClass,
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
     }
 
     public GenerationRequest withSteps(Integer s) {
-        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, s, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, s, sampler, guidance, seed, clipSkip, images, preview, sloClass,
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
     }
 
     public GenerationRequest withSampler(String s) {
-        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, s, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, s, guidance, seed, clipSkip, images, preview, sloClass,
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
     }
 
     public GenerationRequest withModel(String m) {
-        return new GenerationRequest(prompt, negativePrompt, m, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
+        return new GenerationRequest(prompt, negativePrompt, m, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
     }
 
     public GenerationRequest withSize(Integer w, Integer h) {
-        return new GenerationRequest(prompt, negativePrompt, model, loras, w, h, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
+        return new GenerationRequest(prompt, negativePrompt, model, loras, w, h, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
     }
 
     public GenerationRequest withGuidance(Double g) {
-        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, g, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, g, seed, clipSkip, images, preview, sloClass,
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
     }
 
     public GenerationRequest withPreview(PreviewOptions p) {
-        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, p, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond);
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, p, sloClass,
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
     }
 
     public GenerationRequest withDeadline(SloClass c, Long deadline, Boolean be) {
-        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, c, deadline, priority, tenant, be, padCondUncond);
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, c,
+                deadline, priority, tenant, be, padCondUncond, image, guidanceCutoff);
     }
 
     public GenerationRequest withTenant(String t, Integer prio) {
-        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
-                clipSkip, images, preview, sloClass, deadlineMillis, prio, t, bestEffort, padCondUncond);
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
+                sloClass, deadlineMillis, prio, t, bestEffort, padCondUncond, image, guidanceCutoff);
     }
 }

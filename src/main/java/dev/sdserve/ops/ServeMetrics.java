@@ -66,6 +66,7 @@ public final class ServeMetrics {
     public static final String STAGE_ENCODE = "encode";
     public static final String STAGE_DENOISE = "denoise";
     public static final String STAGE_DECODE = "decode";
+    public static final String STAGE_IMAGE_ENCODE = "image_encode";
 
     private static final double[] BATCH_BUCKETS = {1, 2, 4, 8, 16, 32, 64};
     private static final Duration[] STEP_BUCKETS = durations(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30);
@@ -133,6 +134,7 @@ public final class ServeMetrics {
         engineCounter(STAGE_ENCODE, stats.encodeCalls, stats.encodeItems);
         engineCounter(STAGE_DENOISE, stats.denoiseCalls, stats.denoiseItems);
         engineCounter(STAGE_DECODE, stats.decodeCalls, stats.decodeItems);
+        engineCounter(STAGE_IMAGE_ENCODE, stats.imageEncodeCalls, stats.imageEncodeItems);
         FunctionCounter.builder("sdserve.engine.unet.samples", stats.unetSamples, AtomicLong::get)
                 .description("UNet samples evaluated (a guided request counts twice)").register(registry);
     }

@@ -275,6 +275,7 @@ final class Planner {
         }
         return switch (w.phase) {
             case ENCODE -> "text encoding";
+            case IMAGE -> "encoding the init image";
             case DENOISE -> "step " + w.evalsDone() + " of " + w.totalEvals;
             case DECODE, DONE -> "decoding";
         };
@@ -301,14 +302,15 @@ final class Planner {
                     w.job.setState(JobState.ENCODING);
                     publisher.started(w);
                     List<EncodeItem> prompts = w.prompts.items();
+                    // an image request's sampler states start after its image encoding, not here
                     members.add(new StepPlan.EncodeMember(w.job.id(), prompts, w.sampler, w.req.steps(), w.shape,
-                            w.seeds));
+                            w.image == null ? w.seeds : List.of()));
                 }
                 case DENOISE -> {
                     if (w.denoiseStart < 0) {
                         w.denoiseStart = now;
                     }
-                    members.add(new StepPlan.DenoiseMember(w.job.id(), w.states, stepOptions(w)));
+                    members.add(new StepPlan.DenoiseMember(w.job.id(), w.states, stepOptions(w), w.extraChannels));
                 }
                 case DECODE -> {
                     w.decodeStart = now;
@@ -318,11 +320,22 @@ final class Planner {
                     for (SamplerState s : w.states) {
                         latents.add(w.stoppedAt >= 0 ? s.earlyResult() : s.latents());
                     }
-                    members.add(new StepPlan.DecodeMember(w.job.id(), latents));
+                    members.add(new StepPlan.DecodeMember(w.job.id(), latents,
+                            w.image != null && w.image.overlay() && w.image.inpainting() ? w.image.prepared() : null));
+                }
+                case IMAGE_ENCODE -> {
+                    publisher.stage(w, "image_encode");
+                    members.add(imageEncodeMember(w));
                 }
             }
         }
         return new StepPlan(c.stage, c.model, c.members.get(0).info, c.shape, members);
+    }
+
+    /** An image request's VAE encoding and sampler start. */
+    private static StepPlan.ImageEncodeMember imageEncodeMember(Work w) {
+        return new StepPlan.ImageEncodeMember(w.job.id(), w.image.prepared(), w.image.strength(), w.info.inpainting(),
+                w.image.options().inpaintingFill(), w.sampler, w.req.steps(), w.shape, w.seeds);
     }
 
     /** What a request's next model evaluation uses. */
@@ -386,6 +399,7 @@ final class Planner {
         Choice p = switch (pick.phase) {
             case ENCODE -> chooseEncode(pick, slack);
             case DECODE -> chooseDecode(pick, slack);
+            case IMAGE -> chooseImageEncode(pick, slack);
             default -> chooseDenoise(pick, slack, now);
         };
         if (p.stage == Stage.DENOISE) {
@@ -435,16 +449,27 @@ final class Planner {
     }
 
     private Choice chooseDecode(Work pick, Map<Work, Double> slack) {
+        return chooseVae(pick, slack, Work.Phase.DECODE, Stage.DECODE, w -> w.req.images());
+    }
+
+    /** The image encodings of the picked work's bucket (one latent shape), up to the decode batch limit in images. */
+    private Choice chooseImageEncode(Work pick, Map<Work, Double> slack) {
+        return chooseVae(pick, slack, Work.Phase.IMAGE, Stage.IMAGE_ENCODE, Work::imageEncodeItems);
+    }
+
+    /** A VAE call (decode or image encode) for the picked work's bucket, up to the decode batch limit in images. */
+    private Choice chooseVae(Work pick, Map<Work, Double> slack, Work.Phase phase, Stage stage,
+                             java.util.function.ToIntFunction<Work> images) {
         List<Work> chosen = new ArrayList<>();
         int items = 0;
-        for (Work w : sortedMembers(pick, slack, Work.Phase.DECODE, true)) {
-            if (!chosen.isEmpty() && items + w.req.images() > config.maxDecodeBatch) {
+        for (Work w : sortedMembers(pick, slack, phase, true)) {
+            if (!chosen.isEmpty() && items + images.applyAsInt(w) > config.maxDecodeBatch) {
                 continue;
             }
             chosen.add(w);
-            items += w.req.images();
+            items += images.applyAsInt(w);
         }
-        return new Choice(Stage.DECODE, pick.req.model(), pick.shape, chosen);
+        return new Choice(stage, pick.req.model(), pick.shape, chosen);
     }
 
     /**
@@ -592,6 +617,7 @@ final class Planner {
                 case ENCODE -> encoded(w, o);
                 case DENOISE -> denoised(w, o);
                 case DECODE -> decoded(w, o);
+                case IMAGE_ENCODE -> imageEncoded(w, o);
             }
         }
     }
@@ -600,6 +626,15 @@ final class Planner {
         w.prompts.encoded(o.conditionings());
         conditionAt(w, 0);
         addedConditioning(w, o);
+        if (w.image != null) { // the init image is encoded next; its sampler states start there
+            w.encodeEnd = o.endNanos();
+            w.phase = Work.Phase.IMAGE;
+            w.stageWait = 0;
+            if (w.job.cancelRequested()) {
+                end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+            }
+            return;
+        }
         w.states = o.states();
         w.totalEvals = w.states[0].totalEvaluations();
         w.encodeEnd = o.endNanos();
@@ -623,6 +658,19 @@ final class Planner {
         SizeConditioning size = SizeConditioning.of(w.req.height(), w.req.width());
         w.added = new AddedConditioning(o.pooled()[0], size);
         w.addedUncond = w.guided ? new AddedConditioning(o.pooled()[w.prompts.negativeIndex()], size) : null;
+    }
+
+    private void imageEncoded(Work w, Outcome o) {
+        w.states = o.states();
+        w.extraChannels = o.extraChannels();
+        w.totalEvals = w.states[0].totalEvaluations();
+        publisher.stage(w, "denoise");
+        w.phase = Work.Phase.DENOISE;
+        w.stageWait = 0;
+        w.job.setState(JobState.DENOISING);
+        if (w.job.cancelRequested()) {
+            end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+        }
     }
 
     private void denoised(Work w, Outcome o) {

@@ -68,6 +68,7 @@ final class Publisher {
                         (long) (call.millis() * 1e6));
             }
             case DECODE -> config.metrics.batch(ServeMetrics.STAGE_DECODE, call.batch());
+            case IMAGE_ENCODE -> config.metrics.batch(ServeMetrics.STAGE_IMAGE_ENCODE, call.batch());
         }
     }
 

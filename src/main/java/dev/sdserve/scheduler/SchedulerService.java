@@ -2,6 +2,7 @@ package dev.sdserve.scheduler;
 
 import dev.sdserve.admission.AdmissionController;
 import dev.sdserve.admission.Validation;
+import dev.sdserve.image.ImageInputs;
 import dev.sdserve.clock.Clock;
 import dev.sdserve.clock.SimClock;
 import dev.sdserve.engine.Engine;
@@ -96,9 +97,8 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         this.engine = engine;
         this.config = config;
         this.clock = clock;
-        this.validation = config.randomSeed == null
-                ? new Validation(config.admission, engine::describe, config.samplers)
-                : new Validation(config.admission, engine::describe, config.samplers, config.randomSeed);
+        this.validation = new Validation(config.admission, engine::describe, config.samplers,
+                config.randomSeed == null ? new SecureRandom()::nextLong : config.randomSeed, ImageInputs.PREPARER);
         if (config.publishExecutor != null) {
             this.publishExecutor = config.publishExecutor;
             this.ownExecutor = null;

@@ -6,13 +6,19 @@ import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.Engine;
+import dev.sdserve.engine.InpaintingInputs;
 import dev.sdserve.engine.Stage;
+import dev.sdserve.image.ImageInputs;
+import dev.sdserve.job.ImageOptions;
+import dev.sdserve.sampler.ImageDraws;
+import dev.sdserve.sampler.ImageInit;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.sampler.NoiseSource;
 import dev.sdserve.sampler.SamplerState;
 import dev.sdserve.scheduler.StepPlan.DecodeMember;
 import dev.sdserve.scheduler.StepPlan.DenoiseMember;
 import dev.sdserve.scheduler.StepPlan.EncodeMember;
+import dev.sdserve.scheduler.StepPlan.ImageEncodeMember;
 import dev.sdserve.scheduler.StepResult.EngineCall;
 import dev.sdserve.scheduler.StepResult.Outcome;
 
@@ -60,6 +66,7 @@ final class StepExecutor {
             case ENCODE -> isolated(all, ix -> encode(plan, ix, out, calls), "text encoding", out);
             case DENOISE -> isolated(all, ix -> denoise(plan, ix, out, calls), "a denoising step", out);
             case DECODE -> isolated(all, ix -> decode(plan, ix, out, calls), "decoding", out);
+            case IMAGE_ENCODE -> isolated(all, ix -> imageEncode(plan, ix, out, calls), "encoding the init image", out);
         }
         return new StepResult(Arrays.asList(out), calls);
     }
@@ -138,7 +145,7 @@ final class StepExecutor {
         for (int j = 0; j < ms.size(); j++) {
             int n = ms.get(j).prompts().size();
             out[ix.get(j)] = new Outcome(null, millis, now, Arrays.copyOfRange(conds, k, k + n), states.get(j), null,
-                    pooled == null ? null : Arrays.copyOfRange(pooled, k, k + n));
+                    pooled == null ? null : Arrays.copyOfRange(pooled, k, k + n), null);
             k += n;
         }
     }
@@ -147,11 +154,13 @@ final class StepExecutor {
         long s0 = config.statsTimer.getAsLong();
         List<SamplerState> flat = new ArrayList<>();
         List<StepPlan.StepOptions> options = new ArrayList<>();
+        List<float[]> extra = new ArrayList<>();
         for (int i : ix) {
             DenoiseMember m = (DenoiseMember) plan.members().get(i);
-            for (SamplerState s : m.states()) {
-                flat.add(s);
+            for (int j = 0; j < m.states().length; j++) {
+                flat.add(m.states()[j]);
                 options.add(m.options());
+                extra.add(m.extraChannels() == null ? null : m.extraChannels()[j]);
             }
         }
         // Sampler maths is per image and independent: spread it over cores for large batches.
@@ -160,7 +169,8 @@ final class StepExecutor {
         List<DenoiseItem> items = new ArrayList<>(flat.size());
         for (int i = 0; i < flat.size(); i++) {
             StepPlan.StepOptions o = options.get(i);
-            items.add(new DenoiseItem(inputs[i], flat.get(i).timestep(), o.cond(), o.uncond(), o.guidance(), o.loras()));
+            DenoiseItem item = new DenoiseItem(inputs[i], flat.get(i).timestep(), o.cond(), o.uncond(), o.guidance(), o.loras());
+            items.add(extra.get(i) == null ? item : item.withExtraChannels(extra.get(i)));
         }
         addConditioning(items, options);
         stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s0);
@@ -204,8 +214,16 @@ final class StepExecutor {
         long now = clock.nanoTime();
         int k = 0;
         for (int i : ix) {
-            int n = ((DecodeMember) plan.members().get(i)).latents().size();
-            out[i] = new Outcome(null, millis, now, null, null, List.of(Arrays.copyOfRange(images, k, k + n)));
+            DecodeMember m = (DecodeMember) plan.members().get(i);
+            int n = m.latents().size();
+            float[][] mine = Arrays.copyOfRange(images, k, k + n);
+            if (m.overlay() != null) { // inpainting: the original back outside the mask
+                for (int j = 0; j < n; j++) {
+                    boolean rendered = mine[j].length == m.overlay().width() * m.overlay().height() * 3;
+                    mine[j] = rendered ? ImageInputs.finish(m.overlay(), true, mine[j]) : mine[j];
+                }
+            }
+            out[i] = new Outcome(null, millis, now, null, null, List.of(mine));
             k += n;
         }
     }
@@ -227,6 +245,97 @@ final class StepExecutor {
                 items.set(i, new DenoiseItem(it.latentInput(), it.timestep(), it.cond(), it.uncond(), it.guidance(),
                         it.loras(), o.added(), o.addedUncond(), it.extraChannels()));
             }
+        }
+    }
+
+    /**
+     * img2img / inpainting: draws each image's posterior and latent noise from its seed's generator in diffusers'
+     * order ({@link ImageDraws}), encodes the init images (and, for an inpainting UNet, the masked images) in one VAE
+     * call, and starts the sampler states at the strength; the generator goes on drawing the step noise.
+     */
+    private void imageEncode(StepPlan plan, List<Integer> ix, Outcome[] out, List<EngineCall> calls) {
+        long s0 = config.statsTimer.getAsLong();
+        List<float[]> pixels = new ArrayList<>();
+        List<float[]> eps = new ArrayList<>();
+        List<ImageDraws[]> draws = new ArrayList<>(ix.size());
+        List<NoiseSource[]> sources = new ArrayList<>(ix.size());
+        for (int i : ix) {
+            ImageEncodeMember m = (ImageEncodeMember) plan.members().get(i);
+            int size = m.shape().size();
+            ImageDraws[] d = new ImageDraws[m.seeds().size()];
+            NoiseSource[] src = new NoiseSource[d.length];
+            for (int j = 0; j < d.length; j++) {
+                src[j] = config.noise.apply(m.seeds().get(j));
+                d[j] = m.image().inpainting() ? ImageDraws.inpaint(src[j], size, m.inpaintingUnet(), m.strength())
+                        : ImageDraws.img2img(src[j], size);
+                if (d[j].imagePosterior() != null) {
+                    pixels.add(m.image().pixels());
+                    eps.add(d[j].imagePosterior());
+                }
+                if (m.inpaintingUnet()) { // a 4-channel UNet never reads the masked image's latent: drawn, not encoded
+                    pixels.add(m.image().maskedPixels());
+                    eps.add(d[j].maskedPosterior());
+                }
+            }
+            draws.add(d);
+            sources.add(src);
+        }
+        stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s0);
+        long t0 = clock.nanoTime();
+        long r0 = config.statsTimer.getAsLong();
+        float[][] latents = pixels.isEmpty() ? new float[0][] : engine.encodeImage(plan.model(), plan.shape(), pixels, eps);
+        stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
+        double millis = clock.millisSince(t0);
+        if (!pixels.isEmpty()) {
+            calls.add(new EngineCall(Stage.IMAGE_ENCODE, plan.model(), plan.shape(), pixels.size(), millis, clock.nanoTime()));
+        }
+        if (latents.length != pixels.size()) {
+            throw new IllegalStateException("engine returned " + latents.length + " latents for " + pixels.size() + " images");
+        }
+        long s1 = config.statsTimer.getAsLong();
+        long now = clock.nanoTime();
+        int k = 0;
+        for (int x = 0; x < ix.size(); x++) {
+            ImageEncodeMember m = (ImageEncodeMember) plan.members().get(ix.get(x));
+            ImageDraws[] d = draws.get(x);
+            SamplerState[] st = new SamplerState[d.length];
+            float[][] extra = m.inpaintingUnet() ? new float[d.length][] : null;
+            for (int j = 0; j < d.length; j++) {
+                float[] imageLatent = d[j].imagePosterior() != null ? latents[k++] : null;
+                float[] maskLatent = m.image().maskLatent();
+                ImageInit init;
+                if (!m.image().inpainting()) {
+                    init = ImageInit.img2img(imageLatent, d[j].latentNoise(), m.strength());
+                } else {
+                    if (imageLatent != null) {
+                        fillLatent(imageLatent, d[j].latentNoise(), maskLatent, m.inpaintingFill());
+                    }
+                    if (m.inpaintingUnet()) {
+                        extra[j] = InpaintingInputs.extraChannels(maskLatent, latents[k++]);
+                    }
+                    init = ImageInit.inpaint(imageLatent, d[j].latentNoise(), m.strength(),
+                            m.inpaintingUnet() ? null : maskLatent);
+                }
+                st[j] = m.sampler().start(m.steps(), init, sources.get(x)[j]);
+            }
+            out[ix.get(x)] = new Outcome(null, millis, now, null, st, null, null, extra);
+        }
+        stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s1);
+    }
+
+    /**
+     * A1111's latent-side inpainting fills (in place): 2 "latent noise" puts the request's latent noise in the masked
+     * region of the image latent, 3 "latent nothing" zeros; 0 and 1 were applied to the pixels.
+     */
+    static void fillLatent(float[] latent, float[] noise, float[] maskLatent, int fill) {
+        if (fill != ImageOptions.LATENT_NOISE && fill != ImageOptions.LATENT_NOTHING) {
+            return;
+        }
+        int cells = maskLatent.length;
+        for (int i = 0; i < latent.length; i++) {
+            float m = maskLatent[i % cells];
+            float filled = fill == ImageOptions.LATENT_NOISE ? noise[i] : 0f;
+            latent[i] = latent[i] * (1f - m) + filled * m;
         }
     }
 

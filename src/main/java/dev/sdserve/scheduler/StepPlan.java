@@ -6,6 +6,7 @@ import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.engine.Stage;
+import dev.sdserve.job.PreparedImage;
 import dev.sdserve.sampler.Sampler;
 import dev.sdserve.sampler.SamplerState;
 
@@ -22,7 +23,7 @@ import java.util.List;
  * decisions, made under its lock; the executor only reads them, except that it advances a denoise member's sampler
  * states in place (the scheduler thread is their only writer).
  *
- * <p>To add a stage: a {@link Stage} constant, a {@link Member} record with that stage's inputs, the planner's
+ * <p>Stages: text encoding, then (img2img, inpainting) image encoding, denoising, decoding. To add a stage: a {@link Stage} constant, a {@link Member} record with that stage's inputs, the planner's
  * choice of members, the executor's call and the planner's {@code updateFromOutput} case. To add a per-request,
  * per-step option (a prompt schedule's conditioning for this step, an inpainting mask, SDXL's extra conditioning,
  * guidance truncation): a field of {@link StepOptions}, filled by the planner for the member's current step and
@@ -34,7 +35,7 @@ public record StepPlan(Stage stage, String model, ModelInfo info, LatentShape sh
     }
 
     /** One request's part in the call. */
-    public sealed interface Member permits EncodeMember, DenoiseMember, DecodeMember {
+    public sealed interface Member permits EncodeMember, DenoiseMember, DecodeMember, ImageEncodeMember {
         String jobId();
     }
 
@@ -46,12 +47,41 @@ public record StepPlan(Stage stage, String model, ModelInfo info, LatentShape sh
                                List<Long> seeds) implements Member {
     }
 
-    /** One denoising step of every image of the request: its sampler states and the options of this step. */
-    public record DenoiseMember(String jobId, SamplerState[] states, StepOptions options) implements Member {
+    /**
+     * One denoising step of every image of the request: its sampler states and the options of this step;
+     * {@code extraChannels} (one per image, or null) are an inpainting UNet's mask and masked-image latent.
+     */
+    public record DenoiseMember(String jobId, SamplerState[] states, StepOptions options, float[][] extraChannels)
+            implements Member {
+        public DenoiseMember(String jobId, SamplerState[] states, StepOptions options) {
+            this(jobId, states, options, null);
+        }
     }
 
-    /** Decoding: the request's final latents, one per image. */
-    public record DecodeMember(String jobId, List<float[]> latents) implements Member {
+    /**
+     * Decoding: the request's final latents, one per image; {@code overlay} (null: none) the inpainting request's
+     * prepared pixels whose original is pasted back outside the mask after decoding (A1111's overlay).
+     */
+    public record DecodeMember(String jobId, List<float[]> latents, PreparedImage overlay) implements Member {
+        public DecodeMember(String jobId, List<float[]> latents) {
+            this(jobId, latents, null);
+        }
+    }
+
+    /**
+     * img2img / inpainting, after text encoding: the request's prepared pixels go through the VAE encoder (a
+     * posterior sample per image from its seed's generator, as diffusers draws them), then its sampler states start
+     * at the strength, one per image, from {@code seeds}, on {@code shape}.
+     *
+     * @param image          the prepared init image (and mask)
+     * @param strength       the denoising strength
+     * @param inpaintingUnet the model's UNet takes the mask and masked-image latent as extra channels (else a mask
+     *                       is blended back after every step)
+     * @param inpaintingFill A1111's inpainting_fill: 2 (latent noise) and 3 (latent nothing) replace the masked
+     *                       region of the image latent with the latent noise or zeros; 0 and 1 act on the pixels
+     */
+    public record ImageEncodeMember(String jobId, PreparedImage image, double strength, boolean inpaintingUnet,
+                                    int inpaintingFill, Sampler sampler, int steps, LatentShape shape, List<Long> seeds) implements Member {
     }
 
     /**

@@ -29,12 +29,14 @@ public record StepResult(List<Outcome> outcomes, List<EngineCall> calls) {
      * @param images        decoding: RGB images (HWC floats in [0, 1]), one per latent
      * @param pooled        text encoding: each prompt's pooled text embedding (SDXL's added conditioning), null
      *                      entries (or null) for families without one
+     * @param extraChannels image encoding for an inpainting UNet: its extra input channels, one per image (null:
+     *                      none)
      */
     public record Outcome(ServeException error, double callMillis, long endNanos, float[][] conditionings,
-                          SamplerState[] states, List<float[]> images, float[][] pooled) {
+                          SamplerState[] states, List<float[]> images, float[][] pooled, float[][] extraChannels) {
         public Outcome(ServeException error, double callMillis, long endNanos, float[][] conditionings,
                        SamplerState[] states, List<float[]> images) {
-            this(error, callMillis, endNanos, conditionings, states, images, null);
+            this(error, callMillis, endNanos, conditionings, states, images, null, null);
         }
 
         static Outcome failed(ServeException error) {

@@ -4,6 +4,7 @@ import dev.sdserve.admission.Pending;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.Job;
+import dev.sdserve.job.ResolvedImage;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.sampler.Sampler;
 import dev.sdserve.sampler.SamplerState;
@@ -12,16 +13,21 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The scheduler's state machine for one job: QUEUED → ENCODE (waiting for / in a text-encode batch) → DENOISE
- * (evaluation k of n, all images of the job together) → DECODE → DONE; or ENDED (cancelled, failed, late).
+ * The scheduler's state machine for one job: QUEUED → ENCODE (waiting for / in a text-encode batch) → IMAGE
+ * (img2img / inpainting: waiting for / in a VAE-encode batch) → DENOISE (evaluation k of n, all images of the job
+ * together; fewer evaluations at a strength below 1) → DECODE → DONE; or ENDED (cancelled, failed, late).
  * Owned by the {@link Planner}; mutated only under the scheduler's lock. Admission's prediction sees it as a
  * {@link Pending}.
  */
 final class Work implements Pending {
-    enum Phase { ENCODE, DENOISE, DECODE, DONE }
+    enum Phase { ENCODE, IMAGE, DENOISE, DECODE, DONE }
 
     final Job job;
     final ResolvedRequest req;
+    /** The prepared init image and mask (img2img, inpainting); null for txt2img. */
+    final ResolvedImage image;
+    /** An inpainting UNet's extra input channels, one per image, after image encoding; null otherwise. */
+    float[][] extraChannels;
     final ModelInfo info;
     final LatentShape shape;
     final Sampler sampler;
@@ -89,7 +95,9 @@ final class Work implements Pending {
         this.deadlineNanos = deadlineNanos;
         this.weight = weight;
         this.publisher = publisher;
-        this.totalEvals = sampler.evaluations(req.steps());
+        this.image = req.image();
+        this.totalEvals = image == null ? sampler.evaluations(req.steps())
+                : sampler.strengthCut(req.steps(), image.strength()).evaluations();
         this.prompts = new PromptConditioning(req, guided, totalEvals);
         for (int i = 0; i < req.images(); i++) {
             seeds.add(req.seedOf(i));
@@ -127,8 +135,24 @@ final class Work implements Pending {
     }
 
     @Override
+    public boolean toEncodeImage() {
+        return image != null && (phase == Phase.ENCODE || phase == Phase.IMAGE);
+    }
+
+    /** The init image per image (unless an inpainting UNet starts from noise at strength 1), the masked image for one. */
+    @Override
+    public int imageEncodeItems() {
+        if (image == null) {
+            return 0;
+        }
+        boolean unet9 = info.inpainting();
+        int perImage = (unet9 && image.strength() == 1.0 ? 0 : 1) + (unet9 ? 1 : 0);
+        return req.images() * perImage;
+    }
+
+    @Override
     public boolean toDenoise() {
-        return phase == Phase.ENCODE || phase == Phase.DENOISE;
+        return phase == Phase.ENCODE || phase == Phase.IMAGE || phase == Phase.DENOISE;
     }
 
     @Override

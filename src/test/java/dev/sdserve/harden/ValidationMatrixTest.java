@@ -123,7 +123,12 @@ class ValidationMatrixTest {
         c.add(new Case("deadline_ms", b -> b.setDeadlineMs(-1), "\"deadline_ms\":9223372036854775807", null, null));
         c.add(new Case("deadline_ms", null, "\"deadline_ms\":-5", null, null));
         c.add(new Case("slo_class", null, "\"slo_class\":\"urgent\"", null, null));
-        c.add(new Case("init_image", b -> b.setStrength(0.5), null, null, null));
+        // img2img / inpainting fields: strength without an init image, bytes that are no image, strength out of range
+        c.add(new Case("strength", b -> b.setStrength(0.5), "\"strength\":0.5", null, null));
+        c.add(new Case("init_image", b -> b.setInitImage(com.google.protobuf.ByteString.copyFromUtf8("nope")),
+                "\"init_image\":\"bm9wZQ==\"", null, null));
+        c.add(new Case("init_image", b -> b.setMaskImage(com.google.protobuf.ByteString.copyFromUtf8("nope")),
+                "\"mask_image\":\"bm9wZQ==\"", null, null));
         return c;
     }
 

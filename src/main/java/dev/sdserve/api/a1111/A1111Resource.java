@@ -83,6 +83,25 @@ public class A1111Resource {
                 "info", res.info()));
     }
 
+    @POST
+    @Path("/img2img")
+    @Consumes({MediaType.APPLICATION_JSON, MediaType.WILDCARD})
+    @Operation(summary = "A1111 img2img and inpainting: init_images (one base64 image), denoising_strength, mask and"
+            + " its options; the answer as txt2img's (infotext with 'Denoising strength')")
+    public Uni<Map<String, Object>> img2img(String body, @jakarta.ws.rs.HeaderParam("x-api-key") String apiKey,
+                                            @jakarta.ws.rs.HeaderParam("authorization") String authorization) {
+        Img2ImgRequest r = Img2ImgRequest.from(parse(body));
+        dev.sdserve.auth.Auth.Permit permit = dev.sdserve.auth.AuthHttpFilter.permit(requestContext);
+        return answer(a1111.img2img(r, auth.authenticate(apiKey, authorization).tenant(), permit), permit);
+    }
+
+    /** A txt2img / img2img result in A1111's shape; the caller's slot is released when the call ends. */
+    private static Uni<Map<String, Object>> answer(Uni<A1111Service.Txt2ImgResult> result,
+                                                   dev.sdserve.auth.Auth.Permit permit) {
+        return result.onTermination().invoke(permit::close).map(res -> Map.of("images", res.images(), "parameters",
+                res.parameters(), "info", res.info()));
+    }
+
     @GET
     @Path("/progress")
     @Operation(summary = "A1111 progress of the job in flight: progress, eta_relative, state, current_image (base64 preview), textinfo")

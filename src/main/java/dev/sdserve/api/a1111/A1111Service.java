@@ -125,6 +125,32 @@ public class A1111Service {
      * @param permit the caller's concurrency slot, held by every job this call starts until it ends
      */
     public Uni<Txt2ImgResult> txt2img(Txt2ImgRequest r, String tenant, dev.sdserve.auth.Auth.Permit permit) {
+        return generate(r, g -> g, tenant, permit);
+    }
+
+    // ---------------------------------------------------------------- img2img
+
+    /**
+     * Runs an img2img / inpainting request to the end, as {@link #txt2img} does (n_iter jobs of batch_size images),
+     * each job starting from the init image. The response's {@code parameters} carry {@code init_images} and
+     * {@code mask} only with {@code include_init_images}, as A1111's do.
+     */
+    public Uni<Txt2ImgResult> img2img(Img2ImgRequest r, String tenant, dev.sdserve.auth.Auth.Permit permit) {
+        dev.sdserve.job.ImageInput image = new dev.sdserve.job.ImageInput(r.initImage(), r.mask(), r.strength(),
+                r.resizeMode(), r.maskBlur(), r.inpaintingFill(), r.invertMask(), r.inpaintFullRes(), null);
+        return generate(r.base(), g -> g.withImage(image), tenant, permit).map(res -> {
+            ObjectNode params = res.parameters();
+            if (!r.includeInitImages()) {
+                params.putNull("init_images");
+                params.putNull("mask");
+            }
+            params.put("include_init_images", r.includeInitImages());
+            return res;
+        });
+    }
+
+    private Uni<Txt2ImgResult> generate(Txt2ImgRequest r, java.util.function.UnaryOperator<GenerationRequest> image,
+                                        String tenant, dev.sdserve.auth.Auth.Permit permit) {
         long span = (long) r.batchSize() * r.nIter(); // seeds used: seed .. seed + span - 1
         long maxSeed = dev.sdserve.admission.Validation.MAX_SEED;
         if (r.seed() != null && (r.seed() < 0 || r.seed() + span - 1 > maxSeed)) {
@@ -133,7 +159,7 @@ public class A1111Service {
         }
         long seed = r.seed() != null ? r.seed() : ThreadLocalRandom.current().nextLong(Math.max(1, maxSeed + 1 - span));
         // Validate and map before anything is queued, so a bad request fails as a whole.
-        GenerationRequest mapped = toRequest(r, seed);
+        GenerationRequest mapped = image.apply(toRequest(r, seed));
         GenerationRequest first = tenant == null ? mapped : mapped.withTenant(tenant, mapped.priority());
         Task task = new Task(r.nIter());
         tasks.add(task);
@@ -266,7 +292,12 @@ public class A1111Service {
         info.putNull("sd_vae_hash");
         info.put("seed_resize_from_w", -1);
         info.put("seed_resize_from_h", -1);
-        info.putNull("denoising_strength");
+        if (rr != null && rr.image() != null) {
+            info.put("denoising_strength", rr.image().strength());
+            params.put("denoising_strength", rr.image().strength());
+        } else {
+            info.putNull("denoising_strength");
+        }
         ObjectNode extra = info.putObject("extra_generation_params");
         if (rr != null && !rr.loras().isEmpty()) {
             List<String> lh = new ArrayList<>();

@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import dev.sdserve.api.grpc.v1.*;
 import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.job.GenerationRequest;
+import dev.sdserve.job.ImageInput;
 import dev.sdserve.job.Job;
 import dev.sdserve.job.JobEvent;
 import dev.sdserve.job.ResolvedRequest;
@@ -31,9 +32,6 @@ public final class ProtoMapper {
      */
     public static GenerationRequest toRequest(GenerateRequest p, dev.sdserve.job.PreviewOptions defaultPreview,
                                               Long grpcDeadlineMillis, long nowMillis) {
-        if (!p.getInitImage().isEmpty() || p.hasStrength() || !p.getMaskImage().isEmpty()) {
-            throw ServeException.invalid("init_image", "img2img and inpainting are not supported yet; leave init_image, strength and mask_image empty");
-        }
         List<LoraWeight> loras = new ArrayList<>();
         for (LoraRef r : p.getLorasList()) {
             loras.add(new LoraWeight(r.getName(), r.getWeight() == 0 ? 1.0 : r.getWeight()));
@@ -80,7 +78,21 @@ public final class ProtoMapper {
                 p.getPriority(),
                 p.getTenant().isEmpty() ? null : p.getTenant(),
                 p.getBestEffort())
-                .withPadCondUncond(p.getPadCondUncond() ? Boolean.TRUE : null);
+                .withPadCondUncond(p.getPadCondUncond() ? Boolean.TRUE : null)
+                .withImage(image(p));
+    }
+
+    /** The image fields (20–27); null when none is set (txt2img). */
+    static ImageInput image(GenerateRequest p) {
+        if (p.getInitImage().isEmpty() && !p.hasStrength() && p.getMaskImage().isEmpty() && p.getResizeMode() == 0
+                && !p.hasMaskBlur() && p.getInpaintingFill() == 0 && !p.getInpaintingMaskInvert()
+                && !p.getInpaintFullRes()) {
+            return null;
+        }
+        return new ImageInput(p.getInitImage().toByteArray(), p.getMaskImage().toByteArray(),
+                p.hasStrength() ? p.getStrength() : null, p.getResizeMode(),
+                p.hasMaskBlur() ? p.getMaskBlur() : null, p.getInpaintingFill(), p.getInpaintingMaskInvert(),
+                p.getInpaintFullRes(), null);
     }
 
     static dev.sdserve.job.SloClass sloClass(SloClass c) {
@@ -106,6 +118,9 @@ public final class ProtoMapper {
                 .setWidth(r.width()).setHeight(r.height()).setSteps(r.steps()).setSampler(r.sampler())
                 .setGuidanceScale(r.guidance()).setSeed(r.seed()).setClipSkip(r.clipSkip()).setImages(r.images())
                 .setSloClass(sloClass(r.sloClass())).setDeadlineMs(r.deadlineMillis());
+        if (r.image() != null) {
+            b.setStrength(r.image().strength());
+        }
         for (LoraWeight l : r.loras()) {
             b.addLoras(LoraRef.newBuilder().setName(l.name()).setWeight(l.weight()));
         }

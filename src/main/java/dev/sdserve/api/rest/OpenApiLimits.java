@@ -61,6 +61,7 @@ public class OpenApiLimits implements OASFilter {
             range(g, "deadline_ms", 1, Limits.MAX_DEADLINE_MILLIS).description("Relative deadline in milliseconds from now");
             range(g, "priority", -Limits.MAX_PRIORITY, Limits.MAX_PRIORITY);
             text(g, "tenant", Limits.MAX_TENANT_CHARS, "Replaced by the API key's tenant when auth is on");
+            imageFields(g);
         }
         Schema lora = schemas.get("LoraJson");
         if (lora != null) {
@@ -89,6 +90,21 @@ public class OpenApiLimits implements OASFilter {
             prop(a1111, "sampler_name").enumeration(samplerNames());
             prop(a1111, "sampler_index").enumeration(samplerNames());
         }
+    }
+
+    /** img2img / inpainting fields of the generation request. */
+    private static void imageFields(Schema g) {
+        prop(g, "init_image").description("img2img / inpainting: base64 PNG, JPEG or WebP (a data URL works too), at most "
+                + Limits.MAX_INIT_IMAGE_BYTES + " bytes and " + Limits.MAX_INIT_IMAGE_PIXELS + " pixels; width and"
+                + " height absent or 0: its size rounded down to a multiple of " + Limits.SIZE_MULTIPLE);
+        prop(g, "mask_image").description("Inpainting: base64 image of the init image's size; white (or opaque) ="
+                + " repaint");
+        range(g, "strength", 0.0, 1.0).exclusiveMinimum(BigDecimal.ZERO)
+                .description("Denoising strength in (0, 1]; absent: 0.75. Runs int(steps * strength) steps");
+        range(g, "resize_mode", 0, 2).description("0 just resize, 1 crop and resize, 2 resize and fill");
+        range(g, "mask_blur", 0, Limits.MAX_MASK_BLUR).description("Mask blur in pixels; absent: 4");
+        range(g, "inpainting_fill", 0, 3).description("Masked content: 0 fill, 1 original, 2 latent noise, 3 latent nothing");
+        prop(g, "inpaint_full_res").description("A1111's \"Only masked\": not supported, true is refused");
     }
 
     private static Schema prop(Schema s, String name) {

@@ -37,14 +37,17 @@ public final class RestDtos {
                                  Integer width, Integer height, Integer steps, String sampler, Double guidanceScale,
                                  Long seed, Integer clipSkip, Integer images, PreviewJson preview, String sloClass,
                                  Long deadlineMs, Integer priority, Boolean bestEffort, String tenant,
-                                 Boolean padCondUncond) {
+                                 Boolean padCondUncond,
+                                 String initImage, Double strength, String maskImage, Integer resizeMode,
+                                 Integer maskBlur, Integer inpaintingFill, Boolean inpaintingMaskInvert,
+                                 Boolean inpaintFullRes) {
     }
 
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
     @JsonInclude(JsonInclude.Include.NON_NULL)
     public record ParametersJson(String prompt, String negativePrompt, String model, List<LoraJson> loras, int width,
                                  int height, int steps, String sampler, double guidanceScale, long seed, int clipSkip,
-                                 int images, String sloClass, long deadlineMs) {
+                                 int images, String sloClass, long deadlineMs, Double strength) {
     }
 
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)

@@ -2,6 +2,7 @@ package dev.sdserve.api.rest;
 
 import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.job.GenerationRequest;
+import dev.sdserve.job.ImageInput;
 import dev.sdserve.job.Job;
 import dev.sdserve.job.JobEvent;
 import dev.sdserve.job.PreviewOptions;
@@ -65,7 +66,30 @@ public final class RestMapper {
         return new GenerationRequest(j.prompt(), j.negativePrompt(), blankToNull(j.model()), loras, j.width(),
                 j.height(), j.steps(), blankToNull(j.sampler()), j.guidanceScale(), j.seed(), j.clipSkip(), j.images(),
                 preview, slo, j.deadlineMs() == null ? null : nowMillis + j.deadlineMs(), j.priority(),
-                blankToNull(j.tenant()), j.bestEffort()).withPadCondUncond(j.padCondUncond());
+                blankToNull(j.tenant()), j.bestEffort()).withPadCondUncond(j.padCondUncond()).withImage(image(j));
+    }
+
+    private static byte[] base64(String s, String field) {
+        if (s == null || s.isBlank()) {
+            return null;
+        }
+        try {
+            return dev.sdserve.image.ImageDecoding.base64(s);
+        } catch (dev.sdserve.image.ImageDecoding.BadImageException e) {
+            throw ServeException.invalid(field, field + ": " + e.getMessage());
+        }
+    }
+
+    /** The image fields (base64 in JSON); null when none is given (txt2img). */
+    private static ImageInput image(GenerationJson j) {
+        if (j.initImage() == null && j.maskImage() == null && j.strength() == null && j.resizeMode() == null
+                && j.maskBlur() == null && j.inpaintingFill() == null && j.inpaintingMaskInvert() == null
+                && j.inpaintFullRes() == null) {
+            return null;
+        }
+        return new ImageInput(base64(j.initImage(), "init_image"), base64(j.maskImage(), "mask_image"), j.strength(),
+                j.resizeMode(), j.maskBlur(),
+                j.inpaintingFill(), j.inpaintingMaskInvert(), j.inpaintFullRes(), null);
     }
 
     private static String blankToNull(String s) {
@@ -76,7 +100,7 @@ public final class RestMapper {
         List<LoraJson> loras = r.loras().stream().map(l -> new LoraJson(l.name(), l.weight())).toList();
         return new ParametersJson(r.prompt(), r.negativePrompt(), r.model(), loras, r.width(), r.height(), r.steps(),
                 r.sampler(), r.guidance(), r.seed(), r.clipSkip(), r.images(), r.sloClass().name().toLowerCase(Locale.ROOT),
-                r.deadlineMillis());
+                r.deadlineMillis(), r.image() == null ? null : r.image().strength());
     }
 
     public static JobJson job(Job job, String base) {

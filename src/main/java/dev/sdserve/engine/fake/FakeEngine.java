@@ -261,7 +261,13 @@ public final class FakeEngine implements Engine {
         requireResident(batch.model());
         spend(batch.model(), Stage.DENOISE, batch.shape(), batch.unetSamples());
         List<DenoiseItem> items = batch.items();
+        int extra = describe(batch.model()).extraChannels() * batch.shape().height() * batch.shape().width();
         for (DenoiseItem it : items) {
+            int given = it.extraChannels() == null ? 0 : it.extraChannels().length;
+            if (given != extra) { // as a real UNet's first convolution would refuse it
+                throw new IllegalArgumentException("fake engine: model '" + batch.model() + "' takes " + extra
+                        + " extra input values per sample, got " + given);
+            }
             if (isPoisoned(it.cond()) || (it.uncond() != null && isPoisoned(it.uncond()))) {
                 throw new IllegalStateException("fake engine: poisoned conditioning in a denoise batch of "
                         + items.size());
@@ -300,7 +306,7 @@ public final class FakeEngine implements Engine {
     public float[][] encodeImage(String model, LatentShape shape, List<float[]> images, List<float[]> noise) {
         ModelInfo info = describe(model);
         requireResident(model);
-        spend(model, Stage.DECODE, shape, images.size());
+        spend(model, Stage.IMAGE_ENCODE, shape, images.size());
         float[][] out = new float[images.size()][];
         for (int i = 0; i < images.size(); i++) {
             out[i] = latentOf(info, shape, images.get(i), noise.get(i));

@@ -117,6 +117,7 @@ public final class GpuCostTable implements CostModel {
             case ENCODE -> encodeMillis(batch);
             case DENOISE -> unetMillis(batch);
             case DECODE -> decodeMillis(batch);
+            case IMAGE_ENCODE -> decodeMillis(batch) / 2; // no measurement: the VAE encoder has about half the decoder's work
         };
     }
 

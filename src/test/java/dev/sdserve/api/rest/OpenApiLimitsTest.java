@@ -54,6 +54,10 @@ class OpenApiLimitsTest {
         assertRange(g.get("images"), "images", 1, Limits.MAX_IMAGES);
         assertRange(g.get("priority"), "priority", -Limits.MAX_PRIORITY, Limits.MAX_PRIORITY);
         assertRange(g.get("deadline_ms"), "deadline_ms", 1, Limits.MAX_DEADLINE_MILLIS);
+        assertRange(g.get("mask_blur"), "mask_blur", 0, Limits.MAX_MASK_BLUR);
+        assertRange(g.get("resize_mode"), "resize_mode", 0, 2);
+        assertRange(g.get("inpainting_fill"), "inpainting_fill", 0, 3);
+        assertTrue(g.at("/init_image/description").asText().contains(Integer.toString(Limits.MAX_INIT_IMAGE_BYTES)));
         assertEquals(Limits.MAX_PROMPT_CHARS, g.at("/prompt/maxLength").asInt());
         assertEquals(Limits.MAX_PROMPT_CHARS, g.at("/negative_prompt/maxLength").asInt());
         assertEquals(Limits.MAX_TENANT_CHARS, g.at("/tenant/maxLength").asInt());
