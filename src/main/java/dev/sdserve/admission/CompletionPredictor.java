@@ -152,7 +152,7 @@ public final class CompletionPredictor {
         if (w.toDenoise() && profile != null) {
             ms += profile.denoiseMillis(w.remainingEvals());
         }
-        ms += cost.predictMillis(w.model(), Stage.DECODE, w.shape(), w.images());
+        ms += cost.predictMillis(w.model(), Stage.DECODE, w.shape(), w.images()) * (1 + w.previewDecodes());
         return ms;
     }
 
@@ -169,7 +169,7 @@ public final class CompletionPredictor {
             ms += w.remainingEvals() * w.latentPerStep() / thr;
         }
         int d = limits.maxDecodeBatch();
-        ms += cost.predictMillis(m, Stage.DECODE, w.shape(), d) / d * w.images();
+        ms += cost.predictMillis(m, Stage.DECODE, w.shape(), d) / d * w.images() * (1 + w.previewDecodes());
         return ms;
     }
 

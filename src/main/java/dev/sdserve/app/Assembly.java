@@ -63,6 +63,8 @@ public final class Assembly implements AutoCloseable {
         public double trainCostFactor = 1.5;
         public double trainMarginMillis = 1000;
         public double trainBackoffMillis = 10_000;
+        /** Fitted preview projections by model file hash (tf engine; null: in memory only). */
+        public Path projectionCacheDir = EmbeddedModel.cacheDir().resolve("projections");
     }
 
     private static dev.sdserve.train.FineTuneManager.Settings trainOff() {
@@ -159,6 +161,13 @@ public final class Assembly implements AutoCloseable {
                         return null;
                     }
                 };
+                // previews in each model's own colours: fitted against its VAE when it loads, cached by file hash
+                if (s.service.previewProjections == null) {
+                    java.util.function.Function<String, String> hashOf = s.service.modelHash;
+                    s.service.previewProjections = new dev.sdserve.engine.projection.PreviewProjections(
+                            s.projectionCacheDir, hashOf, model -> dev.sdserve.engine.projection.ProjectionFitter.fit(
+                                    tfe, model, dev.sdserve.engine.projection.ProjectionFitter.Settings.defaults()));
+                }
                 s.service.loraHash = name -> {
                     try {
                         return reg.shortHash(reg.resolveLora(name));

@@ -49,8 +49,14 @@ public record StepPlan(Stage stage, String model, ModelInfo info, LatentShape sh
     public record DenoiseMember(String jobId, SamplerState[] states, StepOptions options) implements Member {
     }
 
-    /** Decoding: the request's final latents, one per image. */
-    public record DecodeMember(String jobId, List<float[]> latents) implements Member {
+    /**
+     * Decoding: the request's final latents, one per image; or, with {@code previewStep} > 0, the denoised estimates
+     * of that step for a full preview (the request goes on denoising afterwards).
+     */
+    public record DecodeMember(String jobId, List<float[]> latents, int previewStep) implements Member {
+        public DecodeMember(String jobId, List<float[]> latents) {
+            this(jobId, latents, 0);
+        }
     }
 
     /**
