@@ -79,6 +79,7 @@ public final class Assembly implements AutoCloseable {
     private final ModelCatalog catalog;
     private final ModelManager models;
     private dev.sdserve.train.FineTuneManager fineTunes;
+    private dev.sdserve.engine.projection.PreviewProjections previewProjections;
 
     private Assembly(Engine engine, ModelLoader loader, SchedulerService service, ModelCatalog catalog) {
         this.engine = engine;
@@ -192,6 +193,7 @@ public final class Assembly implements AutoCloseable {
         service.start();
         ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s, names);
         Assembly a = new Assembly(engine, loader, service, catalog);
+        a.previewProjections = sc.previewProjections;
         TrainingWiring.Policy tp = new TrainingWiring.Policy();
         tp.costFactor = s.trainCostFactor;
         tp.marginMillis = s.trainMarginMillis;
@@ -199,6 +201,11 @@ public final class Assembly implements AutoCloseable {
         a.fineTunes = TrainingWiring.install(s.train, tp, service, engine instanceof TfEngine t ? t : null, registry,
                 s.service.metrics);
         return a;
+    }
+
+    /** The models' fitted preview projections (null on the fake engine: the SD 1.x factors). */
+    public dev.sdserve.engine.projection.PreviewProjections previewProjections() {
+        return previewProjections;
     }
 
     static ModelConfig configOf(Path p) {

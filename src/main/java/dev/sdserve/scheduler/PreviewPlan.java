@@ -26,16 +26,16 @@ final class PreviewPlan {
     }
 
     /**
-     * Whether step {@code index}'s preview is a full one (a VAE decode of x̂0): every {@code full_every} steps, for
-     * image formats, never at the last step (the final decode follows at once).
+     * Whether step {@code index}'s preview is a full one (a VAE decode of x̂0, PNG in the latent format too): every
+     * {@code full_every} steps, never at the last step (the final decode follows at once).
      */
     static boolean full(PreviewOptions p, int index, int total) {
-        return p.enabled() && !p.latent() && p.fullAt(index) && index < total;
+        return p.enabled() && p.fullAt(index) && index < total;
     }
 
     /** Full previews still ahead after {@code done} of {@code total} evaluations (what admission counts). */
     static int fullAhead(PreviewOptions p, int done, int total) {
-        if (!p.enabled() || p.latent() || p.fullEvery() <= 0) {
+        if (!p.enabled() || p.fullEvery() <= 0) {
             return 0;
         }
         int n = 0;
@@ -73,12 +73,13 @@ final class PreviewPlan {
         return out;
     }
 
-    /** Full previews: each image's VAE decode of x̂0, scaled and encoded. */
+    /** Full previews: each image's VAE decode of x̂0, scaled and encoded (PNG when the format is latent). */
     static List<JobEvent.Preview> decoded(List<float[]> images, ResolvedRequest r, PreviewOptions p) {
         List<JobEvent.Preview> out = new ArrayList<>(images.size());
+        String format = p.latent() ? "png" : p.format();
         for (int i = 0; i < images.size(); i++) {
             out.add(new JobEvent.Preview(i, Previews.encodeImage(images.get(i), r.width(), r.height(), p.maxEdge(),
-                    p.format()), p.format(), p.content(), true, null));
+                    format), format, p.content(), true, null));
         }
         return out;
     }

@@ -117,6 +117,51 @@ class DemoProjectionTest {
         assertTrue(Colours.isHue(corner, 240, 300), "corner of step 3 is purple: " + Colours.describe(corner));
     }
 
+    /**
+     * The same through the service, as a client sees it: with the model's projection fitted (as after its load), the
+     * step-3-of-20 preview PNG of the demo prompt shows an orange–yellow shape in the centre of a purple image.
+     */
+    @Test
+    void serviceStepThreePreviewShowsTheShapeInItsColours() throws Exception {
+        asm.previewProjections().ensure(MODEL);
+        float[] step3 = null;
+        for (int attempt = 0; attempt < 3 && step3 == null; attempt++) { // a lagging consumer may lose a preview
+            step3 = stepThreePreview();
+        }
+        assertTrue(step3 != null, "step 3's preview arrived");
+        float[] centre = mean(step3, 64, 24, 40, 24, 40);
+        float[] corner = mean(step3, 64, 0, 12, 0, 12);
+        System.out.printf(Locale.ROOT, "service step 3: centre %s, corner %s%n", Colours.describe(centre),
+                Colours.describe(corner));
+        assertTrue(Colours.isHue(centre, 10, 65), "centre of step 3 is orange–yellow: " + Colours.describe(centre));
+        assertTrue(Colours.isHue(corner, 240, 300), "corner of step 3 is purple: " + Colours.describe(corner));
+    }
+
+    /** The demo request at 128² with a 64-pixel PNG preview every 3 steps: step 3's preview (HWC), or null if dropped. */
+    private static float[] stepThreePreview() throws Exception {
+        dev.sdserve.job.Job job = asm.service().submit(PreviewErrorTableTest.demoRequest().withSize(128, 128)
+                .withPreview(new dev.sdserve.job.PreviewOptions(3, "png", 64)), false);
+        dev.sdserve.job.Mailbox mb = job.watch();
+        float[] out = null;
+        while (true) {
+            dev.sdserve.job.JobEvent e = mb.next().get(5, java.util.concurrent.TimeUnit.MINUTES);
+            if (e instanceof dev.sdserve.job.JobEvent.Step st && st.index() == 3 && st.preview() != null) {
+                java.awt.image.BufferedImage img = javax.imageio.ImageIO.read(new java.io.ByteArrayInputStream(st.preview()));
+                out = new float[64 * 64 * 3];
+                for (int y = 0; y < 64; y++) {
+                    for (int x = 0; x < 64; x++) {
+                        int p = img.getRGB(x, y);
+                        out[(y * 64 + x) * 3] = (p >> 16 & 0xFF) / 255f;
+                        out[(y * 64 + x) * 3 + 1] = (p >> 8 & 0xFF) / 255f;
+                        out[(y * 64 + x) * 3 + 2] = (p & 0xFF) / 255f;
+                    }
+                }
+            } else if (e instanceof dev.sdserve.job.JobEvent.Completed || e instanceof dev.sdserve.job.JobEvent.Ended) {
+                return out;
+            }
+        }
+    }
+
     /** Averages an HWC image of edge {@code n} down to edge {@code m}. */
     static float[] average(float[] img, int n, int m) {
         int f = n / m;

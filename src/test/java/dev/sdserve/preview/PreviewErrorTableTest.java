@@ -26,6 +26,7 @@ class PreviewErrorTableTest {
         s.modelsDir = Path.of("/nonexistent-models-dir");
         s.extraModels.put("sd-shapes-tiny", Shared.dir().resolve("demo/sd-shapes-tiny.safetensors"));
         s.rescanSeconds = 0;
+        s.projectionCacheDir = null; // fitted in memory: every run fits again
         return Assembly.create(s);
     }
 
@@ -38,6 +39,8 @@ class PreviewErrorTableTest {
     void table() throws Exception {
         Path dir = Path.of(System.getProperty("sdserve.preview.table"));
         try (Assembly asm = demoAssembly()) {
+            // the previews as they are once the model's fit is ready (the fallback's meanwhile)
+            System.out.println("projection: " + asm.previewProjections().ensure("sd-shapes-tiny"));
             PreviewErrorTable.Result r = PreviewErrorTable.measure(asm, demoRequest(), 128);
             r.print(System.out, "mean |preview − final|, 0–255, 128²");
             System.out.println("step indices received: " + r.indicesSeen());

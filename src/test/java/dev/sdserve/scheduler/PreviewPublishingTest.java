@@ -204,6 +204,21 @@ class PreviewPublishingTest {
     }
 
     @Test
+    void latentFormatSendsFullPreviewsAsPng() throws Exception {
+        Harness h = new Harness();
+        h.build();
+        TreeMap<Integer, JobEvent.Step> st = run(h, h.service.submit(request(1, 4,
+                new PreviewOptions(1, PreviewOptions.LATENT, 0, PreviewOptions.DENOISED, 2)), false));
+        JobEvent.Preview full = st.get(2).previews().get(0);
+        assertTrue(full.full());
+        assertEquals("png", full.format());
+        assertEquals(64, ImageIO.read(new ByteArrayInputStream(full.data())).getWidth(), "the decode, at image size");
+        JobEvent.Preview lat = st.get(3).previews().get(0);
+        assertEquals("latent", lat.format());
+        assertNotNull(lat.latent());
+    }
+
+    @Test
     void fullPreviewsAreCountedByAdmissionAndSkippedFirstUnderOverload() {
         // 1 image, 6 steps: encode 5 + 6 × 42 + decode 20 = 277 ms; five full previews add 5 × 20 ms
         Harness h = new Harness();
