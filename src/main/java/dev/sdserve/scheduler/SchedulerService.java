@@ -122,7 +122,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
 
     /** A load finished (error null) or failed: wake the scheduler; a failure ends the jobs waiting for the model. */
     private void onModelLoad(String model, ServeException error) {
-        if (error == null && config.previewProjections != null) {
+        if (error == null && config.previewProjections != null && config.previewFitOnLoad) {
             config.previewProjections.fitInBackground(model); // the model's preview colours, off this thread
         }
         synchronized (lock) {

@@ -102,6 +102,8 @@ public final class ServiceConfig implements dev.sdserve.admission.CompletionPred
      * preview); null: previews use the SD 1.x factors (the fake engine, the simulator).
      */
     public dev.sdserve.engine.projection.PreviewProjections previewProjections;
+    /** Fit a model's preview projection when it loads (false: at its first preview; one-shot CLI runs). */
+    public boolean previewFitOnLoad = true;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 
