@@ -118,29 +118,48 @@ class DemoProjectionTest {
     }
 
     /**
-     * The same through the service, as a client sees it: with the model's projection fitted (as after its load), the
-     * step-3-of-20 preview PNG of the demo prompt shows an orange–yellow shape in the centre of a purple image.
+     * Through the service, as a client sees it, with the model's projection fitted (as after its load): the step-3-of-20
+     * preview PNG of the demo prompt already shows the shape, brighter than a purple background; the linear
+     * projection does not reach the VAE's orange (the shape comes out pale yellow over blue), a full preview
+     * ({@code full_every}) of the same step does: an orange–yellow centre in a purple image.
      */
     @Test
     void serviceStepThreePreviewShowsTheShapeInItsColours() throws Exception {
         asm.previewProjections().ensure(MODEL);
-        float[] step3 = null;
-        for (int attempt = 0; attempt < 3 && step3 == null; attempt++) { // a lagging consumer may lose a preview
-            step3 = stepThreePreview();
-        }
-        assertTrue(step3 != null, "step 3's preview arrived");
-        float[] centre = mean(step3, 64, 24, 40, 24, 40);
-        float[] corner = mean(step3, 64, 0, 12, 0, 12);
-        System.out.printf(Locale.ROOT, "service step 3: centre %s, corner %s%n", Colours.describe(centre),
-                Colours.describe(corner));
-        assertTrue(Colours.isHue(centre, 10, 65), "centre of step 3 is orange–yellow: " + Colours.describe(centre));
+        float[] projected = stepThreePreview(0);
+        float[] full = stepThreePreview(3);
+        float[] centre = mean(projected, 64, 24, 40, 24, 40);
+        float[] corner = mean(projected, 64, 0, 12, 0, 12);
+        float[] fullCentre = mean(full, 64, 24, 40, 24, 40);
+        float[] fullCorner = mean(full, 64, 0, 12, 0, 12);
+        System.out.printf(Locale.ROOT, "service step 3, projected: centre %s, corner %s; full: centre %s, corner %s%n",
+                Colours.describe(centre), Colours.describe(corner), Colours.describe(fullCentre), Colours.describe(fullCorner));
         assertTrue(Colours.isHue(corner, 240, 300), "corner of step 3 is purple: " + Colours.describe(corner));
+        assertTrue(luma(centre) > luma(corner) + 0.15, "the shape stands out at step 3: " + Colours.describe(centre)
+                + " on " + Colours.describe(corner));
+        assertTrue(Colours.isHue(fullCentre, 10, 65), "full preview: orange–yellow centre: " + Colours.describe(fullCentre));
+        assertTrue(Colours.isHue(fullCorner, 240, 300), "full preview: purple corner: " + Colours.describe(fullCorner));
+    }
+
+    private static double luma(float[] c) {
+        return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+    }
+
+    /** The demo request at 128², a 64-pixel PNG preview every 3 steps: step 3's (HWC); retried if a lag dropped it. */
+    private static float[] stepThreePreview(int fullEvery) throws Exception {
+        for (int attempt = 0; attempt < 3; attempt++) {
+            float[] p = stepThreePreviewOnce(fullEvery);
+            if (p != null) {
+                return p;
+            }
+        }
+        throw new AssertionError("step 3's preview never arrived");
     }
 
     /** The demo request at 128² with a 64-pixel PNG preview every 3 steps: step 3's preview (HWC), or null if dropped. */
-    private static float[] stepThreePreview() throws Exception {
+    private static float[] stepThreePreviewOnce(int fullEvery) throws Exception {
         dev.sdserve.job.Job job = asm.service().submit(PreviewErrorTableTest.demoRequest().withSize(128, 128)
-                .withPreview(new dev.sdserve.job.PreviewOptions(3, "png", 64)), false);
+                .withPreview(new dev.sdserve.job.PreviewOptions(3, "png", 64, "denoised", fullEvery)), false);
         dev.sdserve.job.Mailbox mb = job.watch();
         float[] out = null;
         while (true) {

@@ -46,6 +46,9 @@ class PreviewErrorTableTest {
             System.out.println("step indices received: " + r.indicesSeen());
             PreviewErrorTable.save(r, dir, "demo", 1, 3, 5, 8, 12, 20);
             assertEquals(20, r.rows().size(), "a preview for every step");
+            PreviewErrorTable.Result full = PreviewErrorTable.measure(asm, demoRequest(), 128, 1);
+            full.print(System.out, "full previews (VAE decode of x̂0; step 20: the projection)");
+            PreviewErrorTable.save(full, dir, "demo-full", 1, 3, 5, 8, 12, 20);
         }
     }
 }
