@@ -380,7 +380,8 @@ final class Planner {
         boolean overloaded = false;
         for (Map.Entry<Work, Double> e : slack.entrySet()) {
             Work w = e.getKey();
-            overloaded |= !w.bestEffort() && e.getValue() < 0;
+            double raw = e.getValue() + (w.wasInLastBatch ? config.slackStickinessMillis : 0); // without the hysteresis
+            overloaded |= !w.bestEffort() && raw < 0;
             if (w.fullPreview != null && (pick == null || before(w, e.getValue(), pick, slack.get(pick)))) {
                 pick = w;
             }
