@@ -155,7 +155,7 @@ public final class CompletionPredictor {
         if (w.toDenoise() && profile != null) {
             ms += profile.denoiseMillis(w.remainingEvals());
         }
-        ms += cost.predictMillis(w.model(), Stage.DECODE, w.shape(), w.images());
+        ms += cost.predictMillis(w.model(), Stage.DECODE, w.shape(), w.images()) * (1 + w.previewDecodes());
         return ms;
     }
 
@@ -175,7 +175,7 @@ public final class CompletionPredictor {
         if (w.toEncodeImage()) { // the VAE encoder batches like its decoder
             ms += cost.predictMillis(m, Stage.IMAGE_ENCODE, w.shape(), d) / d * w.imageEncodeItems();
         }
-        ms += cost.predictMillis(m, Stage.DECODE, w.shape(), d) / d * w.images();
+        ms += cost.predictMillis(m, Stage.DECODE, w.shape(), d) / d * w.images() * (1 + w.previewDecodes());
         return ms;
     }
 

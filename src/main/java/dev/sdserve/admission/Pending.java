@@ -45,6 +45,11 @@ public interface Pending {
     /** Images the decoding holds. */
     int images();
 
+    /** VAE decodes of {@link #images()} latents still ahead for full previews ({@code full_every}); 0 by default. */
+    default int previewDecodes() {
+        return 0;
+    }
+
     String tenant();
 
     /** The tenant's fairness weight. */

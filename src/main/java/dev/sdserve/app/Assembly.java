@@ -63,6 +63,8 @@ public final class Assembly implements AutoCloseable {
         public double trainCostFactor = 1.5;
         public double trainMarginMillis = 1000;
         public double trainBackoffMillis = 10_000;
+        /** Fitted preview projections by model file hash (tf engine; null: in memory only). */
+        public Path projectionCacheDir = EmbeddedModel.cacheDir().resolve("projections");
     }
 
     private static dev.sdserve.train.FineTuneManager.Settings trainOff() {
@@ -77,6 +79,7 @@ public final class Assembly implements AutoCloseable {
     private final ModelCatalog catalog;
     private final ModelManager models;
     private dev.sdserve.train.FineTuneManager fineTunes;
+    private dev.sdserve.engine.projection.PreviewProjections previewProjections;
 
     private Assembly(Engine engine, ModelLoader loader, SchedulerService service, ModelCatalog catalog) {
         this.engine = engine;
@@ -159,6 +162,13 @@ public final class Assembly implements AutoCloseable {
                         return null;
                     }
                 };
+                // previews in each model's own colours: fitted against its VAE when it loads, cached by file hash
+                if (s.service.previewProjections == null) {
+                    java.util.function.Function<String, String> hashOf = s.service.modelHash;
+                    s.service.previewProjections = new dev.sdserve.engine.projection.PreviewProjections(
+                            s.projectionCacheDir, hashOf, model -> dev.sdserve.engine.projection.ProjectionFitter.fit(
+                                    tfe, model, dev.sdserve.engine.projection.ProjectionFitter.Settings.defaults()));
+                }
                 s.service.loraHash = name -> {
                     try {
                         return reg.shortHash(reg.resolveLora(name));
@@ -183,6 +193,7 @@ public final class Assembly implements AutoCloseable {
         service.start();
         ModelCatalog catalog = registry != null ? registry : catalogOf(engine, files, s, names);
         Assembly a = new Assembly(engine, loader, service, catalog);
+        a.previewProjections = sc.previewProjections;
         TrainingWiring.Policy tp = new TrainingWiring.Policy();
         tp.costFactor = s.trainCostFactor;
         tp.marginMillis = s.trainMarginMillis;
@@ -190,6 +201,11 @@ public final class Assembly implements AutoCloseable {
         a.fineTunes = TrainingWiring.install(s.train, tp, service, engine instanceof TfEngine t ? t : null, registry,
                 s.service.metrics);
         return a;
+    }
+
+    /** The models' fitted preview projections (null on the fake engine: the SD 1.x factors). */
+    public dev.sdserve.engine.projection.PreviewProjections previewProjections() {
+        return previewProjections;
     }
 
     static ModelConfig configOf(Path p) {

@@ -107,6 +107,7 @@ public final class GenerateCommand implements CliCommand {
             model = name;
         }
         GenerationRequest req = request(a, prompt, model);
+        s.service.previewFitOnLoad = a.has("preview"); // no fit for a run without previews (the CPU is the image's)
         boolean quiet = a.has("quiet");
         long t0 = System.nanoTime();
         try (Assembly asm = Assembly.create(s)) {

@@ -91,6 +91,17 @@ public final class Previews {
         return write(img, format);
     }
 
+    /**
+     * An encoded preview of a decoded image (HWC in [0, 1], {@code width}×{@code height}, e.g. a full preview's VAE
+     * decode), scaled so its longest edge is at most {@code maxEdge} (≤ 0: as it is).
+     */
+    public static byte[] encodeImage(float[] rgb, int width, int height, int maxEdge, String format) {
+        int[] size = maxEdge <= 0 ? new int[]{width, height}
+                : previewSize(width, height, Math.min(maxEdge, Math.max(width, height)));
+        float[] scaled = resize(rgb, width, height, size[0], size[1]);
+        return write(Png.toImage(scaled, size[0], size[1]), format);
+    }
+
     static byte[] write(BufferedImage img, String format) {
         String f = format == null ? "png" : format.toLowerCase(Locale.ROOT);
         if (f.equals("png")) {

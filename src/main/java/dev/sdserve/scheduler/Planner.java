@@ -313,6 +313,10 @@ final class Planner {
                     members.add(new StepPlan.DenoiseMember(w.job.id(), w.states, stepOptions(w), w.extraChannels));
                 }
                 case DECODE -> {
+                    if (w.fullPreview != null) { // a full preview: the request stays in its denoising stage
+                        members.add(new StepPlan.DecodeMember(w.job.id(), w.fullPreview.latents(), w.fullPreview.index()));
+                        continue;
+                    }
                     w.decodeStart = now;
                     publisher.stage(w, "decode");
                     w.job.setState(JobState.DECODING);
@@ -395,6 +399,10 @@ final class Planner {
         if (urgent == null) {
             return null;
         }
+        Choice previews = chooseFullPreviews(slack);
+        if (previews != null) {
+            return previews;
+        }
         Work pick = forced != null ? forced : urgent;
         Choice p = switch (pick.phase) {
             case ENCODE -> chooseEncode(pick, slack);
@@ -412,6 +420,36 @@ final class Planner {
         return p;
     }
 
+    /**
+     * Full previews waiting for their decode go first (their requests wait for them), batched with the bucket's other
+     * decodes; under overload (a request that is not best effort has negative slack, the previews' decodes counted)
+     * they are skipped: the step goes out with its projected preview and the request denoises on. Null: none due.
+     */
+    private Choice chooseFullPreviews(Map<Work, Double> slack) {
+        Work pick = null;
+        boolean overloaded = false;
+        for (Map.Entry<Work, Double> e : slack.entrySet()) {
+            Work w = e.getKey();
+            double raw = e.getValue() + (w.wasInLastBatch ? config.slackStickinessMillis : 0); // without the hysteresis
+            overloaded |= !w.bestEffort() && raw < 0;
+            if (w.fullPreview != null && (pick == null || before(w, e.getValue(), pick, slack.get(pick)))) {
+                pick = w;
+            }
+        }
+        if (pick == null) {
+            return null;
+        }
+        if (overloaded) {
+            for (Work w : slack.keySet()) {
+                if (w.fullPreview != null) {
+                    publisher.fullPreviewSkipped(w);
+                }
+            }
+            return null;
+        }
+        return chooseDecode(pick, slack);
+    }
+
     /** Ordering: non-best-effort before best-effort, then least slack, then admission order. */
     private static boolean before(Work a, double sa, Work b, double sb) {
         if (a.bestEffort() != b.bestEffort()) {
@@ -426,7 +464,12 @@ final class Planner {
     private List<Work> sortedMembers(Work pick, Map<Work, Double> slack, Work.Phase phase, boolean sameBucket) {
         List<Work> m = new ArrayList<>();
         for (Work w : works) {
-            if (!w.inFlight && w.phase == phase && w.req.model().equals(pick.req.model())
+            boolean inStage = switch (phase) {
+                case DECODE -> w.phase == Work.Phase.DECODE || w.fullPreview != null;
+                case DENOISE -> w.phase == Work.Phase.DENOISE && w.fullPreview == null;
+                default -> w.phase == phase;
+            };
+            if (!w.inFlight && inStage && w.req.model().equals(pick.req.model())
                     && (!sameBucket || w.bucket.equals(pick.bucket))) {
                 m.add(w);
             }
@@ -601,6 +644,14 @@ final class Planner {
         for (int i = 0; i < plan.members().size(); i++) {
             Work w = workById.get(plan.members().get(i).jobId());
             Outcome o = result.outcomes().get(i);
+            boolean previewDecode = plan.members().get(i) instanceof StepPlan.DecodeMember d && d.previewStep() > 0;
+            if (o.error() != null && previewDecode) {
+                if (w != null && w.phase != Work.Phase.DONE) { // a failed preview costs the preview, not the request
+                    w.inFlight = false;
+                    publisher.fullPreviewSkipped(w);
+                }
+                continue;
+            }
             if (o.error() != null) {
                 stats.failed.incrementAndGet();
                 if (w != null) {
@@ -616,7 +667,13 @@ final class Planner {
             switch (plan.stage()) {
                 case ENCODE -> encoded(w, o);
                 case DENOISE -> denoised(w, o);
-                case DECODE -> decoded(w, o);
+                case DECODE -> {
+                    if (previewDecode) {
+                        previewDecoded(w, o);
+                    } else {
+                        decoded(w, o);
+                    }
+                }
                 case IMAGE_ENCODE -> imageEncoded(w, o);
             }
         }
@@ -686,6 +743,14 @@ final class Planner {
             w.denoiseEnd = o.endNanos();
             w.stageWait = 0;
         }
+        if (w.job.cancelRequested()) {
+            end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
+        }
+    }
+
+    /** A full preview's decode returned: its step goes out; the request denoises on. */
+    private void previewDecoded(Work w, Outcome o) {
+        publisher.fullPreview(w, o.images());
         if (w.job.cancelRequested()) {
             end(w, JobState.CANCELLED, new ServeException(ServeException.Code.CANCELLED, "cancelled by the client"));
         }

@@ -11,7 +11,8 @@ import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.ops.ServeMetrics;
 import dev.sdserve.preview.Png;
-import dev.sdserve.preview.Previews;
+import dev.sdserve.engine.projection.LatentProjection;
+import dev.sdserve.engine.projection.PreviewProjections;
 import dev.sdserve.scheduler.StepResult.EngineCall;
 
 import java.util.ArrayList;
@@ -72,10 +73,17 @@ final class Publisher {
         }
     }
 
-    /** A denoising step of the request is done: a step event, with a preview when one is due. */
+    /**
+     * A denoising step of the request is done: a step event, with a preview of every image when one is due. The
+     * preview shows the sampler's denoised estimate x̂0 (or the noisy sample x_t, {@code content=noisy}) through the
+     * model's fitted projection (the SD 1.x factors until the fit is ready), or sends the latent itself. When a full
+     * preview (a VAE decode) is due, nothing is published yet: the work keeps x̂0 in {@link Work#fullPreview} and the
+     * planner decodes it (or skips it under overload), then {@link #fullPreview} or {@link #fullPreviewSkipped}
+     * publishes the step.
+     */
     void step(Work w, int index, double stepMs) {
         PreviewOptions p = w.req.preview();
-        boolean due = config.renderImages && p.enabled() && (index % p.everySteps() == 0 || index == w.totalEvals);
+        boolean due = config.renderImages && PreviewPlan.due(p, index, w.totalEvals);
         String id = w.job.id();
         int total = w.totalEvals;
         if (!due) {
@@ -86,11 +94,57 @@ final class Publisher {
             w.previewSent = true;
             config.metrics.firstPreview(w.req.sloClass(), clock.nanoTime() - w.admittedNanos);
         }
-        float[] latent = w.states[0].latents().clone();
+        List<float[]> latents = PreviewPlan.latents(w.states, p);
+        if (PreviewPlan.full(p, index, total)) {
+            w.fullPreview = new Work.FullPreview(index, stepMs, latents);
+            return;
+        }
+        publishProjected(w, index, stepMs, latents, false);
+    }
+
+    /** Publishes a step with its projected (or latent) previews of every image. */
+    private void publishProjected(Work w, int index, double stepMs, List<float[]> latents, boolean fullSkipped) {
+        PreviewOptions p = w.req.preview();
+        String id = w.job.id();
+        int total = w.totalEvals;
         LatentShape shape = w.shape;
         ResolvedRequest r = w.req;
-        w.publisher.step(new JobEvent.Step(id, index, total, java.util.List.of(), stepMs, true), () -> new JobEvent.Step(id, index, total,
-                Previews.encode(latent, shape, r.width(), r.height(), p.maxEdge(), p.format()), p.format(), stepMs));
+        LatentProjection projection = projection(r.model());
+        w.publisher.step(new JobEvent.Step(id, index, total, List.of(), stepMs, true),
+                () -> new JobEvent.Step(id, index, total, PreviewPlan.project(latents, shape, projection, r, p), stepMs,
+                        fullSkipped));
+    }
+
+    /** The full preview the planner decoded: the step event with one VAE-decoded preview per image. */
+    void fullPreview(Work w, List<float[]> images) {
+        Work.FullPreview f = w.fullPreview;
+        w.fullPreview = null;
+        PreviewOptions p = w.req.preview();
+        String id = w.job.id();
+        int total = w.totalEvals;
+        ResolvedRequest r = w.req;
+        w.publisher.step(new JobEvent.Step(id, f.index(), total, List.of(), f.stepMillis(), true),
+                () -> new JobEvent.Step(id, f.index(), total, PreviewPlan.decoded(images, r, p), f.stepMillis(), false));
+    }
+
+    /**
+     * A full preview skipped under overload: the step goes out with the projected preview instead (each marked not
+     * full) and {@code previewDropped} set, so a client can tell.
+     */
+    void fullPreviewSkipped(Work w) {
+        Work.FullPreview f = w.fullPreview;
+        w.fullPreview = null;
+        publishProjected(w, f.index(), f.stepMillis(), f.latents(), true);
+    }
+
+    /** The model's preview projection now (never blocks): its fit, or the SD 1.x factors while it is fitted. */
+    private LatentProjection projection(String model) {
+        PreviewProjections pp = config.previewProjections;
+        if (pp == null) {
+            return LatentProjection.SD1_CHEAP;
+        }
+        pp.fitInBackground(model); // lazily, for a model loaded before the fit was wired (no-op once known)
+        return pp.get(model);
     }
 
     // ------------------------------------------------------------------------------------------- endings

@@ -122,6 +122,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
 
     /** A load finished (error null) or failed: wake the scheduler; a failure ends the jobs waiting for the model. */
     private void onModelLoad(String model, ServeException error) {
+        if (error == null && config.previewProjections != null && config.previewFitOnLoad) {
+            config.previewProjections.fitInBackground(model); // the model's preview colours, off this thread
+        }
         synchronized (lock) {
             if (error != null) {
                 planner.loadFailed(model, error);

@@ -97,6 +97,13 @@ public final class ServiceConfig implements dev.sdserve.admission.CompletionPred
     public int loadBreakerFailures = 1;
     /** How long an open breaker refuses requests for its model before a trial load (real ms). */
     public long loadBreakerDelayMillis = 30_000;
+    /**
+     * Each model's fitted preview projection (fitted off the scheduler thread when the model loads or at its first
+     * preview); null: previews use the SD 1.x factors (the fake engine, the simulator).
+     */
+    public dev.sdserve.engine.projection.PreviewProjections previewProjections;
+    /** Fit a model's preview projection when it loads (false: at its first preview; one-shot CLI runs). */
+    public boolean previewFitOnLoad = true;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 

@@ -60,11 +60,22 @@ public record StepPlan(Stage stage, String model, ModelInfo info, LatentShape sh
 
     /**
      * Decoding: the request's final latents, one per image; {@code overlay} (null: none) the inpainting request's
-     * prepared pixels whose original is pasted back outside the mask after decoding (A1111's overlay).
+     * prepared pixels whose original is pasted back outside the mask after decoding (A1111's overlay); or, with
+     * {@code previewStep} > 0, the denoised estimates of that step for a full preview (the request goes on denoising
+     * afterwards).
      */
-    public record DecodeMember(String jobId, List<float[]> latents, PreparedImage overlay) implements Member {
+    public record DecodeMember(String jobId, List<float[]> latents, PreparedImage overlay, int previewStep)
+            implements Member {
         public DecodeMember(String jobId, List<float[]> latents) {
-            this(jobId, latents, null);
+            this(jobId, latents, null, 0);
+        }
+
+        public DecodeMember(String jobId, List<float[]> latents, PreparedImage overlay) {
+            this(jobId, latents, overlay, 0);
+        }
+
+        public DecodeMember(String jobId, List<float[]> latents, int previewStep) {
+            this(jobId, latents, null, previewStep);
         }
     }
 

@@ -52,6 +52,15 @@ final class Work implements Pending {
 
     /** A preview image has been published (for the time-to-first-preview metric). */
     boolean previewSent;
+    /**
+     * A full preview waiting for its VAE decode (the step's event waits with it; the work does not denoise until the
+     * planner has decoded or skipped it), or null.
+     */
+    FullPreview fullPreview;
+
+    /** Step {@code index}'s latents to decode for its full preview (one per image) and that step's duration. */
+    record FullPreview(int index, double stepMillis, List<float[]> latents) {
+    }
     final double weight;
     final JobPublisher publisher;
 
@@ -203,5 +212,11 @@ final class Work implements Pending {
     @Override
     public int images() {
         return req.images();
+    }
+
+    /** Full-preview decodes still ahead (each decodes {@link #images()} latents), the pending one included. */
+    @Override
+    public int previewDecodes() {
+        return (fullPreview != null ? 1 : 0) + PreviewPlan.fullAhead(req.preview(), evalsDone(), totalEvals);
     }
 }

@@ -117,6 +117,70 @@ class DemoProjectionTest {
         assertTrue(Colours.isHue(corner, 240, 300), "corner of step 3 is purple: " + Colours.describe(corner));
     }
 
+    /**
+     * Through the service, as a client sees it, with the model's projection fitted (as after its load): the step-3-of-20
+     * preview PNG of the demo prompt already shows the shape, brighter than a purple background; the linear
+     * projection does not reach the VAE's orange (the shape comes out pale yellow over blue), a full preview
+     * ({@code full_every}) of the same step does: an orange–yellow centre in a purple image.
+     */
+    @Test
+    void serviceStepThreePreviewShowsTheShapeInItsColours() throws Exception {
+        asm.previewProjections().ensure(MODEL);
+        float[] projected = stepThreePreview(0);
+        float[] full = stepThreePreview(3);
+        float[] centre = mean(projected, 64, 24, 40, 24, 40);
+        float[] corner = mean(projected, 64, 0, 12, 0, 12);
+        float[] fullCentre = mean(full, 64, 24, 40, 24, 40);
+        float[] fullCorner = mean(full, 64, 0, 12, 0, 12);
+        System.out.printf(Locale.ROOT, "service step 3, projected: centre %s, corner %s; full: centre %s, corner %s%n",
+                Colours.describe(centre), Colours.describe(corner), Colours.describe(fullCentre), Colours.describe(fullCorner));
+        assertTrue(Colours.isHue(corner, 240, 300), "corner of step 3 is purple: " + Colours.describe(corner));
+        assertTrue(luma(centre) > luma(corner) + 0.15, "the shape stands out at step 3: " + Colours.describe(centre)
+                + " on " + Colours.describe(corner));
+        assertTrue(Colours.isHue(fullCentre, 10, 65), "full preview: orange–yellow centre: " + Colours.describe(fullCentre));
+        assertTrue(Colours.isHue(fullCorner, 240, 300), "full preview: purple corner: " + Colours.describe(fullCorner));
+    }
+
+    private static double luma(float[] c) {
+        return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+    }
+
+    /** The demo request at 128², a 64-pixel PNG preview every 3 steps: step 3's (HWC); retried if a lag dropped it. */
+    private static float[] stepThreePreview(int fullEvery) throws Exception {
+        for (int attempt = 0; attempt < 3; attempt++) {
+            float[] p = stepThreePreviewOnce(fullEvery);
+            if (p != null) {
+                return p;
+            }
+        }
+        throw new AssertionError("step 3's preview never arrived");
+    }
+
+    /** The demo request at 128² with a 64-pixel PNG preview every 3 steps: step 3's preview (HWC), or null if dropped. */
+    private static float[] stepThreePreviewOnce(int fullEvery) throws Exception {
+        dev.sdserve.job.Job job = asm.service().submit(PreviewErrorTableTest.demoRequest().withSize(128, 128)
+                .withPreview(new dev.sdserve.job.PreviewOptions(3, "png", 64, "denoised", fullEvery)), false);
+        dev.sdserve.job.Mailbox mb = job.watch();
+        float[] out = null;
+        while (true) {
+            dev.sdserve.job.JobEvent e = mb.next().get(5, java.util.concurrent.TimeUnit.MINUTES);
+            if (e instanceof dev.sdserve.job.JobEvent.Step st && st.index() == 3 && st.preview() != null) {
+                java.awt.image.BufferedImage img = javax.imageio.ImageIO.read(new java.io.ByteArrayInputStream(st.preview()));
+                out = new float[64 * 64 * 3];
+                for (int y = 0; y < 64; y++) {
+                    for (int x = 0; x < 64; x++) {
+                        int p = img.getRGB(x, y);
+                        out[(y * 64 + x) * 3] = (p >> 16 & 0xFF) / 255f;
+                        out[(y * 64 + x) * 3 + 1] = (p >> 8 & 0xFF) / 255f;
+                        out[(y * 64 + x) * 3 + 2] = (p & 0xFF) / 255f;
+                    }
+                }
+            } else if (e instanceof dev.sdserve.job.JobEvent.Completed || e instanceof dev.sdserve.job.JobEvent.Ended) {
+                return out;
+            }
+        }
+    }
+
     /** Averages an HWC image of edge {@code n} down to edge {@code m}. */
     static float[] average(float[] img, int n, int m) {
         int f = n / m;

@@ -60,7 +60,12 @@ public final class PreviewErrorTable {
      * measures every preview against the final image at {@code size}×{@code size}.
      */
     public static Result measure(Assembly asm, GenerationRequest req, int size) throws Exception {
-        GenerationRequest r = req.withPreview(new PreviewOptions(1, "png", size));
+        return measure(asm, req, size, 0);
+    }
+
+    /** As {@link #measure(Assembly, GenerationRequest, int)}, with a full preview (VAE decode) every {@code fullEvery} steps. */
+    public static Result measure(Assembly asm, GenerationRequest req, int size, int fullEvery) throws Exception {
+        GenerationRequest r = req.withPreview(new PreviewOptions(1, "png", size, PreviewOptions.DENOISED, fullEvery));
         Job job = asm.service().submit(r, false);
         Mailbox mb = job.watch();
         TreeMap<Integer, JobEvent.Step> steps = new TreeMap<>();

@@ -26,6 +26,7 @@ class PreviewErrorTableTest {
         s.modelsDir = Path.of("/nonexistent-models-dir");
         s.extraModels.put("sd-shapes-tiny", Shared.dir().resolve("demo/sd-shapes-tiny.safetensors"));
         s.rescanSeconds = 0;
+        s.projectionCacheDir = null; // fitted in memory: every run fits again
         return Assembly.create(s);
     }
 
@@ -38,11 +39,16 @@ class PreviewErrorTableTest {
     void table() throws Exception {
         Path dir = Path.of(System.getProperty("sdserve.preview.table"));
         try (Assembly asm = demoAssembly()) {
+            // the previews as they are once the model's fit is ready (the fallback's meanwhile)
+            System.out.println("projection: " + asm.previewProjections().ensure("sd-shapes-tiny"));
             PreviewErrorTable.Result r = PreviewErrorTable.measure(asm, demoRequest(), 128);
             r.print(System.out, "mean |preview − final|, 0–255, 128²");
             System.out.println("step indices received: " + r.indicesSeen());
             PreviewErrorTable.save(r, dir, "demo", 1, 3, 5, 8, 12, 20);
             assertEquals(20, r.rows().size(), "a preview for every step");
+            PreviewErrorTable.Result full = PreviewErrorTable.measure(asm, demoRequest(), 128, 1);
+            full.print(System.out, "full previews (VAE decode of x̂0; step 20: the projection)");
+            PreviewErrorTable.save(full, dir, "demo-full", 1, 3, 5, 8, 12, 20);
         }
     }
 }

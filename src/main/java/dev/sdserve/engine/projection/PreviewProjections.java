@@ -45,6 +45,9 @@ public final class PreviewProjections {
     private final Map<String, Entry> byName = new ConcurrentHashMap<>();
     private final Map<String, Entry> byHash = new ConcurrentHashMap<>();
     private final Map<String, Object> locks = new ConcurrentHashMap<>();
+    /** Models whose background fit is queued or running. */
+    private final java.util.Set<String> fitting = ConcurrentHashMap.newKeySet();
+    private volatile java.util.concurrent.ExecutorService background;
 
     /**
      * @param dir    cache directory (created when first written), or null for memory only
@@ -108,6 +111,53 @@ public final class PreviewProjections {
             byName.put(model, e);
             return e;
         }
+    }
+
+    /**
+     * Fits the model's projection on a background thread of its own (never the caller's) unless it is known or a fit
+     * is under way; {@link #get} answers with the fallback meanwhile. Called when a model loads and, lazily, at a
+     * model's first preview.
+     */
+    public void fitInBackground(String model) {
+        if (byName.containsKey(model) || !fitting.add(model)) {
+            return;
+        }
+        try {
+            executor().execute(() -> {
+                try {
+                    ensure(model);
+                } catch (RuntimeException e) {
+                    LOG.log(Level.WARNING, "preview projection of model '" + model + "' not fitted", e);
+                } finally {
+                    fitting.remove(model);
+                }
+            });
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            fitting.remove(model);
+        }
+    }
+
+    /** Whether a background fit of the model is queued or running (tests wait on it). */
+    public boolean fitting(String model) {
+        return fitting.contains(model);
+    }
+
+    private java.util.concurrent.ExecutorService executor() {
+        java.util.concurrent.ExecutorService e = background;
+        if (e == null) {
+            synchronized (this) {
+                if (background == null) {
+                    background = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+                        Thread t = new Thread(r, "sdserve-projection-fit");
+                        t.setDaemon(true);
+                        t.setPriority(Thread.MIN_PRIORITY);
+                        return t;
+                    });
+                }
+                e = background;
+            }
+        }
+        return e;
     }
 
     /** Forgets a model's name (e.g. its file changed); fits by hash stay. */
