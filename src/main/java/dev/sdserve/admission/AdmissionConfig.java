@@ -45,6 +45,8 @@ public final class AdmissionConfig {
     public String defaultSampler = "euler_a";
     public double defaultGuidance = 7.5;
     public int defaultClipSkip = 1;
+    /** Guidance truncation when a request sets none (1 = off: every evaluation guided). */
+    public double defaultGuidanceCutoff = 1.0;
     public SloClass defaultSloClass = SloClass.STANDARD;
     public String defaultTenant = "default";
     public int defaultPreviewEvery = 1;
@@ -116,6 +118,7 @@ public final class AdmissionConfig {
         c.defaultSampler = defaultSampler;
         c.defaultGuidance = defaultGuidance;
         c.defaultClipSkip = defaultClipSkip;
+        c.defaultGuidanceCutoff = defaultGuidanceCutoff;
         c.defaultSloClass = defaultSloClass;
         c.defaultTenant = defaultTenant;
         c.defaultPreviewEvery = defaultPreviewEvery;

@@ -49,7 +49,7 @@ public final class RecommendedDefaults {
         Integer clipSkip = r.clipSkip() == null ? d.clipSkip() : r.clipSkip();
         return new GenerationRequest(r.prompt(), r.negativePrompt(), r.model(), r.loras(), width, height, steps,
                 sampler, guidance, r.seed(), clipSkip, r.images(), r.preview(), r.sloClass(), r.deadlineMillis(),
-                r.priority(), r.tenant(), r.bestEffort());
+                r.priority(), r.tenant(), r.bestEffort(), r.guidanceCutoff());
     }
 
     private static boolean unsetSize(Integer v) {

@@ -143,10 +143,21 @@ public final class Validation {
             throw ServeException.invalid("tenant", "must not contain control characters");
         }
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
+        double guidanceCutoff = guidanceCutoff(r.guidanceCutoff());
         names.lorasExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
-                seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort);
+                seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort, guidanceCutoff);
+    }
+
+    /** The guidance truncation fraction: (0, 1], the server's default when unset. */
+    private double guidanceCutoff(Double given) {
+        double f = given == null ? config.defaultGuidanceCutoff : given;
+        if (!Double.isFinite(f) || f <= 0 || f > 1) {
+            throw ServeException.invalid("guidance_cutoff", "must be within (0, 1] (the fraction of the steps that "
+                    + "keep classifier-free guidance; 1 = all), got " + f);
+        }
+        return f;
     }
 
     private void checkText(String field, String text) {

@@ -301,7 +301,9 @@ final class Planner {
 
     /** What a request's next model evaluation uses. */
     private static StepPlan.StepOptions stepOptions(Work w) {
-        return new StepPlan.StepOptions(w.cond, w.uncond, w.req.guidance(), w.req.loras());
+        // guidance truncation: past the cutoff the step runs the prompt's half only (no unconditional row)
+        return new StepPlan.StepOptions(w.cond, w.guidedAt(w.done) ? w.uncond : null, w.req.guidance(),
+                w.req.loras());
     }
 
     /** A chosen call: the stage, the model, the latent shape (null for text encoding) and the members in order. */

@@ -79,7 +79,8 @@ public final class ProtoMapper {
                 deadline,
                 p.getPriority(),
                 p.getTenant().isEmpty() ? null : p.getTenant(),
-                p.getBestEffort());
+                p.getBestEffort(),
+                p.hasGuidanceCutoff() ? p.getGuidanceCutoff() : null);
     }
 
     static dev.sdserve.job.SloClass sloClass(SloClass c) {

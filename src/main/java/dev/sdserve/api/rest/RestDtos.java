@@ -36,7 +36,8 @@ public final class RestDtos {
     public record GenerationJson(String prompt, String negativePrompt, String model, List<LoraJson> loras,
                                  Integer width, Integer height, Integer steps, String sampler, Double guidanceScale,
                                  Long seed, Integer clipSkip, Integer images, PreviewJson preview, String sloClass,
-                                 Long deadlineMs, Integer priority, Boolean bestEffort, String tenant) {
+                                 Long deadlineMs, Integer priority, Boolean bestEffort, String tenant,
+                                 Double guidanceCutoff) {
     }
 
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)

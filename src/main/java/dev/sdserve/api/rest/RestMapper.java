@@ -65,7 +65,7 @@ public final class RestMapper {
         return new GenerationRequest(j.prompt(), j.negativePrompt(), blankToNull(j.model()), loras, j.width(),
                 j.height(), j.steps(), blankToNull(j.sampler()), j.guidanceScale(), j.seed(), j.clipSkip(), j.images(),
                 preview, slo, j.deadlineMs() == null ? null : nowMillis + j.deadlineMs(), j.priority(),
-                blankToNull(j.tenant()), j.bestEffort());
+                blankToNull(j.tenant()), j.bestEffort(), j.guidanceCutoff());
     }
 
     private static String blankToNull(String s) {

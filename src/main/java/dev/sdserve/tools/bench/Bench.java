@@ -26,11 +26,11 @@ public final class Bench {
     /** What to run (the command line's options). */
     public record Options(Path dir, int threads, int interOp, int chunk, int reps, boolean compare, boolean synthetic,
                           boolean before, boolean lora, boolean firstStep, boolean profile, int rank, String loraModel,
-                          List<String> cases) {
+                          List<String> cases, String abWeights) {
     }
 
     /** The cases, in table order. */
-    public static final List<String> CASES = List.of("unet32", "unet32b2", "unet64", "unet64b2", "te", "vae256", "vae512");
+    public static final List<String> CASES = List.of("unet32", "unet32b2", "unet64", "unet64b2", "te", "te2", "vae256", "vae512");
 
     record Case(String name, double flops, Function<SyntheticSd, Operand<TFloat32>> build) {
     }
@@ -51,6 +51,8 @@ public final class Bench {
                 new Case("unet64b2", FlopCounter.unet(m.unet(), 2, 64, 64, 77), s -> s.unet(m.unet(), 2, 64, 64, 77)),
                 new Case("te", FlopCounter.textEncoder(m.textEncoder(), 1, 77),
                         s -> s.textEncoder(m.textEncoder(), 1, 77)),
+                new Case("te2", FlopCounter.textEncoder(m.textEncoder(), 2, 77),
+                        s -> s.textEncoder(m.textEncoder(), 2, 77)),
                 new Case("vae256", FlopCounter.vaeDecoder(m.vae(), 1, 32, 32), s -> s.vaeDecoder(m.vae(), 1, 32, 32)),
                 new Case("vae512", FlopCounter.vaeDecoder(m.vae(), 1, 64, 64), s -> s.vaeDecoder(m.vae(), 1, 64, 64)));
         if (firstStep) {
@@ -58,6 +60,10 @@ public final class Bench {
         }
         if (lora) {
             return LoraBench.run(dir, threads, reps, rank, loraModel, out);
+        }
+        if (!synthetic && abWeights(o) != null) {
+            String[] ab = abWeights(o);
+            return EngineBench.runAb(dir, threads, interOp, chunk, reps, ab[0], ab[1], cases, out);
         }
         if (!synthetic) {
             return EngineBench.run(dir, threads, interOp, chunk, reps, before, profile, cases, out);
@@ -91,6 +97,18 @@ public final class Bench {
         out.printf("bench: unet64_ms=%.1f unet64_gflops=%.1f peak_gflops=%.1f efficiency=%.3f%n", unet64Ms,
                 unet64Gflops, unet64Peak, unet64Gflops / unet64Peak);
         return 0;
+    }
+
+    private static String[] abWeights(Options o) {
+        if (o.abWeights() == null) {
+            return null;
+        }
+        String[] ab = o.abWeights().split(",");
+        if (ab.length != 2) {
+            throw new IllegalArgumentException("--ab-weights takes two policies A,B (all, vae-te, none), got '"
+                    + o.abWeights() + "'");
+        }
+        return ab;
     }
 
     /** Returns {median ms, peak before, peak after}. */
