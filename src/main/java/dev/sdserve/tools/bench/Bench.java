@@ -141,7 +141,7 @@ public final class Bench {
                 Runtime.getRuntime().totalMemory() / 1e9);
     }
 
-    private static long statusKb(String key) {
+    static long statusKb(String key) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
                 if (line.startsWith(key)) {

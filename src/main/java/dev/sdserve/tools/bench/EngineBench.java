@@ -171,12 +171,12 @@ final class EngineBench {
         TfModel a = null, b = null;
         try {
             System.setProperty("sdserve.weights.half", policyA);
-            long r0 = rssKb();
+            long r0 = Bench.statusKb("VmRSS:");
             a = TfModel.load("A", file, cfg);
-            long r1 = rssKb();
+            long r1 = Bench.statusKb("VmRSS:");
             System.setProperty("sdserve.weights.half", policyB);
             b = TfModel.load("B", file, cfg);
-            long r2 = rssKb();
+            long r2 = Bench.statusKb("VmRSS:");
             out.printf("bench: A/B on %s, %d intra-op / %d inter-op threads, attention chunk %d, %d alternated reps%n",
                     file, threads, interOp, chunk, reps);
             out.printf("bench: A = weights.half=%s: %.2f GB of weights (RSS +%.2f GB); B = weights.half=%s: %.2f GB "
@@ -231,19 +231,6 @@ final class EngineBench {
         long s = System.nanoTime();
         c.run().get();
         return (System.nanoTime() - s) / 1e6;
-    }
-
-    private static long rssKb() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmRSS:")) {
-                    return Long.parseLong(line.substring(6).trim().split("\\s+")[0]);
-                }
-            }
-        } catch (IOException | NumberFormatException e) {
-            return 0;
-        }
-        return 0;
     }
 
     /** One case on one model: its dense FLOP count and the call. */
