@@ -48,6 +48,8 @@ public final class AdmissionConfig {
     public String defaultSampler = "euler_a";
     public double defaultGuidance = 7.5;
     public int defaultClipSkip = 1;
+    /** Guidance truncation when a request sets none (1 = off: every evaluation guided). */
+    public double defaultGuidanceCutoff = 1.0;
     public SloClass defaultSloClass = SloClass.STANDARD;
     public String defaultTenant = "default";
     public int defaultPreviewEvery = 1;
@@ -122,6 +124,7 @@ public final class AdmissionConfig {
         c.defaultSampler = defaultSampler;
         c.defaultGuidance = defaultGuidance;
         c.defaultClipSkip = defaultClipSkip;
+        c.defaultGuidanceCutoff = defaultGuidanceCutoff;
         c.defaultSloClass = defaultSloClass;
         c.defaultTenant = defaultTenant;
         c.defaultPreviewEvery = defaultPreviewEvery;

@@ -93,16 +93,14 @@ public final class CompletionPredictor {
             for (Pending w : members) {
                 maxRem = Math.max(maxRem, w.remainingEvals());
             }
-            int[] endingAt = new int[maxRem + 2];
-            for (Pending w : members) {
-                endingAt[w.remainingEvals()] += w.latentPerStep();
-            }
             prefix = new double[maxRem + 1];
-            int load = 0;
+            // UNet samples at step s from now: every job with s evaluations left, each with its own samples then
+            // (guidance truncation: fewer after the cutoff)
             int[] loadAt = new int[maxRem + 2];
-            for (int r = maxRem; r >= 1; r--) {
-                load += endingAt[r];
-                loadAt[r] = load;
+            for (Pending w : members) {
+                for (int s = 1, rem = w.remainingEvals(); s <= rem; s++) {
+                    loadAt[s] += w.latentsAtEval(s);
+                }
             }
             // Arrivals keep replacing departures under load: never predict a batch below the recent mean.
             double recent = recentLatents.applyAsDouble(bucket);
@@ -169,7 +167,7 @@ public final class CompletionPredictor {
         }
         if (w.toDenoise()) {
             double thr = bucketInfo.computeIfAbsent(w.bucket(), k -> new double[]{bestThroughput(m, w.shape())})[0];
-            ms += w.remainingEvals() * w.latentPerStep() / thr;
+            ms += w.remainingLatents() / thr;
         }
         int d = limits.maxDecodeBatch();
         if (w.toEncodeImage()) { // the VAE encoder batches like its decoder

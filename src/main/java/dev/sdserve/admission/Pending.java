@@ -39,6 +39,23 @@ public interface Pending {
     /** UNet samples per denoise step (images, doubled under classifier-free guidance). */
     int latentPerStep();
 
+    /**
+     * UNet samples of the {@code s}-th model evaluation from now (1: the next one): {@link #latentPerStep} unless
+     * the request drops guidance part-way (guidance truncation), when the later evaluations count one per image.
+     */
+    default int latentsAtEval(int s) {
+        return latentPerStep();
+    }
+
+    /** UNet samples over every remaining evaluation (what the denoising still costs). */
+    default int remainingLatents() {
+        int n = 0;
+        for (int s = 1; s <= remainingEvals(); s++) {
+            n += latentsAtEval(s);
+        }
+        return n;
+    }
+
     /** Prompts the text encoding holds. */
     int encodeItems();
 

@@ -159,12 +159,23 @@ public final class Validation {
             throw ServeException.invalid("tenant", "must not contain control characters");
         }
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
+        double guidanceCutoff = guidanceCutoff(r.guidanceCutoff());
         names.lorasExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
         ResolvedImage image = this.images.resolve(r.image(), decoded, info, sampler, steps, width, height);
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
                 seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort,
-                Boolean.TRUE.equals(r.padCondUncond()), image, 1.0);
+                Boolean.TRUE.equals(r.padCondUncond()), image, guidanceCutoff);
+    }
+
+    /** The guidance truncation fraction: (0, 1], the server's default when unset. */
+    private double guidanceCutoff(Double given) {
+        double f = given == null ? config.defaultGuidanceCutoff : given;
+        if (!Double.isFinite(f) || f <= 0 || f > 1) {
+            throw ServeException.invalid("guidance_cutoff", "must be within (0, 1] (the fraction of the steps that "
+                    + "keep classifier-free guidance; 1 = all), got " + f);
+        }
+        return f;
     }
 
     private void checkText(String field, String text) {

@@ -34,6 +34,7 @@ public class ServiceProducer {
         s.service.loadBreakerFailures = config.models().breakerFailures();
         s.service.loadBreakerDelayMillis = config.models().breakerDelay().toMillis();
         s.service.admission.defaultPreviewEvery = config.preview().everySteps();
+        s.service.admission.defaultGuidanceCutoff = config.guidanceCutoff();
         s.service.admission.defaultPreviewMaxEdge = config.preview().maxEdge();
         s.service.admission.defaultPreviewFormat = config.preview().format();
         s.service.metrics = metrics;

@@ -21,13 +21,20 @@ public final class BenchCommand implements CliCommand {
 
     private static final String USAGE = """
             usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
-                         [--cases unet32,unet32b2,unet64,unet64b2,te,vae256,vae512] [--before]
+                         [--cases unet32,unet32b2,unet64,unet64b2,te,te2,vae256,vae512] [--before]
+                         [--ab-weights A,B] [--savings [--out DIR]]
                          [--profile] [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
                          [--sdxl [--cases unet128,unet128b2,te1,te2,vae1024]]
               --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
                               (default: <java.io.tmpdir>/sd-serve-bench)
               --before        the engine with TF's native Conv2D, textbook GroupNorm and unchunked attention
                               (the state before the kernels; for before/after tables)
+              --ab-weights A,B  load the checkpoint twice, weight storage A and B (all: fp16 tensors stay fp16,
+                              cast per call; vae-te: UNet float32; none: all float32) and time each case on both,
+                              alternated call by call; prints both, B/A and the bytes each holds
+              --savings       the cheaper-step options (guidance truncation, ...) against the full computation
+                              on the demo model over 8 fixed prompts/seeds: time, speed-up, MAE and PSNR;
+                              --out DIR also writes every image
               --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
               --threads N     intra-op threads and FMA-peak threads (default: available processors)
               --inter-op N    inter-op threads (default 1)
@@ -52,7 +59,9 @@ public final class BenchCommand implements CliCommand {
         boolean compare = false, synthetic = false, before = false, lora = false, firstStep = false, profile = false;
         boolean sdxl = false, casesGiven = false;
         int rank = 16;
-        String loraModel = null;
+        String loraModel = null, abWeights = null;
+        boolean savings = false;
+        Path savingsOut = null;
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(Bench.CASES);
         try {
@@ -76,6 +85,9 @@ public final class BenchCommand implements CliCommand {
                     case "--profile" -> profile = true;
                     case "--rank" -> rank = positive(args.get(++i), "--rank");
                     case "--golden" -> loraModel = args.get(++i);
+                    case "--ab-weights" -> abWeights = args.get(++i);
+                    case "--savings" -> savings = true;
+                    case "--out" -> savingsOut = Path.of(args.get(++i));
                     case "--dir" -> dir = Path.of(args.get(++i));
                     case "--cases" -> {
                         cases = new ArrayList<>(List.of(args.get(++i).split(",")));
@@ -100,8 +112,11 @@ public final class BenchCommand implements CliCommand {
                 return 2;
             }
         }
+        if (savings) {
+            return dev.sdserve.tools.bench.SavingsBench.run(threads, savingsOut, out);
+        }
         return Bench.run(new Bench.Options(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora,
-                firstStep, profile, rank, loraModel, cases, sdxl), out);
+                firstStep, profile, rank, loraModel, cases, sdxl, abWeights), out);
     }
 
     private static int positive(String v, String opt) {

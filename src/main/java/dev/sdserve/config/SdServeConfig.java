@@ -32,6 +32,13 @@ public interface SdServeConfig {
     @WithDefault("8192")
     long memoryBudgetMb();
 
+    /**
+     * Guidance truncation for requests that set none: the fraction of the model evaluations that keep
+     * classifier-free guidance (1 = off, every evaluation guided).
+     */
+    @WithDefault("1.0")
+    double guidanceCutoff();
+
     Preview preview();
 
     interface Preview {

@@ -345,7 +345,10 @@ final class Planner {
     /** What a request's next model evaluation uses. */
     private static StepPlan.StepOptions stepOptions(Work w) {
         conditionAt(w, w.states[0].evaluation());
-        return new StepPlan.StepOptions(w.cond, w.uncond, w.req.guidance(), w.req.loras(), w.added, w.addedUncond);
+        // guidance truncation: past the cutoff the step runs the prompt's half only (no unconditional row)
+        boolean guided = w.guidedAt(w.done);
+        return new StepPlan.StepOptions(w.cond, guided ? w.uncond : null, w.req.guidance(), w.req.loras(), w.added,
+                guided ? w.addedUncond : null);
     }
 
     /**

@@ -189,10 +189,23 @@ final class Work implements Pending {
         return deadlineNanos;
     }
 
-    /** UNet samples per denoise step (images, doubled under classifier-free guidance). */
+    /**
+     * UNet samples of the next denoise step (images, doubled under classifier-free guidance while the request's
+     * guidance lasts: see {@link ResolvedRequest#guidedEvals}).
+     */
     @Override
     public int latentPerStep() {
-        return req.images() * (guided ? 2 : 1);
+        return latentsAtEval(1);
+    }
+
+    @Override
+    public int latentsAtEval(int s) {
+        return req.images() * (guidedAt(done + s - 1) ? 2 : 1);
+    }
+
+    /** Evaluation {@code k} (0-based) runs classifier-free guidance (false after the guidance cutoff). */
+    boolean guidedAt(int k) {
+        return guided && k < req.guidedEvals(totalEvals);
     }
 
     @Override

@@ -114,6 +114,19 @@ class ValidationTest {
     }
 
     @Test
+    void guidanceCutoffDefaultsToOffAndIsChecked() {
+        assertEquals(1.0, v.resolve(base(), NOW).guidanceCutoff(), "off unless asked");
+        assertEquals(0.6, v.resolve(base().withGuidanceCutoff(0.6), NOW).guidanceCutoff());
+        config.defaultGuidanceCutoff = 0.8;
+        assertEquals(0.8, v.resolve(base(), NOW).guidanceCutoff(), "the server's default");
+        assertEquals(1.0, v.resolve(base().withGuidanceCutoff(1.0), NOW).guidanceCutoff(), "a request turns it off");
+        config.defaultGuidanceCutoff = 1.0;
+        refused(r -> r.withGuidanceCutoff(0.0), "guidance_cutoff", "(0, 1]");
+        refused(r -> r.withGuidanceCutoff(1.5), "guidance_cutoff", "(0, 1]");
+        refused(r -> r.withGuidanceCutoff(Double.NaN), "guidance_cutoff");
+    }
+
+    @Test
     void unknownModelIsNotFound() {
         ServeException e = assertThrows(ServeException.class, () -> v.resolve(base().withModel("sdxl"), NOW));
         assertEquals(ServeException.Code.NOT_FOUND, e.code());

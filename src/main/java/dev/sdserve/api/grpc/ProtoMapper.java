@@ -79,7 +79,8 @@ public final class ProtoMapper {
                 p.getTenant().isEmpty() ? null : p.getTenant(),
                 p.getBestEffort())
                 .withPadCondUncond(p.getPadCondUncond() ? Boolean.TRUE : null)
-                .withImage(image(p));
+                .withImage(image(p))
+                .withGuidanceCutoff(p.hasGuidanceCutoff() ? p.getGuidanceCutoff() : null);
     }
 
     /** The image fields (20–27); null when none is set (txt2img). */

@@ -60,6 +60,10 @@ public class OpenApiLimits implements OASFilter {
             prop(g, "slo_class").enumeration(List.of("interactive", "standard", "batch"));
             range(g, "deadline_ms", 1, Limits.MAX_DEADLINE_MILLIS).description("Relative deadline in milliseconds from now");
             range(g, "priority", -Limits.MAX_PRIORITY, Limits.MAX_PRIORITY);
+            prop(g, "guidance_cutoff").exclusiveMinimum(java.math.BigDecimal.ZERO).maximum(java.math.BigDecimal.ONE)
+                    .description("Guidance truncation: the fraction of the model evaluations, from the start, that "
+                            + "keep classifier-free guidance (the rest run the prompt's half only); absent: the "
+                            + "server's default (sdserve.guidance-cutoff, 1 = off)");
             text(g, "tenant", Limits.MAX_TENANT_CHARS, "Replaced by the API key's tenant when auth is on");
             imageFields(g);
         }

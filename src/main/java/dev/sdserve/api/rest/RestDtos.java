@@ -40,7 +40,7 @@ public final class RestDtos {
                                  Boolean padCondUncond,
                                  String initImage, Double strength, String maskImage, Integer resizeMode,
                                  Integer maskBlur, Integer inpaintingFill, Boolean inpaintingMaskInvert,
-                                 Boolean inpaintFullRes) {
+                                 Boolean inpaintFullRes, Double guidanceCutoff) {
     }
 
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)

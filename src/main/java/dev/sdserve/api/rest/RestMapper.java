@@ -66,7 +66,8 @@ public final class RestMapper {
         return new GenerationRequest(j.prompt(), j.negativePrompt(), blankToNull(j.model()), loras, j.width(),
                 j.height(), j.steps(), blankToNull(j.sampler()), j.guidanceScale(), j.seed(), j.clipSkip(), j.images(),
                 preview, slo, j.deadlineMs() == null ? null : nowMillis + j.deadlineMs(), j.priority(),
-                blankToNull(j.tenant()), j.bestEffort()).withPadCondUncond(j.padCondUncond()).withImage(image(j));
+                blankToNull(j.tenant()), j.bestEffort()).withPadCondUncond(j.padCondUncond()).withImage(image(j))
+                .withGuidanceCutoff(j.guidanceCutoff());
     }
 
     private static byte[] base64(String s, String field) {

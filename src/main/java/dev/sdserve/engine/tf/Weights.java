@@ -37,12 +37,12 @@ import java.util.concurrent.atomic.AtomicReference;
  * and session of the model. Keys are the checkpoint's LDM names. Layouts: k×k convolutions (k &gt; 1) are stored
  * HWIO (TF's Conv2D filter layout), 1×1 convolutions as [out, in] (a linear), everything else as in the file.
  *
- * <p><b>Storage dtype.</b> Float32, except tensors the {@link HalfPolicy} keeps in half precision: by default every
- * tensor the file stores as F16 stays F16 (lossless: the graph casts it to float32 right before its layer, giving
- * exactly the values a float32 copy would hold). For the SD 1.5 fp16 file that is 2.0 GB of weights instead of
- * 3.6 GB (UNet float32), a peak RSS after load of 1.28× the file instead of 2.15×, for about 200 ms of casts per UNet
- * call (2–4% of a 64×64 call, 17% of a 32×32 batch-1 call; measured side by side with {@code bench}):
- * {@code -Dsdserve.weights.half=vae-te} holds the UNet in float32 for that time.
+ * <p><b>Storage dtype.</b> Float32 by default: an F16 tensor is converted once at load (lossless), so no call
+ * casts weights. {@code -Dsdserve.weights.half=all} keeps every tensor the file stores as F16 in F16 instead (the
+ * graph casts it to float32 right before its layer, giving exactly the values a float32 copy would hold): for the
+ * SD 1.5 fp16 file 2.13 GB of weights instead of 4.26 GB, paid with the casts on every call. Measured side by side
+ * ({@code bench --ab-weights all,none}, alternated calls, busy machine): float32 storage takes 0.78× the time of a
+ * UNet 32×32 batch-1 call, 0.75× of a 64×64 batch-2 call, 0.49× of a text-encoder call and 0.71× at batch 2.
  *
  * <p><b>Loading</b> spreads the tensors over {@code sdserve.threads} threads. Each takes the file's bytes from a
  * read-only mapping when they are already in the page cache (no copy into a buffer), else with positional reads
@@ -70,7 +70,7 @@ public final class Weights implements AutoCloseable {
          */
         public static final HalfPolicy VAE_AND_TEXT = new HalfPolicy(List.of("first_stage_model.",
                 "cond_stage_model."));
-        /** Every F16 tensor stays F16 (the default; always with fp16 compute graphs). */
+        /** Every F16 tensor stays F16 (half the memory, casts on every call; always with fp16 compute graphs). */
         public static final HalfPolicy ALL = new HalfPolicy(List.of(""));
 
         boolean keepsHalf(String key) {
@@ -82,13 +82,13 @@ public final class Weights implements AutoCloseable {
             return false;
         }
 
-        /** {@code -Dsdserve.weights.half=all|vae-te|none} (default all). */
+        /** {@code -Dsdserve.weights.half=all|vae-te|none} (default none: every weight float32, no per-call casts). */
         public static HalfPolicy configured() {
-            String v = System.getProperty("sdserve.weights.half", "all").toLowerCase(Locale.ROOT);
+            String v = System.getProperty("sdserve.weights.half", "none").toLowerCase(Locale.ROOT);
             return switch (v) {
                 case "vae-te" -> VAE_AND_TEXT;
-                case "none" -> NONE;
-                case "all", "default" -> ALL;
+                case "none", "default" -> NONE;
+                case "all" -> ALL;
                 default -> throw new IllegalArgumentException("sdserve.weights.half must be vae-te, none or all, got '"
                         + v + "'");
             };
@@ -109,7 +109,7 @@ public final class Weights implements AutoCloseable {
         return new Weights(source);
     }
 
-    /** Loads with the configured {@link HalfPolicy} (default: every tensor stored F16 stays F16). */
+    /** Loads with the configured {@link HalfPolicy} (default: every tensor float32). */
     public static Weights load(SafeTensors st) throws IOException {
         return load(st, HalfPolicy.configured());
     }

@@ -26,17 +26,17 @@ public final class Bench {
     /** What to run (the command line's options). */
     public record Options(Path dir, int threads, int interOp, int chunk, int reps, boolean compare, boolean synthetic,
                           boolean before, boolean lora, boolean firstStep, boolean profile, int rank, String loraModel,
-                          List<String> cases, boolean sdxl) {
+                          List<String> cases, boolean sdxl, String abWeights) {
         public Options(Path dir, int threads, int interOp, int chunk, int reps, boolean compare, boolean synthetic,
                        boolean before, boolean lora, boolean firstStep, boolean profile, int rank, String loraModel,
                        List<String> cases) {
             this(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora, firstStep, profile, rank,
-                    loraModel, cases, false);
+                    loraModel, cases, false, null);
         }
     }
 
     /** The cases, in table order. */
-    public static final List<String> CASES = List.of("unet32", "unet32b2", "unet64", "unet64b2", "te", "vae256", "vae512");
+    public static final List<String> CASES = List.of("unet32", "unet32b2", "unet64", "unet64b2", "te", "te2", "vae256", "vae512");
 
     /** The cases of {@code --sdxl} (full-size SDXL base: 1024² images), in table order. */
     public static final List<String> SDXL_CASES = List.of("unet128", "unet128b2", "te1", "te2", "vae1024");
@@ -60,6 +60,8 @@ public final class Bench {
                 new Case("unet64b2", FlopCounter.unet(m.unet(), 2, 64, 64, 77), s -> s.unet(m.unet(), 2, 64, 64, 77)),
                 new Case("te", FlopCounter.textEncoder(m.textEncoder(), 1, 77),
                         s -> s.textEncoder(m.textEncoder(), 1, 77)),
+                new Case("te2", FlopCounter.textEncoder(m.textEncoder(), 2, 77),
+                        s -> s.textEncoder(m.textEncoder(), 2, 77)),
                 new Case("vae256", FlopCounter.vaeDecoder(m.vae(), 1, 32, 32), s -> s.vaeDecoder(m.vae(), 1, 32, 32)),
                 new Case("vae512", FlopCounter.vaeDecoder(m.vae(), 1, 64, 64), s -> s.vaeDecoder(m.vae(), 1, 64, 64)));
         if (firstStep) {
@@ -67,6 +69,10 @@ public final class Bench {
         }
         if (lora) {
             return LoraBench.run(dir, threads, reps, rank, loraModel, out);
+        }
+        if (!synthetic && abWeights(o) != null) {
+            String[] ab = abWeights(o);
+            return EngineBench.runAb(dir, threads, interOp, chunk, reps, ab[0], ab[1], cases, out);
         }
         if (!synthetic) {
             return EngineBench.run(dir, threads, interOp, chunk, reps, before, profile, o.sdxl(), cases, out);
@@ -102,6 +108,18 @@ public final class Bench {
         return 0;
     }
 
+    private static String[] abWeights(Options o) {
+        if (o.abWeights() == null) {
+            return null;
+        }
+        String[] ab = o.abWeights().split(",");
+        if (ab.length != 2) {
+            throw new IllegalArgumentException("--ab-weights takes two policies A,B (all, vae-te, none), got '"
+                    + o.abWeights() + "'");
+        }
+        return ab;
+    }
+
     /** Returns {median ms, peak before, peak after}. */
     static double[] timeCase(Case c, SyntheticSd.Kernels k, int threads, int interOp, int chunk, int reps) {
         try (FedGraph g = new FedGraph(42)) {
@@ -132,7 +150,7 @@ public final class Bench {
                 Runtime.getRuntime().totalMemory() / 1e9);
     }
 
-    private static long statusKb(String key) {
+    static long statusKb(String key) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
                 if (line.startsWith(key)) {

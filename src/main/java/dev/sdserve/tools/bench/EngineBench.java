@@ -110,52 +110,11 @@ final class EngineBench {
             SplittableRandom rnd = new SplittableRandom(5);
             double u64ms = Double.NaN, u64gf = Double.NaN, u64peak = Double.NaN, u64cpuEff = Double.NaN;
             double u64core = Double.NaN;
+            java.util.Map<String, Double> effs = new java.util.LinkedHashMap<>();
             for (String c : cases) {
-                double flops;
-                Supplier<float[][]> call;
-                switch (c.startsWith("unet") ? "unet" : c.startsWith("vae") ? "vae" : c) {
-                    case "unet" -> {
-                        String[] sb = c.substring(4).split("b");
-                        int side = Integer.parseInt(sb[0]), b = sb.length > 1 ? Integer.parseInt(sb[1]) : 1;
-                        int width = cfg.unet().crossAttentionDim();
-                        List<float[]> x = new ArrayList<>(), ctx = new ArrayList<>();
-                        List<dev.sdserve.engine.AddedConditioning> added = new ArrayList<>();
-                        float[] t = new float[b];
-                        for (int i = 0; i < b; i++) {
-                            x.add(gauss(rnd, 4 * side * side));
-                            ctx.add(gauss(rnd, 77 * width));
-                            t[i] = 999 - 400 * i;
-                            if (cfg.unet().hasAddedConditioning()) {
-                                int px = side * cfg.vae().downscale();
-                                added.add(new dev.sdserve.engine.AddedConditioning(gauss(rnd, cfg.unet().pooledDim()),
-                                        dev.sdserve.engine.SizeConditioning.of(px, px)));
-                            }
-                        }
-                        flops = FlopCounter.unet(cfg.unet(), b, side, side, 77);
-                        call = added.isEmpty() ? () -> m.unet(x, t, ctx, side, side)
-                                : () -> m.unet(x, t, ctx, added, side, side, java.util.Map.of(), null);
-                    }
-                    case "te1", "te2" -> {
-                        int tower = c.equals("te1") ? 0 : 1;
-                        int[][] ids = ids(cfg.textEncoders().get(tower).padToken());
-                        flops = FlopCounter.textEncoder(cfg.textEncoders().get(tower), 1, 77);
-                        // SDXL's use: the penultimate layer without the final norm; the second tower also pooled
-                        var req = new dev.sdserve.engine.tf.ClipTextNet.Request(2, false, tower == 1);
-                        call = () -> m.encodeTower(tower, ids, req, java.util.Map.of(), null).hidden();
-                    }
-                    case "te" -> {
-                        int[][] ids = ids(49407);
-                        flops = FlopCounter.textEncoder(cfg.textEncoder(), 1, 77);
-                        call = () -> m.encodeTokens(ids, 1);
-                    }
-                    case "vae" -> {
-                        int side = Integer.parseInt(c.substring(3)) / cfg.vae().downscale();
-                        List<float[]> z = List.of(gauss(rnd, 4 * side * side));
-                        flops = FlopCounter.vaeDecoder(cfg.vae(), 1, side, side);
-                        call = () -> m.decodeRaw(z, side, side);
-                    }
-                    default -> throw new IllegalArgumentException("unknown case " + c);
-                }
+                Call cl = sdxl ? sdxlCall(c, m, cfg, rnd) : call(c, m, cfg, rnd);
+                double flops = cl.flops();
+                Supplier<float[][]> call = cl.run();
                 float[][] first = call.get(); // builds the graph; warm-up
                 for (float v : first[0]) {
                     if (!Float.isFinite(v)) {
@@ -191,6 +150,7 @@ final class EngineBench {
                                     e.getKey(), e.getValue(), 100 * e.getValue() / total))
                                     .collect(java.util.stream.Collectors.joining(", ")));
                 }
+                effs.put(effKey(c), gf / peak);
                 if (c.equals("unet64")) {
                     u64cpuEff = effCpu;
                     u64core = core;
@@ -210,8 +170,196 @@ final class EngineBench {
                     100 * u64cpuEff, threads, u64core, threads * u64core);
             out.printf("bench: unet64_ms=%.1f unet64_gflops=%.1f peak_gflops=%.1f efficiency=%.3f%n", u64ms, u64gf,
                     u64peak, u64gf / u64peak);
+            out.println(effLine(effs));
         }
         return 0;
+    }
+
+    /**
+     * {@code bench --ab-weights A,B}: the same checkpoint loaded twice, with weight storage policy A
+     * ({@code -Dsdserve.weights.half=A}) and B, and every case timed on both, alternated call by call (A B, B A, ...)
+     * so a noisy neighbour weighs on both alike; prints both tables side by side, the ratio and the bytes each holds.
+     */
+    static int runAb(Path dir, int threads, int interOp, int chunk, int reps, String policyA, String policyB,
+                     List<String> cases, PrintStream out) throws IOException {
+        System.setProperty("sdserve.threads", Integer.toString(threads));
+        System.setProperty("sdserve.interOpThreads", Integer.toString(interOp));
+        System.setProperty("sdserve.attnChunk", Integer.toString(chunk));
+        ModelConfig cfg = ModelConfigs.sd15();
+        Path file = dir.resolve("sd15-random-fp16.safetensors");
+        RandomCheckpoint.ensure(file, cfg, DType.F16, 1234);
+        String saved = System.getProperty("sdserve.weights.half");
+        TfModel a = null, b = null;
+        try {
+            System.setProperty("sdserve.weights.half", policyA);
+            long r0 = Bench.statusKb("VmRSS:");
+            a = TfModel.load("A", file, cfg);
+            long r1 = Bench.statusKb("VmRSS:");
+            System.setProperty("sdserve.weights.half", policyB);
+            b = TfModel.load("B", file, cfg);
+            long r2 = Bench.statusKb("VmRSS:");
+            out.printf("bench: A/B on %s, %d intra-op / %d inter-op threads, attention chunk %d, %d alternated reps%n",
+                    file, threads, interOp, chunk, reps);
+            out.printf("bench: A = weights.half=%s: %.2f GB of weights (RSS +%.2f GB); B = weights.half=%s: %.2f GB "
+                            + "(RSS +%.2f GB)%n", policyA, a.weights().bytes() / 1e9, (r1 - r0) * 1024 / 1e9, policyB,
+                    b.weights().bytes() / 1e9, (r2 - r1) * 1024 / 1e9);
+            out.printf("%-9s %9s %9s %7s %7s %7s %8s %17s%n", "case", "A ms", "B ms", "B/A", "A %pk", "B %pk",
+                    "GFLOP", "peak before/after");
+            java.util.Map<String, Double> effA = new java.util.LinkedHashMap<>(), effB = new java.util.LinkedHashMap<>();
+            for (String c : cases) {
+                Call ca = call(c, a, cfg, new SplittableRandom(5)), cb = call(c, b, cfg, new SplittableRandom(5));
+                ca.run().get(); // graph build, warm-up
+                cb.run().get();
+                double pb = FmaPeak.measure(threads, 100).gflops();
+                double[] ta = new double[reps], tb = new double[reps];
+                for (int i = 0; i < reps; i++) {
+                    boolean aFirst = i % 2 == 0;
+                    double t1 = timeOnce(aFirst ? ca : cb), t2 = timeOnce(aFirst ? cb : ca);
+                    ta[i] = aFirst ? t1 : t2;
+                    tb[i] = aFirst ? t2 : t1;
+                }
+                double pa = FmaPeak.measure(threads, 100).gflops(), peak = (pb + pa) / 2;
+                Arrays.sort(ta);
+                Arrays.sort(tb);
+                double ma = ta[reps / 2], mb = tb[reps / 2];
+                double ea = ca.flops() / ma / 1e6 / peak, eb = cb.flops() / mb / 1e6 / peak;
+                effA.put(effKey(c), ea);
+                effB.put(effKey(c), eb);
+                out.printf("%-9s %9.1f %9.1f %7.3f %6.1f%% %6.1f%% %8.1f %8.1f/%-8.1f%n", c, ma, mb, mb / ma, 100 * ea,
+                        100 * eb, ca.flops() / 1e9, pb, pa);
+            }
+            out.println(effLine(effA).replace("bench:", "bench: A"));
+            out.println(effLine(effB).replace("bench:", "bench: B"));
+            out.printf("bench: peak RSS over the run (VmHWM, both models resident) %.2f GB%n",
+                    Bench.vmHwmKb() / 1e6 * 1.024);
+        } finally {
+            if (saved == null) {
+                System.clearProperty("sdserve.weights.half");
+            } else {
+                System.setProperty("sdserve.weights.half", saved);
+            }
+            if (a != null) {
+                a.close();
+            }
+            if (b != null) {
+                b.close();
+            }
+        }
+        return 0;
+    }
+
+    private static double timeOnce(Call c) {
+        long s = System.nanoTime();
+        c.run().get();
+        return (System.nanoTime() - s) / 1e6;
+    }
+
+    /** One case on one model: its dense FLOP count and the call. */
+    record Call(double flops, Supplier<float[][]> run) {
+    }
+
+    /** The case {@code c} on model {@code m} (random inputs from {@code rnd}). */
+    static Call call(String c, TfModel m, ModelConfig cfg, SplittableRandom rnd) {
+        switch (c) {
+            case "unet32", "unet32b2", "unet64", "unet64b2" -> {
+                int side = c.startsWith("unet32") ? 32 : 64, b = c.endsWith("b2") ? 2 : 1;
+                List<float[]> x = new ArrayList<>(), ctx = new ArrayList<>();
+                float[] t = new float[b];
+                for (int i = 0; i < b; i++) {
+                    x.add(gauss(rnd, 4 * side * side));
+                    ctx.add(gauss(rnd, 77 * 768));
+                    t[i] = 999 - 400 * i;
+                }
+                return new Call(FlopCounter.unet(cfg.unet(), b, side, side, 77), () -> m.unet(x, t, ctx, side, side));
+            }
+            case "te", "te2" -> {
+                // te: one prompt; te2: prompt and negative in one call (how a guided request is encoded)
+                int b = c.equals("te2") ? 2 : 1;
+                int[][] ids = new int[b][77];
+                for (int r = 0; r < b; r++) {
+                    Arrays.fill(ids[r], 49407);
+                    ids[r][0] = 49406;
+                    for (int i = 1; i < (r == 0 ? 10 : 4); i++) {
+                        ids[r][i] = 320 + i * 37 + r;
+                    }
+                }
+                return new Call(FlopCounter.textEncoder(cfg.textEncoder(), b, 77), () -> m.encodeTokens(ids, 1));
+            }
+            case "vae256", "vae512" -> {
+                int side = c.equals("vae256") ? 32 : 64;
+                List<float[]> z = List.of(gauss(rnd, 4 * side * side));
+                return new Call(FlopCounter.vaeDecoder(cfg.vae(), 1, side, side), () -> m.decodeRaw(z, side, side));
+            }
+            default -> throw new IllegalArgumentException("unknown case " + c);
+        }
+    }
+
+    /** A case of {@code --sdxl} (full-size SDXL base): unet128[b2], te1 / te2 (the two towers), vae1024. */
+    static Call sdxlCall(String c, TfModel m, ModelConfig cfg, SplittableRandom rnd) {
+        switch (c.startsWith("unet") ? "unet" : c.startsWith("vae") ? "vae" : c) {
+            case "unet" -> {
+                String[] sb = c.substring(4).split("b");
+                int side = Integer.parseInt(sb[0]), b = sb.length > 1 ? Integer.parseInt(sb[1]) : 1;
+                int width = cfg.unet().crossAttentionDim();
+                List<float[]> x = new ArrayList<>(), ctx = new ArrayList<>();
+                List<dev.sdserve.engine.AddedConditioning> added = new ArrayList<>();
+                float[] t = new float[b];
+                for (int i = 0; i < b; i++) {
+                    x.add(gauss(rnd, 4 * side * side));
+                    ctx.add(gauss(rnd, 77 * width));
+                    t[i] = 999 - 400 * i;
+                    if (cfg.unet().hasAddedConditioning()) {
+                        int px = side * cfg.vae().downscale();
+                        added.add(new dev.sdserve.engine.AddedConditioning(gauss(rnd, cfg.unet().pooledDim()),
+                                dev.sdserve.engine.SizeConditioning.of(px, px)));
+                    }
+                }
+                double flops = FlopCounter.unet(cfg.unet(), b, side, side, 77);
+                return new Call(flops, added.isEmpty() ? () -> m.unet(x, t, ctx, side, side)
+                        : () -> m.unet(x, t, ctx, added, side, side, java.util.Map.of(), null));
+            }
+            case "te1", "te2" -> {
+                int tower = c.equals("te1") ? 0 : 1;
+                int[][] ids = ids(cfg.textEncoders().get(tower).padToken());
+                double flops = FlopCounter.textEncoder(cfg.textEncoders().get(tower), 1, 77);
+                // SDXL's use: the penultimate layer without the final norm; the second tower also pooled
+                var req = new dev.sdserve.engine.tf.ClipTextNet.Request(2, false, tower == 1);
+                return new Call(flops, () -> m.encodeTower(tower, ids, req, java.util.Map.of(), null).hidden());
+            }
+            case "te" -> {
+                int[][] ids = ids(49407);
+                double flops = FlopCounter.textEncoder(cfg.textEncoder(), 1, 77);
+                return new Call(flops, () -> m.encodeTokens(ids, 1));
+            }
+            case "vae" -> {
+                int side = Integer.parseInt(c.substring(3)) / cfg.vae().downscale();
+                List<float[]> z = List.of(gauss(rnd, 4 * side * side));
+                double flops = FlopCounter.vaeDecoder(cfg.vae(), 1, side, side);
+                return new Call(flops, () -> m.decodeRaw(z, side, side));
+            }
+            default -> throw new IllegalArgumentException("unknown case " + c);
+        }
+    }
+
+    /** The summary line's key for a case ({@code unet32b1_eff}, {@code te2_eff}, {@code vae_eff} for vae512...). */
+    static String effKey(String c) {
+        return switch (c) {
+            case "unet32", "unet64" -> c + "b1_eff";
+            case "vae512" -> "vae_eff";
+            default -> c + "_eff";
+        };
+    }
+
+    /** The one-line summary: {@code bench: unet32b2_eff=0.631 ...} (fractions of the measured FMA peak). */
+    static String effLine(java.util.Map<String, Double> effs) {
+        StringBuilder b = new StringBuilder("bench:");
+        for (String k : List.of("unet32b2_eff", "unet32b1_eff", "unet64b2_eff", "unet64b1_eff", "te2_eff", "te_eff",
+                "vae_eff", "vae256_eff")) {
+            if (effs.containsKey(k)) {
+                b.append(' ').append(k).append('=').append(String.format("%.3f", effs.get(k)));
+            }
+        }
+        return b.toString();
     }
 
     static long processCpuNanos() {

@@ -111,6 +111,7 @@ public final class SimulationReport {
                         ratiosFcfs.get(key), ratiosDyn.get(key));
             }
         }
+        cheaperSteps(out, file, table, requests, slos, minSteps, maxSteps, seed, target);
         out.printf(Locale.ROOT, "%n(%d requests per trace, seed %d, %.1f s wall)%n", requests, seed, (System.nanoTime() - t0) / 1e9);
         String key = (table.equals("compiled") ? "compiled" : "eager") + "@3";
         Double vf = ratiosFcfs.get(key);
@@ -123,6 +124,39 @@ public final class SimulationReport {
         }
         out.printf(Locale.ROOT, "simulate: goodput_vs_fcfs=%.2f goodput_vs_dynamic=%.2f%n", vf, vd);
         return 0;
+    }
+
+    /**
+     * The cheaper-step options as a scenario: sdserve's goodput when every request carries the option, on one table
+     * at one SLO (3x when listed, else the first). A truncated step costs the unguided batch in the cost table, as on
+     * the engine; the option's image difference is measured on the engine ({@code bench --savings}).
+     */
+    private static void cheaperSteps(PrintStream out, Path file, String table, int requests, List<Double> slos,
+                                     int minSteps, int maxSteps, long seed, double target) throws Exception {
+        String t = table.equals("compiled") ? "compiled" : "eager";
+        double f = slos.contains(3.0) ? 3.0 : slos.get(0);
+        Simulator sim = new Simulator(GpuCostTable.load(file, TABLES.get(t)), minSteps, maxSteps);
+        out.printf(Locale.ROOT, "%n== cheaper steps (%s table, slo %sx): sdserve with the option on every request%n", t,
+                fmt(f));
+        out.printf(Locale.ROOT, "%-28s %10s %9s %9s %7s %8s%n", "option", "goodput/s", "p50_ms", "p99_ms", "batch",
+                "vs none");
+        double base = Double.NaN;
+        Map<String, java.util.function.UnaryOperator<GenerationRequest>> options = new LinkedHashMap<>();
+        options.put("none", r -> r);
+        options.put("guidance_cutoff=0.7", r -> r.withGuidanceCutoff(0.7));
+        options.put("guidance_cutoff=0.5", r -> r.withGuidanceCutoff(0.5));
+        for (Map.Entry<String, java.util.function.UnaryOperator<GenerationRequest>> o : options.entrySet()) {
+            sim.requestOption = o.getValue();
+            Simulator.Goodput g = Simulator.goodput(r -> sim.runSdServe(sim.trace(requests, r, f, seed)), target,
+                    0.01, 100, 1.04);
+            if (Double.isNaN(base)) {
+                base = g.rate();
+            }
+            Simulator.Result res = g.result();
+            out.printf(Locale.ROOT, "%-28s %10.2f %9.0f %9.0f %7.2f %7.2fx%n", o.getKey(), g.rate(),
+                    res == null ? Double.NaN : res.percentile(50), res == null ? Double.NaN : res.percentile(99),
+                    res == null ? Double.NaN : res.meanBatch(), base > 0 ? g.rate() / base : Double.NaN);
+        }
     }
 
     private static String fmt(double f) {

@@ -60,6 +60,8 @@ public final class Simulator {
      * at ms, ms late (≤ 0 on time; +∞ if dropped at its deadline)}.
      */
     public volatile double[][] lastAdmitted;
+    /** Applied to every simulated request (a per-request option scenario, e.g. guidance truncation); none by default. */
+    public java.util.function.UnaryOperator<GenerationRequest> requestOption = java.util.function.UnaryOperator.identity();
     private final int minSteps;
     private final int maxSteps;
 
@@ -136,6 +138,7 @@ public final class Simulator {
                     GenerationRequest r = GenerationRequest.ofPrompt("simulated request " + next)
                             .withSeed((long) next).withSteps(a.steps()).withSampler("euler").withGuidance(7.5)
                             .withPreview(PreviewOptions.OFF).withDeadline(null, deadline, false);
+                    r = requestOption.apply(r);
                     submitNanos[next] = now;
                     try {
                         jobs[next] = svc.submit(r, true);
