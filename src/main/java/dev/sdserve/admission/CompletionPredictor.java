@@ -144,7 +144,7 @@ public final class CompletionPredictor {
     /** Critical path of the work's remaining stages under the bucket's load profile. */
     private double ownRemainingMillis(Pending w, Profile profile) {
         double ms = 0;
-        if (w.toEncode()) {
+        if (w.toEncode() && w.encodeItems() > 0) { // none: every prompt cached, no encoder call
             ms += cost.predictMillis(w.model(), Stage.ENCODE, null, w.encodeItems());
         }
         if (w.toEncodeImage()) {

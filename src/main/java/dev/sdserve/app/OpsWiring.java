@@ -99,6 +99,18 @@ public class OpsWiring {
         fc(r, "sdserve.scheduler.failed", st.failed, "Jobs failed");
         fc(r, "sdserve.scheduler.deadline.exceeded", st.deadlineExceeded, "Jobs ended past their deadline");
         fc(r, "sdserve.scheduler.iterations", st.iterations, "Scheduler iterations");
+        registerTextCache(r, st);
+    }
+
+    /** The text-embedding cache: prompts found and encoded, entries evicted, its bytes and entries now. */
+    private static void registerTextCache(MeterRegistry r, SchedulerStats st) {
+        fc(r, "sdserve.text.cache.lookups", st.textCacheHits, "Text-embedding cache lookups, by result", "result", "hit");
+        fc(r, "sdserve.text.cache.lookups", st.textCacheMisses, "Text-embedding cache lookups, by result", "result", "miss");
+        fc(r, "sdserve.text.cache.evictions", st.textCacheEvictions, "Text-embedding cache entries evicted (least recently used)");
+        io.micrometer.core.instrument.Gauge.builder("sdserve.text.cache.bytes", st.textCacheBytes, AtomicLong::get)
+                .description("Bytes held by the text-embedding cache").register(r);
+        io.micrometer.core.instrument.Gauge.builder("sdserve.text.cache.entries", st.textCacheEntries, AtomicLong::get)
+                .description("Entries in the text-embedding cache").register(r);
     }
 
     private static void fc(MeterRegistry r, String name, AtomicLong v, String desc, String... tags) {

@@ -67,6 +67,8 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     private final ModelLoader ownLoader;
     private final Planner planner;
     private final StepExecutor executor;
+    /** Text encodings already computed (off unless {@link ServiceConfig#textCacheBytes} &gt; 0). */
+    private final TextEmbeddingCache textCache;
 
     private final Object lock = new Object();
     /** Jobs by id, finished ones too (the last {@code retainFinishedJobs}). */
@@ -116,7 +118,9 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         Publisher publisher = new Publisher(config, clock);
         this.planner = new Planner(config, clock, this.residency, new AdmissionController(config.admission), publisher,
                 stats, () -> draining, this::afterFinish);
-        this.executor = new StepExecutor(engine, config, clock, stats);
+        ModelResidency loads = this.residency;
+        this.textCache = new TextEmbeddingCache(config.textCacheBytes, m -> loads.status(m).loads(), stats);
+        this.executor = new StepExecutor(engine, config, clock, stats, textCache);
         this.residency.listener(this::onModelLoad);
     }
 
@@ -331,6 +335,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         Job job = new Job(id, r, detached, nowMs);
         Work w = new Work(job, info, shape, sampler, nowNs, deadlineNs, config.admission.weightOf(r.tenant()),
                 new JobPublisher(job, publishExecutor));
+        w.textCache = textCache;
         synchronized (lock) {
             if (draining) {
                 stats.rejectedDraining.incrementAndGet();

@@ -35,6 +35,13 @@ public final class SchedulerStats {
     public final AtomicLong planningNanos = new AtomicLong();
     /** Nanoseconds spent inside engine calls (the rest of an iteration is scheduler overhead). */
     public final AtomicLong engineNanos = new AtomicLong();
+    /** Text-embedding cache ({@link ServiceConfig#textCacheBytes}): items found, items encoded, entries evicted. */
+    public final AtomicLong textCacheHits = new AtomicLong();
+    public final AtomicLong textCacheMisses = new AtomicLong();
+    public final AtomicLong textCacheEvictions = new AtomicLong();
+    /** The text-embedding cache's bytes and entries now. */
+    public final AtomicLong textCacheBytes = new AtomicLong();
+    public final AtomicLong textCacheEntries = new AtomicLong();
 
     /** Mean jobs per denoise call. */
     public double meanDenoiseJobs() {

@@ -104,6 +104,13 @@ public final class ServiceConfig implements dev.sdserve.admission.CompletionPred
     public dev.sdserve.engine.projection.PreviewProjections previewProjections;
     /** Fit a model's preview projection when it loads (false: at its first preview; one-shot CLI runs). */
     public boolean previewFitOnLoad = true;
+    /**
+     * Bound of the text-embedding cache, bytes (0 = off: every prompt is encoded). A cached prompt or negative
+     * prompt skips the text encoder; an SD 1.5 entry (one 75-token chunk) holds 77×768 floats, ≈ 231 KiB, an SDXL
+     * one 77×2048 + 1280, ≈ 621 KiB. Off here (tests, tools); the server and the CLI turn it on
+     * ({@code sdserve.text-cache-mb}).
+     */
+    public long textCacheBytes = 0;
     /** Job ids: prefix of generated ids. */
     public String jobIdPrefix = "job-";
 

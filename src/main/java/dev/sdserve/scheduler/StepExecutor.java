@@ -47,12 +47,14 @@ final class StepExecutor {
     private final ServiceConfig config;
     private final Clock clock;
     private final SchedulerStats stats;
+    private final TextEmbeddingCache textCache;
 
-    StepExecutor(Engine engine, ServiceConfig config, Clock clock, SchedulerStats stats) {
+    StepExecutor(Engine engine, ServiceConfig config, Clock clock, SchedulerStats stats, TextEmbeddingCache textCache) {
         this.engine = engine;
         this.config = config;
         this.clock = clock;
         this.stats = stats;
+        this.textCache = textCache;
     }
 
     StepResult execute(StepPlan plan) {
@@ -116,17 +118,11 @@ final class StepExecutor {
             items.addAll(m.prompts());
         }
         long t0 = clock.nanoTime();
-        long r0 = config.statsTimer.getAsLong();
-        List<Conditioning> encoded = engine.encodeConditioning(plan.model(), items);
+        List<Conditioning> encoded = textCache.enabled() ? encodeCached(plan.model(), items, calls)
+                : encodeAll(plan.model(), items, calls);
         float[][] conds = encoded.stream().map(Conditioning::context).toArray(float[][]::new);
         float[][] pooled = pooled(encoded);
-        stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
         double millis = clock.millisSince(t0);
-        calls.add(new EngineCall(Stage.ENCODE, plan.model(), null, items.size(), millis, clock.nanoTime()));
-        stats.encodeCalls.incrementAndGet();
-        if (conds.length != items.size()) {
-            throw new IllegalStateException("engine returned " + conds.length + " conditionings for " + items.size() + " prompts");
-        }
         long s0 = config.statsTimer.getAsLong();
         List<SamplerState[]> states = new ArrayList<>(ms.size());
         for (EncodeMember m : ms) {
@@ -226,6 +222,45 @@ final class StepExecutor {
             out[i] = new Outcome(null, millis, now, null, null, List.of(mine));
             k += n;
         }
+    }
+
+    /** One text-encoder call for every item (the cache off). */
+    private List<Conditioning> encodeAll(String model, List<EncodeItem> items, List<EngineCall> calls) {
+        long t0 = clock.nanoTime();
+        long r0 = config.statsTimer.getAsLong();
+        List<Conditioning> encoded = engine.encodeConditioning(model, items);
+        stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
+        calls.add(new EngineCall(Stage.ENCODE, model, null, items.size(), clock.millisSince(t0), clock.nanoTime()));
+        stats.encodeCalls.incrementAndGet();
+        if (encoded.size() != items.size()) {
+            throw new IllegalStateException("engine returned " + encoded.size() + " conditionings for " + items.size() + " prompts");
+        }
+        return encoded;
+    }
+
+    /**
+     * The cached items from the text-embedding cache, the others from one text-encoder call (none when every item
+     * is cached: no engine call, nothing for the cost model to learn), which fills the cache.
+     */
+    private List<Conditioning> encodeCached(String model, List<EncodeItem> items, List<EngineCall> calls) {
+        Conditioning[] out = new Conditioning[items.size()];
+        List<EncodeItem> misses = new ArrayList<>();
+        List<Integer> missAt = new ArrayList<>();
+        for (int i = 0; i < out.length; i++) {
+            out[i] = textCache.get(model, items.get(i));
+            if (out[i] == null) {
+                misses.add(items.get(i));
+                missAt.add(i);
+            }
+        }
+        if (!misses.isEmpty()) {
+            List<Conditioning> encoded = encodeAll(model, misses, calls);
+            for (int j = 0; j < misses.size(); j++) {
+                out[missAt.get(j)] = encoded.get(j);
+                textCache.put(model, misses.get(j), encoded.get(j));
+            }
+        }
+        return Arrays.asList(out);
     }
 
     /** The pooled embeddings of an encode call, one per item; null when no item has one (SD 1.x / 2.x). */

@@ -72,6 +72,8 @@ final class Work implements Pending {
     dev.sdserve.engine.AddedConditioning added, addedUncond;
     /** The prompt's and negative prompt's schedules: what to encode, the conditioning of each evaluation. */
     final PromptConditioning prompts;
+    /** Encodings already computed: {@link #encodeItems} counts only the others (null: none, every item counts). */
+    TextEmbeddingCache textCache;
     SamplerState[] states;
     int totalEvals;
     /** Model evaluations done (mirrors the sampler state; readable under the scheduler lock). */
@@ -215,11 +217,12 @@ final class Work implements Pending {
 
     /**
      * Prompts this work encodes: the prompt, then the negative prompt when guided; a schedule's each distinct text
-     * ({@code [from:to:when]}, {@code [a|b]}); the empty prompt when pad_cond_uncond pads.
+     * ({@code [from:to:when]}, {@code [a|b]}); the empty prompt when pad_cond_uncond pads. Those the text-embedding
+     * cache holds are not counted: the engine does not encode them (0: a free encoding).
      */
     @Override
     public int encodeItems() {
-        return prompts.items().size();
+        return textCache == null ? prompts.items().size() : textCache.misses(req.model(), prompts.items());
     }
 
     @Override
