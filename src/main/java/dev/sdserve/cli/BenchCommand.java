@@ -22,7 +22,7 @@ public final class BenchCommand implements CliCommand {
     private static final String USAGE = """
             usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
                          [--cases unet32,unet32b2,unet64,unet64b2,te,te2,vae256,vae512] [--before]
-                         [--ab-weights A,B] [--savings [--out DIR]]
+                         [--ab-weights A,B] [--savings [--model FILE [--size N] [--steps N]] [--out DIR]]
                          [--profile] [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
                          [--sdxl [--cases unet128,unet128b2,te1,te2,vae1024]]
               --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
@@ -34,7 +34,8 @@ public final class BenchCommand implements CliCommand {
                               alternated call by call; prints both, B/A and the bytes each holds
               --savings       the cheaper-step options (guidance truncation, ...) against the full computation
                               on the demo model over 8 fixed prompts/seeds: time, speed-up, MAE and PSNR;
-                              --out DIR also writes every image
+                              --out DIR also writes every image; --model FILE: that checkpoint instead, its first
+                              3 prompts at --size N (256) and --steps N (10); then the text-embedding cache's table
               --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
               --threads N     intra-op threads and FMA-peak threads (default: available processors)
               --inter-op N    inter-op threads (default 1)
@@ -62,6 +63,8 @@ public final class BenchCommand implements CliCommand {
         String loraModel = null, abWeights = null;
         boolean savings = false;
         Path savingsOut = null;
+        Path savingsModel = null;
+        int savingsSize = 256, savingsSteps = 10;
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(Bench.CASES);
         try {
@@ -88,6 +91,9 @@ public final class BenchCommand implements CliCommand {
                     case "--ab-weights" -> abWeights = args.get(++i);
                     case "--savings" -> savings = true;
                     case "--out" -> savingsOut = Path.of(args.get(++i));
+                    case "--model" -> savingsModel = Path.of(args.get(++i));
+                    case "--size" -> savingsSize = positive(args.get(++i), "--size");
+                    case "--steps" -> savingsSteps = positive(args.get(++i), "--steps");
                     case "--dir" -> dir = Path.of(args.get(++i));
                     case "--cases" -> {
                         cases = new ArrayList<>(List.of(args.get(++i).split(",")));
@@ -113,7 +119,7 @@ public final class BenchCommand implements CliCommand {
             }
         }
         if (savings) {
-            return dev.sdserve.tools.bench.SavingsBench.run(threads, savingsOut, out);
+            return dev.sdserve.tools.bench.SavingsBench.run(savingsModel, savingsSize, savingsSteps, threads, savingsOut, out);
         }
         return Bench.run(new Bench.Options(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora,
                 firstStep, profile, rank, loraModel, cases, sdxl, abWeights), out);

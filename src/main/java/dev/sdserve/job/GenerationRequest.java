@@ -60,7 +60,13 @@ public record GenerationRequest(
                 null, null, null, null, null);
     }
 
-    /** This request with another negative prompt. */
+    /** This request with another prompt. */
+    public GenerationRequest withPrompt(String p) {
+        return new GenerationRequest(p, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+    }
+
+        /** This request with another negative prompt. */
     public GenerationRequest withNegative(String n) {
         return new GenerationRequest(prompt, n, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
                 deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);

@@ -429,6 +429,14 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
 
     // ------------------------------------------------------------------------------------------------ queries
 
+    /**
+     * Turns the text-embedding cache off (true) or back on at run time; its entries are kept meanwhile. Nothing
+     * changes when it is off by configuration ({@link ServiceConfig#textCacheBytes} = 0). For side-by-side benches.
+     */
+    public void pauseTextCache(boolean paused) {
+        textCache.pause(paused);
+    }
+
     public SchedulerStats stats() {
         return stats;
     }

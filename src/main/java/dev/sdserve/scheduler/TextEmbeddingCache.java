@@ -38,6 +38,8 @@ final class TextEmbeddingCache {
     private final SchedulerStats stats;
     private final LinkedHashMap<Key, Conditioning> entries = new LinkedHashMap<>(64, 0.75f, true);
     private long bytes;
+    /** Off at run time: entries kept, none used or added (the savings bench's side-by-side runs). */
+    private volatile boolean paused;
 
     /**
      * @param capacityBytes bound of the entries' bytes (0: off)
@@ -50,7 +52,11 @@ final class TextEmbeddingCache {
     }
 
     boolean enabled() {
-        return capacityBytes > 0;
+        return capacityBytes > 0 && !paused;
+    }
+
+    void pause(boolean paused) {
+        this.paused = paused;
     }
 
     /** Whether an item may be cached at all (no LoRAs). */

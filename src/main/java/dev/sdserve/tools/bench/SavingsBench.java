@@ -21,10 +21,12 @@ import java.util.function.UnaryOperator;
 
 /**
  * {@code bench --savings}: the cheaper-step options, each against the full computation on the demo model
- * (sd-shapes, dpmpp_2m, 20 steps, guidance 5) over a fixed list of prompts and seeds, in process. Every request
- * runs alone (no batching with others), full and option alternated prompt by prompt; the table gives the summed
- * request times, the speed-up, and the image difference against the full computation (mean absolute pixel error on
- * 0–255 and PSNR over the RGB values). Timings are for a table, never asserted.
+ * (sd-shapes, dpmpp_2m, 20 steps, guidance 5) or a checkpoint file ({@code --model}: 3 prompts, 256², 10 steps by
+ * default) over a fixed list of prompts and seeds, in process. Every request runs alone (no batching with others),
+ * the full computation once per prompt, before the options on even prompts and after them on odd ones; the table
+ * gives the summed request times, the speed-up, and the image difference against the full computation (mean
+ * absolute pixel error on 0–255 and PSNR over the RGB values); then the text-embedding cache's table
+ * ({@link TextCacheBench}). Timings are for a table, never asserted.
  */
 public final class SavingsBench {
     private SavingsBench() {
@@ -52,44 +54,95 @@ public final class SavingsBench {
                 new Variant("guidance truncation", "cutoff 0.3", r -> r.withGuidanceCutoff(0.3)));
     }
 
+    /**
+     * What the bench runs on: the demo model (sd-shapes, its 8 prompts, 20 steps at its own size) or a checkpoint
+     * file (e.g. the random full-size SD 1.5 one: its first 3 prompts at {@code size}², {@code steps} steps).
+     */
+    record Setup(String label, Path model, Integer size, int steps, List<String> prompts) {
+        static Setup demo() {
+            return new Setup("demo model sd-shapes", null, null, 20, PROMPTS);
+        }
+
+        static Setup file(Path model, int size, int steps) {
+            return new Setup(model.getFileName().toString(), model, size, steps, PROMPTS.subList(0, 3));
+        }
+
+        GenerationRequest request(String prompt, long seed) {
+            return SavingsBench.request(prompt, seed).withSteps(steps).withSize(size, size);
+        }
+    }
+
     public static int run(int threads, Path outDir, PrintStream out) throws Exception {
+        return run(Setup.demo(), threads, outDir, out);
+    }
+
+    /** {@code bench --savings [--model FILE [--size N] [--steps N]]}. */
+    public static int run(Path model, int size, int steps, int threads, Path outDir, PrintStream out) throws Exception {
+        return run(model == null ? Setup.demo() : Setup.file(model, size, steps), threads, outDir, out);
+    }
+
+    static int run(Setup setup, int threads, Path outDir, PrintStream out) throws Exception {
         Assembly.Settings s = new Assembly.Settings();
         s.threads = threads;
         s.rescanSeconds = 0;
+        s.service.textCacheBytes = 64L << 20; // the server's default; paused for the full computation
+        if (setup.model() != null) {
+            s.extraModels.put("bench", setup.model());
+            s.defaultModel = "bench";
+            s.service.loadTimeoutMillis = 30 * 60_000; // a full-size file on a busy machine
+        }
         if (outDir != null) {
             Files.createDirectories(outDir);
         }
-        out.printf("savings: demo model sd-shapes, dpmpp_2m, 20 steps, guidance 5, 128x128, %d prompts/seeds, "
-                + "%d threads; each request alone, full and option alternated%n", PROMPTS.size(), threads);
+        List<String> prompts = setup.prompts();
+        out.printf("savings: %s, dpmpp_2m, %d steps, guidance 5, %s, %d prompts/seeds, %d threads; each request "
+                        + "alone, full and option alternated%n", setup.label(), setup.steps(),
+                setup.size() == null ? "the model's size" : setup.size() + "x" + setup.size(), prompts.size(), threads);
         out.printf("%-20s %-11s %9s %9s %8s %8s %8s %8s%n", "option", "setting", "full s", "option s", "speed-up",
                 "MAE", "PSNR dB", "min PSNR");
         try (Assembly asm = Assembly.create(s)) {
+            asm.service().pauseTextCache(true);
             // warm-up: graphs built, model resident
-            generate(asm, request(PROMPTS.get(0), 1));
-            for (Variant v : variants()) {
-                double fullS = 0, optS = 0, mae = 0, psnr = 0, minPsnr = Double.POSITIVE_INFINITY;
-                for (int i = 0; i < PROMPTS.size(); i++) {
-                    GenerationRequest base = request(PROMPTS.get(i), 1000 + i);
-                    boolean fullFirst = i % 2 == 0;
-                    Result a = generate(asm, fullFirst ? base : v.apply().apply(base));
-                    Result b = generate(asm, fullFirst ? v.apply().apply(base) : base);
-                    Result full = fullFirst ? a : b, opt = fullFirst ? b : a;
-                    fullS += full.seconds;
-                    optS += opt.seconds;
-                    double[] d = difference(full.png, opt.png);
+            generate(asm, setup.request(prompts.get(0), 1));
+            List<Result> full = new ArrayList<>();
+            List<Variant> variants = variants();
+            double[][] optS = new double[variants.size()][prompts.size()];
+            byte[][][] optPng = new byte[variants.size()][prompts.size()][];
+            for (int i = 0; i < prompts.size(); i++) {
+                GenerationRequest base = setup.request(prompts.get(i), 1000 + i);
+                boolean fullFirst = i % 2 == 0; // full before the options on even prompts, after them on odd ones
+                if (fullFirst) {
+                    full.add(generate(asm, base));
+                }
+                for (int v = 0; v < variants.size(); v++) {
+                    Result r = generate(asm, variants.get(v).apply().apply(base));
+                    optS[v][i] = r.seconds;
+                    optPng[v][i] = r.png;
+                }
+                if (!fullFirst) {
+                    full.add(generate(asm, base));
+                }
+            }
+            for (int v = 0; v < variants.size(); v++) {
+                double fullS = 0, sumOpt = 0, mae = 0, psnr = 0, minPsnr = Double.POSITIVE_INFINITY;
+                for (int i = 0; i < prompts.size(); i++) {
+                    fullS += full.get(i).seconds;
+                    sumOpt += optS[v][i];
+                    double[] d = difference(full.get(i).png, optPng[v][i]);
                     mae += d[0];
                     psnr += Math.min(d[1], 99);
                     minPsnr = Math.min(minPsnr, d[1]);
                     if (outDir != null) {
-                        String tag = v.setting().replace(' ', '-');
-                        Files.write(outDir.resolve("p" + i + "-full.png"), full.png);
-                        Files.write(outDir.resolve("p" + i + "-" + tag + ".png"), opt.png);
+                        Files.write(outDir.resolve("p" + i + "-full.png"), full.get(i).png);
+                        Files.write(outDir.resolve("p" + i + "-" + variants.get(v).setting().replace(' ', '-') + ".png"),
+                                optPng[v][i]);
                     }
                 }
-                int n = PROMPTS.size();
-                out.printf("%-20s %-11s %9.2f %9.2f %7.2fx %8.2f %8.1f %8.1f%n", v.option(), v.setting(), fullS, optS,
-                        fullS / optS, mae / n, psnr / n, minPsnr);
+                int n = prompts.size();
+                out.printf("%-20s %-11s %9.2f %9.2f %7.2fx %8.2f %8.1f %8.1f%n", variants.get(v).option(),
+                        variants.get(v).setting(), fullS, sumOpt, fullS / sumOpt, mae / n, psnr / n, minPsnr);
             }
+            TextCacheBench.run(asm, setup, out);
         }
         return 0;
     }
@@ -103,13 +156,21 @@ public final class SavingsBench {
     }
 
     static Result generate(Assembly asm, GenerationRequest req) throws Exception {
+        return generateTimed(asm, req).result();
+    }
+
+    /** A request's PNG, its seconds, and its stage timings (ms: queue, encode, denoise, decode, total). */
+    record Timed(Result result, java.util.Map<String, Double> stages) {
+    }
+
+    static Timed generateTimed(Assembly asm, GenerationRequest req) throws Exception {
         long t0 = System.nanoTime();
         Job job = asm.service().submit(req, false);
         Mailbox mb = job.watch();
         while (true) {
             JobEvent e = mb.next().get(1, TimeUnit.HOURS);
             if (e instanceof JobEvent.Completed c) {
-                return new Result(c.images().get(0), (System.nanoTime() - t0) / 1e9);
+                return new Timed(new Result(c.images().get(0), (System.nanoTime() - t0) / 1e9), c.timingsMillis());
             }
             if (e instanceof JobEvent.Ended end) {
                 throw new IllegalStateException("savings bench: request ended " + end.state()
