@@ -157,6 +157,34 @@ public final class SimulationReport {
                     res == null ? Double.NaN : res.percentile(50), res == null ? Double.NaN : res.percentile(99),
                     res == null ? Double.NaN : res.meanBatch(), base > 0 ? g.rate() / base : Double.NaN);
         }
+        textCache(out, file, t, f, requests, minSteps, maxSteps, seed, target);
+        textCache(out, file, t, f, requests, 4, 8, seed, target);
+    }
+
+    /**
+     * The text-embedding cache (a server setting) on prompts that repeat as a public service's do
+     * ({@link TextCacheScenario}), off and on, with requests of {@code minSteps}..{@code maxSteps} steps.
+     */
+    private static void textCache(PrintStream out, Path file, String t, double f, int requests, int minSteps,
+                                  int maxSteps, long seed, double target) throws Exception {
+        Simulator sim = new Simulator(GpuCostTable.load(file, TABLES.get(t)), minSteps, maxSteps);
+        sim.requestOption = TextCacheScenario::prompts;
+        double base = Double.NaN;
+        for (boolean on : new boolean[]{false, true}) {
+            sim.serviceOption = c -> c.textCacheBytes = on ? 64L << 20 : 0;
+            Simulator.Goodput g = Simulator.goodput(r -> sim.runSdServe(sim.trace(requests, r, f, seed)), target,
+                    0.01, 100, 1.04);
+            if (!on) {
+                base = g.rate();
+            }
+            Simulator.Result res = g.result();
+            long[] hm = sim.lastTextCache;
+            String name = on ? String.format(Locale.ROOT, "  + text_cache (%.0f%% hit)",
+                    100.0 * hm[0] / Math.max(1, hm[0] + hm[1])) : "repeated prompts " + minSteps + "-" + maxSteps + " st";
+            out.printf(Locale.ROOT, "%-28s %10.2f %9.0f %9.0f %7.2f %7.2fx%n", name, g.rate(),
+                    res == null ? Double.NaN : res.percentile(50), res == null ? Double.NaN : res.percentile(99),
+                    res == null ? Double.NaN : res.meanBatch(), base > 0 ? g.rate() / base : Double.NaN);
+        }
     }
 
     private static String fmt(double f) {

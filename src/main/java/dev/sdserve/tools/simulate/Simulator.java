@@ -62,6 +62,11 @@ public final class Simulator {
     public volatile double[][] lastAdmitted;
     /** Applied to every simulated request (a per-request option scenario, e.g. guidance truncation); none by default. */
     public java.util.function.UnaryOperator<GenerationRequest> requestOption = java.util.function.UnaryOperator.identity();
+    /** Applied to the scheduler's configuration of every {@link #runSdServe} run (a server-setting scenario); none by default. */
+    public java.util.function.Consumer<ServiceConfig> serviceOption = c -> {
+    };
+    /** Of the last {@link #runSdServe} run: the text-embedding cache's {hits, misses}. */
+    public volatile long[] lastTextCache = {0, 0};
     private final int minSteps;
     private final int maxSteps;
 
@@ -120,6 +125,7 @@ public final class Simulator {
         cfg.retainFinishedJobs = trace.size() + 1;
         cfg.admission.maxQueue = Math.max(cfg.admission.maxQueue, 1024);
         cfg.randomSeed = () -> 1;
+        serviceOption.accept(cfg);
         long epoch0 = clock.currentTimeMillis();
         int n = trace.size();
         Job[] jobs = new Job[n];
@@ -179,6 +185,7 @@ public final class Simulator {
                 }
             }
             lastAdmitted = per;
+            lastTextCache = new long[]{svc.stats().textCacheHits.get(), svc.stats().textCacheMisses.get()};
             return new Result(n, onTime, rejected, lat.stream().mapToDouble(Double::doubleValue).toArray(),
                     svc.stats().meanDenoiseJobs());
         }
