@@ -23,8 +23,25 @@ final class TextCacheBench {
     }
 
     static void run(Assembly asm, SavingsBench.Setup setup, PrintStream out) throws Exception {
-        // a checkpoint file: its first prompt only (a full-size request takes minutes on a busy machine)
-        List<String> prompts = setup.model() == null ? setup.prompts() : setup.prompts().subList(0, 1);
+        // a checkpoint file: the conditioning's difference only (its encoder's share is the line above the table)
+        List<String> prompts = setup.model() == null ? setup.prompts() : List.of();
+        if (!prompts.isEmpty()) {
+            table(asm, setup, prompts, out);
+        }
+        asm.service().pauseTextCache(true);
+        String model = asm.service().config().admission.defaultModel;
+        double maxDelta = 0;
+        for (String p : setup.prompts()) {
+            List<Conditioning> solo = asm.engine().encodeConditioning(model, List.of(new EncodeItem(p)));
+            List<Conditioning> batched = asm.engine().encodeConditioning(model,
+                    List.of(new EncodeItem(p), EncodeItem.negative("", 1, List.of())));
+            maxDelta = Math.max(maxDelta, maxAbs(solo.get(0).context(), batched.get(0).context()));
+        }
+        out.printf("conditioning encoded alone vs in a batch with the empty prompt: max |delta| = %.3g%n", maxDelta);
+    }
+
+    private static void table(Assembly asm, SavingsBench.Setup setup, List<String> prompts, PrintStream out)
+            throws Exception {
         out.printf("%ntext-embedding cache (64 MiB): the same requests with the cache paused and on, %d prompt(s)%n",
                 prompts.size());
         out.printf("%-20s %9s %9s %8s %10s %10s %8s %8s%n", "case", "full s", "cached s", "speed-up", "te ms full",
@@ -61,16 +78,6 @@ final class TextCacheBench {
                     promptCached ? "prompt+negative hit" : "negative hit only", fullS, onS, fullS / onS, teFull / n,
                     teOn / n, mae / n, psnr / n);
         }
-        asm.service().pauseTextCache(true);
-        String model = asm.service().config().admission.defaultModel;
-        double maxDelta = 0;
-        for (String p : setup.prompts()) {
-            List<Conditioning> solo = asm.engine().encodeConditioning(model, List.of(new EncodeItem(p)));
-            List<Conditioning> batched = asm.engine().encodeConditioning(model,
-                    List.of(new EncodeItem(p), EncodeItem.negative("", 1, List.of())));
-            maxDelta = Math.max(maxDelta, maxAbs(solo.get(0).context(), batched.get(0).context()));
-        }
-        out.printf("conditioning encoded alone vs in a batch with the empty prompt: max |delta| = %.3g%n", maxDelta);
     }
 
     static double maxAbs(float[] a, float[] b) {
