@@ -39,6 +39,10 @@ public interface SdServeConfig {
     @WithDefault("1.0")
     double guidanceCutoff();
 
+    /** DeepCache's interval for requests that set none: a full UNet step every this many evaluations (0/1 = off). */
+    @WithDefault("1")
+    int deepCacheInterval();
+
     Preview preview();
 
     interface Preview {
