@@ -75,6 +75,7 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
             }
         }
         padCondUncond(o);
+        deepCacheInterval(o);
         refuseTrue(o, "enable_hr", "hires fix is not supported by sd-serve");
         refuseTrue(o, "restore_faces", "face restoration is not supported by sd-serve");
         refuseTrue(o, "tiling", "tiling is not supported by sd-serve");
