@@ -32,9 +32,11 @@ public final class BenchCommand implements CliCommand {
               --ab-weights A,B  load the checkpoint twice, weight storage A and B (all: fp16 tensors stay fp16,
                               cast per call; vae-te: UNet float32; none: all float32) and time each case on both,
                               alternated call by call; prints both, B/A and the bytes each holds
-              --savings       the cheaper-step options (guidance truncation, ...) against the full computation
+              --savings       the cheaper-step options (guidance truncation, DeepCache, ...) against the full computation
                               on the demo model over 8 fixed prompts/seeds: time, speed-up, MAE and PSNR;
-                              --out DIR also writes every image
+                              --out DIR also writes every image; --savings-model FILE --savings-size PX
+                              --savings-steps N --savings-prompts N: another checkpoint, its size, steps, prompts
+              --deepcache F[,F]  DeepCache's plain, full and shallow step times on each checkpoint (latents 32², 64²)
               --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
               --threads N     intra-op threads and FMA-peak threads (default: available processors)
               --inter-op N    inter-op threads (default 1)
@@ -62,6 +64,9 @@ public final class BenchCommand implements CliCommand {
         String loraModel = null, abWeights = null;
         boolean savings = false;
         Path savingsOut = null;
+        String deepCache = null;
+        Path savingsModel = null;
+        int savingsSize = 128, savingsSteps = 20, savingsPrompts = 8;
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(Bench.CASES);
         try {
@@ -87,6 +92,11 @@ public final class BenchCommand implements CliCommand {
                     case "--golden" -> loraModel = args.get(++i);
                     case "--ab-weights" -> abWeights = args.get(++i);
                     case "--savings" -> savings = true;
+                    case "--deepcache" -> deepCache = args.get(++i);
+                    case "--savings-model" -> savingsModel = Path.of(args.get(++i));
+                    case "--savings-size" -> savingsSize = positive(args.get(++i), "--savings-size");
+                    case "--savings-steps" -> savingsSteps = positive(args.get(++i), "--savings-steps");
+                    case "--savings-prompts" -> savingsPrompts = positive(args.get(++i), "--savings-prompts");
                     case "--out" -> savingsOut = Path.of(args.get(++i));
                     case "--dir" -> dir = Path.of(args.get(++i));
                     case "--cases" -> {
@@ -112,8 +122,13 @@ public final class BenchCommand implements CliCommand {
                 return 2;
             }
         }
+        if (deepCache != null) {
+            return dev.sdserve.tools.bench.DeepCacheBench.run(
+                    java.util.Arrays.stream(deepCache.split(",")).map(Path::of).toList(), reps, out);
+        }
         if (savings) {
-            return dev.sdserve.tools.bench.SavingsBench.run(threads, savingsOut, out);
+            return dev.sdserve.tools.bench.SavingsBench.run(threads, savingsOut, out, savingsModel, savingsSize,
+                    savingsSteps, savingsPrompts);
         }
         return Bench.run(new Bench.Options(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora,
                 firstStep, profile, rank, loraModel, cases, sdxl, abWeights), out);

@@ -49,27 +49,45 @@ public final class SavingsBench {
         return List.of(
                 new Variant("guidance truncation", "cutoff 0.7", r -> r.withGuidanceCutoff(0.7)),
                 new Variant("guidance truncation", "cutoff 0.5", r -> r.withGuidanceCutoff(0.5)),
-                new Variant("guidance truncation", "cutoff 0.3", r -> r.withGuidanceCutoff(0.3)));
+                new Variant("guidance truncation", "cutoff 0.3", r -> r.withGuidanceCutoff(0.3)),
+                new Variant("DeepCache", "interval 2", r -> r.withDeepCacheInterval(2)),
+                new Variant("DeepCache", "interval 3", r -> r.withDeepCacheInterval(3)));
     }
 
     public static int run(int threads, Path outDir, PrintStream out) throws Exception {
+        return run(threads, outDir, out, null, 128, 20, PROMPTS.size());
+    }
+
+    /**
+     * As {@link #run(int, Path, PrintStream)} on {@code model} (null: the demo model) at {@code size}² with
+     * {@code steps} steps over the first {@code prompts} prompts.
+     */
+    public static int run(int threads, Path outDir, PrintStream out, Path model, int size, int steps, int prompts)
+            throws Exception {
         Assembly.Settings s = new Assembly.Settings();
         s.threads = threads;
         s.rescanSeconds = 0;
+        if (model != null) {
+            s.extraModels.put("bench", model);
+            s.defaultModel = "bench";
+        }
         if (outDir != null) {
             Files.createDirectories(outDir);
         }
-        out.printf("savings: demo model sd-shapes, dpmpp_2m, 20 steps, guidance 5, 128x128, %d prompts/seeds, "
-                + "%d threads; each request alone, full and option alternated%n", PROMPTS.size(), threads);
+        UnaryOperator<GenerationRequest> shape = r -> r.withSize(size, size).withSteps(steps);
+        List<String> list = PROMPTS.subList(0, Math.min(prompts, PROMPTS.size()));
+        out.printf("savings: %s, dpmpp_2m, %d steps, guidance 5, %dx%d, %d prompts/seeds, "
+                + "%d threads; each request alone, full and option alternated%n",
+                model == null ? "demo model sd-shapes" : model.getFileName(), steps, size, size, list.size(), threads);
         out.printf("%-20s %-11s %9s %9s %8s %8s %8s %8s%n", "option", "setting", "full s", "option s", "speed-up",
                 "MAE", "PSNR dB", "min PSNR");
         try (Assembly asm = Assembly.create(s)) {
             // warm-up: graphs built, model resident
-            generate(asm, request(PROMPTS.get(0), 1));
+            generate(asm, shape.apply(request(list.get(0), 1)));
             for (Variant v : variants()) {
                 double fullS = 0, optS = 0, mae = 0, psnr = 0, minPsnr = Double.POSITIVE_INFINITY;
-                for (int i = 0; i < PROMPTS.size(); i++) {
-                    GenerationRequest base = request(PROMPTS.get(i), 1000 + i);
+                for (int i = 0; i < list.size(); i++) {
+                    GenerationRequest base = shape.apply(request(list.get(i), 1000 + i));
                     boolean fullFirst = i % 2 == 0;
                     Result a = generate(asm, fullFirst ? base : v.apply().apply(base));
                     Result b = generate(asm, fullFirst ? v.apply().apply(base) : base);
@@ -86,7 +104,7 @@ public final class SavingsBench {
                         Files.write(outDir.resolve("p" + i + "-" + tag + ".png"), opt.png);
                     }
                 }
-                int n = PROMPTS.size();
+                int n = list.size();
                 out.printf("%-20s %-11s %9.2f %9.2f %7.2fx %8.2f %8.1f %8.1f%n", v.option(), v.setting(), fullS, optS,
                         fullS / optS, mae / n, psnr / n, minPsnr);
             }
