@@ -35,7 +35,8 @@ public final class BenchCommand implements CliCommand {
               --savings       the cheaper-step options (guidance truncation, DeepCache, ...) against the full computation
                               on the demo model over 8 fixed prompts/seeds: time, speed-up, MAE and PSNR;
                               --out DIR also writes every image; --savings-model FILE --savings-size PX
-                              --savings-steps N --savings-prompts N: another checkpoint, its size, steps, prompts
+                              --savings-steps N --savings-prompts N: another checkpoint, its size, steps, prompts;
+                              --savings-option NAME: only that option's rows (e.g. DeepCache)
               --deepcache F[,F]  DeepCache's plain, full and shallow step times on each checkpoint (latents 32², 64²)
               --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
               --threads N     intra-op threads and FMA-peak threads (default: available processors)
@@ -67,6 +68,7 @@ public final class BenchCommand implements CliCommand {
         String deepCache = null;
         Path savingsModel = null;
         int savingsSize = 128, savingsSteps = 20, savingsPrompts = 8;
+        String savingsOption = null;
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(Bench.CASES);
         try {
@@ -97,6 +99,7 @@ public final class BenchCommand implements CliCommand {
                     case "--savings-size" -> savingsSize = positive(args.get(++i), "--savings-size");
                     case "--savings-steps" -> savingsSteps = positive(args.get(++i), "--savings-steps");
                     case "--savings-prompts" -> savingsPrompts = positive(args.get(++i), "--savings-prompts");
+                    case "--savings-option" -> savingsOption = args.get(++i);
                     case "--out" -> savingsOut = Path.of(args.get(++i));
                     case "--dir" -> dir = Path.of(args.get(++i));
                     case "--cases" -> {
@@ -128,7 +131,7 @@ public final class BenchCommand implements CliCommand {
         }
         if (savings) {
             return dev.sdserve.tools.bench.SavingsBench.run(threads, savingsOut, out, savingsModel, savingsSize,
-                    savingsSteps, savingsPrompts);
+                    savingsSteps, savingsPrompts, savingsOption);
         }
         return Bench.run(new Bench.Options(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora,
                 firstStep, profile, rank, loraModel, cases, sdxl, abWeights), out);

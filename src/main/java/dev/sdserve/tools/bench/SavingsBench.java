@@ -64,6 +64,12 @@ public final class SavingsBench {
      */
     public static int run(int threads, Path outDir, PrintStream out, Path model, int size, int steps, int prompts)
             throws Exception {
+        return run(threads, outDir, out, model, size, steps, prompts, null);
+    }
+
+    /** As above, only the variants of option {@code only} (null: all). */
+    public static int run(int threads, Path outDir, PrintStream out, Path model, int size, int steps, int prompts,
+                          String only) throws Exception {
         Assembly.Settings s = new Assembly.Settings();
         s.threads = threads;
         s.rescanSeconds = 0;
@@ -85,6 +91,9 @@ public final class SavingsBench {
             // warm-up: graphs built, model resident
             generate(asm, shape.apply(request(list.get(0), 1)));
             for (Variant v : variants()) {
+                if (only != null && !v.option().equalsIgnoreCase(only)) {
+                    continue;
+                }
                 double fullS = 0, optS = 0, mae = 0, psnr = 0, minPsnr = Double.POSITIVE_INFINITY;
                 for (int i = 0; i < list.size(); i++) {
                     GenerationRequest base = shape.apply(request(list.get(i), 1000 + i));
