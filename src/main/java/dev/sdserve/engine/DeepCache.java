@@ -11,8 +11,8 @@ import java.util.List;
 public final class DeepCache {
     /**
      * A shallow step's time as a fraction of a full step's at the same batch, before the scheduler has measured one:
-     * {@code bench --deepcache} measured 0.43 (latents 32²) and 0.58 (64²) on the demo model (README "DeepCache");
-     * 0.5 sits between, on the side of predicting too much rather than too little. The scheduler learns the real
+     * {@code bench --deepcache} measured 0.20 (latents 32²) and 0.33 (64²) on the full-size SD 1.5, 0.43–0.58 on the
+     * demo model (README "DeepCache"); 0.5 errs on the side of predicting too much rather than too little. The scheduler learns the real
      * ratio per bucket from its shallow calls; the simulator's scenario uses this one.
      */
     public static final double SHALLOW_COST_PRIOR = 0.5;
