@@ -50,6 +50,9 @@ public final class AdmissionConfig {
     public int defaultClipSkip = 1;
     /** Guidance truncation when a request sets none (1 = off: every evaluation guided). */
     public double defaultGuidanceCutoff = 1.0;
+    /** DeepCache's interval when a request sets none (0/1 = off), and the largest a request may ask. */
+    public int defaultDeepCacheInterval = 1;
+    public int maxDeepCacheInterval = Limits.MAX_DEEP_CACHE_INTERVAL;
     public SloClass defaultSloClass = SloClass.STANDARD;
     public String defaultTenant = "default";
     public int defaultPreviewEvery = 1;
@@ -125,6 +128,8 @@ public final class AdmissionConfig {
         c.defaultGuidance = defaultGuidance;
         c.defaultClipSkip = defaultClipSkip;
         c.defaultGuidanceCutoff = defaultGuidanceCutoff;
+        c.defaultDeepCacheInterval = defaultDeepCacheInterval;
+        c.maxDeepCacheInterval = maxDeepCacheInterval;
         c.defaultSloClass = defaultSloClass;
         c.defaultTenant = defaultTenant;
         c.defaultPreviewEvery = defaultPreviewEvery;

@@ -97,9 +97,11 @@ public final class CompletionPredictor {
             // UNet samples at step s from now: every job with s evaluations left, each with its own samples then
             // (guidance truncation: fewer after the cutoff)
             int[] loadAt = new int[maxRem + 2];
+            // DeepCache: shallow steps run in calls of their own (the planner groups by step kind), at their cost
+            int[] shallowAt = new int[maxRem + 2];
             for (Pending w : members) {
                 for (int s = 1, rem = w.remainingEvals(); s <= rem; s++) {
-                    loadAt[s] += w.latentsAtEval(s);
+                    (w.shallowAtEval(s) ? shallowAt : loadAt)[s] += w.latentsAtEval(s);
                 }
             }
             // Arrivals keep replacing departures under load: never predict a batch below the recent mean.
@@ -107,8 +109,13 @@ public final class CompletionPredictor {
             int maxBatch = limits.maxLatentBatch();
             for (int st = 1; st <= maxRem; st++) {
                 int b = Math.max(1, Math.min(maxBatch, Math.max(loadAt[st], (int) Math.round(recent))));
-                prefix[st] = prefix[st - 1] + cost.predictMillis(model, Stage.DENOISE, shape, b);
+                prefix[st] = prefix[st - 1] + shallowMillis(model, shape, shallowAt[st], maxBatch)
+                        + (loadAt[st] == 0 && shallowAt[st] > 0 ? 0 : cost.predictMillis(model, Stage.DENOISE, shape, b));
             }
+        }
+
+        private double shallowMillis(String model, LatentShape shape, int samples, int maxBatch) {
+            return samples == 0 ? 0 : cost.predictShallowMillis(model, shape, Math.min(maxBatch, samples));
         }
 
         double denoiseMillis(int steps) {
@@ -168,6 +175,13 @@ public final class CompletionPredictor {
         if (w.toDenoise()) {
             double thr = bucketInfo.computeIfAbsent(w.bucket(), k -> new double[]{bestThroughput(m, w.shape())})[0];
             ms += w.remainingLatents() / thr;
+            int shallow = w.remainingShallowLatents();
+            if (shallow > 0) { // DeepCache's shallow steps cost their share of a full one
+                int b = limits.maxLatentBatch();
+                double full = cost.predictMillis(m, Stage.DENOISE, w.shape(), b);
+                double ratio = full > 0 ? Math.min(1, cost.predictShallowMillis(m, w.shape(), b) / full) : 1;
+                ms -= (1 - ratio) * shallow / thr;
+            }
         }
         int d = limits.maxDecodeBatch();
         if (w.toEncodeImage()) { // the VAE encoder batches like its decoder

@@ -37,6 +37,8 @@ public final class Limits {
     public static final int MAX_TENANT_CHARS = 128;
     /** Priorities: within ±this. */
     public static final int MAX_PRIORITY = 1000;
+    /** DeepCache's largest interval (a full UNet step every this many evaluations). */
+    public static final int MAX_DEEP_CACHE_INTERVAL = 20;
     /** Relative deadlines: at most this many milliseconds from now (7 days). */
     public static final long MAX_DEADLINE_MILLIS = 7L * 24 * 3600 * 1000;
     /** img2img / inpainting: encoded bytes of the init image and of the mask, each (PNG, JPEG or WebP). */

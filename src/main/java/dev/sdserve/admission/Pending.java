@@ -47,6 +47,20 @@ public interface Pending {
         return latentPerStep();
     }
 
+    /** Whether the {@code s}-th model evaluation from now is a DeepCache shallow step (cheaper: see {@link dev.sdserve.engine.DeepCache}). */
+    default boolean shallowAtEval(int s) {
+        return false;
+    }
+
+    /** UNet samples of the remaining evaluations that are DeepCache shallow steps. */
+    default int remainingShallowLatents() {
+        int n = 0;
+        for (int s = 1; s <= remainingEvals(); s++) {
+            n += shallowAtEval(s) ? latentsAtEval(s) : 0;
+        }
+        return n;
+    }
+
     /** UNet samples over every remaining evaluation (what the denoising still costs). */
     default int remainingLatents() {
         int n = 0;

@@ -160,12 +160,23 @@ public final class Validation {
         }
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
         double guidanceCutoff = guidanceCutoff(r.guidanceCutoff());
+        int deepCacheInterval = deepCacheInterval(r.deepCacheInterval());
         names.lorasExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
         ResolvedImage image = this.images.resolve(r.image(), decoded, info, sampler, steps, width, height);
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
                 seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort,
-                Boolean.TRUE.equals(r.padCondUncond()), image, guidanceCutoff);
+                Boolean.TRUE.equals(r.padCondUncond()), image, guidanceCutoff, deepCacheInterval);
+    }
+
+    /** DeepCache's interval: 0..max (0 and 1 = off, resolved to 1), the server's default when unset. */
+    private int deepCacheInterval(Integer given) {
+        int n = given == null ? config.defaultDeepCacheInterval : given;
+        if (n < 0 || n > config.maxDeepCacheInterval) {
+            throw ServeException.invalid("deep_cache_interval", "must be within 0.." + config.maxDeepCacheInterval
+                    + " (a full UNet step every this many steps, the shallow path between; 0 or 1 = off), got " + n);
+        }
+        return Math.max(1, n);
     }
 
     /** The guidance truncation fraction: (0, 1], the server's default when unset. */

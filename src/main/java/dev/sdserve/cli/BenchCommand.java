@@ -32,10 +32,13 @@ public final class BenchCommand implements CliCommand {
               --ab-weights A,B  load the checkpoint twice, weight storage A and B (all: fp16 tensors stay fp16,
                               cast per call; vae-te: UNet float32; none: all float32) and time each case on both,
                               alternated call by call; prints both, B/A and the bytes each holds
-              --savings       the cheaper-step options (guidance truncation, ...) against the full computation
+              --savings       the cheaper-step options (guidance truncation, DeepCache, ...) against the full computation
                               on the demo model over 8 fixed prompts/seeds: time, speed-up, MAE and PSNR;
                               --out DIR also writes every image; --model FILE: that checkpoint instead, its first
-                              3 prompts at --size N (256) and --steps N (10); then the text-embedding cache's table
+                              3 prompts at --size N (256) and --steps N (10); then the text-embedding cache's table;
+                              --savings-prompts N: only the first N prompts; --savings-option NAME: only that
+                              option's rows (e.g. DeepCache); --savings-model/-size/-steps are --model/--size/--steps
+              --deepcache F[,F]  DeepCache's plain, full and shallow step times on each checkpoint (latents 32², 64²)
               --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
               --threads N     intra-op threads and FMA-peak threads (default: available processors)
               --inter-op N    inter-op threads (default 1)
@@ -63,8 +66,10 @@ public final class BenchCommand implements CliCommand {
         String loraModel = null, abWeights = null;
         boolean savings = false;
         Path savingsOut = null;
+        String deepCache = null;
         Path savingsModel = null;
-        int savingsSize = 256, savingsSteps = 10;
+        int savingsSize = 256, savingsSteps = 10, savingsPrompts = 0;
+        String savingsOption = null;
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(Bench.CASES);
         try {
@@ -90,6 +95,12 @@ public final class BenchCommand implements CliCommand {
                     case "--golden" -> loraModel = args.get(++i);
                     case "--ab-weights" -> abWeights = args.get(++i);
                     case "--savings" -> savings = true;
+                    case "--deepcache" -> deepCache = args.get(++i);
+                    case "--savings-model" -> savingsModel = Path.of(args.get(++i));
+                    case "--savings-size" -> savingsSize = positive(args.get(++i), "--savings-size");
+                    case "--savings-steps" -> savingsSteps = positive(args.get(++i), "--savings-steps");
+                    case "--savings-prompts" -> savingsPrompts = positive(args.get(++i), "--savings-prompts");
+                    case "--savings-option" -> savingsOption = args.get(++i);
                     case "--out" -> savingsOut = Path.of(args.get(++i));
                     case "--model" -> savingsModel = Path.of(args.get(++i));
                     case "--size" -> savingsSize = positive(args.get(++i), "--size");
@@ -118,8 +129,13 @@ public final class BenchCommand implements CliCommand {
                 return 2;
             }
         }
+        if (deepCache != null) {
+            return dev.sdserve.tools.bench.DeepCacheBench.run(
+                    java.util.Arrays.stream(deepCache.split(",")).map(Path::of).toList(), reps, out);
+        }
         if (savings) {
-            return dev.sdserve.tools.bench.SavingsBench.run(savingsModel, savingsSize, savingsSteps, threads, savingsOut, out);
+            return dev.sdserve.tools.bench.SavingsBench.run(savingsModel, savingsSize, savingsSteps, savingsPrompts,
+                    savingsOption, threads, savingsOut, out);
         }
         return Bench.run(new Bench.Options(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora,
                 firstStep, profile, rank, loraModel, cases, sdxl, abWeights), out);

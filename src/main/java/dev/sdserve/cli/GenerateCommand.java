@@ -21,7 +21,7 @@ import java.util.concurrent.TimeUnit;
 public final class GenerateCommand implements CliCommand {
     static final Set<String> VALUED = Set.of("prompt", "negative", "model", "steps", "sampler", "guidance", "cfg",
             "seed", "width", "height", "out", "lora", "images", "clip-skip", "server", "engine", "threads", "models-dir",
-            "preview", "preview-full");
+            "preview", "preview-full", "deep-cache");
     static final Set<String> FLAGS = Set.of("help", "quiet");
 
     @Override
@@ -47,6 +47,7 @@ public final class GenerateCommand implements CliCommand {
                                    (default: the model's recommendation, else euler_a)
               --guidance G         classifier-free guidance scale (default: the model's recommendation, else 7.5;
                                    --cfg is an alias)
+              --deep-cache N       DeepCache: a full UNet step every N steps, the shallow path between (0/1 = off)
               --seed N             seed (default random; the seed used is printed)
               --width W --height H image size, multiples of 8 (default: the model's size)
               --lora NAME:WEIGHT   apply a LoRA (repeatable; needs a server or --models-dir with loras/)
@@ -171,7 +172,8 @@ public final class GenerateCommand implements CliCommand {
                 a.integer("height", null), a.integer("steps", null), a.get("sampler", null), guidance, seedValue,
                 a.integer("clip-skip", null), a.integer("images", null),
                 a.has("preview") ? new PreviewOptions(1, "png", 0, PreviewOptions.DENOISED, PreviewFile.fullEvery(a))
-                        : new PreviewOptions(0, "png", 0), null, null, null, "cli", true);
+                        : new PreviewOptions(0, "png", 0), null, null, null, "cli", true)
+                .withDeepCacheInterval(a.integer("deep-cache", null));
     }
 
     static List<Path> write(JobEvent.Completed c, String out) throws java.io.IOException {

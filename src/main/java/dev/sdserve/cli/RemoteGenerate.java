@@ -162,6 +162,10 @@ public final class RemoteGenerate {
         if (g != null) {
             b.setGuidanceScale(g);
         }
+        Integer deepCache = a.integer("deep-cache", null);
+        if (deepCache != null) {
+            b.setDeepCacheInterval(deepCache);
+        }
         String seed = a.get("seed", null);
         if (seed != null && !seed.equals("-1") && !seed.equalsIgnoreCase("random")) {
             try {

@@ -43,8 +43,11 @@ public interface SdServeConfig {
      * Bound of the text-embedding cache, MiB (0 = off): repeated prompts and negative prompts skip the text encoder.
      * An SD 1.5 prompt of up to 75 tokens costs ≈ 231 KiB, an SDXL one ≈ 621 KiB.
      */
-    @WithDefault("64")
+    @WithDefault("0")
     long textCacheMb();
+    /** DeepCache's interval for requests that set none: a full UNet step every this many evaluations (0/1 = off). */
+    @WithDefault("1")
+    int deepCacheInterval();
 
     Preview preview();
 

@@ -12,6 +12,15 @@ package dev.sdserve.engine;
 public interface CostModel {
     double predictMillis(String model, Stage stage, LatentShape shape, int batch);
 
+    /**
+     * Predicted duration of a DeepCache shallow denoise call of {@code batch} UNet samples ({@link DeepCache}): by
+     * default the measured ratio {@link DeepCache#SHALLOW_COST_PRIOR} of a full step's; a cost model that measures
+     * shallow calls answers with what it learned.
+     */
+    default double predictShallowMillis(String model, LatentShape shape, int batch) {
+        return DeepCache.SHALLOW_COST_PRIOR * predictMillis(model, Stage.DENOISE, shape, batch);
+    }
+
     /** Every call costs nothing (the overhead benchmark). */
     CostModel ZERO = (m, s, sh, b) -> 0.0;
 

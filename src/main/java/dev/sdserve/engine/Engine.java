@@ -41,6 +41,15 @@ public interface Engine extends AutoCloseable {
     float[][] denoise(DenoiseBatch batch);
 
     /**
+     * As {@link #denoise(DenoiseBatch)} with DeepCache ({@link DeepCache}): per item a step (null: plain) that
+     * either runs the whole UNet and refills its slot, or runs the shallow path from the slot. The default, for
+     * engines without DeepCache, computes every step whole (what interval 1 computes) and caches nothing.
+     */
+    default float[][] denoise(DenoiseBatch batch, List<DeepCache.Step> steps) {
+        return denoise(batch);
+    }
+
+    /**
      * Decodes latents (already divided by nothing: pass the sampler's latents as they are; the engine applies the
      * model's scaling factor) into RGB images in [0, 1], each {@code height × width × 3} floats, row-major HWC.
      */

@@ -17,6 +17,8 @@ import java.util.List;
  * @param guidanceCutoff guidance truncation: the fraction of the model evaluations (from the start) that keep
  *                       classifier-free guidance; the rest run the prompt's half only. Null: the server's default;
  *                       1: off (every evaluation guided)
+ * @param deepCacheInterval DeepCache: a full UNet step every this many model evaluations, the shallow path (on
+ *                       the cached deep feature) between; null: the server's default; 0 or 1: off
  */
 public record GenerationRequest(
         String prompt,
@@ -39,7 +41,8 @@ public record GenerationRequest(
         Boolean bestEffort,
         Boolean padCondUncond,
         ImageInput image,
-        Double guidanceCutoff) {
+        Double guidanceCutoff,
+        Integer deepCacheInterval) {
 
     public GenerationRequest {
         loras = loras == null ? List.of() : List.copyOf(loras);
@@ -51,7 +54,25 @@ public record GenerationRequest(
                              Integer images, PreviewOptions preview, SloClass sloClass, Long deadlineMillis,
                              Integer priority, String tenant, Boolean bestEffort) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, null, null, null);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, null, null, null, null);
+    }
+
+    /** A request as the canonical constructor before DeepCache (no DeepCache option given). */
+    public GenerationRequest(String prompt, String negativePrompt, String model, List<LoraWeight> loras, Integer width,
+                             Integer height, Integer steps, String sampler, Double guidance, Long seed, Integer clipSkip,
+                             Integer images, PreviewOptions preview, SloClass sloClass, Long deadlineMillis,
+                             Integer priority, String tenant, Boolean bestEffort, Boolean padCondUncond,
+                             ImageInput image, Double guidanceCutoff) {
+        this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff,
+                null);
+    }
+
+    /** This request with DeepCache's interval (null: the server's default). */
+    public GenerationRequest withDeepCacheInterval(Integer n) {
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance,
+                seed, clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond,
+                image, guidanceCutoff, n);
     }
 
     /** A request with only a prompt; everything else defaults. */
@@ -69,69 +90,69 @@ public record GenerationRequest(
         /** This request with another negative prompt. */
     public GenerationRequest withNegative(String n) {
         return new GenerationRequest(prompt, n, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 
     /** This request with A1111's pad_cond_uncond set (null: not given). */
     public GenerationRequest withPadCondUncond(Boolean pad) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
-                sloClass, deadlineMillis, priority, tenant, bestEffort, pad, image, guidanceCutoff);
+                sloClass, deadlineMillis, priority, tenant, bestEffort, pad, image, guidanceCutoff, deepCacheInterval);
     }
 
     /** This request starting from an image (img2img, inpainting); null: txt2img. */
     public GenerationRequest withImage(ImageInput i) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
-                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, i, guidanceCutoff);
+                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, i, guidanceCutoff, deepCacheInterval);
     }
 
     /** This request with guidance truncation (null: the server's default). */
     public GenerationRequest withGuidanceCutoff(Double f) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
-                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, f);
+                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, f, deepCacheInterval);
     }
 
     public GenerationRequest withSeed(Long s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, s, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 
     public GenerationRequest withSteps(Integer s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, s, sampler, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 
     public GenerationRequest withSampler(String s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, s, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 
     public GenerationRequest withModel(String m) {
         return new GenerationRequest(prompt, negativePrompt, m, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 
     public GenerationRequest withSize(Integer w, Integer h) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, w, h, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 
     public GenerationRequest withGuidance(Double g) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, g, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 
     public GenerationRequest withPreview(PreviewOptions p) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, p, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 
     public GenerationRequest withDeadline(SloClass c, Long deadline, Boolean be) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, c,
-                deadline, priority, tenant, be, padCondUncond, image, guidanceCutoff);
+                deadline, priority, tenant, be, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 
     public GenerationRequest withTenant(String t, Integer prio) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
-                sloClass, deadlineMillis, prio, t, bestEffort, padCondUncond, image, guidanceCutoff);
+                sloClass, deadlineMillis, prio, t, bestEffort, padCondUncond, image, guidanceCutoff, deepCacheInterval);
     }
 }

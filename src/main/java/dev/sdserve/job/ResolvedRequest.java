@@ -11,6 +11,7 @@ import java.util.List;
  *                       contexts with empty-prompt chunks (false, A1111's default: each half at its own length)
  * @param image          the prepared init image and mask of an img2img or inpainting request, null for txt2img
  * @param guidanceCutoff in (0, 1]: see {@link GenerationRequest}; 1 = off
+ * @param deepCacheInterval DeepCache's interval, ≥ 1 (1 = off: every evaluation runs the whole UNet)
  */
 public record ResolvedRequest(
         String prompt,
@@ -33,7 +34,8 @@ public record ResolvedRequest(
         boolean bestEffort,
         boolean padCondUncond,
         ResolvedImage image,
-        double guidanceCutoff) {
+        double guidanceCutoff,
+        int deepCacheInterval) {
 
     public ResolvedRequest {
         loras = List.copyOf(loras);
@@ -45,7 +47,7 @@ public record ResolvedRequest(
                            PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
                            boolean bestEffort) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, null, 1.0);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, null, 1.0, 1);
     }
 
     /** As the txt2img constructor, with pad_cond_uncond given. */
@@ -54,7 +56,7 @@ public record ResolvedRequest(
                            PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
                            boolean bestEffort, boolean padCondUncond) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, null, 1.0);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, null, 1.0, 1);
     }
 
     /** As the txt2img constructor, starting from an image. */
@@ -63,7 +65,7 @@ public record ResolvedRequest(
                            PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
                            boolean bestEffort, ResolvedImage image) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, image, 1.0);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, image, 1.0, 1);
     }
 
     /** As the txt2img constructor, with guidance truncation. */
@@ -72,7 +74,16 @@ public record ResolvedRequest(
                            PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
                            boolean bestEffort, double guidanceCutoff) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, null, guidanceCutoff);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, null, guidanceCutoff, 1);
+    }
+
+    /** As the canonical constructor before DeepCache (interval 1: off). */
+    public ResolvedRequest(String prompt, String negativePrompt, String model, List<LoraWeight> loras, int width,
+                           int height, int steps, String sampler, double guidance, long seed, int clipSkip, int images,
+                           PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
+                           boolean bestEffort, boolean padCondUncond, ResolvedImage image, double guidanceCutoff) {
+        this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, 1);
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.sdserve.scheduler;
 
 import dev.sdserve.engine.CostModel;
+import dev.sdserve.engine.DeepCache;
 import dev.sdserve.engine.Stage;
 import dev.sdserve.engine.LatentShape;
 
@@ -43,6 +44,25 @@ public final class OnlineCostModel implements CostModel {
 
     private static Key key(String model, Stage stage, LatentShape shape) {
         return new Key(model, stage, stage == Stage.ENCODE ? null : shape);
+    }
+
+    /** DeepCache: measured shallow-call time ÷ the full call's predicted time at the same batch, by bucket. */
+    private final Map<Key, Double> shallowRatio = new HashMap<>();
+
+    /** Records a measured DeepCache shallow denoise call (what {@link #predictShallowMillis} learns from). */
+    public synchronized void observeShallow(String model, LatentShape shape, int batch, double millis) {
+        double full = predictMillis(model, Stage.DENOISE, shape, batch);
+        if (batch <= 0 || !(millis >= 0) || !(full > 0)) {
+            return;
+        }
+        double r = Math.min(1.0, millis / full);
+        shallowRatio.merge(key(model, Stage.DENOISE, shape), r, (old, x) -> old + alpha * (x - old));
+    }
+
+    @Override
+    public synchronized double predictShallowMillis(String model, LatentShape shape, int batch) {
+        Double r = shallowRatio.get(key(model, Stage.DENOISE, shape));
+        return (r == null ? DeepCache.SHALLOW_COST_PRIOR : r) * predictMillis(model, Stage.DENOISE, shape, batch);
     }
 
     /** Records a measured call. */

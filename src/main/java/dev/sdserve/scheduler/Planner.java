@@ -214,6 +214,7 @@ final class Planner {
 
     /** Denoising ends here: the work decodes next, from its states' {@link SamplerState#earlyResult()}. */
     private void stopDenoising(Work w, long nowNs) {
+        w.dropDeepCache();
         w.stoppedAt = w.done;
         w.phase = Work.Phase.DECODE;
         w.denoiseEnd = nowNs;
@@ -348,7 +349,7 @@ final class Planner {
         // guidance truncation: past the cutoff the step runs the prompt's half only (no unconditional row)
         boolean guided = w.guidedAt(w.done);
         return new StepPlan.StepOptions(w.cond, guided ? w.uncond : null, w.req.guidance(), w.req.loras(), w.added,
-                guided ? w.addedUncond : null);
+                guided ? w.addedUncond : null, w.deepCacheSteps());
     }
 
     /**
@@ -526,6 +527,9 @@ final class Planner {
      */
     private Choice chooseDenoise(Work pick, Map<Work, Double> slack, long now) {
         List<Work> members = sortedMembers(pick, slack, Work.Phase.DENOISE, true);
+        // DeepCache: shallow steps and full steps go in calls of their own (each call one graph, one cost)
+        boolean shallow = pick.shallowNext();
+        members.removeIf(w -> w.shallowNext() != shallow);
         String model = pick.req.model();
         LatentShape shape = pick.shape;
         int cap = config.maxLatentBatch;
@@ -543,7 +547,7 @@ final class Planner {
                 weights.putIfAbsent(w.tenant(), w.weight);
             }
         }
-        Selection sel = new Selection(model, shape, cap, now);
+        Selection sel = new Selection(model, shape, cap, now, shallow);
         if (normalLatents > cap && weights.size() > 1) {
             double tw = weights.values().stream().mapToDouble(Double::doubleValue).sum();
             Map<String, Integer> used = new HashMap<>();
@@ -585,11 +589,19 @@ final class Planner {
         /** Largest step time the chosen (still feasible) jobs tolerate. */
         double tolerance = Double.MAX_VALUE;
 
-        Selection(String model, LatentShape shape, int cap, long now) {
+        /** A call of DeepCache shallow steps (cheaper). */
+        final boolean shallow;
+
+        Selection(String model, LatentShape shape, int cap, long now, boolean shallow) {
             this.model = model;
             this.shape = shape;
             this.cap = cap;
             this.now = now;
+            this.shallow = shallow;
+        }
+
+        private double stepMillis(int n) {
+            return shallow ? cost.predictShallowMillis(model, shape, n) : cost.predictMillis(model, Stage.DENOISE, shape, n);
         }
 
         boolean tryAdd(Work w) {
@@ -604,7 +616,7 @@ final class Planner {
             if (n > cap) {
                 return false;
             }
-            double c = cost.predictMillis(model, Stage.DENOISE, shape, n);
+            double c = stepMillis(n);
             if (c > tolerance) {
                 return false;
             }
@@ -616,7 +628,7 @@ final class Planner {
             chosen.add(w);
             chosenSet.add(w);
             latents = n;
-            double c = cost.predictMillis(model, Stage.DENOISE, shape, n);
+            double c = stepMillis(n);
             if (!w.bestEffort()) {
                 double dec = cost.predictMillis(model, Stage.DECODE, shape, w.req.images());
                 double tol = ((w.deadlineNanos - now) / 1e6 - dec) / Math.max(1, w.remainingEvals());
@@ -636,7 +648,11 @@ final class Planner {
      */
     void updateFromOutput(StepPlan plan, StepResult result) {
         for (EngineCall call : result.calls()) {
-            cost.observe(call.model(), call.stage(), call.shape(), call.batch(), call.millis());
+            if (call.shallow()) {
+                cost.observeShallow(call.model(), call.shape(), call.batch(), call.millis());
+            } else {
+                cost.observe(call.model(), call.stage(), call.shape(), call.batch(), call.millis());
+            }
             lastEngineCallNs = call.endNanos();
             publisher.engineCall(call, plan.info().vaeScale());
             if (call.stage() == Stage.DENOISE) {
@@ -742,6 +758,7 @@ final class Planner {
             stopDenoising(w, o.endNanos());
         }
         if (w.states[0].done()) {
+            w.dropDeepCache();
             w.phase = Work.Phase.DECODE;
             w.denoiseEnd = o.endNanos();
             w.stageWait = 0;
@@ -786,6 +803,7 @@ final class Planner {
     }
 
     private void remove(Work w) {
+        w.dropDeepCache();
         works.remove(w);
         workById.remove(w.job.id());
     }

@@ -2,6 +2,7 @@ package dev.sdserve.scheduler;
 
 import dev.sdserve.clock.Clock;
 import dev.sdserve.engine.Conditioning;
+import dev.sdserve.engine.DeepCache;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.EncodeItem;
@@ -171,12 +172,15 @@ final class StepExecutor {
         addConditioning(items, options);
         stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s0);
         DenoiseBatch batch = new DenoiseBatch(plan.model(), plan.shape(), items);
+        List<DeepCache.Step> deep = deepCacheSteps(plan, ix);
         long t0 = clock.nanoTime();
         long r0 = config.statsTimer.getAsLong();
-        float[][] eps = engine.denoise(batch);
+        float[][] eps = deep == null ? engine.denoise(batch) : engine.denoise(batch, deep);
         stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
         double millis = clock.millisSince(t0);
-        calls.add(new EngineCall(Stage.DENOISE, plan.model(), plan.shape(), batch.unetSamples(), millis, clock.nanoTime()));
+        boolean shallow = deep != null && deep.stream().allMatch(s -> s != null && s.shallow());
+        calls.add(new EngineCall(Stage.DENOISE, plan.model(), plan.shape(), batch.unetSamples(), millis, clock.nanoTime(),
+                shallow));
         stats.denoiseCalls.incrementAndGet();
         stats.denoiseJobs.addAndGet(ix.size());
         stats.denoiseLatents.addAndGet(batch.unetSamples());
@@ -261,6 +265,24 @@ final class StepExecutor {
             }
         }
         return Arrays.asList(out);
+    }
+
+    /**
+     * The DeepCache step of every image of the members, in the batch's order (null entries for members without
+     * DeepCache); null when no member uses it.
+     */
+    private static List<DeepCache.Step> deepCacheSteps(StepPlan plan, List<Integer> ix) {
+        List<DeepCache.Step> steps = new ArrayList<>();
+        boolean any = false;
+        for (int i : ix) {
+            DenoiseMember m = (DenoiseMember) plan.members().get(i);
+            DeepCache.Step[] s = m.options().deepCache();
+            any |= s != null;
+            for (int j = 0; j < m.states().length; j++) {
+                steps.add(s == null ? null : s[j]);
+            }
+        }
+        return any ? steps : null;
     }
 
     /** The pooled embeddings of an encode call, one per item; null when no item has one (SD 1.x / 2.x). */

@@ -1,6 +1,7 @@
 package dev.sdserve.scheduler;
 
 import dev.sdserve.engine.AddedConditioning;
+import dev.sdserve.engine.DeepCache;
 import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.LoraWeight;
@@ -101,9 +102,15 @@ public record StepPlan(Stage stage, String model, ModelInfo info, LatentShape sh
      * the added conditioning (pooled embedding and size) of each side, null for SD 1.x / 2.x.
      */
     public record StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras,
-                              AddedConditioning added, AddedConditioning addedUncond) {
+                              AddedConditioning added, AddedConditioning addedUncond, DeepCache.Step[] deepCache) {
         public StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras) {
             this(cond, uncond, guidance, loras, null, null);
+        }
+
+        /** Without DeepCache ({@code deepCache}: one step per image of the request, or null). */
+        public StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras,
+                           AddedConditioning added, AddedConditioning addedUncond) {
+            this(cond, uncond, guidance, loras, added, addedUncond, null);
         }
     }
 }

@@ -49,7 +49,13 @@ public record StepResult(List<Outcome> outcomes, List<EngineCall> calls) {
      *
      * @param batch    what the engine batched: prompts, UNet samples (a guided image counts twice) or latents
      * @param endNanos when it returned (scheduler clock)
+     * @param shallow  a denoise call of DeepCache shallow steps only (the cost model learns their own cost)
      */
-    public record EngineCall(Stage stage, String model, LatentShape shape, int batch, double millis, long endNanos) {
+    public record EngineCall(Stage stage, String model, LatentShape shape, int batch, double millis, long endNanos,
+                             boolean shallow) {
+        /** A call other than a DeepCache shallow denoise step. */
+        public EngineCall(Stage stage, String model, LatentShape shape, int batch, double millis, long endNanos) {
+            this(stage, model, shape, batch, millis, endNanos, false);
+        }
     }
 }

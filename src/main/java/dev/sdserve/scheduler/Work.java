@@ -1,6 +1,7 @@
 package dev.sdserve.scheduler;
 
 import dev.sdserve.admission.Pending;
+import dev.sdserve.engine.DeepCache;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.Job;
@@ -92,6 +93,11 @@ final class Work implements Pending {
     long encodeStart = -1, encodeEnd = -1, denoiseStart = -1, denoiseEnd = -1, decodeStart = -1, decodeEnd = -1;
     double denoiseMillis;
     final List<Long> seeds = new ArrayList<>();
+    /**
+     * DeepCache: one cache per image, holding the deep features of its last full step (the prompt's and the
+     * negative's rows) while the request denoises; null when the request's interval is 1 (off).
+     */
+    final DeepCache.Slot[] deepCache;
 
     Work(Job job, ModelInfo info, LatentShape shape, Sampler sampler, long admittedNanos, long deadlineNanos,
          double weight, JobPublisher publisher) {
@@ -112,6 +118,10 @@ final class Work implements Pending {
         this.prompts = new PromptConditioning(req, guided, totalEvals);
         for (int i = 0; i < req.images(); i++) {
             seeds.add(req.seedOf(i));
+        }
+        this.deepCache = req.deepCacheInterval() > 1 ? new DeepCache.Slot[req.images()] : null;
+        for (int i = 0; deepCache != null && i < deepCache.length; i++) {
+            deepCache[i] = new DeepCache.Slot();
         }
     }
 
@@ -203,6 +213,55 @@ final class Work implements Pending {
     @Override
     public int latentsAtEval(int s) {
         return req.images() * (guidedAt(done + s - 1) ? 2 : 1);
+    }
+
+    @Override
+    public boolean shallowAtEval(int s) {
+        return shallowAt(done + s - 1);
+    }
+
+    /**
+     * Evaluation {@code k} (0-based) is a DeepCache shallow step: the request's interval says so and (from the first
+     * step on) a full step fills the cache before it.
+     */
+    boolean shallowAt(int k) {
+        return deepCache != null && DeepCache.shallowAt(req.deepCacheInterval(), k);
+    }
+
+    /** The next evaluation runs the shallow path: scheduled so, and every image's cache holds what it needs. */
+    boolean shallowNext() {
+        if (!shallowAt(done)) {
+            return false;
+        }
+        int rows = guidedAt(done) ? 2 : 1;
+        for (DeepCache.Slot s : deepCache) {
+            if (!s.covers(rows)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The next evaluation's DeepCache step per image (null: the request runs without DeepCache). */
+    DeepCache.Step[] deepCacheSteps() {
+        if (deepCache == null) {
+            return null;
+        }
+        boolean shallow = shallowNext();
+        DeepCache.Step[] s = new DeepCache.Step[deepCache.length];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = new DeepCache.Step(deepCache[i], shallow);
+        }
+        return s;
+    }
+
+    /** Frees the DeepCache features (denoising over: finished, stopped, failed or cancelled). */
+    void dropDeepCache() {
+        if (deepCache != null) {
+            for (DeepCache.Slot s : deepCache) {
+                s.clear();
+            }
+        }
     }
 
     /** Evaluation {@code k} (0-based) runs classifier-free guidance (false after the guidance cutoff). */

@@ -127,6 +127,19 @@ class ValidationTest {
     }
 
     @Test
+    void deepCacheIntervalDefaultsToOffAndIsChecked() {
+        assertEquals(1, v.resolve(base(), NOW).deepCacheInterval(), "off unless asked");
+        assertEquals(1, v.resolve(base().withDeepCacheInterval(0), NOW).deepCacheInterval(), "0 = off");
+        assertEquals(3, v.resolve(base().withDeepCacheInterval(3), NOW).deepCacheInterval());
+        config.defaultDeepCacheInterval = 2;
+        assertEquals(2, v.resolve(base(), NOW).deepCacheInterval(), "the server's default");
+        assertEquals(1, v.resolve(base().withDeepCacheInterval(1), NOW).deepCacheInterval(), "a request turns it off");
+        config.defaultDeepCacheInterval = 1;
+        refused(r -> r.withDeepCacheInterval(-1), "deep_cache_interval", "0..20");
+        refused(r -> r.withDeepCacheInterval(21), "deep_cache_interval", "0..20");
+    }
+
+    @Test
     void unknownModelIsNotFound() {
         ServeException e = assertThrows(ServeException.class, () -> v.resolve(base().withModel("sdxl"), NOW));
         assertEquals(ServeException.Code.NOT_FOUND, e.code());

@@ -129,6 +129,12 @@ class ValidationMatrixTest {
                 "\"init_image\":\"bm9wZQ==\"", null, null));
         c.add(new Case("init_image", b -> b.setMaskImage(com.google.protobuf.ByteString.copyFromUtf8("nope")),
                 "\"mask_image\":\"bm9wZQ==\"", null, null));
+        // DeepCache's interval: 0..20 (A1111: override_settings, an integer)
+        c.add(new Case("deep_cache_interval", b -> b.setDeepCacheInterval(21), "\"deep_cache_interval\":21",
+                "\"override_settings\":{\"deep_cache_interval\":21}", "deep_cache_interval"));
+        c.add(new Case("deep_cache_interval", b -> b.setDeepCacheInterval(-1), "\"deep_cache_interval\":-1", null, null));
+        c.add(new Case("deep_cache_interval", null, null, "\"override_settings\":{\"deep_cache_interval\":\"2\"}",
+                "override_settings,deep_cache_interval"));
         return c;
     }
 

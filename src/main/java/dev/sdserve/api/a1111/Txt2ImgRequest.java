@@ -75,6 +75,7 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
             }
         }
         padCondUncond(o);
+        deepCacheInterval(o);
         refuseTrue(o, "enable_hr", "hires fix is not supported by sd-serve");
         refuseTrue(o, "restore_faces", "face restoration is not supported by sd-serve");
         refuseTrue(o, "tiling", "tiling is not supported by sd-serve");
@@ -113,6 +114,23 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
                     "pad_cond_uncond");
         }
         return p.asBoolean();
+    }
+
+    /**
+     * sd-serve's {@code deep_cache_interval} option from a request's {@code override_settings} (null when not given):
+     * DeepCache, a full UNet step every this many steps (0 or 1 = off); admission checks its range.
+     */
+    static Integer deepCacheInterval(ObjectNode body) {
+        JsonNode ov = body == null ? null : body.get("override_settings");
+        JsonNode n = ov == null || !ov.isObject() ? null : ov.get("deep_cache_interval");
+        if (n == null || n.isNull()) {
+            return null;
+        }
+        if (!n.isIntegralNumber() || !n.canConvertToInt()) {
+            throw A1111Exception.at("value is not a valid integer", "type_error.integer", "override_settings",
+                    "deep_cache_interval");
+        }
+        return n.asInt();
     }
 
     private static String blankToNull(String s) {

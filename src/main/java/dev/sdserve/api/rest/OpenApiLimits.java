@@ -64,6 +64,9 @@ public class OpenApiLimits implements OASFilter {
                     .description("Guidance truncation: the fraction of the model evaluations, from the start, that "
                             + "keep classifier-free guidance (the rest run the prompt's half only); absent: the "
                             + "server's default (sdserve.guidance-cutoff, 1 = off)");
+            range(g, "deep_cache_interval", 0, Limits.MAX_DEEP_CACHE_INTERVAL).description("DeepCache: a full UNet "
+                    + "step every this many model evaluations, the shallow path on the cached deep feature between "
+                    + "(0 or 1 = off); absent: the server's default (sdserve.deep-cache-interval)");
             text(g, "tenant", Limits.MAX_TENANT_CHARS, "Replaced by the API key's tenant when auth is on");
             imageFields(g);
         }

@@ -40,7 +40,7 @@ public final class RestDtos {
                                  Boolean padCondUncond,
                                  String initImage, Double strength, String maskImage, Integer resizeMode,
                                  Integer maskBlur, Integer inpaintingFill, Boolean inpaintingMaskInvert,
-                                 Boolean inpaintFullRes, Double guidanceCutoff) {
+                                 Boolean inpaintFullRes, Double guidanceCutoff, Integer deepCacheInterval) {
     }
 
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)

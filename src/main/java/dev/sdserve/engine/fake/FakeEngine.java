@@ -11,6 +11,7 @@ import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.ServeException;
 import dev.sdserve.clock.Clock;
 import dev.sdserve.engine.CostModel;
+import dev.sdserve.engine.DeepCache;
 import dev.sdserve.engine.Stage;
 
 import java.nio.charset.StandardCharsets;
@@ -257,9 +258,19 @@ public final class FakeEngine implements Engine {
 
     @Override
     public float[][] denoise(DenoiseBatch batch) {
+        return denoise(batch, batch.unetSamples());
+    }
+
+    /** The predictions of a batch of which {@code full} UNet samples cost a full step, the rest a shallow one. */
+    private float[][] denoise(DenoiseBatch batch, int full) {
         describe(batch.model());
         requireResident(batch.model());
-        spend(batch.model(), Stage.DENOISE, batch.shape(), batch.unetSamples());
+        if (full > 0) {
+            spend(batch.model(), Stage.DENOISE, batch.shape(), full);
+        }
+        if (full < batch.unetSamples()) {
+            sleepMillis(config.cost.predictShallowMillis(batch.model(), batch.shape(), batch.unetSamples() - full));
+        }
         List<DenoiseItem> items = batch.items();
         int extra = describe(batch.model()).extraChannels() * batch.shape().height() * batch.shape().width();
         for (DenoiseItem it : items) {
@@ -279,6 +290,30 @@ public final class FakeEngine implements Engine {
         }
         stats.recordDenoise(batch);
         return out;
+    }
+
+    /**
+     * DeepCache on the fake engine: predictions as without it; time as the cost model says, shallow samples at
+     * {@link CostModel#predictShallowMillis}; a full step fills each slot with an empty feature per row.
+     */
+    @Override
+    public float[][] denoise(DenoiseBatch batch, List<DeepCache.Step> steps) {
+        if (!DeepCache.any(steps)) {
+            return denoise(batch);
+        }
+        int shallow = 0;
+        List<DenoiseItem> items = batch.items();
+        for (int i = 0; i < items.size(); i++) {
+            DenoiseItem it = items.get(i);
+            int rows = it.guided() && it.guidance() != 1.0 ? 2 : 1;
+            DeepCache.Step s = steps.get(i);
+            if (s != null && s.shallow() && s.slot().covers(rows)) {
+                shallow += rows;
+            } else if (s != null) {
+                s.slot().set(new float[rows][0]);
+            }
+        }
+        return denoise(batch, batch.unetSamples() - shallow);
     }
 
     @Override
@@ -352,7 +387,10 @@ public final class FakeEngine implements Engine {
     }
 
     private void spend(String model, Stage stage, LatentShape shape, int batch) {
-        double ms = config.cost.predictMillis(model, stage, shape, batch);
+        sleepMillis(config.cost.predictMillis(model, stage, shape, batch));
+    }
+
+    private void sleepMillis(double ms) {
         if (ms > 0) {
             try {
                 config.clock.sleepNanos(Math.round(ms * 1e6));

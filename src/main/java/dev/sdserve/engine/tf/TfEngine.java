@@ -2,6 +2,7 @@ package dev.sdserve.engine.tf;
 
 import dev.sdserve.engine.AddedConditioning;
 import dev.sdserve.engine.Conditioning;
+import dev.sdserve.engine.DeepCache;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.EncodeItem;
@@ -641,13 +642,29 @@ public final class TfEngine implements Engine {
     public float[][] denoise(DenoiseBatch batch) {
         TfModel m = lease(batch.model());
         try {
-            return denoise(batch, m);
+            return denoise(batch, m, null);
         } finally {
             release(m);
         }
     }
 
-    private float[][] denoise(DenoiseBatch batch, TfModel m) {
+    @Override
+    public float[][] denoise(DenoiseBatch batch, List<DeepCache.Step> steps) {
+        if (!DeepCache.any(steps)) {
+            return denoise(batch);
+        }
+        if (steps.size() != batch.items().size()) {
+            throw new IllegalArgumentException(steps.size() + " DeepCache steps for " + batch.items().size() + " items");
+        }
+        TfModel m = lease(batch.model());
+        try {
+            return denoise(batch, m, steps);
+        } finally {
+            release(m);
+        }
+    }
+
+    private float[][] denoise(DenoiseBatch batch, TfModel m, List<DeepCache.Step> steps) {
         LatentShape s = batch.shape();
         int latentChannels = m.config().vae().latentChannels();
         int unetChannels = m.config().unet().inChannels();
@@ -693,7 +710,9 @@ public final class TfEngine implements Engine {
                 ts[n++] = (float) it.timestep();
             }
         }
-        float[][] eps = unetRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s);
+        float[][] eps = steps == null
+                ? unetRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s)
+                : deepCacheRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s, steps, uncondIndex);
         float[][] out = new float[items.size()][];
         for (int i = 0; i < items.size(); i++) {
             if (uncondIndex[i] < 0) {
@@ -712,6 +731,92 @@ public final class TfEngine implements Engine {
      */
     private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
                                List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s) {
+        return unetRows(model, m, xs, ts, ctx, added, rowLoras, s, UNetNet.DeepCacheGraph.NONE, null);
+    }
+
+    /**
+     * DeepCache rows: item {@code i}'s prompt row is row {@code i}, its negative's {@code uncondIndex[i]} (or −1).
+     * Items whose step is shallow (and whose slot holds a feature for each of their rows) run the shallow path in
+     * one call; the others run the whole UNet in another, which also gives the features that refill the slots of
+     * the items with a full DeepCache step. Plain items (null step) ride in the full call; the deep output is
+     * an extra fetch of the same graph, their predictions are what a plain call gives.
+     */
+    private float[][] deepCacheRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
+                                    List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
+                                    List<DeepCache.Step> steps, int[] uncondIndex) {
+        int rows = xs.size();
+        float[][] rowFeature = new float[rows][];
+        DeepCache.Slot[] refill = new DeepCache.Slot[steps.size()];
+        for (int i = 0; i < steps.size(); i++) {
+            DeepCache.Step st = steps.get(i);
+            int need = uncondIndex[i] < 0 ? 1 : 2;
+            if (st != null && st.shallow() && st.slot().covers(need)) {
+                float[][] f = st.slot().rows();
+                rowFeature[i] = f[0];
+                if (uncondIndex[i] >= 0) {
+                    rowFeature[uncondIndex[i]] = f[1];
+                }
+            } else if (st != null) {
+                refill[i] = st.slot();
+            }
+        }
+        List<Integer> shallow = new ArrayList<>();
+        List<Integer> full = new ArrayList<>();
+        for (int r = 0; r < rows; r++) {
+            (rowFeature[r] != null ? shallow : full).add(r);
+        }
+        float[][] eps = new float[rows][];
+        float[][] deep = new float[rows][];
+        int size = s.size();
+        boolean capture = java.util.Arrays.stream(refill).anyMatch(java.util.Objects::nonNull);
+        for (int pass = 0; pass < 2; pass++) {
+            List<Integer> sel = pass == 0 ? full : shallow;
+            if (sel.isEmpty()) {
+                continue;
+            }
+            UNetNet.DeepCacheGraph variant = pass == 1 ? UNetNet.DeepCacheGraph.SHALLOW
+                    : capture ? UNetNet.DeepCacheGraph.CAPTURE : UNetNet.DeepCacheGraph.NONE;
+            List<float[]> px = new ArrayList<>();
+            List<float[]> pc = new ArrayList<>();
+            List<AddedConditioning> pa = added == null ? null : new ArrayList<>();
+            List<List<LoraWeight>> pl = new ArrayList<>();
+            List<float[]> pd = pass == 1 ? new ArrayList<>() : null;
+            float[] pt = new float[sel.size()];
+            for (int j = 0; j < sel.size(); j++) {
+                int r = sel.get(j);
+                px.add(xs.get(r));
+                pc.add(ctx.get(r));
+                if (pa != null) {
+                    pa.add(added.get(r));
+                }
+                pl.add(rowLoras.get(r));
+                pt[j] = ts[r];
+                if (pd != null) {
+                    pd.add(rowFeature[r]);
+                }
+            }
+            float[][] got = unetRows(model, m, px, pt, pc, pa, pl, s, variant, pd);
+            for (int j = 0; j < sel.size(); j++) {
+                int r = sel.get(j);
+                eps[r] = got[j].length == size ? got[j] : java.util.Arrays.copyOf(got[j], size);
+                deep[r] = got[j].length == size ? null : java.util.Arrays.copyOfRange(got[j], size, got[j].length);
+            }
+        }
+        for (int i = 0; i < refill.length; i++) {
+            if (refill[i] != null) {
+                refill[i].set(uncondIndex[i] < 0 ? new float[][]{deep[i]} : new float[][]{deep[i], deep[uncondIndex[i]]});
+            }
+        }
+        return eps;
+    }
+
+    /**
+     * {@link #unetRows(String, TfModel, List, float[], List, List, List, LatentShape)} in a DeepCache variant:
+     * CAPTURE returns each row's prediction followed by its deep feature; SHALLOW takes {@code deep}, one per row.
+     */
+    private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
+                               List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
+                               UNetNet.DeepCacheGraph variant, List<float[]> deep) {
         boolean mixed = MixedContexts.mixed(ctx);
         if (mixed && mixedContexts == MixedContexts.Mode.GROUP) {
             float[][] out = new float[xs.size()][];
@@ -721,7 +826,11 @@ public final class TfEngine implements Engine {
                 List<AddedConditioning> ga = added == null ? null : new ArrayList<>();
                 List<List<LoraWeight>> gl = new ArrayList<>();
                 float[] gt = new float[rows.size()];
+                List<float[]> gd = deep == null ? null : new ArrayList<>();
                 for (int j = 0; j < rows.size(); j++) {
+                    if (gd != null) {
+                        gd.add(deep.get(rows.get(j)));
+                    }
                     gx.add(xs.get(rows.get(j)));
                     gc.add(ctx.get(rows.get(j)));
                     if (ga != null) {
@@ -730,7 +839,7 @@ public final class TfEngine implements Engine {
                     gl.add(rowLoras.get(rows.get(j)));
                     gt[j] = ts[rows.get(j)];
                 }
-                float[][] r = unetRows(model, m, gx, gt, gc, ga, gl, s);
+                float[][] r = unetRows(model, m, gx, gt, gc, ga, gl, s, variant, gd);
                 for (int j = 0; j < rows.size(); j++) {
                     out[rows.get(j)] = r[j];
                 }
@@ -742,7 +851,7 @@ public final class TfEngine implements Engine {
         float[][] bias = mixed ? padded.bias() : null;
         return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
             if (sel.length == xs.size()) {
-                return m.unet(xs, ts, cs, bias, added, s.height(), s.width(), ov, lr);
+                return unetCall(m, xs, ts, cs, bias, added, s, ov, lr, variant, deep);
             }
             List<float[]> px = new ArrayList<>();
             List<float[]> pc = new ArrayList<>();
@@ -760,8 +869,32 @@ public final class TfEngine implements Engine {
                     pb[j] = bias[sel[j]];
                 }
             }
-            return m.unet(px, pt, pc, pb, pa, s.height(), s.width(), ov, lr);
+            List<float[]> pd = deep == null ? null : new ArrayList<>();
+            for (int j = 0; pd != null && j < sel.length; j++) {
+                pd.add(deep.get(sel[j]));
+            }
+            return unetCall(m, px, pt, pc, pb, pa, s, ov, lr, variant, pd);
         });
+    }
+
+    /** One UNet call in a DeepCache variant (NONE: the plain call); CAPTURE rows are prediction ++ deep feature. */
+    private static float[][] unetCall(TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx, float[][] bias,
+                                      List<AddedConditioning> added, LatentShape s, Map<String, TFloat32> ov,
+                                      LoraLibrary.LowRankFeeds lr, UNetNet.DeepCacheGraph variant, List<float[]> deep) {
+        if (variant == UNetNet.DeepCacheGraph.NONE) {
+            return m.unet(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr);
+        }
+        float[][][] r = m.unetDeepCache(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr,
+                variant == UNetNet.DeepCacheGraph.SHALLOW ? deep : null);
+        if (variant == UNetNet.DeepCacheGraph.SHALLOW) {
+            return r[0];
+        }
+        float[][] joined = new float[xs.size()][];
+        for (int j = 0; j < joined.length; j++) {
+            joined[j] = java.util.Arrays.copyOf(r[0][j], r[0][j].length + r[1][j].length);
+            System.arraycopy(r[1][j], 0, joined[j], r[0][j].length, r[1][j].length);
+        }
+        return joined;
     }
 
     /** How batches with contexts of different lengths run (see {@link MixedContexts}). */

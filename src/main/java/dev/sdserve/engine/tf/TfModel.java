@@ -225,6 +225,36 @@ public final class TfModel implements AutoCloseable {
     private float[][] runUnet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
                               List<AddedConditioning> added, int height, int width, Map<String, TFloat32> overrides,
                               LoraLibrary.LowRankFeeds lowRank, String output) {
+        return runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, UNetNet.DeepCacheGraph.NONE,
+                null, List.of(output))[0];
+    }
+
+    /**
+     * DeepCache's UNet calls (see {@link UNetNet.DeepCacheGraph}), otherwise as
+     * {@link #unet(List, float[], List, float[][], List, int, int, Map, LoraLibrary.LowRankFeeds)}: with
+     * {@code deep} null the whole UNet, returning {eps, deep features}; with {@code deep} (one cached feature per
+     * sample, NHWC) only the shallow path, returning {eps}.
+     */
+    public synchronized float[][][] unetDeepCache(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
+                                                  List<AddedConditioning> added, int height, int width,
+                                                  Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank,
+                                                  List<float[]> deep) {
+        return deep == null
+                ? runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, UNetNet.DeepCacheGraph.CAPTURE,
+                null, List.of("eps", "deep"))
+                : runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, UNetNet.DeepCacheGraph.SHALLOW,
+                deep, List.of("eps"));
+    }
+
+    /** Floats of one sample's DeepCache feature at a latent size. */
+    public int deepFeatureSize(int height, int width) {
+        return UNetNet.deepFeatureChannels(config.unet()) * height * width;
+    }
+
+    private float[][][] runUnet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
+                                List<AddedConditioning> added, int height, int width, Map<String, TFloat32> overrides,
+                                LoraLibrary.LowRankFeeds lowRank, UNetNet.DeepCacheGraph variant, List<float[]> deep,
+                                List<String> outputs) {
         int b = x.size();
         if (t.length != b || ctx.size() != b) {
             throw new IllegalArgumentException("batch of " + b + " latents, " + t.length + " timesteps, " + ctx.size() + " contexts");
@@ -237,10 +267,11 @@ public final class TfModel implements AutoCloseable {
             throw new IllegalArgumentException("context of " + ctx.get(0).length + " floats is not tokens × " + dim);
         }
         boolean masked = ctxBias != null;
-        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank),
+        String dc = variant == UNetNet.DeepCacheGraph.NONE ? "" : "/deepcache-" + variant.name().toLowerCase(java.util.Locale.ROOT);
+        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank) + dc,
                 bl -> {
                     hook(bl, lowRank);
-                    UNetNet.build(bl, u, height, width, tokens, dim, masked);
+                    UNetNet.build(bl, u, height, width, tokens, dim, masked, variant);
                 });
         List<float[]> pooled = new java.util.ArrayList<>();
         List<float[]> ids = new java.util.ArrayList<>();
@@ -260,7 +291,12 @@ public final class TfModel implements AutoCloseable {
              TFloat32 ct = batch(ctx, tokens * dim, b, tokens, dim);
              TFloat32 bt = masked ? batch(java.util.Arrays.asList(ctxBias), tokens, b, tokens) : null;
              TFloat32 pt = u.hasAddedConditioning() ? batch(pooled, u.pooledDim(), b, u.pooledDim()) : null;
-             TFloat32 it = u.hasAddedConditioning() ? batch(ids, UNetConfig.TIME_IDS, b, UNetConfig.TIME_IDS) : null) {
+             TFloat32 it = u.hasAddedConditioning() ? batch(ids, UNetConfig.TIME_IDS, b, UNetConfig.TIME_IDS) : null;
+             TFloat32 dt = deep == null ? null : batch(deep, deepFeatureSize(height, width), b, height, width,
+                     UNetNet.deepFeatureChannels(u))) {
+            if (dt != null) {
+                in.put("deep", dt);
+            }
             in.put("x", xt);
             in.put("t", tt);
             in.put("ctx", ct);
@@ -271,8 +307,12 @@ public final class TfModel implements AutoCloseable {
                 in.put("text_embeds", pt);
                 in.put("time_ids", it);
             }
-            try (Result r = g.run(feeds(g, in, lowRank), List.of(output), overrides)) {
-                return split((TFloat32) r.get(0), b);
+            try (Result r = g.run(feeds(g, in, lowRank), outputs, overrides)) {
+                float[][][] out = new float[outputs.size()][][];
+                for (int i = 0; i < out.length; i++) {
+                    out[i] = split((TFloat32) r.get(i), b);
+                }
+                return out;
             }
         }
     }

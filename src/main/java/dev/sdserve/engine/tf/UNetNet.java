@@ -31,6 +31,9 @@ public final class UNetNet {
     private Operand<TFloat32> timeIds;
     /** The embedding every res block receives, set by {@link #forward}. */
     private Operand<TFloat32> emb;
+    /** DeepCache: the output block whose input {@link #forward} keeps in {@link #deepFeature} (−1: none). */
+    private int captureBlock = -1;
+    private Operand<TFloat32> deepFeature;
 
     private UNetNet(Nn nn, UNetConfig cfg) {
         this.nn = nn;
@@ -66,6 +69,15 @@ public final class UNetNet {
      */
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
                              boolean masked) {
+        build(b, cfg, height, width, tokens, ctxDim, masked, DeepCacheGraph.NONE);
+    }
+
+    /**
+     * As {@link #build(TfGraph.Builder, UNetConfig, int, int, int, int, boolean)} in one of DeepCache's variants
+     * ({@link DeepCacheGraph}): the full UNet that also outputs {@code deep}, or the shallow path that takes it.
+     */
+    public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
+                             boolean masked, DeepCacheGraph deepCache) {
         if (height < 1 || width < 1) {
             throw new IllegalArgumentException("latent " + height + "x" + width + " is empty");
         }
@@ -87,9 +99,90 @@ public final class UNetNet {
             net.timeIds = b.input("time_ids", tf.placeholder(TFloat32.class,
                     Placeholder.shape(Shape.of(-1, UNetConfig.TIME_IDS))));
         }
+        if (deepCache != DeepCacheGraph.NONE) {
+            net.buildDeepCache(b, x, t, ctx, height, width, deepCache);
+            return;
+        }
         b.output("eps", b.nn.toFloat32(b.nn.nhwcToNchw(net.forward(b.nn.toCompute(b.nn.nchwToNhwc(x)), t,
                 b.nn.toCompute(ctx)))));
         b.output("emb", b.nn.toFloat32(net.emb));
+    }
+
+    /** Which UNet graph DeepCache runs (see {@link #deepFeatureChannels}). */
+    public enum DeepCacheGraph {
+        /** The plain UNet. */
+        NONE,
+        /** The whole UNet; also outputs {@code deep} [B, H, W, C] (NHWC, float32), the feature the shallow path reuses. */
+        CAPTURE,
+        /** Only the shallow path, fed {@code deep} from an earlier full step. */
+        SHALLOW
+    }
+
+    /**
+     * The output block whose input DeepCache caches: the input of the last up level's second-to-last block, so the
+     * shallow path recomputes the last two output blocks (which meet the skips of {@code input_blocks.1} and of
+     * {@code conv_in}) and needs only {@code conv_in} and {@code input_blocks.1} on the way down: DeepCache's branch
+     * 0 (cache_layer_id 0, cache_block_id 0), the shallowest skip branch, as the paper runs SD 1.5.
+     */
+    int deepCacheBlock() {
+        return cfg.levels() * (cfg.layersPerBlock() + 1) - 2;
+    }
+
+    /** Channels of the cached feature: those of the block before {@link #deepCacheBlock} (an up level's output or an upsampler's). */
+    static int deepFeatureChannels(UNetConfig cfg) {
+        boolean sameLevel = cfg.layersPerBlock() >= 2 || cfg.levels() == 1;
+        return cfg.blockOutChannels().get(sameLevel ? 0 : 1);
+    }
+
+    private void buildDeepCache(TfGraph.Builder b, Operand<TFloat32> x, Operand<TFloat32> t, Operand<TFloat32> ctx,
+                                int height, int width, DeepCacheGraph variant) {
+        Operand<TFloat32> xin = nn.toCompute(nn.nchwToNhwc(x));
+        Operand<TFloat32> c = nn.toCompute(ctx);
+        if (variant == DeepCacheGraph.CAPTURE) {
+            captureBlock = deepCacheBlock();
+            b.output("eps", nn.toFloat32(nn.nhwcToNchw(forward(xin, t, c))));
+            b.output("deep", nn.toFloat32(deepFeature));
+            return;
+        }
+        Operand<TFloat32> deep = b.input("deep", b.tf.placeholder(TFloat32.class,
+                Placeholder.shape(Shape.of(-1, height, width, deepFeatureChannels(cfg)))));
+        b.output("eps", nn.toFloat32(nn.nhwcToNchw(forwardShallow(xin, t, c, nn.toCompute(deep)))));
+    }
+
+    /**
+     * DeepCache's shallow path: {@code conv_in}, {@code input_blocks.1} (its res block and transformer), then the
+     * last two output blocks on {@code deep} (the cached input of {@link #deepCacheBlock}) with those two skips,
+     * and the output head. With {@code deep} from the same x, t and ctx it computes what {@link #forward} does.
+     */
+    Operand<TFloat32> forwardShallow(Operand<TFloat32> x, Operand<TFloat32> t, Operand<TFloat32> ctx,
+                                     Operand<TFloat32> deep) {
+        String p = PREFIX;
+        Operand<TFloat32> temb = nn.toCompute(timestepEmbedding(t, cfg.blockOutChannels().get(0)));
+        temb = nn.linear(temb, p + "time_embed.0", true);
+        temb = nn.linear(nn.silu(temb), p + "time_embed.2", true);
+        if (cfg.hasAddedConditioning()) {
+            temb = nn.add(temb, addedEmbedding());
+        }
+        Operand<TFloat32> tembAct = nn.silu(temb);
+        Operand<TFloat32> skip0 = nn.conv(x, p + "input_blocks.0.0");
+        Operand<TFloat32> skip1 = resBlock(skip0, tembAct, p + "input_blocks.1.0");
+        if (cfg.crossAttnDown().get(0)) {
+            skip1 = spatialTransformer(skip1, ctx, p + "input_blocks.1.1", cfg.attentionHeads().get(0));
+        }
+        Operand<TFloat32> h = deep;
+        int first = deepCacheBlock();
+        int up = cfg.levels() - 1;
+        List<Operand<TFloat32>> skips = List.of(skip1, skip0);
+        for (int i = 0; i < 2; i++) {
+            String bp = p + "output_blocks." + (first + i) + ".";
+            h = nn.concatChannels(h, skips.get(i));
+            h = resBlock(h, tembAct, bp + "0");
+            if (cfg.crossAttnUp().get(up)) {
+                h = spatialTransformer(h, ctx, bp + "1", cfg.attentionHeads().get(0));
+            }
+        }
+        h = nn.silu(nn.groupNorm(h, p + "out.0", cfg.normGroups(), cfg.normEps()));
+        return nn.conv(h, p + "out.2");
     }
 
     /** Sinusoidal timestep embedding (flip_sin_to_cos = true, freq_shift = 0 as SD): [B] → [B, dim]. */
@@ -161,6 +254,9 @@ public final class UNetNet {
             int level = levels - 1 - u;
             for (int j = 0; j <= lpb; j++) {
                 String bp = p + "output_blocks." + k + ".";
+                if (k == captureBlock) {
+                    deepFeature = h;
+                }
                 h = nn.concatChannels(h, skips.pop());
                 h = resBlock(h, tembAct, bp + "0");
                 int idx = 1;

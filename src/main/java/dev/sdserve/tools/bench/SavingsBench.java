@@ -51,7 +51,9 @@ public final class SavingsBench {
         return List.of(
                 new Variant("guidance truncation", "cutoff 0.7", r -> r.withGuidanceCutoff(0.7)),
                 new Variant("guidance truncation", "cutoff 0.5", r -> r.withGuidanceCutoff(0.5)),
-                new Variant("guidance truncation", "cutoff 0.3", r -> r.withGuidanceCutoff(0.3)));
+                new Variant("guidance truncation", "cutoff 0.3", r -> r.withGuidanceCutoff(0.3)),
+                new Variant("DeepCache", "interval 2", r -> r.withDeepCacheInterval(2)),
+                new Variant("DeepCache", "interval 3", r -> r.withDeepCacheInterval(3)));
     }
 
     /**
@@ -78,10 +80,28 @@ public final class SavingsBench {
 
     /** {@code bench --savings [--model FILE [--size N] [--steps N]]}. */
     public static int run(Path model, int size, int steps, int threads, Path outDir, PrintStream out) throws Exception {
-        return run(model == null ? Setup.demo() : Setup.file(model, size, steps), threads, outDir, out);
+        return run(model, size, steps, 0, null, threads, outDir, out);
+    }
+
+    /**
+     * As above, over the first {@code prompts} prompts (0: the setup's own list) and only the variants of option
+     * {@code only} (null: all), e.g. {@code DeepCache}.
+     */
+    public static int run(Path model, int size, int steps, int prompts, String only, int threads, Path outDir,
+                          PrintStream out) throws Exception {
+        Setup setup = model == null ? Setup.demo() : Setup.file(model, size, steps);
+        if (prompts > 0 && prompts < setup.prompts().size()) {
+            setup = new Setup(setup.label(), setup.model(), setup.size(), setup.steps(),
+                    setup.prompts().subList(0, prompts));
+        }
+        return run(setup, threads, outDir, out, only);
     }
 
     static int run(Setup setup, int threads, Path outDir, PrintStream out) throws Exception {
+        return run(setup, threads, outDir, out, null);
+    }
+
+    static int run(Setup setup, int threads, Path outDir, PrintStream out, String only) throws Exception {
         Assembly.Settings s = new Assembly.Settings();
         s.threads = threads;
         s.rescanSeconds = 0;
@@ -106,7 +126,11 @@ public final class SavingsBench {
             generate(asm, setup.request(prompts.get(0), 1).withSteps(1)); // one step: the same graphs
             List<Result> full = new ArrayList<>();
             double encodeMs = 0;
-            List<Variant> variants = variants();
+            List<Variant> variants = variants().stream()
+                    .filter(v -> only == null || v.option().equalsIgnoreCase(only)).toList();
+            for (Variant v : variants) { // each option's graphs built before the timed runs
+                generate(asm, v.apply().apply(setup.request(prompts.get(0), 1).withSteps(3)));
+            }
             double[][] optS = new double[variants.size()][prompts.size()];
             byte[][][] optPng = new byte[variants.size()][prompts.size()][];
             for (int i = 0; i < prompts.size(); i++) {

@@ -129,7 +129,9 @@ public final class SimulationReport {
     /**
      * The cheaper-step options as a scenario: sdserve's goodput when every request carries the option, on one table
      * at one SLO (3x when listed, else the first). A truncated step costs the unguided batch in the cost table, as on
-     * the engine; the option's image difference is measured on the engine ({@code bench --savings}).
+     * the engine; a DeepCache shallow step costs the full step's batch times the ratio measured on the engine
+     * ({@link dev.sdserve.engine.DeepCache#SHALLOW_COST_PRIOR}, {@code bench --deepcache}: the GPU table has no
+     * shallow column); the option's image difference is measured on the engine ({@code bench --savings}).
      */
     private static void cheaperSteps(PrintStream out, Path file, String table, int requests, List<Double> slos,
                                      int minSteps, int maxSteps, long seed, double target) throws Exception {
@@ -145,6 +147,8 @@ public final class SimulationReport {
         options.put("none", r -> r);
         options.put("guidance_cutoff=0.7", r -> r.withGuidanceCutoff(0.7));
         options.put("guidance_cutoff=0.5", r -> r.withGuidanceCutoff(0.5));
+        options.put("deep_cache_interval=2", r -> r.withDeepCacheInterval(2));
+        options.put("deep_cache_interval=3", r -> r.withDeepCacheInterval(3));
         for (Map.Entry<String, java.util.function.UnaryOperator<GenerationRequest>> o : options.entrySet()) {
             sim.requestOption = o.getValue();
             Simulator.Goodput g = Simulator.goodput(r -> sim.runSdServe(sim.trace(requests, r, f, seed)), target,
