@@ -189,12 +189,8 @@ final class EngineBench {
      */
     static int runAb(Path dir, int threads, int interOp, int chunk, int reps, String policyA, String policyB,
                      List<String> cases, PrintStream out) throws IOException {
-        System.setProperty("sdserve.threads", Integer.toString(threads));
-        System.setProperty("sdserve.interOpThreads", Integer.toString(interOp));
-        System.setProperty("sdserve.attnChunk", Integer.toString(chunk));
         ModelConfig cfg = ModelConfigs.sd15();
-        Path file = dir.resolve("sd15-random-fp16.safetensors");
-        RandomCheckpoint.ensure(file, cfg, DType.F16, 1234);
+        Path file = abCheckpoint(dir, threads, interOp, chunk, cfg);
         String saved = System.getProperty("sdserve.weights.half");
         TfModel a = null, b = null;
         try {
@@ -237,12 +233,8 @@ final class EngineBench {
      */
     static int runAbProps(Path dir, int threads, int interOp, int chunk, int reps, String propsA, String propsB,
                           List<String> cases, PrintStream out) throws IOException {
-        System.setProperty("sdserve.threads", Integer.toString(threads));
-        System.setProperty("sdserve.interOpThreads", Integer.toString(interOp));
-        System.setProperty("sdserve.attnChunk", Integer.toString(chunk));
         ModelConfig cfg = ModelConfigs.sd15();
-        Path file = dir.resolve("sd15-random-fp16.safetensors");
-        RandomCheckpoint.ensure(file, cfg, DType.F16, 1234);
+        Path file = abCheckpoint(dir, threads, interOp, chunk, cfg);
         Map<String, String> pa = props(propsA), pb = props(propsB);
         try (TfModel a = TfModel.load("A", file, cfg);
              TfModel b = new TfModel("B", cfg, a.weights(), a.loadNanos(), a.compute())) {
@@ -252,6 +244,16 @@ final class EngineBench {
             alternate(a, b, pa, pb, cfg, threads, reps, cases, out);
         }
         return 0;
+    }
+
+    /** The A/B runs' engine settings and the random SD 1.5 checkpoint (written once). */
+    private static Path abCheckpoint(Path dir, int threads, int interOp, int chunk, ModelConfig cfg) throws IOException {
+        System.setProperty("sdserve.threads", Integer.toString(threads));
+        System.setProperty("sdserve.interOpThreads", Integer.toString(interOp));
+        System.setProperty("sdserve.attnChunk", Integer.toString(chunk));
+        Path file = dir.resolve("sd15-random-fp16.safetensors");
+        RandomCheckpoint.ensure(file, cfg, DType.F16, 1234);
+        return file;
     }
 
     /** {@code k=v,k=v} (empty or "-": none). */
