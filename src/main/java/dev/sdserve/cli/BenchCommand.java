@@ -22,7 +22,7 @@ public final class BenchCommand implements CliCommand {
     private static final String USAGE = """
             usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
                          [--cases unet32,unet32b2,unet64,unet64b2,te,te2,vae256,vae512] [--before]
-                         [--ab-weights A,B] [--savings [--model FILE [--size N] [--steps N]] [--out DIR]]
+                         [--ab-weights A,B] [--ab-props 'A;B'] [--savings [--model FILE [--size N] [--steps N]] [--out DIR]]
                          [--profile] [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
                          [--sdxl [--cases unet128,unet128b2,te1,te2,vae1024]]
               --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
@@ -32,6 +32,9 @@ public final class BenchCommand implements CliCommand {
               --ab-weights A,B  load the checkpoint twice, weight storage A and B (all: fp16 tensors stay fp16,
                               cast per call; vae-te: UNet float32; none: all float32) and time each case on both,
                               alternated call by call; prints both, B/A and the bytes each holds
+              --ab-props 'A;B'  load the checkpoint once, build each case's graphs twice, with the system properties
+                              of A and of B (k=v,k=v or -; e.g. sdserve.interOpThreads=2, sdserve.winograd2MinPixels=
+                              1024) and time them alternated call by call: wall and CPU-time % of peak, B/A
               --savings       the cheaper-step options (guidance truncation, DeepCache, ...) against the full computation
                               on the demo model over 8 fixed prompts/seeds: time, speed-up, MAE and PSNR;
                               --out DIR also writes every image; --model FILE: that checkpoint instead, its first
@@ -63,7 +66,7 @@ public final class BenchCommand implements CliCommand {
         boolean compare = false, synthetic = false, before = false, lora = false, firstStep = false, profile = false;
         boolean sdxl = false, casesGiven = false;
         int rank = 16;
-        String loraModel = null, abWeights = null;
+        String loraModel = null, abWeights = null, abProps = null;
         boolean savings = false;
         Path savingsOut = null;
         String deepCache = null;
@@ -94,6 +97,13 @@ public final class BenchCommand implements CliCommand {
                     case "--rank" -> rank = positive(args.get(++i), "--rank");
                     case "--golden" -> loraModel = args.get(++i);
                     case "--ab-weights" -> abWeights = args.get(++i);
+                    case "--ab-props" -> {
+                        abProps = args.get(++i);
+                        if (abProps.split(";", -1).length != 2) {
+                            throw new IllegalArgumentException("--ab-props takes 'A;B' (each k=v,k=v or -), got '"
+                                    + abProps + "'");
+                        }
+                    }
                     case "--savings" -> savings = true;
                     case "--deepcache" -> deepCache = args.get(++i);
                     case "--savings-model" -> savingsModel = Path.of(args.get(++i));
@@ -138,7 +148,7 @@ public final class BenchCommand implements CliCommand {
                     savingsOption, threads, savingsOut, out);
         }
         return Bench.run(new Bench.Options(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora,
-                firstStep, profile, rank, loraModel, cases, sdxl, abWeights), out);
+                firstStep, profile, rank, loraModel, cases, sdxl, abWeights, abProps), out);
     }
 
     private static int positive(String v, String opt) {

@@ -176,15 +176,17 @@ public final class Conv3x3 {
 
     /** What {@link Method#AUTO} builds for {@code pixels} output pixels per sample at this stride and precision. */
     static Method auto(long pixels, int stride, boolean half) {
+        // read when a graph is built (so a benchmark can build the same network with other thresholds side by side)
         if (stride != 1) {
-            return pixels <= AUTO_MAX_PIXELS ? Method.IM2COL : Method.NATIVE;
+            return pixels <= Long.getLong("sdserve.im2colMaxPixels", AUTO_MAX_PIXELS) ? Method.IM2COL : Method.NATIVE;
         }
         // half precision: F(4,3)'s transform constants (up to 8 and 1/24) cost too many of half's 11 bits (VAE
         // encode 1.4e-2 off diffusers, over the half tolerance); F(2,3)'s (0, ±1, ±½) lose no more than a direct sum
-        if (pixels >= AUTO_WINOGRAD4_PIXELS && !half) {
+        if (pixels >= Long.getLong("sdserve.winograd4MinPixels", AUTO_WINOGRAD4_PIXELS) && !half) {
             return Method.WINOGRAD4;
         }
-        return pixels >= AUTO_WINOGRAD2_PIXELS ? Method.WINOGRAD2 : Method.IM2COL;
+        return pixels >= Long.getLong("sdserve.winograd2MinPixels", AUTO_WINOGRAD2_PIXELS) ? Method.WINOGRAD2
+                : Method.IM2COL;
     }
 
     /** Dense multiply-add FLOPs of one call (2 per MAC), independent of the method. */

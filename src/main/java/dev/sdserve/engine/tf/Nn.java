@@ -319,7 +319,8 @@ public final class Nn {
         if (dim % heads != 0) {
             throw new IllegalStateException("attention width " + dim + " not divisible by " + heads + " heads");
         }
-        return Attention.attend(tf, q, k, v, heads, ATTENTION_QUERY_CHUNK, mask);
+        return Attention.attend(tf, q, k, v, heads, Integer.getInteger("sdserve.attnChunk", ATTENTION_QUERY_CHUNK),
+                mask);
     }
 
     /** A [len, len] additive mask: 0 on and below the diagonal, a large negative number above. */

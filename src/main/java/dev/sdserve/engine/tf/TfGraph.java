@@ -126,7 +126,9 @@ public final class TfGraph implements AutoCloseable {
             r.setOptions(org.tensorflow.proto.RunOptions.newBuilder()
                     .setTraceLevel(org.tensorflow.proto.RunOptions.TraceLevel.FULL_TRACE).build());
             Result res = r.runAndFetchMetadata();
-            sink.accept(opMillis(graph, res.getMetadata().orElseThrow()));
+            Map<String, Double> byType = opMillis(graph, res.getMetadata().orElseThrow());
+            byType.putAll(busy(res.getMetadata().orElseThrow()));
+            sink.accept(byType);
             return res;
         } catch (RuntimeException e) {
             throw explain(e);
@@ -138,7 +140,8 @@ public final class TfGraph implements AutoCloseable {
 
     /**
      * For benchmarks: the next run of any graph is traced (TF's FULL_TRACE step stats) and {@code sink} gets its
-     * milliseconds per op type, largest first (see {@link #opMillis}). Once; tracing slows that run a little.
+     * milliseconds per op type, largest first (see {@link #opMillis}), then {@link #SPAN} and {@link #BUSY} (see
+     * {@link #busy}). Once; tracing slows that run a little.
      */
     public static void traceNextRun(java.util.function.Consumer<Map<String, Double>> sink) {
         TRACE_NEXT.set(sink);
@@ -162,6 +165,39 @@ public final class TfGraph implements AutoCloseable {
         byType.entrySet().stream().sorted((a, b) -> Double.compare(b.getValue(), a.getValue()))
                 .forEach(e -> out.put(e.getKey(), e.getValue()));
         return out;
+    }
+
+    /** Key of {@link #opMillis}'s extra entry: milliseconds from the first op's start to the last op's end. */
+    public static final String SPAN = "(span)";
+    /** Key of {@link #opMillis}'s extra entry: milliseconds in which at least one op ran (the union of the ops' times). */
+    public static final String BUSY = "(busy)";
+
+    /**
+     * The traced run's {@link #SPAN} and {@link #BUSY} milliseconds: {@code span − busy} is time in which no op ran
+     * at all (the executor between ops: scheduling, Java-side feeds, a thread waiting for a core).
+     */
+    public static Map<String, Double> busy(org.tensorflow.proto.RunMetadata md) {
+        List<long[]> iv = new java.util.ArrayList<>();
+        for (var dev : md.getStepStats().getDevStatsList()) {
+            for (var n : dev.getNodeStatsList()) {
+                iv.add(new long[]{n.getAllStartMicros(), n.getAllStartMicros() + n.getAllEndRelMicros()});
+            }
+        }
+        iv.sort(java.util.Comparator.comparingLong(a -> a[0]));
+        long union = 0, curS = Long.MIN_VALUE, curE = Long.MIN_VALUE, first = Long.MAX_VALUE, last = Long.MIN_VALUE;
+        for (long[] a : iv) {
+            first = Math.min(first, a[0]);
+            last = Math.max(last, a[1]);
+            if (a[0] > curE) {
+                union += curE - curS;
+                curS = a[0];
+                curE = a[1];
+            } else {
+                curE = Math.max(curE, a[1]);
+            }
+        }
+        union += curE - curS;
+        return Map.of(SPAN, iv.isEmpty() ? 0.0 : (last - first) / 1e3, BUSY, iv.isEmpty() ? 0.0 : union / 1e3);
     }
 
     /** A missing kernel (e.g. a half-precision op on a device without one) named plainly, with the way out. */

@@ -26,12 +26,12 @@ public final class Bench {
     /** What to run (the command line's options). */
     public record Options(Path dir, int threads, int interOp, int chunk, int reps, boolean compare, boolean synthetic,
                           boolean before, boolean lora, boolean firstStep, boolean profile, int rank, String loraModel,
-                          List<String> cases, boolean sdxl, String abWeights) {
+                          List<String> cases, boolean sdxl, String abWeights, String abProps) {
         public Options(Path dir, int threads, int interOp, int chunk, int reps, boolean compare, boolean synthetic,
                        boolean before, boolean lora, boolean firstStep, boolean profile, int rank, String loraModel,
                        List<String> cases) {
             this(dir, threads, interOp, chunk, reps, compare, synthetic, before, lora, firstStep, profile, rank,
-                    loraModel, cases, false, null);
+                    loraModel, cases, false, null, null);
         }
     }
 
@@ -69,6 +69,14 @@ public final class Bench {
         }
         if (lora) {
             return LoraBench.run(dir, threads, reps, rank, loraModel, out);
+        }
+        if (!synthetic && o.abProps() != null) {
+            String[] ab = o.abProps().split(";", -1);
+            if (ab.length != 2) {
+                throw new IllegalArgumentException("--ab-props takes 'A;B' (each k=v,k=v or -), got '" + o.abProps()
+                        + "'");
+            }
+            return EngineBench.runAbProps(dir, threads, interOp, chunk, reps, ab[0], ab[1], cases, out);
         }
         if (!synthetic && abWeights(o) != null) {
             String[] ab = abWeights(o);

@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.Supplier;
 
@@ -144,11 +145,17 @@ final class EngineBench {
                     java.util.Map<String, Double> byOp = new java.util.LinkedHashMap<>();
                     dev.sdserve.engine.tf.TfGraph.traceNextRun(byOp::putAll);
                     call.get();
+                    Double span = byOp.remove(dev.sdserve.engine.tf.TfGraph.SPAN);
+                    Double busy = byOp.remove(dev.sdserve.engine.tf.TfGraph.BUSY);
                     double total = byOp.values().stream().mapToDouble(Double::doubleValue).sum();
                     out.printf("  %s, one traced call, ms per op type (both threads' nodes summed, %.0f ms): %s%n", c,
                             total, byOp.entrySet().stream().limit(10).map(e -> String.format("%s %.0f (%.0f%%)",
                                     e.getKey(), e.getValue(), 100 * e.getValue() / total))
                                     .collect(java.util.stream.Collectors.joining(", ")));
+                    if (span != null && busy != null) {
+                        out.printf("  %s: ops ran during %.0f of the traced call's %.0f ms; no op running for %.0f ms "
+                                + "(%.1f%%: idle between ops)%n", c, busy, span, span - busy, 100 * (span - busy) / span);
+                    }
                 }
                 effs.put(effKey(c), gf / peak);
                 if (c.equals("unet64")) {
@@ -182,12 +189,8 @@ final class EngineBench {
      */
     static int runAb(Path dir, int threads, int interOp, int chunk, int reps, String policyA, String policyB,
                      List<String> cases, PrintStream out) throws IOException {
-        System.setProperty("sdserve.threads", Integer.toString(threads));
-        System.setProperty("sdserve.interOpThreads", Integer.toString(interOp));
-        System.setProperty("sdserve.attnChunk", Integer.toString(chunk));
         ModelConfig cfg = ModelConfigs.sd15();
-        Path file = dir.resolve("sd15-random-fp16.safetensors");
-        RandomCheckpoint.ensure(file, cfg, DType.F16, 1234);
+        Path file = abCheckpoint(dir, threads, interOp, chunk, cfg);
         String saved = System.getProperty("sdserve.weights.half");
         TfModel a = null, b = null;
         try {
@@ -203,33 +206,7 @@ final class EngineBench {
             out.printf("bench: A = weights.half=%s: %.2f GB of weights (RSS +%.2f GB); B = weights.half=%s: %.2f GB "
                             + "(RSS +%.2f GB)%n", policyA, a.weights().bytes() / 1e9, (r1 - r0) * 1024 / 1e9, policyB,
                     b.weights().bytes() / 1e9, (r2 - r1) * 1024 / 1e9);
-            out.printf("%-9s %9s %9s %7s %7s %7s %8s %17s%n", "case", "A ms", "B ms", "B/A", "A %pk", "B %pk",
-                    "GFLOP", "peak before/after");
-            java.util.Map<String, Double> effA = new java.util.LinkedHashMap<>(), effB = new java.util.LinkedHashMap<>();
-            for (String c : cases) {
-                Call ca = call(c, a, cfg, new SplittableRandom(5)), cb = call(c, b, cfg, new SplittableRandom(5));
-                ca.run().get(); // graph build, warm-up
-                cb.run().get();
-                double pb = FmaPeak.measure(threads, 100).gflops();
-                double[] ta = new double[reps], tb = new double[reps];
-                for (int i = 0; i < reps; i++) {
-                    boolean aFirst = i % 2 == 0;
-                    double t1 = timeOnce(aFirst ? ca : cb), t2 = timeOnce(aFirst ? cb : ca);
-                    ta[i] = aFirst ? t1 : t2;
-                    tb[i] = aFirst ? t2 : t1;
-                }
-                double pa = FmaPeak.measure(threads, 100).gflops(), peak = (pb + pa) / 2;
-                Arrays.sort(ta);
-                Arrays.sort(tb);
-                double ma = ta[reps / 2], mb = tb[reps / 2];
-                double ea = ca.flops() / ma / 1e6 / peak, eb = cb.flops() / mb / 1e6 / peak;
-                effA.put(effKey(c), ea);
-                effB.put(effKey(c), eb);
-                out.printf("%-9s %9.1f %9.1f %7.3f %6.1f%% %6.1f%% %8.1f %8.1f/%-8.1f%n", c, ma, mb, mb / ma, 100 * ea,
-                        100 * eb, ca.flops() / 1e9, pb, pa);
-            }
-            out.println(effLine(effA).replace("bench:", "bench: A"));
-            out.println(effLine(effB).replace("bench:", "bench: B"));
+            alternate(a, b, Map.of(), Map.of(), cfg, threads, reps, cases, out);
             out.printf("bench: peak RSS over the run (VmHWM, both models resident) %.2f GB%n",
                     Bench.vmHwmKb() / 1e6 * 1.024);
         } finally {
@@ -248,10 +225,123 @@ final class EngineBench {
         return 0;
     }
 
-    private static double timeOnce(Call c) {
-        long s = System.nanoTime();
+    /**
+     * {@code bench --ab-props A;B}: the checkpoint loaded once and seen through two models sharing its weights, whose
+     * graphs are built with the system properties of A and of B ({@code key=value,key=value}: e.g.
+     * {@code sdserve.interOpThreads=2} or {@code sdserve.winograd2MinPixels=1024}, anything the engine reads when it
+     * builds a graph); every case timed on both, alternated call by call, wall and CPU time.
+     */
+    static int runAbProps(Path dir, int threads, int interOp, int chunk, int reps, String propsA, String propsB,
+                          List<String> cases, PrintStream out) throws IOException {
+        ModelConfig cfg = ModelConfigs.sd15();
+        Path file = abCheckpoint(dir, threads, interOp, chunk, cfg);
+        Map<String, String> pa = props(propsA), pb = props(propsB);
+        try (TfModel a = TfModel.load("A", file, cfg);
+             TfModel b = new TfModel("B", cfg, a.weights(), a.loadNanos(), a.compute())) {
+            out.printf("bench: A/B on %s (weights loaded once, %.2f GB), %d intra-op / %d inter-op threads, attention "
+                    + "chunk %d, %d alternated reps; graphs built with A = %s, B = %s%n", file,
+                    a.weights().bytes() / 1e9, threads, interOp, chunk, reps, pa, pb);
+            alternate(a, b, pa, pb, cfg, threads, reps, cases, out);
+        }
+        return 0;
+    }
+
+    /** The A/B runs' engine settings and the random SD 1.5 checkpoint (written once). */
+    private static Path abCheckpoint(Path dir, int threads, int interOp, int chunk, ModelConfig cfg) throws IOException {
+        System.setProperty("sdserve.threads", Integer.toString(threads));
+        System.setProperty("sdserve.interOpThreads", Integer.toString(interOp));
+        System.setProperty("sdserve.attnChunk", Integer.toString(chunk));
+        Path file = dir.resolve("sd15-random-fp16.safetensors");
+        RandomCheckpoint.ensure(file, cfg, DType.F16, 1234);
+        return file;
+    }
+
+    /** {@code k=v,k=v} (empty or "-": none). */
+    static Map<String, String> props(String spec) {
+        Map<String, String> m = new java.util.LinkedHashMap<>();
+        for (String kv : spec.split(",")) {
+            if (kv.isBlank() || kv.equals("-")) {
+                continue;
+            }
+            int eq = kv.indexOf('=');
+            if (eq <= 0) {
+                throw new IllegalArgumentException("--ab-props: '" + kv + "' is not key=value");
+            }
+            m.put(kv.substring(0, eq).trim(), kv.substring(eq + 1).trim());
+        }
+        return m;
+    }
+
+    /** Runs {@code r} with the system properties {@code props} set, restoring the previous values after. */
+    static <T> T withProps(Map<String, String> props, Supplier<T> r) {
+        Map<String, String> saved = new java.util.HashMap<>();
+        for (var e : props.entrySet()) {
+            saved.put(e.getKey(), System.getProperty(e.getKey()));
+            System.setProperty(e.getKey(), e.getValue());
+        }
+        try {
+            return r.get();
+        } finally {
+            for (var e : saved.entrySet()) {
+                if (e.getValue() == null) {
+                    System.clearProperty(e.getKey());
+                } else {
+                    System.setProperty(e.getKey(), e.getValue());
+                }
+            }
+        }
+    }
+
+    /**
+     * The A/B table: each case built on {@code a} (under {@code propsA}) and {@code b} (under {@code propsB}),
+     * then timed alternately (A B, B A, ...); medians of wall and CPU time, % of the FMA peak measured around the
+     * case and by CPU time (FLOP per process CPU-second against one core's), and the summary lines of both.
+     */
+    private static void alternate(TfModel a, TfModel b, Map<String, String> propsA, Map<String, String> propsB,
+                                  ModelConfig cfg, int threads, int reps, List<String> cases, PrintStream out) {
+        out.printf("%-9s %9s %9s %7s %7s %7s %8s %8s %8s %17s%n", "case", "A ms", "B ms", "B/A", "A %pk", "B %pk",
+                "A %cpu", "B %cpu", "GFLOP", "peak before/after");
+        Map<String, Double> effA = new java.util.LinkedHashMap<>(), effB = new java.util.LinkedHashMap<>();
+        for (String c : cases) {
+            Call ca = call(c, a, cfg, new SplittableRandom(5)), cb = call(c, b, cfg, new SplittableRandom(5));
+            withProps(propsA, ca.run()); // graph build, warm-up
+            withProps(propsB, cb.run());
+            FmaPeak.Peak before = FmaPeak.measure(threads, 100);
+            double[] ta = new double[reps], tb = new double[reps], ua = new double[reps], ub = new double[reps];
+            for (int i = 0; i < reps; i++) {
+                boolean aFirst = i % 2 == 0;
+                double[] t1 = timeOnceCpu(aFirst ? ca : cb), t2 = timeOnceCpu(aFirst ? cb : ca);
+                ta[i] = aFirst ? t1[0] : t2[0];
+                tb[i] = aFirst ? t2[0] : t1[0];
+                ua[i] = aFirst ? t1[1] : t2[1];
+                ub[i] = aFirst ? t2[1] : t1[1];
+            }
+            FmaPeak.Peak after = FmaPeak.measure(threads, 100);
+            double pb = before.gflops(), pa = after.gflops(), peak = (pb + pa) / 2;
+            double core = Math.max(before.perCoreCpuGflops(), after.perCoreCpuGflops());
+            double ma = median(ta), mb = median(tb);
+            double ea = ca.flops() / ma / 1e6 / peak, eb = cb.flops() / mb / 1e6 / peak;
+            double cpuA = ca.flops() / median(ua) / 1e9 / core, cpuB = cb.flops() / median(ub) / 1e9 / core;
+            effA.put(effKey(c), ea);
+            effB.put(effKey(c), eb);
+            out.printf("%-9s %9.1f %9.1f %7.3f %6.1f%% %6.1f%% %7.1f%% %7.1f%% %8.1f %8.1f/%-8.1f%n", c, ma, mb,
+                    mb / ma, 100 * ea, 100 * eb, 100 * cpuA, 100 * cpuB, ca.flops() / 1e9, pb, pa);
+        }
+        out.println(effLine(effA).replace("bench:", "bench: A"));
+        out.println(effLine(effB).replace("bench:", "bench: B"));
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s[s.length / 2];
+    }
+
+    /** {wall ms, process CPU seconds} of one call. */
+    private static double[] timeOnceCpu(Call c) {
+        long s = System.nanoTime(), cpu = processCpuNanos();
         c.run().get();
-        return (System.nanoTime() - s) / 1e6;
+        return new double[]{(System.nanoTime() - s) / 1e6, (processCpuNanos() - cpu) / 1e9};
     }
 
     /** One case on one model: its dense FLOP count and the call. */

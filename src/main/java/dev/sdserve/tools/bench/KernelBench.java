@@ -18,7 +18,8 @@ import dev.sdserve.engine.tf.SessionConfigs;
 /**
  * Microbenchmarks of the kernels on SD 1.5 shapes, TF's own op (or the plain formulation) beside ours, each with
  * ms, GFLOP/s and % of the FMA peak measured just before. Run:
- * {@code java -cp … dev.sdserve.tools.bench.KernelBench [threads] [conv|conv-b2|attn|norm|profile|all]}.
+ * {@code java -cp … dev.sdserve.tools.bench.KernelBench [threads] [conv|conv-b2|conv32|conv32-b2|attn|norm|profile|all]}
+ * ({@code conv32}: the stride-1 levels of a 32×32 latent, i.e. a 256² image: 32×32×320, 16×16×640, 8×8 and 4×4×1280).
  */
 public final class KernelBench {
     private KernelBench() {
@@ -41,9 +42,11 @@ public final class KernelBench {
         core = peak.perCoreCpuGflops();
         out.printf("%-40s %9s %7s %5s %6s | %9s %7s %5s %6s | %s%n", "case", "base ms", "GF/s", "%pk", "%pkcpu",
                 "ours ms", "GF/s", "%pk", "%pkcpu", "speedup wall/cpu");
-        if (which.equals("all") || which.equals("conv") || which.equals("conv-b2")) {
-            long batch = which.equals("conv-b2") ? 2 : 1;
-            long[][] convs = {{64, 320, 320, 1}, {64, 960, 320, 1}, {64, 640, 640, 1}, {32, 640, 640, 1},
+        if (which.equals("all") || which.startsWith("conv")) {
+            long batch = which.endsWith("-b2") ? 2 : 1;
+            long[][] convs = which.startsWith("conv32")
+                    ? new long[][]{{32, 320, 320, 1}, {16, 640, 640, 1}, {8, 1280, 1280, 1}, {4, 1280, 1280, 1}}
+                    : new long[][]{{64, 320, 320, 1}, {64, 960, 320, 1}, {64, 640, 640, 1}, {32, 640, 640, 1},
                     {32, 1920, 640, 1}, {16, 1280, 1280, 1}, {8, 1280, 1280, 1}, {128, 512, 512, 1},
                     {256, 256, 256, 1}, {64, 320, 320, 2}, {16, 1280, 1280, 2}};
             for (long[] c : convs) {

@@ -53,4 +53,38 @@ class BenchCommandTest {
             }
         }
     }
+
+    @Test
+    void busyIsTheUnionOfTheOpsTimesAndSpanFirstStartToLastEnd() {
+        // ops at [0, 10), [5, 20) (overlapping: another thread), [30, 40) and [35, 36) (inside): busy 20 + 10 ms
+        var stats = org.tensorflow.proto.DeviceStepStats.newBuilder();
+        long[][] iv = {{30_000, 10_000}, {0, 10_000}, {5_000, 15_000}, {35_000, 1_000}};
+        for (long[] a : iv) {
+            stats.addNodeStats(org.tensorflow.proto.NodeExecStats.newBuilder().setNodeName("n" + a[0])
+                    .setAllStartMicros(a[0]).setAllEndRelMicros(a[1]));
+        }
+        var md = org.tensorflow.proto.RunMetadata.newBuilder()
+                .setStepStats(org.tensorflow.proto.StepStats.newBuilder().addDevStats(stats)).build();
+        java.util.Map<String, Double> b = dev.sdserve.engine.tf.TfGraph.busy(md);
+        assertEquals(40.0, b.get(dev.sdserve.engine.tf.TfGraph.SPAN), 1e-9);
+        assertEquals(30.0, b.get(dev.sdserve.engine.tf.TfGraph.BUSY), 1e-9);
+    }
+
+    @Test
+    void abPropsParseKeyValuePairsAndRestoreTheProperties() throws Exception {
+        assertEquals(java.util.Map.of("sdserve.a", "1", "sdserve.b", "x=y"), EngineBench.props("sdserve.a=1, sdserve.b=x=y"));
+        assertTrue(EngineBench.props("-").isEmpty());
+        assertTrue(EngineBench.props("").isEmpty());
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> EngineBench.props("novalue"));
+        System.setProperty("sdserve.test.ab", "before");
+        String seen = EngineBench.withProps(java.util.Map.of("sdserve.test.ab", "inside", "sdserve.test.ab2", "2"),
+                () -> System.getProperty("sdserve.test.ab") + System.getProperty("sdserve.test.ab2"));
+        assertEquals("inside2", seen);
+        assertEquals("before", System.getProperty("sdserve.test.ab"));
+        assertEquals(null, System.getProperty("sdserve.test.ab2"));
+        System.clearProperty("sdserve.test.ab");
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        assertEquals(2, new BenchCommand().run(List.of("--ab-props", "a=1"), new PrintStream(buf, true,
+                StandardCharsets.UTF_8)), "A;B needs its two sides");
+    }
 }
