@@ -151,8 +151,9 @@ public final class CompletionPredictor {
     /** Critical path of the work's remaining stages under the bucket's load profile. */
     private double ownRemainingMillis(Pending w, Profile profile) {
         double ms = 0;
-        if (w.toEncode() && w.encodeItems() > 0) { // none: every prompt cached, no encoder call
-            ms += cost.predictMillis(w.model(), Stage.ENCODE, null, w.encodeItems());
+        int encodes = w.toEncode() ? w.encodeItems() : 0; // a cache lookup per prompt: asked once
+        if (encodes > 0) { // none: every prompt cached, no encoder call
+            ms += cost.predictMillis(w.model(), Stage.ENCODE, null, encodes);
         }
         if (w.toEncodeImage()) {
             ms += cost.predictMillis(w.model(), Stage.IMAGE_ENCODE, w.shape(), w.imageEncodeItems());
