@@ -157,13 +157,7 @@ public final class UNetNet {
     Operand<TFloat32> forwardShallow(Operand<TFloat32> x, Operand<TFloat32> t, Operand<TFloat32> ctx,
                                      Operand<TFloat32> deep) {
         String p = PREFIX;
-        Operand<TFloat32> temb = nn.toCompute(timestepEmbedding(t, cfg.blockOutChannels().get(0)));
-        temb = nn.linear(temb, p + "time_embed.0", true);
-        temb = nn.linear(nn.silu(temb), p + "time_embed.2", true);
-        if (cfg.hasAddedConditioning()) {
-            temb = nn.add(temb, addedEmbedding());
-        }
-        Operand<TFloat32> tembAct = nn.silu(temb);
+        Operand<TFloat32> tembAct = nn.silu(timeEmbedding(t));
         Operand<TFloat32> skip0 = nn.conv(x, p + "input_blocks.0.0");
         Operand<TFloat32> skip1 = resBlock(skip0, tembAct, p + "input_blocks.1.0");
         if (cfg.crossAttnDown().get(0)) {
@@ -181,8 +175,24 @@ public final class UNetNet {
                 h = spatialTransformer(h, ctx, bp + "1", cfg.attentionHeads().get(0));
             }
         }
-        h = nn.silu(nn.groupNorm(h, p + "out.0", cfg.normGroups(), cfg.normEps()));
-        return nn.conv(h, p + "out.2");
+        return outputHead(h);
+    }
+
+    /** The time embedding every res block receives (before its SiLU): time_embed MLP, plus SDXL's added embedding. */
+    private Operand<TFloat32> timeEmbedding(Operand<TFloat32> t) {
+        Operand<TFloat32> temb = nn.toCompute(timestepEmbedding(t, cfg.blockOutChannels().get(0))); // sin/cos in float32
+        temb = nn.linear(temb, PREFIX + "time_embed.0", true);
+        temb = nn.linear(nn.silu(temb), PREFIX + "time_embed.2", true);
+        if (cfg.hasAddedConditioning()) {
+            temb = nn.add(temb, addedEmbedding());
+        }
+        return temb;
+    }
+
+    /** The output head: GroupNorm, SiLU, the last convolution. */
+    private Operand<TFloat32> outputHead(Operand<TFloat32> h) {
+        h = nn.silu(nn.groupNorm(h, PREFIX + "out.0", cfg.normGroups(), cfg.normEps()));
+        return nn.conv(h, PREFIX + "out.2");
     }
 
     /** Sinusoidal timestep embedding (flip_sin_to_cos = true, freq_shift = 0 as SD): [B] → [B, dim]. */
@@ -207,13 +217,7 @@ public final class UNetNet {
 
     Operand<TFloat32> forward(Operand<TFloat32> x, Operand<TFloat32> t, Operand<TFloat32> ctx) {
         String p = PREFIX;
-        int ch0 = cfg.blockOutChannels().get(0);
-        Operand<TFloat32> temb = nn.toCompute(timestepEmbedding(t, ch0)); // sin/cos in float32
-        temb = nn.linear(temb, p + "time_embed.0", true);
-        temb = nn.linear(nn.silu(temb), p + "time_embed.2", true);
-        if (cfg.hasAddedConditioning()) {
-            temb = nn.add(temb, addedEmbedding());
-        }
+        Operand<TFloat32> temb = timeEmbedding(t);
         emb = temb;
         Operand<TFloat32> tembAct = nn.silu(temb); // every res block applies SiLU before its projection
 
@@ -273,8 +277,7 @@ public final class UNetNet {
                 k++;
             }
         }
-        h = nn.silu(nn.groupNorm(h, p + "out.0", cfg.normGroups(), cfg.normEps()));
-        return nn.conv(h, p + "out.2");
+        return outputHead(h);
     }
 
     /**
