@@ -55,6 +55,25 @@ public interface Engine extends AutoCloseable {
      */
     float[][] decode(String model, LatentShape shape, List<float[]> latents);
 
+    /**
+     * The features of the VAE decoder's trunk at latent resolution (its input convolutions and middle block, whose
+     * attention sees the whole latent), {@code F × h × w} floats NCHW per latent: what a decoder preview's readout is
+     * fitted on. Null when the engine has no such trunk (then previews stay affine projections).
+     */
+    default float[][] decoderFeatures(String model, LatentShape shape, List<float[]> latents) {
+        return null;
+    }
+
+    /**
+     * Decoder previews: each latent through the decoder's trunk ({@link #decoderFeatures}) and a fitted per-cell
+     * readout (a {@link dev.sdserve.engine.projection.LatentProjection} over the F features), as RGB in [0, 1] per
+     * latent cell, {@code h × w × 3} floats HWC. Costs the trunk (a small part of a decode), not the VAE's upsampling.
+     */
+    default float[][] decoderPreview(String model, LatentShape shape, List<float[]> latents,
+                                     dev.sdserve.engine.projection.LatentProjection readout) {
+        throw new UnsupportedOperationException("this engine has no decoder previews");
+    }
+
     /** Encodes RGB images (HWC floats in [0, 1]) into scaled latent means. */
     default float[][] encodeImage(String model, LatentShape shape, List<float[]> images) {
         throw new UnsupportedOperationException("this engine does not encode images");

@@ -49,6 +49,11 @@ public final class FakeEngine implements Engine {
          * this to avoid computing millions of pixels).
          */
         public boolean decodePixels = true;
+        /**
+         * Whether the fake has a decoder trunk for decoder previews ({@link Engine#decoderFeatures}): its features
+         * are the latent's own channels, so a readout acts as an affine map; off by default (previews stay affine).
+         */
+        public boolean decoderTrunk = false;
         /** A prompt containing this marker makes every denoise call that includes it fail (null = never). */
         public String poisonMarker = "<poison>";
         /**
@@ -330,6 +335,34 @@ public final class FakeEngine implements Engine {
             out[i] = config.decodePixels ? image(info, shape, z) : new float[0];
         }
         stats.recordDecode(latents.size());
+        return out;
+    }
+
+    /** Latent counts of the decoder-preview calls, in order (tests). */
+    public final List<Integer> decoderPreviewBatches = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+
+    @Override
+    public float[][] decoderFeatures(String model, LatentShape shape, List<float[]> latents) {
+        if (!config.decoderTrunk) {
+            return null;
+        }
+        requireResident(model);
+        return latents.stream().map(float[]::clone).toArray(float[][]::new);
+    }
+
+    @Override
+    public float[][] decoderPreview(String model, LatentShape shape, List<float[]> latents,
+                                    dev.sdserve.engine.projection.LatentProjection readout) {
+        if (!config.decoderTrunk) {
+            return Engine.super.decoderPreview(model, shape, latents, readout);
+        }
+        requireResident(model);
+        spend(model, Stage.PREVIEW, shape, latents.size());
+        decoderPreviewBatches.add(latents.size());
+        float[][] out = new float[latents.size()][];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = readout.toRgb(latents.get(i), shape);
+        }
         return out;
     }
 

@@ -950,6 +950,30 @@ public final class TfEngine implements Engine {
     }
 
     @Override
+    public float[][] decoderFeatures(String model, LatentShape shape, List<float[]> latents) {
+        TfModel m = lease(model);
+        try {
+            return m.decoderFeatures(latents, shape.height(), shape.width());
+        } finally {
+            release(m);
+        }
+    }
+
+    @Override
+    public float[][] decoderPreview(String model, LatentShape shape, List<float[]> latents,
+                                    dev.sdserve.engine.projection.LatentProjection readout) {
+        float[][] w = readout.weights();
+        float[][] rows = java.util.Arrays.copyOf(w, w.length + 1);
+        rows[w.length] = readout.bias();
+        TfModel m = lease(model);
+        try {
+            return m.decoderPreview(latents, shape.height(), shape.width(), rows);
+        } finally {
+            release(m);
+        }
+    }
+
+    @Override
     public float[][] encodeImage(String model, LatentShape shape, List<float[]> images) {
         TfModel m = lease(model);
         try {

@@ -373,6 +373,33 @@ public final class TfModel implements AutoCloseable {
         }
     }
 
+    /** Latents → the decoder trunk's features at latent resolution [B][F·h·w] NCHW ({@link VaeNet#buildDecoderTrunk}). */
+    public synchronized float[][] decoderFeatures(List<float[]> z, int lh, int lw) {
+        int lc = config.vae().latentChannels();
+        try (TFloat32 zt = batch(z, lc * lh * lw, z.size(), lc, lh, lw);
+             Result r = trunk(lh, lw).run(Map.of("z", zt), List.of("features"))) {
+            return split((TFloat32) r.get(0), z.size());
+        }
+    }
+
+    /** Latents → RGB per latent cell [B][h·w·3] HWC in [0, 1]: the trunk's features through a fitted readout. */
+    public synchronized float[][] decoderPreview(List<float[]> z, int lh, int lw, float[][] readout) {
+        int lc = config.vae().latentChannels();
+        float[] flat = new float[readout.length * 3];
+        for (int i = 0; i < readout.length; i++) {
+            System.arraycopy(readout[i], 0, flat, i * 3, 3);
+        }
+        try (TFloat32 zt = batch(z, lc * lh * lw, z.size(), lc, lh, lw);
+             TFloat32 w = TFloat32.tensorOf(Shape.of(readout.length, 3), d -> d.copyFrom(DataBuffers.of(flat, true, false)));
+             Result r = trunk(lh, lw).run(Map.of("z", zt, "readout", w), List.of("rgb"))) {
+            return split((TFloat32) r.get(0), z.size());
+        }
+    }
+
+    private TfGraph trunk(int lh, int lw) {
+        return graph("vae.trunk/" + lh + "x" + lw, bl -> VaeNet.buildDecoderTrunk(bl, config.vae(), lh, lw));
+    }
+
     /** Images [B][3·H·W] NCHW in [-1, 1] → scaled latent means [B][latent·h·w]. */
     public synchronized float[][] encodeImages(List<float[]> images, int height, int width) {
         int ic = config.vae().inChannels();

@@ -41,6 +41,31 @@ public final class VaeNet {
         b.output("image", b.nn.clamp(b.nn.add(b.nn.scale(x, 0.5f), tf.constant(0.5f)), 0f, 1f));
     }
 
+    /**
+     * The decoder's trunk: every layer that runs at latent resolution (post_quant_conv, conv_in, the middle block,
+     * whose self-attention lets each cell's features see the whole picture as its colour in the VAE's output does,
+     * and the lowest up level's res blocks, up to its first upsampling). Output "features" NCHW; with a readout input
+     * "readout" ((features + 1) × 3: weights, then the bias row) also "rgb", the features mapped to RGB per cell and
+     * clamped to [0, 1], NHWC.
+     */
+    public static void buildDecoderTrunk(TfGraph.Builder b, VaeConfig cfg, int latentH, int latentW) {
+        var tf = b.tf;
+        Operand<TFloat32> z = b.input("z", tf.placeholder(TFloat32.class,
+                Placeholder.shape(Shape.of(-1, cfg.latentChannels(), latentH, latentW))));
+        VaeNet net = new VaeNet(b.nn, cfg);
+        Operand<TFloat32> f = b.nn.toFloat32(net.trunk(b.nn.toCompute(b.nn.divide(b.nn.nchwToNhwc(z),
+                (float) cfg.scalingFactor()))));
+        b.output("features", b.nn.nhwcToNchw(f));
+        long c = Nn.dims(f)[3];
+        Operand<TFloat32> readout = b.input("readout", tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(c + 1, 3))));
+        Operand<TFloat32> w = tf.slice(readout, tf.constant(new int[]{0, 0}), tf.constant(new int[]{(int) c, 3}));
+        Operand<TFloat32> bias = tf.reshape(tf.slice(readout, tf.constant(new int[]{(int) c, 0}), tf.constant(new int[]{1, 3})),
+                tf.constant(new int[]{3}));
+        Operand<TFloat32> flat = tf.reshape(f, tf.constant(new long[]{-1, c}));
+        Operand<TFloat32> rgb = tf.math.add(tf.linalg.matMul(flat, w), bias);
+        b.output("rgb", b.nn.clamp(tf.reshape(rgb, tf.constant(new long[]{-1, latentH, latentW, 3})), 0f, 1f));
+    }
+
     public static void buildEncoder(TfGraph.Builder b, VaeConfig cfg, int height, int width) {
         int f = cfg.downscale();
         if (height % f != 0 || width % f != 0) {
@@ -62,13 +87,13 @@ public final class VaeNet {
 
     Operand<TFloat32> decode(Operand<TFloat32> z) {
         String p = PREFIX + "decoder.";
-        Operand<TFloat32> h = nn.conv(z, PREFIX + "post_quant_conv");
-        h = nn.conv(h, p + "conv_in");
-        h = mid(h, p + "mid.");
+        Operand<TFloat32> h = trunk(z);
         int levels = cfg.blockOutChannels().size();
         for (int i = levels - 1; i >= 0; i--) {
-            for (int j = 0; j <= cfg.layersPerBlock(); j++) {
-                h = resBlock(h, p + "up." + i + ".block." + j);
+            if (i != levels - 1) { // the lowest level's blocks are the trunk's
+                for (int j = 0; j <= cfg.layersPerBlock(); j++) {
+                    h = resBlock(h, p + "up." + i + ".block." + j);
+                }
             }
             if (i != 0) {
                 h = nn.conv(nn.upsampleNearest2x(h), p + "up." + i + ".upsample.conv");
@@ -97,6 +122,19 @@ public final class VaeNet {
         h = nn.conv(h, p + "conv_out");
         h = nn.conv(h, PREFIX + "quant_conv");
         return nn.splitLast(h, 2); // moments = [mean, logvar]
+    }
+
+    /** The decoder up to its first upsampling: everything at latent resolution (NHWC in, features NHWC out). */
+    private Operand<TFloat32> trunk(Operand<TFloat32> z) {
+        String p = PREFIX + "decoder.";
+        Operand<TFloat32> h = nn.conv(z, PREFIX + "post_quant_conv");
+        h = nn.conv(h, p + "conv_in");
+        h = mid(h, p + "mid.");
+        int top = cfg.blockOutChannels().size() - 1;
+        for (int j = 0; j <= cfg.layersPerBlock(); j++) {
+            h = resBlock(h, p + "up." + top + ".block." + j);
+        }
+        return h;
     }
 
     private Operand<TFloat32> mid(Operand<TFloat32> h, String mp) {
