@@ -27,6 +27,9 @@ public record LatentProjection(float[][] weights, float[] bias, String source) {
             {-0.184f, -0.271f, -0.473f},
     };
 
+    /** The source of a decoder preview's readout (a map over the VAE decoder trunk's features, not the latent's). */
+    public static final String DECODER = "decoder";
+
     /** The A1111 factors as a map onto [0, 1]: rgb = 0.5·Σ x·F + 0.5. */
     public static final LatentProjection SD1_CHEAP = fromSignedFactors(SD1_CHEAP_FACTORS, "sd1-cheap");
 

@@ -25,7 +25,13 @@ import java.util.logging.Logger;
 public final class PreviewProjections {
     private static final Logger LOG = Logger.getLogger(PreviewProjections.class.getName());
     /** The cache files' format (a change of the fit's procedure changes it, so old fits are not reused). */
-    public static final String FORMAT = "sd-serve preview projection 1";
+    public static final String FORMAT = "sd-serve preview projection 2";
+    /**
+     * "auto" previews go through the decoder readout when its error against the VAE is at most this fraction of the
+     * affine map's (on the demo model 0.49; a VAE whose colours are a per-cell linear function gains little and
+     * keeps the free projection).
+     */
+    public static final double DECODER_GAIN = 0.75;
 
     /** Fits a model (e.g. {@link ProjectionFitter} on the engine). */
     @FunctionalInterface
@@ -35,7 +41,29 @@ public final class PreviewProjections {
 
     /** A model's projection and where it came from: "fitted" (now), "cache" (file or memory), "fallback". */
     public record Entry(LatentProjection projection, String origin, String hash, double residualMean255,
-                        double fallbackMean255, double fitMillis) {
+                        double fallbackMean255, double fitMillis, LatentProjection decoder, double decoderResidual255) {
+        public Entry(LatentProjection projection, String origin, String hash, double residualMean255,
+                     double fallbackMean255, double fitMillis) {
+            this(projection, origin, hash, residualMean255, fallbackMean255, fitMillis, null, Double.NaN);
+        }
+
+        /** Whether "auto" previews use the decoder readout: there is one, and it is clearly closer to the VAE. */
+        public boolean decoderPreferred() {
+            return decoder != null && decoderResidual255 <= DECODER_GAIN * residualMean255;
+        }
+    }
+
+    /**
+     * The decoder readout a request's previews of the model go through, or null for the affine projection: for
+     * {@code choice} "decoder" the model's readout once fitted, for "auto" (or null) the readout when the fit prefers
+     * it, for "affine" none. Never blocks.
+     */
+    public LatentProjection decoderReadout(String model, String choice) {
+        Entry e = byName.get(model);
+        if (e == null || e.decoder() == null || "affine".equals(choice)) {
+            return null;
+        }
+        return "decoder".equals(choice) || e.decoderPreferred() ? e.decoder() : null;
     }
 
     private final Path dir;
@@ -99,10 +127,12 @@ public final class PreviewProjections {
                     LOG.log(Level.WARNING, "fitting the preview projection of model '" + model + "' failed; previews use the SD 1.x factors", ex);
                     return entry(model);
                 }
-                e = new Entry(r.projection(), "fitted", hash, r.residualMean255(), r.fallbackMean255(), r.millis());
+                e = new Entry(r.projection(), "fitted", hash, r.residualMean255(), r.fallbackMean255(), r.millis(),
+                        r.decoder(), r.decoderResidual255());
                 LOG.info(String.format(Locale.ROOT, "preview projection of model '%s' fitted in %.0f ms on %d latents "
-                                + "(%s): mean |fit − VAE| %.1f/255, SD 1.x factors %.1f/255", model, r.millis(), r.latentsDecoded(),
-                        r.shape(), r.residualMean255(), r.fallbackMean255()));
+                                + "(%s): mean |fit − VAE| %.1f/255, SD 1.x factors %.1f/255, decoder readout %.1f/255 (%s)",
+                        model, r.millis(), r.latentsDecoded(), r.shape(), r.residualMean255(), r.fallbackMean255(),
+                        r.decoderResidual255(), e.decoderPreferred() ? "auto previews use it" : "auto previews stay affine"));
                 if (hash != null) {
                     write(hash, e);
                 }
@@ -179,9 +209,11 @@ public final class PreviewProjections {
                 return null;
             }
             JsonNode f = n.path("fit");
+            JsonNode d = n.path("decoder_readout");
             return new Entry(LatentProjection.fromJson(n.path("projection")), "cache", hash,
                     f.path("residual_mean_abs_255").asDouble(Double.NaN), f.path("fallback_mean_abs_255").asDouble(Double.NaN),
-                    f.path("millis").asDouble(0));
+                    f.path("millis").asDouble(0), d.isObject() ? LatentProjection.fromJson(d) : null,
+                    f.path("decoder_residual_mean_abs_255").asDouble(Double.NaN));
         } catch (IOException | RuntimeException e) {
             LOG.log(Level.WARNING, "ignoring the unreadable preview projection cache " + file(hash) + ": " + e);
             return null;
@@ -200,6 +232,10 @@ public final class PreviewProjections {
         f.put("residual_mean_abs_255", e.residualMean255());
         f.put("fallback_mean_abs_255", e.fallbackMean255());
         f.put("millis", e.fitMillis());
+        if (e.decoder() != null) {
+            n.set("decoder_readout", e.decoder().toJson(json));
+            f.put("decoder_residual_mean_abs_255", e.decoderResidual255());
+        }
         try {
             Files.createDirectories(dir);
             Path tmp = Files.createTempFile(dir, "projection", ".tmp");

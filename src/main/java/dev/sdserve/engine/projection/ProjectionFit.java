@@ -20,8 +20,19 @@ public final class ProjectionFit {
     /** The down-sampled samples, kept to report the fit's residual: per sample c latent values then 3 colours. */
     private final List<float[]> samples = new ArrayList<>();
     private long count;
+    /** Ridge as a fraction of the normal matrix's mean diagonal. */
+    private final double ridge;
 
     public ProjectionFit(int channels) {
+        this(channels, 1e-9);
+    }
+
+    /**
+     * @param ridge Tikhonov regularisation as a fraction of the normal matrix's mean diagonal (1e-9 only guards a
+     *              degenerate set; many correlated inputs, such as a decoder's features, want more)
+     */
+    public ProjectionFit(int channels, double ridge) {
+        this.ridge = ridge;
         if (channels < 1) {
             throw new IllegalArgumentException("channels must be positive");
         }
@@ -72,8 +83,10 @@ public final class ProjectionFit {
                     sample[channels + r] = (float) rgb[r];
                 }
                 for (int i = 0; i < n; i++) {
-                    for (int j = 0; j < n; j++) {
-                        ata[i][j] += row[i] * row[j];
+                    double ri = row[i];
+                    double[] ai = ata[i];
+                    for (int j = 0; j <= i; j++) {
+                        ai[j] += ri * row[j];
                     }
                     for (int r = 0; r < 3; r++) {
                         atb[i][r] += row[i] * rgb[r];
@@ -92,6 +105,11 @@ public final class ProjectionFit {
 
     /** The least-squares map. */
     public LatentProjection solve() {
+        return solve("fitted");
+    }
+
+    /** The least-squares map, named {@code source}. */
+    public LatentProjection solve(String source) {
         if (count < n) {
             throw new IllegalStateException("a fit of " + n + " unknowns needs at least " + n + " samples, has " + count);
         }
@@ -100,9 +118,12 @@ public final class ProjectionFit {
         for (int i = 0; i < n; i++) {
             trace += ata[i][i];
         }
-        double ridge = 1e-9 * trace / n;
+        double ridge = this.ridge * trace / n;
         for (int i = 0; i < n; i++) {
             a[i] = ata[i].clone();
+            for (int j = i + 1; j < n; j++) {
+                a[i][j] = ata[j][i]; // only the lower triangle is accumulated
+            }
             a[i][i] += ridge;
         }
         // Cholesky: a = L·Lᵀ
@@ -147,7 +168,7 @@ public final class ProjectionFit {
             }
             bias[r] = (float) b[channels];
         }
-        return new LatentProjection(w, bias, "fitted");
+        return new LatentProjection(w, bias, source);
     }
 
     /**

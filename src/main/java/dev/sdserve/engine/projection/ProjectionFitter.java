@@ -49,20 +49,34 @@ public final class ProjectionFitter {
      * @param steps      denoising steps of each run
      * @param guidance   classifier-free guidance scale
      * @param latentEdge latent edge of the runs (at most the model's default; small keeps the fit cheap on big models)
-     * @param decodeFrom  the first evaluation (from 0) whose x̂0 is decoded and fitted; every later one is too
+     * @param decodeFrom  the first evaluation (from 0) whose x̂0 the affine map is fitted on; every later one is too
+     * @param readoutFrom the first evaluation whose x̂0 the decoder readout is fitted on (the readout, unlike the
+     *                    affine map, gains from the early estimates: they are what early previews show)
      * @param sampler    sampler id (the model's own prediction type is the caller's: see {@link #fit(Engine, String, Sampler, Settings)})
      */
     public record Settings(List<String> prompts, long seed, int steps, double guidance, int latentEdge,
-                           int decodeFrom, String sampler) {
+                           int decodeFrom, int readoutFrom, String sampler) {
         public static Settings defaults() {
-            return new Settings(PROMPTS, 20240, 6, 5.0, 16, 3, "dpmpp_2m");
+            return new Settings(PROMPTS, 20240, 6, 5.0, 16, 3, 1, "dpmpp_2m");
         }
     }
 
-    /** The fitted map and how it was made. */
+    /**
+     * The fitted map and how it was made.
+     *
+     * @param decoder            the decoder preview's readout (a map from the VAE decoder trunk's features to RGB,
+     *                           {@link Engine#decoderFeatures}), fitted on the same decodes; null when the engine has
+     *                           no trunk
+     * @param decoderResidual255 its mean |readout − VAE| on its fit's cells (NaN without one); those start at an
+     *                           earlier evaluation than the affine map's, so the comparison is not in its favour
+     */
     public record Result(LatentProjection projection, double residualMean255, double fallbackMean255, long samples,
-                         int latentsDecoded, LatentShape shape, double millis, double unetMillis, double decodeMillis) {
+                         int latentsDecoded, LatentShape shape, double millis, double unetMillis, double decodeMillis,
+                         LatentProjection decoder, double decoderResidual255) {
     }
+
+    /** Ridge of the decoder readout's fit (fraction of the mean diagonal): its inputs are many and correlated. */
+    static final double DECODER_RIDGE = 1e-3;
 
     private ProjectionFitter() {
     }
@@ -97,6 +111,8 @@ public final class ProjectionFitter {
             states[i] = sampler.start(s.steps(), noise, new TorchGenerator(s.seed() + 1000 + i));
         }
         List<float[]> latents = new ArrayList<>();
+        List<Boolean> forAffine = new ArrayList<>(); // per kept latent: whether the affine map is fitted on it
+        List<Boolean> forReadout = new ArrayList<>(); // and whether the decoder readout is
         long unet = 0;
         int evals = states[0].totalEvaluations();
         for (int k = 0; k < evals; k++) {
@@ -108,27 +124,46 @@ public final class ProjectionFitter {
             long u0 = System.nanoTime();
             float[][] out = engine.denoise(new DenoiseBatch(model, shape, items));
             unet += System.nanoTime() - u0;
-            boolean keep = k >= Math.min(s.decodeFrom(), evals - 1);
+            boolean affine = k >= Math.min(s.decodeFrom(), evals - 1);
+            boolean forDecoder = k >= Math.min(s.readoutFrom(), evals - 1);
+            boolean keep = affine || forDecoder;
             for (int i = 0; i < runs; i++) {
                 states[i].advance(out[i]);
                 if (keep) {
                     latents.add(states[i].denoised());
+                    forAffine.add(affine);
+                    forReadout.add(forDecoder);
                 }
             }
         }
         long d0 = System.nanoTime();
         int pw = shape.width() * info.vaeScale(), ph = shape.height() * info.vaeScale();
         ProjectionFit fit = new ProjectionFit(shape.channels());
+        ProjectionFit readout = null;
+        LatentShape featureShape = null;
         for (int from = 0; from < latents.size(); from += runs) {
             List<float[]> chunk = latents.subList(from, Math.min(latents.size(), from + runs));
             float[][] images = engine.decode(model, shape, chunk);
+            float[][] features = engine.decoderFeatures(model, shape, chunk);
             for (int j = 0; j < chunk.size(); j++) {
-                fit.add(chunk.get(j), shape, images[j], pw, ph);
+                if (forAffine.get(from + j)) {
+                    fit.add(chunk.get(j), shape, images[j], pw, ph);
+                }
+                if (features != null && forReadout.get(from + j)) {
+                    if (readout == null) {
+                        featureShape = new LatentShape(features[j].length / (shape.height() * shape.width()),
+                                shape.height(), shape.width());
+                        readout = new ProjectionFit(featureShape.channels(), DECODER_RIDGE);
+                    }
+                    readout.add(features[j], featureShape, images[j], pw, ph);
+                }
             }
         }
         long decode = System.nanoTime() - d0;
         LatentProjection p = fit.solve();
+        LatentProjection d = readout == null ? null : readout.solve(LatentProjection.DECODER);
         return new Result(p, fit.meanAbs255(p), fit.meanAbs255(LatentProjection.SD1_CHEAP), fit.samples(),
-                latents.size(), shape, (System.nanoTime() - t0) / 1e6, unet / 1e6, decode / 1e6);
+                latents.size(), shape, (System.nanoTime() - t0) / 1e6, unet / 1e6, decode / 1e6, d,
+                d == null ? Double.NaN : readout.meanAbs255(d));
     }
 }

@@ -30,8 +30,8 @@ class ProjectionFitBench {
         if (Files.isRegularFile(full)) {
             models.put("SD 1.5 full size (random)", full);
         }
-        System.out.println("| model | run | fit ms | UNet ms | VAE ms | latents | fit vs VAE /255 | SD 1.x vs VAE /255 |");
-        System.out.println("|---|---|---|---|---|---|---|---|");
+        System.out.println("| model | run | fit ms | UNet ms | VAE ms | latents | fit vs VAE /255 | SD 1.x vs VAE /255 | decoder readout vs VAE /255 |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|");
         for (var e : models.entrySet()) {
             Assembly.Settings s = new Assembly.Settings();
             s.modelsDir = Path.of("/nonexistent-models-dir");
@@ -41,9 +41,9 @@ class ProjectionFitBench {
                 asm.engine().ensureLoaded("m");
                 for (String run : new String[]{"first", "second"}) {
                     ProjectionFitter.Result r = ProjectionFitter.fit(asm.engine(), "m", ProjectionFitter.Settings.defaults());
-                    System.out.printf(Locale.ROOT, "| %s | %s | %.0f | %.0f | %.0f | %d × %s | %.1f | %.1f |%n", e.getKey(), run,
+                    System.out.printf(Locale.ROOT, "| %s | %s | %.0f | %.0f | %.0f | %d × %s | %.1f | %.1f | %.1f |%n", e.getKey(), run,
                             r.millis(), r.unetMillis(), r.decodeMillis(), r.latentsDecoded(), r.shape(), r.residualMean255(),
-                            r.fallbackMean255());
+                            r.fallbackMean255(), r.decoderResidual255());
                     assertTrue(r.residualMean255() <= r.fallbackMean255() + 1e-9, "least squares beats the fallback on its own data");
                 }
             }

@@ -103,7 +103,7 @@ class ProjectionFitTest {
         LatentProjection fitted = new LatentProjection(W, B, "fitted");
         PreviewProjections.Fitter fitter = model -> {
             fits.incrementAndGet();
-            return new ProjectionFitter.Result(fitted, 1.5, 40, 100, 4, new LatentShape(4, 2, 2), 12, 8, 4);
+            return new ProjectionFitter.Result(fitted, 1.5, 40, 100, 4, new LatentShape(4, 2, 2), 12, 8, 4, null, Double.NaN);
         };
         java.util.Map<String, String> hashes = new java.util.HashMap<>(java.util.Map.of("a", "H1", "a-copy", "H1", "b", "H2"));
         PreviewProjections pp = new PreviewProjections(dir, hashes::get, fitter);
