@@ -162,6 +162,10 @@ public final class CompletionPredictor {
             ms += profile.denoiseMillis(w.remainingEvals());
         }
         ms += cost.predictMillis(w.model(), Stage.DECODE, w.shape(), w.images()) * (1 + w.previewDecodes());
+        int previews = w.decoderPreviews();
+        if (previews > 0) {
+            ms += cost.predictMillis(w.model(), Stage.PREVIEW, w.shape(), w.images()) * previews;
+        }
         return ms;
     }
 
@@ -189,6 +193,10 @@ public final class CompletionPredictor {
             ms += cost.predictMillis(m, Stage.IMAGE_ENCODE, w.shape(), d) / d * w.imageEncodeItems();
         }
         ms += cost.predictMillis(m, Stage.DECODE, w.shape(), d) / d * w.images() * (1 + w.previewDecodes());
+        int previews = w.decoderPreviews();
+        if (previews > 0) { // batched like decodes
+            ms += cost.predictMillis(m, Stage.PREVIEW, w.shape(), d) / d * w.images() * previews;
+        }
         return ms;
     }
 

@@ -81,6 +81,14 @@ public interface Pending {
         return 0;
     }
 
+    /**
+     * Decoder previews of {@link #images()} latents still ahead (the VAE decoder's trunk and a fitted readout per
+     * preview, {@link dev.sdserve.engine.Stage#PREVIEW}); 0 by default.
+     */
+    default int decoderPreviews() {
+        return 0;
+    }
+
     String tenant();
 
     /** The tenant's fairness weight. */

@@ -235,7 +235,11 @@ public final class Validation {
             throw ServeException.invalid("preview.full_every", "must be within 0.." + config.maxSteps
                     + " (0 = never), got " + p.fullEvery());
         }
-        return new PreviewOptions(p.everySteps(), format, edge, content, p.fullEvery());
+        String projection = p.projection().trim().toLowerCase(Locale.ROOT);
+        if (!List.of(PreviewOptions.AUTO, PreviewOptions.AFFINE, PreviewOptions.DECODER).contains(projection)) {
+            throw ServeException.invalid("preview.projection", "must be auto, affine or decoder, got '" + p.projection() + "'");
+        }
+        return new PreviewOptions(p.everySteps(), format, edge, content, p.fullEvery(), projection);
     }
 
     private static boolean blank(String s) {

@@ -21,7 +21,7 @@ import java.util.concurrent.TimeUnit;
 public final class GenerateCommand implements CliCommand {
     static final Set<String> VALUED = Set.of("prompt", "negative", "model", "steps", "sampler", "guidance", "cfg",
             "seed", "width", "height", "out", "lora", "images", "clip-skip", "server", "engine", "threads", "models-dir",
-            "preview", "preview-full", "deep-cache");
+            "preview", "preview-full", "preview-projection", "deep-cache");
     static final Set<String> FLAGS = Set.of("help", "quiet");
 
     @Override
@@ -171,7 +171,8 @@ public final class GenerateCommand implements CliCommand {
         return new GenerationRequest(prompt, a.get("negative", ""), model, loras, a.integer("width", null),
                 a.integer("height", null), a.integer("steps", null), a.get("sampler", null), guidance, seedValue,
                 a.integer("clip-skip", null), a.integer("images", null),
-                a.has("preview") ? new PreviewOptions(1, "png", 0, PreviewOptions.DENOISED, PreviewFile.fullEvery(a))
+                a.has("preview") ? new PreviewOptions(1, "png", 0, PreviewOptions.DENOISED, PreviewFile.fullEvery(a),
+                        PreviewFile.projection(a))
                         : new PreviewOptions(0, "png", 0), null, null, null, "cli", true)
                 .withDeepCacheInterval(a.integer("deep-cache", null));
     }

@@ -16,6 +16,9 @@ final class PreviewFile {
               --preview FILE       write each step's preview to FILE as the image forms (the model's estimate of the
                                    final image, through its fitted colour projection)
               --preview-full N     every N steps the preview is a VAE decode (exact colours; costs a decode)
+              --preview-projection auto|affine|decoder
+                                   how previews get their colours: the fitted affine map (free), the decoder's
+                                   first layers and a fitted readout (a small engine call), or the model's choice
             """;
 
     private final Path file;
@@ -37,6 +40,15 @@ final class PreviewFile {
             throw new IllegalArgumentException("--preview-full must be 0 (never) or a number of steps, got " + n);
         }
         return n;
+    }
+
+    /** --preview-projection (auto when not given); checked. */
+    static String projection(Args a) {
+        String p = a.get("preview-projection", "auto").trim().toLowerCase(java.util.Locale.ROOT);
+        if (!java.util.List.of("auto", "affine", "decoder").contains(p)) {
+            throw new IllegalArgumentException("--preview-projection must be auto, affine or decoder, got '" + p + "'");
+        }
+        return p;
     }
 
     void write(byte[] png) {

@@ -118,6 +118,11 @@ public final class RemoteGenerate {
                 .setPreview(a.has("preview")
                         ? PreviewOptions.newBuilder().setEverySteps(1).setFormat(PreviewFormat.PREVIEW_FORMAT_PNG)
                                 .setFullEvery(PreviewFile.fullEvery(a))
+                                .setProjection(switch (PreviewFile.projection(a)) {
+                                    case "affine" -> dev.sdserve.api.grpc.v1.PreviewProjection.PREVIEW_PROJECTION_AFFINE;
+                                    case "decoder" -> dev.sdserve.api.grpc.v1.PreviewProjection.PREVIEW_PROJECTION_DECODER;
+                                    default -> dev.sdserve.api.grpc.v1.PreviewProjection.PREVIEW_PROJECTION_AUTO;
+                                })
                         : PreviewOptions.newBuilder().setOff(true));
         String neg = a.get("negative-prompt", a.get("negative", null));
         if (neg != null) {

@@ -5,7 +5,8 @@ package dev.sdserve.engine;
  *
  * <p>{@code batch} counts what the engine batches: prompts for {@link Stage#ENCODE}, UNet samples for
  * {@link Stage#DENOISE} (a guided image counts twice), latents for {@link Stage#DECODE}, images for
- * {@link Stage#IMAGE_ENCODE} (an inpainting request's masked image counts as one more). {@code shape} is the
+ * {@link Stage#IMAGE_ENCODE} (an inpainting request's masked image counts as one more), latents for
+ * {@link Stage#PREVIEW}. {@code shape} is the
  * latent shape (ignored for encoding; may be null there).
  */
 @FunctionalInterface
@@ -36,6 +37,7 @@ public interface CostModel {
                 case DENOISE -> 1.0;
                 case DECODE -> 2.0;
                 case IMAGE_ENCODE -> 1.0; // the VAE encoder is about half its decoder
+                case PREVIEW -> 0.1; // the decoder's trunk at latent resolution: a small part of a decode
             };
             return floorMillis + b * perItem * cells * millisPerMegaCell / 1e6;
         };

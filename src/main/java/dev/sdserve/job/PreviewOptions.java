@@ -12,8 +12,16 @@ package dev.sdserve.job;
  *                   step: the composition from the first steps; the default) or {@link #NOISY} (the current noisy
  *                   sample x_t, as AUTOMATIC1111's "live preview content: noisy")
  * @param fullEvery  every N steps the preview is a VAE decode of x̂0 instead of the projection (0 = never)
+ * @param projection how an image preview maps the latent to colours: {@link #AUTO} (the default: the decoder readout
+ *                   for a model whose fit prefers it, else the affine map), {@link #AFFINE} (the per-cell affine map:
+ *                   free, on the CPU) or {@link #DECODER} (the VAE decoder's trunk at latent resolution and a fitted
+ *                   readout: the model's colours from the first steps, one small engine call per preview)
  */
-public record PreviewOptions(int everySteps, String format, int maxEdge, String content, int fullEvery) {
+public record PreviewOptions(int everySteps, String format, int maxEdge, String content, int fullEvery,
+                             String projection) {
+    public static final String AUTO = "auto";
+    public static final String AFFINE = "affine";
+    public static final String DECODER = "decoder";
     public static final String DENOISED = "denoised";
     public static final String NOISY = "noisy";
     public static final String LATENT = "latent";
@@ -21,6 +29,12 @@ public record PreviewOptions(int everySteps, String format, int maxEdge, String 
 
     public PreviewOptions {
         content = content == null || content.isBlank() ? DENOISED : content;
+        projection = projection == null || projection.isBlank() ? AUTO : projection;
+    }
+
+    /** With the default projection choice ({@link #AUTO}). */
+    public PreviewOptions(int everySteps, String format, int maxEdge, String content, int fullEvery) {
+        this(everySteps, format, maxEdge, content, fullEvery, AUTO);
     }
 
     /** Denoised-estimate previews through the projection. */

@@ -83,7 +83,15 @@ public final class Previews {
      */
     public static byte[] encode(float[] latent, LatentShape shape, LatentProjection projection, int imageWidth,
                                 int imageHeight, int maxEdge, String format) {
-        float[] rgb = projection.toRgb(latent, shape);
+        return encodeCells(projection.toRgb(latent, shape), shape, imageWidth, imageHeight, maxEdge, format);
+    }
+
+    /**
+     * An encoded preview of RGB per latent cell (HWC in [0, 1], the latent grid of {@code shape}: a projection's or
+     * a decoder readout's), scaled to the request's aspect as {@link #encode} does.
+     */
+    public static byte[] encodeCells(float[] rgb, LatentShape shape, int imageWidth, int imageHeight, int maxEdge,
+                                     String format) {
         int[] size = maxEdge <= 0 ? new int[]{shape.width(), shape.height()}
                 : previewSize(imageWidth, imageHeight, Math.min(maxEdge, Math.max(imageWidth, imageHeight)));
         float[] scaled = resize(rgb, shape.width(), shape.height(), size[0], size[1]);

@@ -315,7 +315,8 @@ final class Planner {
                 }
                 case DECODE -> {
                     if (w.fullPreview != null) { // a full preview: the request stays in its denoising stage
-                        members.add(new StepPlan.DecodeMember(w.job.id(), w.fullPreview.latents(), w.fullPreview.index()));
+                        members.add(new StepPlan.DecodeMember(w.job.id(), w.fullPreview.latents(), null,
+                                w.fullPreview.index(), w.fullPreview.readout()));
                         continue;
                     }
                     w.decodeStart = now;

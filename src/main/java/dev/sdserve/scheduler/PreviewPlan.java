@@ -46,6 +46,21 @@ final class PreviewPlan {
     }
 
     /**
+     * Image previews still ahead after {@code done} of {@code total} evaluations that are not full ones (what goes
+     * through the decoder readout when the request's previews use it); none in the latent format.
+     */
+    static int projectedAhead(PreviewOptions p, int done, int total) {
+        if (!p.enabled() || p.latent()) {
+            return 0;
+        }
+        int n = 0;
+        for (int k = done + 1; k <= total; k++) {
+            n += due(p, k, total) && !full(p, k, total) ? 1 : 0;
+        }
+        return n;
+    }
+
+    /**
      * Each image's latent to preview: the denoised estimate x̂0 of the latest evaluation (the default), or the noisy
      * sample x_t ({@code content=noisy}, and before any evaluation). New arrays.
      */
@@ -69,6 +84,16 @@ final class PreviewPlan {
             byte[] data = p.latent() ? LatentProjection.float16(latents.get(i))
                     : Previews.encode(latents.get(i), shape, projection, r.width(), r.height(), p.maxEdge(), p.format());
             out.add(new JobEvent.Preview(i, data, p.format(), p.content(), false, info));
+        }
+        return out;
+    }
+
+    /** Decoder previews: each image's RGB per latent cell (the decoder readout's), scaled and encoded. */
+    static List<JobEvent.Preview> readout(List<float[]> cells, LatentShape shape, ResolvedRequest r, PreviewOptions p) {
+        List<JobEvent.Preview> out = new ArrayList<>(cells.size());
+        for (int i = 0; i < cells.size(); i++) {
+            out.add(new JobEvent.Preview(i, Previews.encodeCells(cells.get(i), shape, r.width(), r.height(), p.maxEdge(),
+                    p.format()), p.format(), p.content(), false, null));
         }
         return out;
     }

@@ -99,7 +99,20 @@ final class Publisher {
             w.fullPreview = new Work.FullPreview(index, stepMs, latents);
             return;
         }
+        LatentProjection readout = p.latent() ? null : decoderReadout(w.req);
+        w.decoderPreviews = readout != null;
+        if (readout != null) { // the planner runs the decoder's trunk (or skips it under overload)
+            w.fullPreview = new Work.FullPreview(index, stepMs, latents, readout);
+            return;
+        }
         publishProjected(w, index, stepMs, latents, false);
+    }
+
+    /** The decoder readout a request's image previews go through now, or null (the affine projection). */
+    LatentProjection decoderReadout(ResolvedRequest r) {
+        PreviewProjections pp = config.previewProjections;
+        return pp == null || !config.renderImages || !r.preview().enabled() || r.preview().latent() ? null
+                : pp.decoderReadout(r.model(), r.preview().projection());
     }
 
     /** Publishes a step with its projected (or latent) previews of every image. */
@@ -115,7 +128,10 @@ final class Publisher {
                         fullSkipped));
     }
 
-    /** The full preview the planner decoded: the step event with one VAE-decoded preview per image. */
+    /**
+     * The full preview the planner decoded: the step event with one VAE-decoded preview per image (or, for a decoder
+     * preview, the readout's colours per latent cell).
+     */
     void fullPreview(Work w, List<float[]> images) {
         Work.FullPreview f = w.fullPreview;
         w.fullPreview = null;
@@ -123,8 +139,10 @@ final class Publisher {
         String id = w.job.id();
         int total = w.totalEvals;
         ResolvedRequest r = w.req;
+        LatentShape shape = w.shape;
         w.publisher.step(new JobEvent.Step(id, f.index(), total, List.of(), f.stepMillis(), true),
-                () -> new JobEvent.Step(id, f.index(), total, PreviewPlan.decoded(images, r, p), f.stepMillis(), false));
+                () -> new JobEvent.Step(id, f.index(), total, f.readout() != null ? PreviewPlan.readout(images, shape, r, p)
+                        : PreviewPlan.decoded(images, r, p), f.stepMillis(), false));
     }
 
     /**

@@ -65,6 +65,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
     private final ModelResidency residency;
     /** Null when the residency was given (its owner closes it). */
     private final ModelLoader ownLoader;
+    private final Publisher publisher;
     private final Planner planner;
     private final StepExecutor executor;
     /** Text encodings already computed (off unless {@link ServiceConfig#textCacheBytes} &gt; 0). */
@@ -116,6 +117,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         this.ownLoader = residency == null ? new ModelLoader(engine, config.loadSettings()) : null;
         this.residency = residency == null ? ownLoader : residency;
         Publisher publisher = new Publisher(config, clock);
+        this.publisher = publisher;
         this.planner = new Planner(config, clock, this.residency, new AdmissionController(config.admission), publisher,
                 stats, () -> draining, this::afterFinish);
         ModelResidency loads = this.residency;
@@ -336,6 +338,7 @@ public final class SchedulerService implements GenerationService, AutoCloseable 
         Work w = new Work(job, info, shape, sampler, nowNs, deadlineNs, config.admission.weightOf(r.tenant()),
                 new JobPublisher(job, publishExecutor));
         w.textCache = textCache;
+        w.decoderPreviews = publisher.decoderReadout(r) != null;
         synchronized (lock) {
             if (draining) {
                 stats.rejectedDraining.incrementAndGet();

@@ -26,6 +26,7 @@ import dev.sdserve.scheduler.StepResult.Outcome;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.function.IntConsumer;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -68,7 +69,18 @@ final class StepExecutor {
         switch (plan.stage()) {
             case ENCODE -> isolated(all, ix -> encode(plan, ix, out, calls), "text encoding", out);
             case DENOISE -> isolated(all, ix -> denoise(plan, ix, out, calls), "a denoising step", out);
-            case DECODE -> isolated(all, ix -> decode(plan, ix, out, calls), "decoding", out);
+            case DECODE -> {
+                List<Integer> vae = new ArrayList<>(), readout = new ArrayList<>();
+                for (int i : all) {
+                    (((DecodeMember) plan.members().get(i)).readout() == null ? vae : readout).add(i);
+                }
+                if (!vae.isEmpty()) {
+                    isolated(vae, ix -> decode(plan, ix, out, calls), "decoding", out);
+                }
+                if (!readout.isEmpty()) {
+                    isolated(readout, ix -> decoderPreview(plan, ix, out, calls), "a decoder preview", out);
+                }
+            }
             case IMAGE_ENCODE -> isolated(all, ix -> imageEncode(plan, ix, out, calls), "encoding the init image", out);
         }
         return new StepResult(Arrays.asList(out), calls);
@@ -225,6 +237,39 @@ final class StepExecutor {
             }
             out[i] = new Outcome(null, millis, now, null, null, List.of(mine));
             k += n;
+        }
+    }
+
+    /**
+     * Decoder previews (members with a readout): one engine call per readout (a model has one), RGB per latent cell,
+     * costed as {@link Stage#PREVIEW}.
+     */
+    private void decoderPreview(StepPlan plan, List<Integer> ix, Outcome[] out, List<EngineCall> calls) {
+        Map<dev.sdserve.engine.projection.LatentProjection, List<Integer>> byReadout = new java.util.LinkedHashMap<>();
+        for (int i : ix) {
+            byReadout.computeIfAbsent(((DecodeMember) plan.members().get(i)).readout(), k -> new ArrayList<>()).add(i);
+        }
+        for (var e : byReadout.entrySet()) {
+            List<float[]> latents = new ArrayList<>();
+            for (int i : e.getValue()) {
+                latents.addAll(((DecodeMember) plan.members().get(i)).latents());
+            }
+            long t0 = clock.nanoTime();
+            long r0 = config.statsTimer.getAsLong();
+            float[][] rgb = engine.decoderPreview(plan.model(), plan.shape(), latents, e.getKey());
+            stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
+            double millis = clock.millisSince(t0);
+            calls.add(new EngineCall(Stage.PREVIEW, plan.model(), plan.shape(), latents.size(), millis, clock.nanoTime()));
+            if (rgb.length != latents.size()) {
+                throw new IllegalStateException("engine returned " + rgb.length + " previews for " + latents.size() + " latents");
+            }
+            long now = clock.nanoTime();
+            int k = 0;
+            for (int i : e.getValue()) {
+                int n = ((DecodeMember) plan.members().get(i)).latents().size();
+                out[i] = new Outcome(null, millis, now, null, null, List.of(Arrays.copyOfRange(rgb, k, k + n)));
+                k += n;
+            }
         }
     }
 

@@ -63,20 +63,22 @@ public record StepPlan(Stage stage, String model, ModelInfo info, LatentShape sh
      * Decoding: the request's final latents, one per image; {@code overlay} (null: none) the inpainting request's
      * prepared pixels whose original is pasted back outside the mask after decoding (A1111's overlay); or, with
      * {@code previewStep} > 0, the denoised estimates of that step for a full preview (the request goes on denoising
-     * afterwards).
+     * afterwards); with a {@code readout} too, a decoder preview (the decoder's trunk and that readout,
+     * {@link dev.sdserve.engine.Engine#decoderPreview}: RGB per latent cell) instead of a VAE decode.
      */
-    public record DecodeMember(String jobId, List<float[]> latents, PreparedImage overlay, int previewStep)
+    public record DecodeMember(String jobId, List<float[]> latents, PreparedImage overlay, int previewStep,
+                               dev.sdserve.engine.projection.LatentProjection readout)
             implements Member {
         public DecodeMember(String jobId, List<float[]> latents) {
-            this(jobId, latents, null, 0);
+            this(jobId, latents, null, 0, null);
         }
 
         public DecodeMember(String jobId, List<float[]> latents, PreparedImage overlay) {
-            this(jobId, latents, overlay, 0);
+            this(jobId, latents, overlay, 0, null);
         }
 
         public DecodeMember(String jobId, List<float[]> latents, int previewStep) {
-            this(jobId, latents, null, previewStep);
+            this(jobId, latents, null, previewStep, null);
         }
     }
 

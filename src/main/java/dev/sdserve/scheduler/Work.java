@@ -59,9 +59,22 @@ final class Work implements Pending {
      */
     FullPreview fullPreview;
 
-    /** Step {@code index}'s latents to decode for its full preview (one per image) and that step's duration. */
-    record FullPreview(int index, double stepMillis, List<float[]> latents) {
+    /**
+     * Step {@code index}'s latents to decode for its full preview (one per image) and that step's duration; with a
+     * {@code readout}, a decoder preview (the decoder's trunk and that readout) instead of a VAE decode.
+     */
+    record FullPreview(int index, double stepMillis, List<float[]> latents,
+                       dev.sdserve.engine.projection.LatentProjection readout) {
+        FullPreview(int index, double stepMillis, List<float[]> latents) {
+            this(index, stepMillis, latents, null);
+        }
     }
+
+    /**
+     * Whether the request's image previews go through the model's decoder readout (set at admission from the model's
+     * fit and the request's choice, updated at each preview): what admission counts as decoder previews ahead.
+     */
+    volatile boolean decoderPreviews;
     final double weight;
     final JobPublisher publisher;
 
@@ -292,6 +305,14 @@ final class Work implements Pending {
     /** Full-preview decodes still ahead (each decodes {@link #images()} latents), the pending one included. */
     @Override
     public int previewDecodes() {
-        return (fullPreview != null ? 1 : 0) + PreviewPlan.fullAhead(req.preview(), evalsDone(), totalEvals);
+        return (fullPreview != null && fullPreview.readout() == null ? 1 : 0)
+                + PreviewPlan.fullAhead(req.preview(), evalsDone(), totalEvals);
+    }
+
+    /** Decoder previews still ahead (each of {@link #images()} latents), the pending one included. */
+    @Override
+    public int decoderPreviews() {
+        return (fullPreview != null && fullPreview.readout() != null ? 1 : 0)
+                + (decoderPreviews ? PreviewPlan.projectedAhead(req.preview(), evalsDone(), totalEvals) : 0);
     }
 }

@@ -96,6 +96,8 @@ class ValidationTest {
         refused(r -> r.withPreview(new PreviewOptions(1, "gif", 0)), "preview.format", "png, jpeg or latent");
         refused(r -> r.withPreview(new PreviewOptions(1, "png", 0, "blurry", 0)), "preview.content", "denoised or noisy");
         refused(r -> r.withPreview(new PreviewOptions(1, "png", 0, "noisy", -2)), "preview.full_every", "0..150");
+        refused(r -> r.withPreview(new PreviewOptions(1, "png", 0, "denoised", 0, "vae")), "preview.projection",
+                "auto, affine or decoder", "vae");
         refused(r -> r.withPreview(new PreviewOptions(1, "png", 8)), "preview.max_edge", "16..1024");
         refused(r -> r.withPreview(new PreviewOptions(-1, "png", 0)), "preview.every_steps", "0..150");
         refused(r -> new GenerationRequest("x".repeat(4001), null, null, null, null, null, null, null, null, null, null,

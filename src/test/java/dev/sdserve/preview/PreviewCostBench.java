@@ -19,7 +19,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * What each preview kind costs on the demo model, beside a denoising step of one guided image (manual:
  * {@code -Dsdserve.preview.costbench=true}, under the heavy lock): a projected PNG and JPEG (256-pixel edge), the
- * latent format (float16), and a full preview (VAE decode + PNG). Median of 15 after 3 warm-ups, side by side.
+ * latent format (float16), a decoder preview (the decoder's trunk and the fitted readout + PNG) and a full preview
+ * (VAE decode + PNG). Median of 15 after 3 warm-ups, side by side.
  */
 @EnabledIfSystemProperty(named = "sdserve.preview.costbench", matches = "true")
 class PreviewCostBench {
@@ -46,10 +47,12 @@ class PreviewCostBench {
         try (Assembly asm = PreviewErrorTableTest.demoAssembly()) {
             Engine engine = asm.engine();
             String model = "sd-shapes-tiny";
-            LatentProjection proj = asm.previewProjections().ensure(model).projection();
+            var entry = asm.previewProjections().ensure(model);
+            LatentProjection proj = entry.projection();
+            LatentProjection readout = entry.decoder();
             float[][] ctx = engine.encode(model, List.of(new EncodeItem(PreviewErrorTableTest.PROMPT), new EncodeItem("")));
-            System.out.println("| image | denoise step (1 guided image) | projected PNG | projected JPEG | latent (float16) | full (VAE + PNG) |");
-            System.out.println("|---|---|---|---|---|---|");
+            System.out.println("| image | denoise step (1 guided image) | projected PNG | projected JPEG | latent (float16) | decoder preview + PNG | full (VAE + PNG) |");
+            System.out.println("|---|---|---|---|---|---|---|");
             for (int size : new int[]{128, 256, 512}) {
                 LatentShape shape = new LatentShape(4, size / 8, size / 8);
                 float[] x = new float[shape.size()];
@@ -59,10 +62,12 @@ class PreviewCostBench {
                 double png = medianMillis(() -> Previews.encode(x, shape, proj, size, size, 256, "png"));
                 double jpg = medianMillis(() -> Previews.encode(x, shape, proj, size, size, 256, "jpeg"));
                 double lat = medianMillis(() -> LatentProjection.float16(x));
+                double dec = medianMillis(() -> Previews.encodeCells(engine.decoderPreview(model, shape, List.of(x),
+                        readout)[0], shape, size, size, 256, "png"));
                 double full = medianMillis(() -> Previews.encodeImage(engine.decode(model, shape, List.of(x))[0], size,
                         size, 256, "png"));
-                System.out.printf(Locale.ROOT, "| %d² | %.1f ms | %.2f ms | %.2f ms | %.3f ms | %.1f ms |%n",
-                        size, step, png, jpg, lat, full);
+                System.out.printf(Locale.ROOT, "| %d² | %.1f ms | %.2f ms | %.2f ms | %.3f ms | %.1f ms | %.1f ms |%n",
+                        size, step, png, jpg, lat, dec, full);
                 assertTrue(step > 0 && full > 0);
             }
         }

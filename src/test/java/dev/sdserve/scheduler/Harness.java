@@ -15,12 +15,16 @@ import java.util.concurrent.TimeUnit;
 
 /** Test fixtures: a fake engine with known costs on a simulated clock, events published synchronously. */
 final class Harness {
-    /** Denoise: 40 ms + 1 ms per UNet sample; encode 5 ms; decode 10 ms + 10 ms per image; image encode 5 ms + 5 ms per image. */
+    /**
+     * Denoise: 40 ms + 1 ms per UNet sample; encode 5 ms; decode 10 ms + 10 ms per image; image encode 5 ms + 5 ms per
+     * image; decoder preview 2 ms + 1 ms per image.
+     */
     static final CostModel COSTS = (m, s, sh, b) -> switch (s) {
         case ENCODE -> 5.0;
         case DENOISE -> 40.0 + b;
         case DECODE -> 10.0 + 10.0 * b;
         case IMAGE_ENCODE -> 5.0 + 5.0 * b;
+        case PREVIEW -> 2.0 + b;
     };
 
     final SimClock clock = new SimClock();

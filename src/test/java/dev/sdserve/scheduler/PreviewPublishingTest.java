@@ -140,7 +140,7 @@ class PreviewPublishingTest {
         Harness h = new Harness();
         h.config.previewProjections = new PreviewProjections(null, m -> null, model -> {
             fitThread.set(Thread.currentThread().getName());
-            return new ProjectionFitter.Result(red, 0, 0, 1, 1, new LatentShape(4, 1, 1), 1, 1, 1);
+            return new ProjectionFitter.Result(red, 0, 0, 1, 1, new LatentShape(4, 1, 1), 1, 1, 1, null, Double.NaN);
         });
         h.build();
         PreviewOptions png = new PreviewOptions(1, "png", 16);
@@ -259,5 +259,128 @@ class PreviewPublishingTest {
             assertTrue(late.previewDropped(), "the skipped full preview is marked");
         }
         assertTrue(ev.get(ev.size() - 1) instanceof JobEvent.Completed);
+    }
+
+    /** A service whose fake engine has a decoder trunk and whose model's fit has a green readout it prefers. */
+    private static Harness decoderHarness() {
+        LatentProjection red = new LatentProjection(new float[4][3], new float[]{1, 0, 0}, "test-red");
+        LatentProjection green = new LatentProjection(new float[4][3], new float[]{0, 1, 0}, LatentProjection.DECODER);
+        Harness h = new Harness();
+        h.engine.config().decoderTrunk = true;
+        h.config.previewProjections = new PreviewProjections(null, m -> null, model ->
+                new ProjectionFitter.Result(red, 20, 40, 1, 1, new LatentShape(4, 1, 1), 1, 1, 1, green, 5));
+        h.build();
+        Job j = h.service.submit(request(1, 1, PreviewOptions.OFF), false); // which model requests resolve to
+        h.runAll();
+        assertTrue(h.config.previewProjections.ensure(j.request().model()).decoderPreferred());
+        return h;
+    }
+
+    private static int centre(JobEvent.Preview p) throws Exception {
+        BufferedImage img = ImageIO.read(new ByteArrayInputStream(p.data()));
+        return img.getRGB(img.getWidth() / 2, img.getHeight() / 2) & 0xFFFFFF;
+    }
+
+    @Test
+    void decoderPreviewsAreEngineCallsBatchedAcrossRequestsForEveryImage() throws Exception {
+        Harness h = decoderHarness();
+        PreviewOptions auto = new PreviewOptions(1, "png", 16);
+        Job a = h.service.submit(request(2, 4, auto), false);
+        Job b = h.service.submit(request(1, 4, auto), false);
+        Mailbox ma = a.watch(), mb = b.watch();
+        List<JobEvent> ea = new ArrayList<>(), eb = new ArrayList<>();
+        while (h.service.runOnce()) {
+            ea.addAll(Harness.drain(ma));
+            eb.addAll(Harness.drain(mb));
+        }
+        ea.addAll(Harness.drain(ma));
+        eb.addAll(Harness.drain(mb));
+        for (List<JobEvent> ev : List.of(ea, eb)) {
+            List<JobEvent.Step> steps = ev.stream().filter(e -> e instanceof JobEvent.Step).map(e -> (JobEvent.Step) e).toList();
+            assertEquals(List.of(1, 2, 3, 4), steps.stream().map(JobEvent.Step::index).toList(), "every step, in order");
+            for (JobEvent.Step s : steps) {
+                assertFalse(s.previews().isEmpty(), "step " + s.index());
+                assertFalse(s.previewDropped());
+                for (JobEvent.Preview p : s.previews()) {
+                    assertEquals(0x00FF00, centre(p), "the readout's colour at step " + s.index());
+                    assertFalse(p.full(), "a decoder preview is not a VAE decode");
+                }
+            }
+            assertTrue(ev.get(ev.size() - 1) instanceof JobEvent.Completed);
+        }
+        // both requests at the same step: one trunk call per step with all three images
+        assertEquals(List.of(3, 3, 3, 3), h.engine.decoderPreviewBatches);
+
+        // the affine map on request: no engine call, the affine colour
+        h.engine.decoderPreviewBatches.clear();
+        TreeMap<Integer, JobEvent.Step> affine = run(h, h.service.submit(request(1, 3,
+                new PreviewOptions(1, "png", 16, PreviewOptions.DENOISED, 0, PreviewOptions.AFFINE)), false));
+        assertEquals(3, affine.size());
+        for (JobEvent.Step s : affine.values()) {
+            assertEquals(0xFF0000, centre(s.previews().get(0)), "affine at step " + s.index());
+        }
+        assertTrue(h.engine.decoderPreviewBatches.isEmpty());
+        // the latent format sends the latent (and the affine map): no trunk call either
+        run(h, h.service.submit(request(1, 2, new PreviewOptions(1, PreviewOptions.LATENT, 0)), false));
+        assertTrue(h.engine.decoderPreviewBatches.isEmpty());
+    }
+
+    @Test
+    void decoderPreviewsAreCountedByAdmissionAndSkippedUnderOverload() throws Exception {
+        // 1 image, 6 steps: encode 5 + 6 × 42 + decode 20 = 277 ms; six decoder previews add 6 × 3 ms
+        Harness h = decoderHarness();
+        long now = h.clock.currentTimeMillis();
+        PreviewOptions auto = new PreviewOptions(1, "png", 16);
+        PreviewOptions affine = new PreviewOptions(1, "png", 16, PreviewOptions.DENOISED, 0, PreviewOptions.AFFINE);
+        double withPreviews = -1, without = -1;
+        for (long deadline = 250; deadline <= 400 && (withPreviews < 0 || without < 0); deadline++) {
+            if (without < 0 && admitted(h, request(1, 6, affine).withDeadline(SloClass.INTERACTIVE, h.clock.currentTimeMillis() + deadline, false))) {
+                without = deadline;
+            }
+            if (withPreviews < 0 && admitted(h, request(1, 6, auto).withDeadline(SloClass.INTERACTIVE, h.clock.currentTimeMillis() + deadline, false))) {
+                withPreviews = deadline;
+            }
+        }
+        assertTrue(without > 0 && withPreviews > 0, without + " / " + withPreviews);
+        // the shortest deadline admitted is longer by about the previews' predicted cost (6 × 3 ms)
+        assertTrue(withPreviews - without >= 15 && withPreviews - without <= 21, without + " vs " + withPreviews);
+
+        // admitted with room for its previews; then the machine falls behind: the trunk calls are skipped, each step
+        // still arrives with its affine preview, marked dropped
+        Harness o = decoderHarness();
+        o.config.dropLateRequests = false;
+        Job j = o.service.submit(request(1, 6, auto).withDeadline(SloClass.INTERACTIVE,
+                o.clock.currentTimeMillis() + 2000, false), false);
+        Mailbox m = j.watch();
+        List<JobEvent> ev = new ArrayList<>();
+        boolean jumped = false;
+        while (o.service.runOnce()) {
+            ev.addAll(Harness.drain(m));
+            if (!jumped && ev.stream().anyMatch(x -> x instanceof JobEvent.Step s && s.index() == 2)) {
+                jumped = true;
+                o.clock.advanceMillis(1900);
+            }
+        }
+        ev.addAll(Harness.drain(m));
+        List<JobEvent.Step> steps = ev.stream().filter(x -> x instanceof JobEvent.Step).map(x -> (JobEvent.Step) x).toList();
+        assertEquals(6, steps.size());
+        assertEquals(0x00FF00, centre(steps.get(0).previews().get(0)), "step 1: time to spare, the readout");
+        for (JobEvent.Step late : steps.subList(2, 4)) {
+            assertEquals(0xFF0000, centre(late.previews().get(0)), "step " + late.index() + ": overloaded, the affine map");
+            assertTrue(late.previewDropped(), "the skipped decoder preview is marked");
+        }
+        assertTrue(ev.get(ev.size() - 1) instanceof JobEvent.Completed);
+    }
+
+    /** Whether the service admits the request now (then runs it to its end, so the next try starts idle). */
+    private static boolean admitted(Harness h, GenerationRequest r) {
+        try {
+            h.service.submit(r, false);
+        } catch (ServeException e) {
+            assertEquals(ServeException.Code.RESOURCE_EXHAUSTED, e.code(), e.getMessage());
+            return false;
+        }
+        h.runAll();
+        return true;
     }
 }

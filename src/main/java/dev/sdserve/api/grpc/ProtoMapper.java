@@ -52,7 +52,12 @@ public final class ProtoMapper {
                             case PREVIEW_CONTENT_DENOISED -> dev.sdserve.job.PreviewOptions.DENOISED;
                             default -> defaultPreview.content();
                         },
-                        po.getFullEvery() == 0 ? defaultPreview.fullEvery() : po.getFullEvery());
+                        po.getFullEvery() == 0 ? defaultPreview.fullEvery() : po.getFullEvery(),
+                        switch (po.getProjection()) {
+                            case PREVIEW_PROJECTION_AFFINE -> dev.sdserve.job.PreviewOptions.AFFINE;
+                            case PREVIEW_PROJECTION_DECODER -> dev.sdserve.job.PreviewOptions.DECODER;
+                            default -> defaultPreview.projection();
+                        });
             }
         }
         // Boxed on both sides: a long/Long conditional would unbox a null gRPC deadline (NPE).

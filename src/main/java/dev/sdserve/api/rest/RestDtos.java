@@ -18,7 +18,7 @@ public final class RestDtos {
 
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
     public record PreviewJson(Boolean off, Integer everySteps, String format, Integer maxEdge, String content,
-                              Integer fullEvery) {
+                              Integer fullEvery, String projection) {
     }
 
     /** Another image's preview of a step: {@code data} is base64 (PNG, JPEG, or little-endian float16 for "latent"). */

@@ -48,7 +48,8 @@ public final class RestMapper {
                         p.format() == null ? defaultPreview.format() : p.format().toLowerCase(Locale.ROOT),
                         p.maxEdge() == null ? defaultPreview.maxEdge() : p.maxEdge(),
                         p.content() == null ? defaultPreview.content() : p.content().toLowerCase(Locale.ROOT),
-                        p.fullEvery() == null ? defaultPreview.fullEvery() : p.fullEvery());
+                        p.fullEvery() == null ? defaultPreview.fullEvery() : p.fullEvery(),
+                        p.projection() == null ? defaultPreview.projection() : p.projection().toLowerCase(Locale.ROOT));
             }
         }
         SloClass slo = null;

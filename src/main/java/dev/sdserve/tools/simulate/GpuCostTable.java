@@ -118,6 +118,7 @@ public final class GpuCostTable implements CostModel {
             case DENOISE -> unetMillis(batch);
             case DECODE -> decodeMillis(batch);
             case IMAGE_ENCODE -> decodeMillis(batch) / 2; // no measurement: the VAE encoder has about half the decoder's work
+            case PREVIEW -> decodeMillis(batch) / 10; // no measurement: the decoder's trunk at latent resolution
         };
     }
 
