@@ -331,12 +331,13 @@ public final class TfEngine implements Engine {
 
     /** Runs rows of a batch with given weight overrides or low-rank feeds; returns one output per row. */
     @FunctionalInterface
-    interface LoraRun {
-        float[][] run(int[] rows, Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank);
+    interface LoraRun<R> {
+        List<R> run(int[] rows, Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank);
     }
 
     /** Graph runs with LoRA, one call where possible; see {@link LoraPath}. Returns outputs in row order. */
-    synchronized float[][] withLoras(String model, TfModel m, List<List<LoraWeight>> perRow, String prefix, LoraRun run) {
+    synchronized <R> List<R> withLoras(String model, TfModel m, List<List<LoraWeight>> perRow, String prefix,
+                                       LoraRun<R> run) {
         int n = perRow.size();
         int[] all = new int[n];
         for (int i = 0; i < n; i++) {
@@ -380,7 +381,7 @@ public final class TfEngine implements Engine {
             }
         }
         // merged: one call per LoRA set
-        float[][] out = new float[n][];
+        List<R> out = new ArrayList<>(java.util.Collections.nCopies(n, null));
         for (var g : groups.entrySet()) {
             int[] rows = g.getValue().stream().mapToInt(Integer::intValue).toArray();
             Map<String, TFloat32> overlay = Map.of();
@@ -400,9 +401,9 @@ public final class TfEngine implements Engine {
                 }
             }
             mergedCalls++;
-            float[][] r = run.run(rows, overlay, null);
+            List<R> r = run.run(rows, overlay, null);
             for (int j = 0; j < rows.length; j++) {
-                out[rows[j]] = r[j];
+                out.set(rows[j], r.get(j));
             }
         }
         return out;
@@ -615,15 +616,15 @@ public final class TfEngine implements Engine {
                     }
                     TfModel.Encoded e = m.encodeTower(t, part, req, ov, lr);
                     if (e.pooled() == null) {
-                        return e.hidden();
+                        return java.util.Arrays.asList(e.hidden());
                     }
                     float[][] joined = new float[sel.length][];
                     for (int j = 0; j < sel.length; j++) {
                         joined[j] = java.util.Arrays.copyOf(e.hidden()[j], width + e.pooled()[j].length);
                         System.arraycopy(e.pooled()[j], 0, joined[j], width, e.pooled()[j].length);
                     }
-                    return joined;
-                });
+                    return java.util.Arrays.asList(joined);
+                }).toArray(float[][]::new);
                 if (!req.pooled()) {
                     return new TfModel.Encoded(rows, null);
                 }
@@ -731,7 +732,12 @@ public final class TfEngine implements Engine {
      */
     private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
                                List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s) {
-        return unetRows(model, m, xs, ts, ctx, added, rowLoras, s, UNetNet.DeepCacheGraph.NONE, null);
+        return unetRows(model, m, xs, ts, ctx, added, rowLoras, s, UNetNet.DeepCacheGraph.NONE, null).stream()
+                .map(UnetRow::eps).toArray(float[][]::new);
+    }
+
+    /** One row's UNet output: its prediction and, from a CAPTURE call, its deep feature (otherwise null). */
+    private record UnetRow(float[] eps, float[] deep) {
     }
 
     /**
@@ -767,7 +773,6 @@ public final class TfEngine implements Engine {
         }
         float[][] eps = new float[rows][];
         float[][] deep = new float[rows][];
-        int size = s.size();
         boolean capture = java.util.Arrays.stream(refill).anyMatch(java.util.Objects::nonNull);
         for (int pass = 0; pass < 2; pass++) {
             List<Integer> sel = pass == 0 ? full : shallow;
@@ -795,11 +800,11 @@ public final class TfEngine implements Engine {
                     pd.add(rowFeature[r]);
                 }
             }
-            float[][] got = unetRows(model, m, px, pt, pc, pa, pl, s, variant, pd);
+            List<UnetRow> got = unetRows(model, m, px, pt, pc, pa, pl, s, variant, pd);
             for (int j = 0; j < sel.size(); j++) {
                 int r = sel.get(j);
-                eps[r] = got[j].length == size ? got[j] : java.util.Arrays.copyOf(got[j], size);
-                deep[r] = got[j].length == size ? null : java.util.Arrays.copyOfRange(got[j], size, got[j].length);
+                eps[r] = got.get(j).eps();
+                deep[r] = got.get(j).deep();
             }
         }
         for (int i = 0; i < refill.length; i++) {
@@ -812,14 +817,14 @@ public final class TfEngine implements Engine {
 
     /**
      * {@link #unetRows(String, TfModel, List, float[], List, List, List, LatentShape)} in a DeepCache variant:
-     * CAPTURE returns each row's prediction followed by its deep feature; SHALLOW takes {@code deep}, one per row.
+     * CAPTURE also returns each row's deep feature; SHALLOW takes {@code deep}, one per row.
      */
-    private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
-                               List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
-                               UNetNet.DeepCacheGraph variant, List<float[]> deep) {
+    private List<UnetRow> unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
+                                   List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
+                                   UNetNet.DeepCacheGraph variant, List<float[]> deep) {
         boolean mixed = MixedContexts.mixed(ctx);
         if (mixed && mixedContexts == MixedContexts.Mode.GROUP) {
-            float[][] out = new float[xs.size()][];
+            List<UnetRow> out = new ArrayList<>(java.util.Collections.nCopies(xs.size(), null));
             for (List<Integer> rows : MixedContexts.byLength(ctx).values()) {
                 List<float[]> gx = new ArrayList<>();
                 List<float[]> gc = new ArrayList<>();
@@ -839,9 +844,9 @@ public final class TfEngine implements Engine {
                     gl.add(rowLoras.get(rows.get(j)));
                     gt[j] = ts[rows.get(j)];
                 }
-                float[][] r = unetRows(model, m, gx, gt, gc, ga, gl, s, variant, gd);
+                List<UnetRow> r = unetRows(model, m, gx, gt, gc, ga, gl, s, variant, gd);
                 for (int j = 0; j < rows.size(); j++) {
-                    out[rows.get(j)] = r[j];
+                    out.set(rows.get(j), r.get(j));
                 }
             }
             return out;
@@ -877,24 +882,20 @@ public final class TfEngine implements Engine {
         });
     }
 
-    /** One UNet call in a DeepCache variant (NONE: the plain call); CAPTURE rows are prediction ++ deep feature. */
-    private static float[][] unetCall(TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx, float[][] bias,
-                                      List<AddedConditioning> added, LatentShape s, Map<String, TFloat32> ov,
-                                      LoraLibrary.LowRankFeeds lr, UNetNet.DeepCacheGraph variant, List<float[]> deep) {
-        if (variant == UNetNet.DeepCacheGraph.NONE) {
-            return m.unet(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr);
+    /** One UNet call in a DeepCache variant (NONE: the plain call); only CAPTURE rows carry a deep feature. */
+    private static List<UnetRow> unetCall(TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx, float[][] bias,
+                                          List<AddedConditioning> added, LatentShape s, Map<String, TFloat32> ov,
+                                          LoraLibrary.LowRankFeeds lr, UNetNet.DeepCacheGraph variant,
+                                          List<float[]> deep) {
+        float[][][] r = variant == UNetNet.DeepCacheGraph.NONE
+                ? new float[][][]{m.unet(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr)}
+                : m.unetDeepCache(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr,
+                        variant == UNetNet.DeepCacheGraph.SHALLOW ? deep : null);
+        List<UnetRow> rows = new ArrayList<>(xs.size());
+        for (int j = 0; j < xs.size(); j++) {
+            rows.add(new UnetRow(r[0][j], variant == UNetNet.DeepCacheGraph.CAPTURE ? r[1][j] : null));
         }
-        float[][][] r = m.unetDeepCache(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr,
-                variant == UNetNet.DeepCacheGraph.SHALLOW ? deep : null);
-        if (variant == UNetNet.DeepCacheGraph.SHALLOW) {
-            return r[0];
-        }
-        float[][] joined = new float[xs.size()][];
-        for (int j = 0; j < joined.length; j++) {
-            joined[j] = java.util.Arrays.copyOf(r[0][j], r[0][j].length + r[1][j].length);
-            System.arraycopy(r[1][j], 0, joined[j], r[0][j].length, r[1][j].length);
-        }
-        return joined;
+        return rows;
     }
 
     /** How batches with contexts of different lengths run (see {@link MixedContexts}). */
