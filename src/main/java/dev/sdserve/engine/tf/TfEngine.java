@@ -607,34 +607,21 @@ public final class TfEngine implements Engine {
                 if (req.fromEnd() < 1 || req.fromEnd() > te.layers()) {
                     throw ServeException.invalid("clip_skip", "must be 1.." + te.layers() + ", got " + req.fromEnd());
                 }
-                int width = te.hiddenSize() * ids[0].length;
-                // rows come back as hidden ++ pooled, split below (withLoras returns one array per row)
-                float[][] rows = withLoras(model, m, rowLoras, te.prefix(), (sel, ov, lr) -> {
+                // one {hidden, pooled} pair per row (pooled null unless asked for)
+                List<float[][]> rows = withLoras(model, m, rowLoras, te.prefix(), (sel, ov, lr) -> {
                     int[][] part = new int[sel.length][];
                     for (int j = 0; j < sel.length; j++) {
                         part[j] = ids[sel[j]];
                     }
                     TfModel.Encoded e = m.encodeTower(t, part, req, ov, lr);
-                    if (e.pooled() == null) {
-                        return java.util.Arrays.asList(e.hidden());
-                    }
-                    float[][] joined = new float[sel.length][];
+                    List<float[][]> out = new ArrayList<>(sel.length);
                     for (int j = 0; j < sel.length; j++) {
-                        joined[j] = java.util.Arrays.copyOf(e.hidden()[j], width + e.pooled()[j].length);
-                        System.arraycopy(e.pooled()[j], 0, joined[j], width, e.pooled()[j].length);
+                        out.add(new float[][]{e.hidden()[j], e.pooled() == null ? null : e.pooled()[j]});
                     }
-                    return java.util.Arrays.asList(joined);
-                }).toArray(float[][]::new);
-                if (!req.pooled()) {
-                    return new TfModel.Encoded(rows, null);
-                }
-                float[][] hidden = new float[rows.length][];
-                float[][] pooled = new float[rows.length][];
-                for (int j = 0; j < rows.length; j++) {
-                    hidden[j] = java.util.Arrays.copyOf(rows[j], width);
-                    pooled[j] = java.util.Arrays.copyOfRange(rows[j], width, rows[j].length);
-                }
-                return new TfModel.Encoded(hidden, pooled);
+                    return out;
+                });
+                return new TfModel.Encoded(rows.stream().map(r -> r[0]).toArray(float[][]::new),
+                        req.pooled() ? rows.stream().map(r -> r[1]).toArray(float[][]::new) : null);
             }
         };
     }
