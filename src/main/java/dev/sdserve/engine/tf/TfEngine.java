@@ -383,7 +383,7 @@ public final class TfEngine implements Engine {
         // merged: one call per LoRA set
         List<R> out = new ArrayList<>(java.util.Collections.nCopies(n, null));
         for (var g : groups.entrySet()) {
-            int[] rows = g.getValue().stream().mapToInt(Integer::intValue).toArray();
+            int[] rows = Rows.of(g.getValue());
             Map<String, TFloat32> overlay = Map.of();
             if (!g.getKey().isEmpty()) {
                 String ck = model + "|" + prefix + "|" + g.getKey();
@@ -557,12 +557,11 @@ public final class TfEngine implements Engine {
             bySkip.computeIfAbsent(clipSkips[i], k -> new ArrayList<>()).add(i);
         }
         for (var e : bySkip.entrySet()) {
-            List<Integer> rows = e.getValue();
-            int[][] sub = rows.stream().map(r -> ids[r]).toArray(int[][]::new);
-            List<List<LoraWeight>> subLoras = rows.stream().map(rowLoras::get).toList();
-            float[][] r = encodeTower(model, 0, sub, ClipTextNet.Request.clipSkip(e.getKey()), subLoras).hidden();
-            for (int j = 0; j < rows.size(); j++) {
-                out[rows.get(j)] = r[j];
+            int[] rows = Rows.of(e.getValue());
+            float[][] r = encodeTower(model, 0, Rows.pick(ids, rows), ClipTextNet.Request.clipSkip(e.getKey()),
+                    Rows.pick(rowLoras, rows)).hidden();
+            for (int j = 0; j < rows.length; j++) {
+                out[rows[j]] = r[j];
             }
         }
         return out;
@@ -609,11 +608,7 @@ public final class TfEngine implements Engine {
                 }
                 // one {hidden, pooled} pair per row (pooled null unless asked for)
                 List<float[][]> rows = withLoras(model, m, rowLoras, te.prefix(), (sel, ov, lr) -> {
-                    int[][] part = new int[sel.length][];
-                    for (int j = 0; j < sel.length; j++) {
-                        part[j] = ids[sel[j]];
-                    }
-                    TfModel.Encoded e = m.encodeTower(t, part, req, ov, lr);
+                    TfModel.Encoded e = m.encodeTower(t, Rows.pick(ids, sel), req, ov, lr);
                     List<float[][]> out = new ArrayList<>(sel.length);
                     for (int j = 0; j < sel.length; j++) {
                         out.add(new float[][]{e.hidden()[j], e.pooled() == null ? null : e.pooled()[j]});
@@ -762,36 +757,18 @@ public final class TfEngine implements Engine {
         float[][] deep = new float[rows][];
         boolean capture = java.util.Arrays.stream(refill).anyMatch(java.util.Objects::nonNull);
         for (int pass = 0; pass < 2; pass++) {
-            List<Integer> sel = pass == 0 ? full : shallow;
-            if (sel.isEmpty()) {
+            int[] sel = Rows.of(pass == 0 ? full : shallow);
+            if (sel.length == 0) {
                 continue;
             }
             UNetNet.DeepCacheGraph variant = pass == 1 ? UNetNet.DeepCacheGraph.SHALLOW
                     : capture ? UNetNet.DeepCacheGraph.CAPTURE : UNetNet.DeepCacheGraph.NONE;
-            List<float[]> px = new ArrayList<>();
-            List<float[]> pc = new ArrayList<>();
-            List<AddedConditioning> pa = added == null ? null : new ArrayList<>();
-            List<List<LoraWeight>> pl = new ArrayList<>();
-            List<float[]> pd = pass == 1 ? new ArrayList<>() : null;
-            float[] pt = new float[sel.size()];
-            for (int j = 0; j < sel.size(); j++) {
-                int r = sel.get(j);
-                px.add(xs.get(r));
-                pc.add(ctx.get(r));
-                if (pa != null) {
-                    pa.add(added.get(r));
-                }
-                pl.add(rowLoras.get(r));
-                pt[j] = ts[r];
-                if (pd != null) {
-                    pd.add(rowFeature[r]);
-                }
-            }
-            List<UnetRow> got = unetRows(model, m, px, pt, pc, pa, pl, s, variant, pd);
-            for (int j = 0; j < sel.size(); j++) {
-                int r = sel.get(j);
-                eps[r] = got.get(j).eps();
-                deep[r] = got.get(j).deep();
+            List<UnetRow> got = unetRows(model, m, Rows.pick(xs, sel), Rows.pick(ts, sel), Rows.pick(ctx, sel),
+                    Rows.pick(added, sel), Rows.pick(rowLoras, sel), s, variant,
+                    pass == 1 ? Rows.pick(java.util.Arrays.asList(rowFeature), sel) : null);
+            for (int j = 0; j < sel.length; j++) {
+                eps[sel[j]] = got.get(j).eps();
+                deep[sel[j]] = got.get(j).deep();
             }
         }
         for (int i = 0; i < refill.length; i++) {
@@ -812,28 +789,12 @@ public final class TfEngine implements Engine {
         boolean mixed = MixedContexts.mixed(ctx);
         if (mixed && mixedContexts == MixedContexts.Mode.GROUP) {
             List<UnetRow> out = new ArrayList<>(java.util.Collections.nCopies(xs.size(), null));
-            for (List<Integer> rows : MixedContexts.byLength(ctx).values()) {
-                List<float[]> gx = new ArrayList<>();
-                List<float[]> gc = new ArrayList<>();
-                List<AddedConditioning> ga = added == null ? null : new ArrayList<>();
-                List<List<LoraWeight>> gl = new ArrayList<>();
-                float[] gt = new float[rows.size()];
-                List<float[]> gd = deep == null ? null : new ArrayList<>();
-                for (int j = 0; j < rows.size(); j++) {
-                    if (gd != null) {
-                        gd.add(deep.get(rows.get(j)));
-                    }
-                    gx.add(xs.get(rows.get(j)));
-                    gc.add(ctx.get(rows.get(j)));
-                    if (ga != null) {
-                        ga.add(added.get(rows.get(j)));
-                    }
-                    gl.add(rowLoras.get(rows.get(j)));
-                    gt[j] = ts[rows.get(j)];
-                }
-                List<UnetRow> r = unetRows(model, m, gx, gt, gc, ga, gl, s, variant, gd);
-                for (int j = 0; j < rows.size(); j++) {
-                    out.set(rows.get(j), r.get(j));
+            for (List<Integer> group : MixedContexts.byLength(ctx).values()) {
+                int[] rows = Rows.of(group);
+                List<UnetRow> r = unetRows(model, m, Rows.pick(xs, rows), Rows.pick(ts, rows), Rows.pick(ctx, rows),
+                        Rows.pick(added, rows), Rows.pick(rowLoras, rows), s, variant, Rows.pick(deep, rows));
+                for (int j = 0; j < rows.length; j++) {
+                    out.set(rows[j], r.get(j));
                 }
             }
             return out;
@@ -841,32 +802,10 @@ public final class TfEngine implements Engine {
         MixedContexts.Padded padded = mixed ? MixedContexts.pad(ctx, m.config().unet().crossAttentionDim()) : null;
         List<float[]> cs = mixed ? padded.ctx() : ctx;
         float[][] bias = mixed ? padded.bias() : null;
-        return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
-            if (sel.length == xs.size()) {
-                return unetCall(m, xs, ts, cs, bias, added, s, ov, lr, variant, deep);
-            }
-            List<float[]> px = new ArrayList<>();
-            List<float[]> pc = new ArrayList<>();
-            List<AddedConditioning> pa = added == null ? null : new ArrayList<>();
-            float[] pt = new float[sel.length];
-            float[][] pb = bias == null ? null : new float[sel.length][];
-            for (int j = 0; j < sel.length; j++) {
-                px.add(xs.get(sel[j]));
-                pc.add(cs.get(sel[j]));
-                if (pa != null) {
-                    pa.add(added.get(sel[j]));
-                }
-                pt[j] = ts[sel[j]];
-                if (pb != null) {
-                    pb[j] = bias[sel[j]];
-                }
-            }
-            List<float[]> pd = deep == null ? null : new ArrayList<>();
-            for (int j = 0; pd != null && j < sel.length; j++) {
-                pd.add(deep.get(sel[j]));
-            }
-            return unetCall(m, px, pt, pc, pb, pa, s, ov, lr, variant, pd);
-        });
+        return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> sel.length == xs.size()
+                ? unetCall(m, xs, ts, cs, bias, added, s, ov, lr, variant, deep)
+                : unetCall(m, Rows.pick(xs, sel), Rows.pick(ts, sel), Rows.pick(cs, sel), Rows.pick(bias, sel),
+                        Rows.pick(added, sel), s, ov, lr, variant, Rows.pick(deep, sel)));
     }
 
     /** One UNet call in a DeepCache variant (NONE: the plain call); only CAPTURE rows carry a deep feature. */
