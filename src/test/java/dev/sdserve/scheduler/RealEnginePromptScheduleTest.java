@@ -29,6 +29,7 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 
+import static dev.sdserve.testutil.Floats.maxAbsDiff;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
@@ -133,15 +134,6 @@ class RealEnginePromptScheduleTest {
         return l;
     }
 
-    private static double maxDiff(float[] a, float[] b) {
-        assertEquals(a.length, b.length);
-        double m = 0;
-        for (int i = 0; i < a.length; i++) {
-            m = Math.max(m, Math.abs(a[i] - b[i]));
-        }
-        return m;
-    }
-
     @Test
     void aPromptEditedAtStepKEqualsTheTwoPhaseRunByHand() {
         String a = "a big red circle";
@@ -155,13 +147,13 @@ class RealEnginePromptScheduleTest {
                     new EncodeItem(b, 1, List.of(), group), new EncodeItem("")));
             float[] want = byHand(r, List.of(new float[][]{ctx[0], ctx[2]}, new float[][]{ctx[1], ctx[2]}),
                     new int[]{4, 2});
-            double d = maxDiff(want, got);
+            double d = maxAbsDiff(want, got);
             assertTrue(d < 1e-5, sampler + ": scheduled run differs from the two-phase run by " + d);
             // and the edit matters: the run with A throughout is elsewhere
             float[] onlyA = byHand(r, one(ctx[0], ctx[2]), new int[]{6});
-            assertTrue(maxDiff(onlyA, got) > 1e-3, sampler + ": editing changed nothing");
+            assertTrue(maxAbsDiff(onlyA, got) > 1e-3, sampler + ": editing changed nothing");
             System.out.printf("prompt edit at step 4 of 6 (%s): max |Δ| vs two-phase run %.2e, vs no edit %.3f%n",
-                    sampler, d, maxDiff(onlyA, got));
+                    sampler, d, maxAbsDiff(onlyA, got));
         }
     }
 
@@ -186,10 +178,10 @@ class RealEnginePromptScheduleTest {
         System.arraycopy(ctx[2], 0, uncondPadded, ctx[1].length, ctx[2].length);
         float[] wantPadded = byHand(r, one(ctx[0], uncondPadded), new int[]{4});
         float[] wantOwn = byHand(r, one(ownCtx[0], ownCtx[1]), new int[]{4});
-        assertTrue(maxDiff(wantPadded, padded) < 1e-5, "padded: " + maxDiff(wantPadded, padded));
-        assertTrue(maxDiff(wantOwn, own) < 1e-5, "own length: " + maxDiff(wantOwn, own));
-        assertTrue(maxDiff(own, padded) > 1e-4, "padding changed nothing");
-        System.out.printf("pad_cond_uncond: padded vs own-length latents differ by %.4f%n", maxDiff(own, padded));
+        assertTrue(maxAbsDiff(wantPadded, padded) < 1e-5, "padded: " + maxAbsDiff(wantPadded, padded));
+        assertTrue(maxAbsDiff(wantOwn, own) < 1e-5, "own length: " + maxAbsDiff(wantOwn, own));
+        assertTrue(maxAbsDiff(own, padded) > 1e-4, "padding changed nothing");
+        System.out.printf("pad_cond_uncond: padded vs own-length latents differ by %.4f%n", maxAbsDiff(own, padded));
     }
 
     @Test
@@ -225,13 +217,13 @@ class RealEnginePromptScheduleTest {
             for (int i = 0; i < reqs.size(); i++) {
                 Job j = jobs.get(i);
                 assertInstanceOf(JobEvent.Completed.class, j.terminalEvent(), () -> String.valueOf(j.terminalEvent()));
-                double d = maxDiff(soloImages.get(i), images.get(j).get(0));
+                double d = maxAbsDiff(soloImages.get(i), images.get(j).get(0));
                 worstImage = Math.max(worstImage, d);
                 assertTrue(d < 1e-4, reqs.get(i).prompt() + ": batched image differs from solo by " + d);
                 // the final latents too, relative to their range (decode order may differ: the solo run's nearest)
                 double best = Double.MAX_VALUE;
                 for (float[] l : decoded) {
-                    best = Math.min(best, maxDiff(solo.get(i), l) / maxAbs(solo.get(i)));
+                    best = Math.min(best, maxAbsDiff(solo.get(i), l) / maxAbs(solo.get(i)));
                 }
                 worstLatent = Math.max(worstLatent, best);
                 assertTrue(best < 1e-4, reqs.get(i).prompt() + ": batched latents differ from solo by " + best);

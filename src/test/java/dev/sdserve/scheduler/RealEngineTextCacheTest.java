@@ -1,18 +1,15 @@
 package dev.sdserve.scheduler;
 
-import dev.sdserve.clock.Clock;
 import dev.sdserve.engine.tf.TfEngine;
 import dev.sdserve.job.GenerationRequest;
-import dev.sdserve.job.Job;
 import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.testutil.Shared;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 
+import static dev.sdserve.testutil.Floats.maxAbsDiff;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
@@ -27,34 +24,13 @@ class RealEngineTextCacheTest {
 
     private static List<float[]> serve(TfEngine engine, String model, boolean cache, List<GenerationRequest> reqs,
                                        long[] encodedItems) {
-        Map<Job, List<float[]>> images = new IdentityHashMap<>();
-        ServiceConfig sc = new ServiceConfig();
-        sc.publishExecutor = Runnable::run;
-        sc.imageListener = images::put;
-        sc.admission.defaultModel = model;
-        sc.textCacheBytes = cache ? 16 << 20 : 0;
-        List<float[]> out = new ArrayList<>();
         long before = engine.stats().encodeItems.get();
-        try (SchedulerService s = new SchedulerService(engine, sc, Clock.system())) {
-            for (GenerationRequest r : reqs) {
-                Job j = s.submit(r.withModel(model), false);
-                while (s.runOnce()) {
-                    // to the end
-                }
-                Harness.completed(j);
-                out.add(images.get(j).get(0));
-            }
+        List<float[]> out;
+        try (RealEngineServing s = new RealEngineServing(engine, model, sc -> sc.textCacheBytes = cache ? 16 << 20 : 0)) {
+            out = s.alone(reqs.stream().map(r -> r.withModel(model)).toList());
         }
         encodedItems[0] = engine.stats().encodeItems.get() - before;
         return out;
-    }
-
-    private static double maxDiff(float[] a, float[] b) {
-        double m = 0;
-        for (int i = 0; i < a.length; i++) {
-            m = Math.max(m, Math.abs(a[i] - b[i]));
-        }
-        return m;
     }
 
     @Test
@@ -73,7 +49,7 @@ class RealEngineTextCacheTest {
                 assertEquals(3, onItems[0], m[0]); // the 2nd request's negative, the 3rd request whole: cached
                 assertArrayEquals(off.get(0), on.get(0), m[0]); // a miss: the same engine call as off
                 assertArrayEquals(off.get(2), on.get(2), m[0]); // a full hit, from the same encoder batch
-                double d = maxDiff(off.get(1), on.get(1)); // the prompt encoded alone, not beside the negative
+                double d = maxAbsDiff(off.get(1), on.get(1)); // the prompt encoded alone, not beside the negative
                 assertTrue(d < 1e-3, m[0] + ": " + d);
                 System.out.printf("%s: 2nd request's picture, prompt encoded alone vs batched: max |delta| %.3g%n",
                         m[0], d);

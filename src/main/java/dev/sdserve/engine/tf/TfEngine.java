@@ -331,12 +331,13 @@ public final class TfEngine implements Engine {
 
     /** Runs rows of a batch with given weight overrides or low-rank feeds; returns one output per row. */
     @FunctionalInterface
-    interface LoraRun {
-        float[][] run(int[] rows, Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank);
+    interface LoraRun<R> {
+        List<R> run(int[] rows, Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank);
     }
 
     /** Graph runs with LoRA, one call where possible; see {@link LoraPath}. Returns outputs in row order. */
-    synchronized float[][] withLoras(String model, TfModel m, List<List<LoraWeight>> perRow, String prefix, LoraRun run) {
+    synchronized <R> List<R> withLoras(String model, TfModel m, List<List<LoraWeight>> perRow, String prefix,
+                                       LoraRun<R> run) {
         int n = perRow.size();
         int[] all = new int[n];
         for (int i = 0; i < n; i++) {
@@ -380,9 +381,9 @@ public final class TfEngine implements Engine {
             }
         }
         // merged: one call per LoRA set
-        float[][] out = new float[n][];
+        List<R> out = new ArrayList<>(java.util.Collections.nCopies(n, null));
         for (var g : groups.entrySet()) {
-            int[] rows = g.getValue().stream().mapToInt(Integer::intValue).toArray();
+            int[] rows = Rows.of(g.getValue());
             Map<String, TFloat32> overlay = Map.of();
             if (!g.getKey().isEmpty()) {
                 String ck = model + "|" + prefix + "|" + g.getKey();
@@ -400,9 +401,9 @@ public final class TfEngine implements Engine {
                 }
             }
             mergedCalls++;
-            float[][] r = run.run(rows, overlay, null);
+            List<R> r = run.run(rows, overlay, null);
             for (int j = 0; j < rows.length; j++) {
-                out[rows[j]] = r[j];
+                out.set(rows[j], r.get(j));
             }
         }
         return out;
@@ -556,12 +557,11 @@ public final class TfEngine implements Engine {
             bySkip.computeIfAbsent(clipSkips[i], k -> new ArrayList<>()).add(i);
         }
         for (var e : bySkip.entrySet()) {
-            List<Integer> rows = e.getValue();
-            int[][] sub = rows.stream().map(r -> ids[r]).toArray(int[][]::new);
-            List<List<LoraWeight>> subLoras = rows.stream().map(rowLoras::get).toList();
-            float[][] r = encodeTower(model, 0, sub, ClipTextNet.Request.clipSkip(e.getKey()), subLoras).hidden();
-            for (int j = 0; j < rows.size(); j++) {
-                out[rows.get(j)] = r[j];
+            int[] rows = Rows.of(e.getValue());
+            float[][] r = encodeTower(model, 0, Rows.pick(ids, rows), ClipTextNet.Request.clipSkip(e.getKey()),
+                    Rows.pick(rowLoras, rows)).hidden();
+            for (int j = 0; j < rows.length; j++) {
+                out[rows[j]] = r[j];
             }
         }
         return out;
@@ -606,34 +606,17 @@ public final class TfEngine implements Engine {
                 if (req.fromEnd() < 1 || req.fromEnd() > te.layers()) {
                     throw ServeException.invalid("clip_skip", "must be 1.." + te.layers() + ", got " + req.fromEnd());
                 }
-                int width = te.hiddenSize() * ids[0].length;
-                // rows come back as hidden ++ pooled, split below (withLoras returns one array per row)
-                float[][] rows = withLoras(model, m, rowLoras, te.prefix(), (sel, ov, lr) -> {
-                    int[][] part = new int[sel.length][];
+                // one {hidden, pooled} pair per row (pooled null unless asked for)
+                List<float[][]> rows = withLoras(model, m, rowLoras, te.prefix(), (sel, ov, lr) -> {
+                    TfModel.Encoded e = m.encodeTower(t, Rows.pick(ids, sel), req, ov, lr);
+                    List<float[][]> out = new ArrayList<>(sel.length);
                     for (int j = 0; j < sel.length; j++) {
-                        part[j] = ids[sel[j]];
+                        out.add(new float[][]{e.hidden()[j], e.pooled() == null ? null : e.pooled()[j]});
                     }
-                    TfModel.Encoded e = m.encodeTower(t, part, req, ov, lr);
-                    if (e.pooled() == null) {
-                        return e.hidden();
-                    }
-                    float[][] joined = new float[sel.length][];
-                    for (int j = 0; j < sel.length; j++) {
-                        joined[j] = java.util.Arrays.copyOf(e.hidden()[j], width + e.pooled()[j].length);
-                        System.arraycopy(e.pooled()[j], 0, joined[j], width, e.pooled()[j].length);
-                    }
-                    return joined;
+                    return out;
                 });
-                if (!req.pooled()) {
-                    return new TfModel.Encoded(rows, null);
-                }
-                float[][] hidden = new float[rows.length][];
-                float[][] pooled = new float[rows.length][];
-                for (int j = 0; j < rows.length; j++) {
-                    hidden[j] = java.util.Arrays.copyOf(rows[j], width);
-                    pooled[j] = java.util.Arrays.copyOfRange(rows[j], width, rows[j].length);
-                }
-                return new TfModel.Encoded(hidden, pooled);
+                return new TfModel.Encoded(rows.stream().map(r -> r[0]).toArray(float[][]::new),
+                        req.pooled() ? rows.stream().map(r -> r[1]).toArray(float[][]::new) : null);
             }
         };
     }
@@ -731,7 +714,12 @@ public final class TfEngine implements Engine {
      */
     private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
                                List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s) {
-        return unetRows(model, m, xs, ts, ctx, added, rowLoras, s, UNetNet.DeepCacheGraph.NONE, null);
+        return unetRows(model, m, xs, ts, ctx, added, rowLoras, s, UNetNet.DeepCacheGraph.NONE, null).stream()
+                .map(UnetRow::eps).toArray(float[][]::new);
+    }
+
+    /** One row's UNet output: its prediction and, from a CAPTURE call, its deep feature (otherwise null). */
+    private record UnetRow(float[] eps, float[] deep) {
     }
 
     /**
@@ -767,39 +755,20 @@ public final class TfEngine implements Engine {
         }
         float[][] eps = new float[rows][];
         float[][] deep = new float[rows][];
-        int size = s.size();
         boolean capture = java.util.Arrays.stream(refill).anyMatch(java.util.Objects::nonNull);
         for (int pass = 0; pass < 2; pass++) {
-            List<Integer> sel = pass == 0 ? full : shallow;
-            if (sel.isEmpty()) {
+            int[] sel = Rows.of(pass == 0 ? full : shallow);
+            if (sel.length == 0) {
                 continue;
             }
             UNetNet.DeepCacheGraph variant = pass == 1 ? UNetNet.DeepCacheGraph.SHALLOW
                     : capture ? UNetNet.DeepCacheGraph.CAPTURE : UNetNet.DeepCacheGraph.NONE;
-            List<float[]> px = new ArrayList<>();
-            List<float[]> pc = new ArrayList<>();
-            List<AddedConditioning> pa = added == null ? null : new ArrayList<>();
-            List<List<LoraWeight>> pl = new ArrayList<>();
-            List<float[]> pd = pass == 1 ? new ArrayList<>() : null;
-            float[] pt = new float[sel.size()];
-            for (int j = 0; j < sel.size(); j++) {
-                int r = sel.get(j);
-                px.add(xs.get(r));
-                pc.add(ctx.get(r));
-                if (pa != null) {
-                    pa.add(added.get(r));
-                }
-                pl.add(rowLoras.get(r));
-                pt[j] = ts[r];
-                if (pd != null) {
-                    pd.add(rowFeature[r]);
-                }
-            }
-            float[][] got = unetRows(model, m, px, pt, pc, pa, pl, s, variant, pd);
-            for (int j = 0; j < sel.size(); j++) {
-                int r = sel.get(j);
-                eps[r] = got[j].length == size ? got[j] : java.util.Arrays.copyOf(got[j], size);
-                deep[r] = got[j].length == size ? null : java.util.Arrays.copyOfRange(got[j], size, got[j].length);
+            List<UnetRow> got = unetRows(model, m, Rows.pick(xs, sel), Rows.pick(ts, sel), Rows.pick(ctx, sel),
+                    Rows.pick(added, sel), Rows.pick(rowLoras, sel), s, variant,
+                    pass == 1 ? Rows.pick(java.util.Arrays.asList(rowFeature), sel) : null);
+            for (int j = 0; j < sel.length; j++) {
+                eps[sel[j]] = got.get(j).eps();
+                deep[sel[j]] = got.get(j).deep();
             }
         }
         for (int i = 0; i < refill.length; i++) {
@@ -812,36 +781,20 @@ public final class TfEngine implements Engine {
 
     /**
      * {@link #unetRows(String, TfModel, List, float[], List, List, List, LatentShape)} in a DeepCache variant:
-     * CAPTURE returns each row's prediction followed by its deep feature; SHALLOW takes {@code deep}, one per row.
+     * CAPTURE also returns each row's deep feature; SHALLOW takes {@code deep}, one per row.
      */
-    private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
-                               List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
-                               UNetNet.DeepCacheGraph variant, List<float[]> deep) {
+    private List<UnetRow> unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
+                                   List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
+                                   UNetNet.DeepCacheGraph variant, List<float[]> deep) {
         boolean mixed = MixedContexts.mixed(ctx);
         if (mixed && mixedContexts == MixedContexts.Mode.GROUP) {
-            float[][] out = new float[xs.size()][];
-            for (List<Integer> rows : MixedContexts.byLength(ctx).values()) {
-                List<float[]> gx = new ArrayList<>();
-                List<float[]> gc = new ArrayList<>();
-                List<AddedConditioning> ga = added == null ? null : new ArrayList<>();
-                List<List<LoraWeight>> gl = new ArrayList<>();
-                float[] gt = new float[rows.size()];
-                List<float[]> gd = deep == null ? null : new ArrayList<>();
-                for (int j = 0; j < rows.size(); j++) {
-                    if (gd != null) {
-                        gd.add(deep.get(rows.get(j)));
-                    }
-                    gx.add(xs.get(rows.get(j)));
-                    gc.add(ctx.get(rows.get(j)));
-                    if (ga != null) {
-                        ga.add(added.get(rows.get(j)));
-                    }
-                    gl.add(rowLoras.get(rows.get(j)));
-                    gt[j] = ts[rows.get(j)];
-                }
-                float[][] r = unetRows(model, m, gx, gt, gc, ga, gl, s, variant, gd);
-                for (int j = 0; j < rows.size(); j++) {
-                    out[rows.get(j)] = r[j];
+            List<UnetRow> out = new ArrayList<>(java.util.Collections.nCopies(xs.size(), null));
+            for (List<Integer> group : MixedContexts.byLength(ctx).values()) {
+                int[] rows = Rows.of(group);
+                List<UnetRow> r = unetRows(model, m, Rows.pick(xs, rows), Rows.pick(ts, rows), Rows.pick(ctx, rows),
+                        Rows.pick(added, rows), Rows.pick(rowLoras, rows), s, variant, Rows.pick(deep, rows));
+                for (int j = 0; j < rows.length; j++) {
+                    out.set(rows[j], r.get(j));
                 }
             }
             return out;
@@ -849,52 +802,26 @@ public final class TfEngine implements Engine {
         MixedContexts.Padded padded = mixed ? MixedContexts.pad(ctx, m.config().unet().crossAttentionDim()) : null;
         List<float[]> cs = mixed ? padded.ctx() : ctx;
         float[][] bias = mixed ? padded.bias() : null;
-        return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
-            if (sel.length == xs.size()) {
-                return unetCall(m, xs, ts, cs, bias, added, s, ov, lr, variant, deep);
-            }
-            List<float[]> px = new ArrayList<>();
-            List<float[]> pc = new ArrayList<>();
-            List<AddedConditioning> pa = added == null ? null : new ArrayList<>();
-            float[] pt = new float[sel.length];
-            float[][] pb = bias == null ? null : new float[sel.length][];
-            for (int j = 0; j < sel.length; j++) {
-                px.add(xs.get(sel[j]));
-                pc.add(cs.get(sel[j]));
-                if (pa != null) {
-                    pa.add(added.get(sel[j]));
-                }
-                pt[j] = ts[sel[j]];
-                if (pb != null) {
-                    pb[j] = bias[sel[j]];
-                }
-            }
-            List<float[]> pd = deep == null ? null : new ArrayList<>();
-            for (int j = 0; pd != null && j < sel.length; j++) {
-                pd.add(deep.get(sel[j]));
-            }
-            return unetCall(m, px, pt, pc, pb, pa, s, ov, lr, variant, pd);
-        });
+        return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> sel.length == xs.size()
+                ? unetCall(m, xs, ts, cs, bias, added, s, ov, lr, variant, deep)
+                : unetCall(m, Rows.pick(xs, sel), Rows.pick(ts, sel), Rows.pick(cs, sel), Rows.pick(bias, sel),
+                        Rows.pick(added, sel), s, ov, lr, variant, Rows.pick(deep, sel)));
     }
 
-    /** One UNet call in a DeepCache variant (NONE: the plain call); CAPTURE rows are prediction ++ deep feature. */
-    private static float[][] unetCall(TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx, float[][] bias,
-                                      List<AddedConditioning> added, LatentShape s, Map<String, TFloat32> ov,
-                                      LoraLibrary.LowRankFeeds lr, UNetNet.DeepCacheGraph variant, List<float[]> deep) {
-        if (variant == UNetNet.DeepCacheGraph.NONE) {
-            return m.unet(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr);
+    /** One UNet call in a DeepCache variant (NONE: the plain call); only CAPTURE rows carry a deep feature. */
+    private static List<UnetRow> unetCall(TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx, float[][] bias,
+                                          List<AddedConditioning> added, LatentShape s, Map<String, TFloat32> ov,
+                                          LoraLibrary.LowRankFeeds lr, UNetNet.DeepCacheGraph variant,
+                                          List<float[]> deep) {
+        float[][][] r = variant == UNetNet.DeepCacheGraph.NONE
+                ? new float[][][]{m.unet(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr)}
+                : m.unetDeepCache(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr,
+                        variant == UNetNet.DeepCacheGraph.SHALLOW ? deep : null);
+        List<UnetRow> rows = new ArrayList<>(xs.size());
+        for (int j = 0; j < xs.size(); j++) {
+            rows.add(new UnetRow(r[0][j], variant == UNetNet.DeepCacheGraph.CAPTURE ? r[1][j] : null));
         }
-        float[][][] r = m.unetDeepCache(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr,
-                variant == UNetNet.DeepCacheGraph.SHALLOW ? deep : null);
-        if (variant == UNetNet.DeepCacheGraph.SHALLOW) {
-            return r[0];
-        }
-        float[][] joined = new float[xs.size()][];
-        for (int j = 0; j < joined.length; j++) {
-            joined[j] = java.util.Arrays.copyOf(r[0][j], r[0][j].length + r[1][j].length);
-            System.arraycopy(r[1][j], 0, joined[j], r[0][j].length, r[1][j].length);
-        }
-        return joined;
+        return rows;
     }
 
     /** How batches with contexts of different lengths run (see {@link MixedContexts}). */

@@ -2,12 +2,8 @@ package dev.sdserve.api.a1111;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sdserve.api.grpc.ProtoMapper;
 import dev.sdserve.api.grpc.v1.GenerateRequest;
-import dev.sdserve.api.rest.RestDtos;
-import dev.sdserve.api.rest.RestMapper;
-import dev.sdserve.job.GenerationRequest;
-import dev.sdserve.job.PreviewOptions;
+import dev.sdserve.testutil.Mapped;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -21,25 +17,16 @@ class DeepCacheOptionTest {
 
     @Test
     void grpcField41() {
-        GenerationRequest on = ProtoMapper.toRequest(GenerateRequest.newBuilder().setPrompt("a").setDeepCacheInterval(3)
-                .build(), PreviewOptions.OFF, null, 0L);
-        GenerationRequest zero = ProtoMapper.toRequest(GenerateRequest.newBuilder().setPrompt("a").setDeepCacheInterval(0)
-                .build(), PreviewOptions.OFF, null, 0L);
-        GenerationRequest none = ProtoMapper.toRequest(GenerateRequest.newBuilder().setPrompt("a").build(),
-                PreviewOptions.OFF, null, 0L);
-        assertEquals(3, on.deepCacheInterval());
-        assertEquals(0, zero.deepCacheInterval(), "an explicit 0 (off) is not 'absent'");
-        assertNull(none.deepCacheInterval());
+        assertEquals(3, Mapped.grpc(b -> b.setDeepCacheInterval(3)).deepCacheInterval());
+        assertEquals(0, Mapped.grpc(b -> b.setDeepCacheInterval(0)).deepCacheInterval(), "an explicit 0 (off) is not 'absent'");
+        assertNull(Mapped.grpc(b -> b).deepCacheInterval());
         assertEquals(41, GenerateRequest.DEEP_CACHE_INTERVAL_FIELD_NUMBER);
     }
 
     @Test
     void restField() throws Exception {
-        RestDtos.GenerationJson j = JSON.readValue("{\"prompt\":\"a\",\"deep_cache_interval\":2}",
-                RestDtos.GenerationJson.class);
-        assertEquals(2, RestMapper.toRequest(j, PreviewOptions.OFF, 0).deepCacheInterval());
-        RestDtos.GenerationJson k = JSON.readValue("{\"prompt\":\"a\"}", RestDtos.GenerationJson.class);
-        assertNull(RestMapper.toRequest(k, PreviewOptions.OFF, 0).deepCacheInterval());
+        assertEquals(2, Mapped.rest("{\"prompt\":\"a\",\"deep_cache_interval\":2}").deepCacheInterval());
+        assertNull(Mapped.rest("{\"prompt\":\"a\"}").deepCacheInterval());
     }
 
     @Test

@@ -2,15 +2,12 @@ package dev.sdserve.api.a1111;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sdserve.api.grpc.ProtoMapper;
 import dev.sdserve.api.grpc.v1.GenerateRequest;
-import dev.sdserve.api.rest.RestDtos;
-import dev.sdserve.api.rest.RestMapper;
 import dev.sdserve.image.InfoText;
-import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.PreviewOptions;
 import dev.sdserve.job.ResolvedRequest;
 import dev.sdserve.job.SloClass;
+import dev.sdserve.testutil.Mapped;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -23,22 +20,15 @@ class PadCondUncondMappingTest {
 
     @Test
     void grpcField30() {
-        GenerationRequest on = ProtoMapper.toRequest(GenerateRequest.newBuilder().setPrompt("a").setPadCondUncond(true)
-                .build(), PreviewOptions.OFF, null, 0L);
-        GenerationRequest off = ProtoMapper.toRequest(GenerateRequest.newBuilder().setPrompt("a").build(),
-                PreviewOptions.OFF, null, 0L);
-        assertEquals(Boolean.TRUE, on.padCondUncond());
-        assertNull(off.padCondUncond());
+        assertEquals(Boolean.TRUE, Mapped.grpc(b -> b.setPadCondUncond(true)).padCondUncond());
+        assertNull(Mapped.grpc(b -> b).padCondUncond());
         assertEquals(30, GenerateRequest.PAD_COND_UNCOND_FIELD_NUMBER);
     }
 
     @Test
     void restField() throws Exception {
-        RestDtos.GenerationJson j = JSON.readValue("{\"prompt\":\"a\",\"pad_cond_uncond\":true}",
-                RestDtos.GenerationJson.class);
-        assertEquals(Boolean.TRUE, RestMapper.toRequest(j, PreviewOptions.OFF, 0).padCondUncond());
-        RestDtos.GenerationJson k = JSON.readValue("{\"prompt\":\"a\"}", RestDtos.GenerationJson.class);
-        assertNull(RestMapper.toRequest(k, PreviewOptions.OFF, 0).padCondUncond());
+        assertEquals(Boolean.TRUE, Mapped.rest("{\"prompt\":\"a\",\"pad_cond_uncond\":true}").padCondUncond());
+        assertNull(Mapped.rest("{\"prompt\":\"a\"}").padCondUncond());
     }
 
     @Test

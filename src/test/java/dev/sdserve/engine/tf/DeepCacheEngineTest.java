@@ -4,41 +4,20 @@ import dev.sdserve.engine.DeepCache;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.LatentShape;
-import dev.sdserve.model.GoldenSet;
-import dev.sdserve.testutil.Shared;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 
+import static dev.sdserve.testutil.Floats.maxAbsDiff;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** DeepCache's graphs on the tiny SD 1.5-shaped model: the shallow path, fed the feature of the same input, is the full UNet. */
-class DeepCacheEngineTest {
-    static GoldenSet g;
-    static TfEngine engine;
+class DeepCacheEngineTest extends TinyGoldenEngine {
     static final LatentShape SHAPE = new LatentShape(4, 16, 16);
-
-    @BeforeAll
-    static void open() throws Exception {
-        Path dir = Shared.golden("sd15-tiny");
-        g = GoldenSet.open(dir);
-        var cfg = g.config();
-        engine = new TfEngine(Map.of("tiny", dir.resolve("tiny-sd15.safetensors")), p -> cfg);
-    }
-
-    @AfterAll
-    static void close() {
-        engine.close();
-        g.close();
-    }
 
     private static float[][] run(List<DenoiseItem> items, List<DeepCache.Step> steps) {
         return engine.denoise(new DenoiseBatch("tiny", SHAPE, items), steps);
@@ -64,7 +43,7 @@ class DeepCacheEngineTest {
 
         // interval 1 in effect: the shallow path on the feature of the same x, t, ctx is the full UNet
         float[][] shallow = run(List.of(guided), List.of(new DeepCache.Step(slot, true)));
-        double err = maxAbs(shallow[0], reference[0]);
+        double err = maxAbsDiff(shallow[0], reference[0]);
         // (the rows batch differently, 2 against 3 in the full call, and a guided prediction amplifies rounding 7.5×)
         assertTrue(err < 1e-4, "shallow = full within float32 rounding (the conformance tolerance), got " + err);
 
@@ -72,7 +51,7 @@ class DeepCacheEngineTest {
         DenoiseItem later = guided.withLatent(x1, 500);
         float[] fullLater = engine.denoise(new DenoiseBatch("tiny", SHAPE, List.of(later)))[0];
         float[] shallowLater = run(List.of(later), List.of(new DeepCache.Step(slot, true)))[0];
-        double d = maxAbs(fullLater, shallowLater);
+        double d = maxAbsDiff(fullLater, shallowLater);
         assertTrue(d > 1e-3, "the stale deep feature changes the prediction, got " + d);
     }
 
@@ -88,13 +67,5 @@ class DeepCacheEngineTest {
         assertEquals(1, slot.rows().length);
         slot.clear();
         assertEquals(0, slot.bytes());
-    }
-
-    static double maxAbs(float[] a, float[] b) {
-        double m = 0;
-        for (int i = 0; i < a.length; i++) {
-            m = Math.max(m, Math.abs(a[i] - b[i]));
-        }
-        return m;
     }
 }

@@ -1,15 +1,11 @@
 package dev.sdserve.engine.tf;
 
-import dev.sdserve.model.GoldenSet;
 
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.ServeException;
-import dev.sdserve.testutil.Shared;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import dev.sdserve.engine.EncodeItem;
@@ -17,34 +13,14 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import java.util.ArrayList;
 import java.util.SplittableRandom;
-import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-class TfEngineTest {
-    static GoldenSet g;
-    static TfEngine engine;
-
-    @BeforeAll
-    static void open() throws Exception {
-        Path dir = Shared.golden("sd15-tiny");
-        g = GoldenSet.open(dir);
-        // the tiny text encoder has 4 heads, which shapes cannot tell (no config JSON beside the file): golden.json's
-        var cfg = g.config();
-        engine = new TfEngine(Map.of("tiny", dir.resolve("tiny-sd15.safetensors")), p -> cfg);
-    }
-
-    @AfterAll
-    static void close() {
-        engine.close();
-        g.close();
-    }
-
+class TfEngineTest extends TinyGoldenEngine {
     @Test
     void describeUnknownIsNotFound() {
         ServeException e = assertThrows(ServeException.class, () -> engine.describe("nope"));
