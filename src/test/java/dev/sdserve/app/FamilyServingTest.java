@@ -173,6 +173,22 @@ class FamilyServingTest {
         assertEquals(xl.defaultImageSize(), img.getHeight());
     }
 
+    /**
+     * Each family's previews are fitted to its own VAE: the affine projection (and the decoder readout) from short
+     * runs of the model itself. SDXL's runs need its added conditioning (pooled embedding and size): without it the
+     * fit failed and SDXL previews stayed on the SD 1.x factors.
+     */
+    @Test
+    void everyFamilysPreviewProjectionIsFittedToItsOwnVae() {
+        for (String m : List.of("xl", "v")) {
+            var e = asm.previewProjections().ensure(m);
+            assertTrue(List.of("fitted", "cache").contains(e.origin()), m + ": " + e.origin());
+            assertTrue(e.residualMean255() < e.fallbackMean255() / 2, m + ": fit " + e.residualMean255()
+                    + " vs SD 1.x factors " + e.fallbackMean255());
+            assertTrue(e.decoder() != null && e.decoderResidual255() > 0, m + ": a decoder readout");
+        }
+    }
+
     @Test
     void sd1AndSdxlJobsRunConcurrentlyWithoutMixingBatches() throws Exception {
         GenerationRequest sd1 = new GenerationRequest("a red cube", "blurry", "embedded", List.of(), 64, 64, 10, "euler",

@@ -1,11 +1,14 @@
 package dev.sdserve.engine.projection;
 
+import dev.sdserve.engine.AddedConditioning;
+import dev.sdserve.engine.Conditioning;
 import dev.sdserve.engine.DenoiseBatch;
 import dev.sdserve.engine.DenoiseItem;
 import dev.sdserve.engine.EncodeItem;
 import dev.sdserve.engine.Engine;
 import dev.sdserve.engine.LatentShape;
 import dev.sdserve.engine.ModelInfo;
+import dev.sdserve.engine.SizeConditioning;
 import dev.sdserve.sampler.Sampler;
 import dev.sdserve.sampler.SamplerState;
 import dev.sdserve.sampler.Samplers;
@@ -101,9 +104,11 @@ public final class ProjectionFitter {
         for (String p : s.prompts()) {
             texts.add(new EncodeItem(p));
         }
-        texts.add(new EncodeItem(""));
-        float[][] ctx = engine.encode(model, texts);
-        float[] uncond = ctx[runs];
+        texts.add(EncodeItem.negative("", 1, List.of()));
+        // whole conditionings: SDXL's UNet also takes each side's pooled embedding and the size
+        List<Conditioning> ctx = engine.encodeConditioning(model, texts);
+        Conditioning uncond = ctx.get(runs);
+        SizeConditioning size = SizeConditioning.of(shape.height() * info.vaeScale(), shape.width() * info.vaeScale());
         SamplerState[] states = new SamplerState[runs];
         for (int i = 0; i < runs; i++) {
             float[] noise = new float[shape.size()];
@@ -118,8 +123,11 @@ public final class ProjectionFitter {
         for (int k = 0; k < evals; k++) {
             List<DenoiseItem> items = new ArrayList<>(runs);
             for (int i = 0; i < runs; i++) {
-                items.add(new DenoiseItem(states[i].modelInput().clone(), states[i].timestep(), ctx[i], uncond,
-                        s.guidance(), List.of()));
+                Conditioning c = ctx.get(i);
+                boolean xl = c.pooled() != null;
+                items.add(new DenoiseItem(states[i].modelInput().clone(), states[i].timestep(), c.context(),
+                        uncond.context(), s.guidance(), List.of(), xl ? AddedConditioning.of(c, size) : null,
+                        xl ? AddedConditioning.of(uncond, size) : null));
             }
             long u0 = System.nanoTime();
             float[][] out = engine.denoise(new DenoiseBatch(model, shape, items));

@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Times the preview projection fit (manual: {@code -Dsdserve.preview.fitbench=true}, under the heavy lock): on the
- * demo model, the tiny golden model and, when {@code bench} has written it, the full-size SD 1.5 random checkpoint.
+ * demo model, the tiny golden models (SD 1.x, SD 2.x v-prediction, SDXL) and, when {@code bench} has written it, the full-size SD 1.5 random checkpoint.
  * Each model is fitted twice: the first includes building the UNet/VAE graphs for the fit's batch, the second not.
  */
 @EnabledIfSystemProperty(named = "sdserve.preview.fitbench", matches = "true")
@@ -26,6 +26,8 @@ class ProjectionFitBench {
         Map<String, Path> models = new LinkedHashMap<>();
         models.put("sd-shapes-tiny (demo)", Shared.dir().resolve("demo/sd-shapes-tiny.safetensors"));
         models.put("sd15-tiny (golden)", Shared.golden("sd15-tiny").resolve("tiny-sd15.safetensors"));
+        models.put("sd2v-tiny (golden)", Shared.golden("sd2v-tiny").resolve("tiny-sd2v.safetensors"));
+        models.put("sdxl-tiny (golden)", Shared.golden("sdxl-tiny").resolve("tiny-sdxl.safetensors"));
         Path full = EmbeddedModel.cacheDir().resolve("sd15-random-fp16.safetensors");
         if (Files.isRegularFile(full)) {
             models.put("SD 1.5 full size (random)", full);
