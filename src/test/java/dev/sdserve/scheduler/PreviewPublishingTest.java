@@ -174,17 +174,7 @@ class PreviewPublishingTest {
         Harness h = new Harness();
         h.build();
         PreviewOptions full = new PreviewOptions(1, "png", 32, PreviewOptions.DENOISED, 2);
-        Job a = h.service.submit(request(2, 6, full), false);
-        Job b = h.service.submit(request(1, 6, full), false);
-        Mailbox ma = a.watch(), mb = b.watch();
-        List<JobEvent> ea = new ArrayList<>(), eb = new ArrayList<>();
-        while (h.service.runOnce()) {
-            ea.addAll(Harness.drain(ma));
-            eb.addAll(Harness.drain(mb));
-        }
-        ea.addAll(Harness.drain(ma));
-        eb.addAll(Harness.drain(mb));
-        for (List<JobEvent> ev : List.of(ea, eb)) {
+        for (List<JobEvent> ev : twoRequests(h, full, 6)) {
             List<JobEvent.Step> steps = ev.stream().filter(e -> e instanceof JobEvent.Step).map(e -> (JobEvent.Step) e).toList();
             assertEquals(List.of(1, 2, 3, 4, 5, 6), steps.stream().map(JobEvent.Step::index).toList(), "every step, in order");
             for (JobEvent.Step s : steps) {
@@ -236,19 +226,7 @@ class PreviewPublishingTest {
         Harness o = new Harness();
         o.config.dropLateRequests = false;
         o.build();
-        Job j = o.service.submit(request(1, 6, every).withDeadline(SloClass.INTERACTIVE,
-                o.clock.currentTimeMillis() + 2000, false), false);
-        Mailbox m = j.watch();
-        List<JobEvent> ev = new ArrayList<>();
-        boolean jumped = false;
-        while (o.service.runOnce()) {
-            ev.addAll(Harness.drain(m));
-            if (!jumped && ev.stream().anyMatch(x -> x instanceof JobEvent.Step s && s.index() == 2)) {
-                jumped = true;
-                o.clock.advanceMillis(1900);
-            }
-        }
-        ev.addAll(Harness.drain(m));
+        List<JobEvent> ev = fallingBehindAfterStepTwo(o, every);
         List<JobEvent.Step> steps = ev.stream().filter(x -> x instanceof JobEvent.Step).map(x -> (JobEvent.Step) x).toList();
         assertEquals(6, steps.size());
         assertTrue(steps.get(0).previews().get(0).full(), "step 1: time to spare, a full preview");
@@ -285,17 +263,7 @@ class PreviewPublishingTest {
     void decoderPreviewsAreEngineCallsBatchedAcrossRequestsForEveryImage() throws Exception {
         Harness h = decoderHarness();
         PreviewOptions auto = new PreviewOptions(1, "png", 16);
-        Job a = h.service.submit(request(2, 4, auto), false);
-        Job b = h.service.submit(request(1, 4, auto), false);
-        Mailbox ma = a.watch(), mb = b.watch();
-        List<JobEvent> ea = new ArrayList<>(), eb = new ArrayList<>();
-        while (h.service.runOnce()) {
-            ea.addAll(Harness.drain(ma));
-            eb.addAll(Harness.drain(mb));
-        }
-        ea.addAll(Harness.drain(ma));
-        eb.addAll(Harness.drain(mb));
-        for (List<JobEvent> ev : List.of(ea, eb)) {
+        for (List<JobEvent> ev : twoRequests(h, auto, 4)) {
             List<JobEvent.Step> steps = ev.stream().filter(e -> e instanceof JobEvent.Step).map(e -> (JobEvent.Step) e).toList();
             assertEquals(List.of(1, 2, 3, 4), steps.stream().map(JobEvent.Step::index).toList(), "every step, in order");
             for (JobEvent.Step s : steps) {
@@ -349,19 +317,7 @@ class PreviewPublishingTest {
         // still arrives with its affine preview, marked dropped
         Harness o = decoderHarness();
         o.config.dropLateRequests = false;
-        Job j = o.service.submit(request(1, 6, auto).withDeadline(SloClass.INTERACTIVE,
-                o.clock.currentTimeMillis() + 2000, false), false);
-        Mailbox m = j.watch();
-        List<JobEvent> ev = new ArrayList<>();
-        boolean jumped = false;
-        while (o.service.runOnce()) {
-            ev.addAll(Harness.drain(m));
-            if (!jumped && ev.stream().anyMatch(x -> x instanceof JobEvent.Step s && s.index() == 2)) {
-                jumped = true;
-                o.clock.advanceMillis(1900);
-            }
-        }
-        ev.addAll(Harness.drain(m));
+        List<JobEvent> ev = fallingBehindAfterStepTwo(o, auto);
         List<JobEvent.Step> steps = ev.stream().filter(x -> x instanceof JobEvent.Step).map(x -> (JobEvent.Step) x).toList();
         assertEquals(6, steps.size());
         assertEquals(0x00FF00, centre(steps.get(0).previews().get(0)), "step 1: time to spare, the readout");
@@ -382,5 +338,41 @@ class PreviewPublishingTest {
         }
         h.runAll();
         return true;
+    }
+
+    /**
+     * A 6-step request admitted with 2 s to spare; once step 2 is out the clock jumps 1.9 s (the machine fell
+     * behind), so the rest runs overloaded. Its events.
+     */
+    private static List<JobEvent> fallingBehindAfterStepTwo(Harness o, PreviewOptions p) {
+        Job j = o.service.submit(request(1, 6, p).withDeadline(SloClass.INTERACTIVE,
+                o.clock.currentTimeMillis() + 2000, false), false);
+        Mailbox m = j.watch();
+        List<JobEvent> ev = new ArrayList<>();
+        boolean jumped = false;
+        while (o.service.runOnce()) {
+            ev.addAll(Harness.drain(m));
+            if (!jumped && ev.stream().anyMatch(x -> x instanceof JobEvent.Step s && s.index() == 2)) {
+                jumped = true;
+                o.clock.advanceMillis(1900);
+            }
+        }
+        ev.addAll(Harness.drain(m));
+        return ev;
+    }
+
+    /** Two requests (2 images and 1 image, {@code steps} steps each) submitted together and run to their end: each one's events. */
+    private static List<List<JobEvent>> twoRequests(Harness h, PreviewOptions p, int steps) {
+        Job a = h.service.submit(request(2, steps, p), false);
+        Job b = h.service.submit(request(1, steps, p), false);
+        Mailbox ma = a.watch(), mb = b.watch();
+        List<JobEvent> ea = new ArrayList<>(), eb = new ArrayList<>();
+        while (h.service.runOnce()) {
+            ea.addAll(Harness.drain(ma));
+            eb.addAll(Harness.drain(mb));
+        }
+        ea.addAll(Harness.drain(ma));
+        eb.addAll(Harness.drain(mb));
+        return List.of(ea, eb);
     }
 }

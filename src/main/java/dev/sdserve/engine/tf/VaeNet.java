@@ -32,11 +32,8 @@ public final class VaeNet {
 
     public static void buildDecoder(TfGraph.Builder b, VaeConfig cfg, int latentH, int latentW) {
         var tf = b.tf;
-        Operand<TFloat32> z = b.input("z", tf.placeholder(TFloat32.class,
-                Placeholder.shape(Shape.of(-1, cfg.latentChannels(), latentH, latentW))));
         VaeNet net = new VaeNet(b.nn, cfg);
-        Operand<TFloat32> x = b.nn.toFloat32(net.decode(b.nn.toCompute(b.nn.divide(b.nn.nchwToNhwc(z),
-                (float) cfg.scalingFactor()))));
+        Operand<TFloat32> x = b.nn.toFloat32(net.decode(latentInput(b, cfg, latentH, latentW)));
         b.output("raw", b.nn.nhwcToNchw(x));
         b.output("image", b.nn.clamp(b.nn.add(b.nn.scale(x, 0.5f), tf.constant(0.5f)), 0f, 1f));
     }
@@ -50,11 +47,8 @@ public final class VaeNet {
      */
     public static void buildDecoderTrunk(TfGraph.Builder b, VaeConfig cfg, int latentH, int latentW) {
         var tf = b.tf;
-        Operand<TFloat32> z = b.input("z", tf.placeholder(TFloat32.class,
-                Placeholder.shape(Shape.of(-1, cfg.latentChannels(), latentH, latentW))));
         VaeNet net = new VaeNet(b.nn, cfg);
-        Operand<TFloat32> f = b.nn.toFloat32(net.trunk(b.nn.toCompute(b.nn.divide(b.nn.nchwToNhwc(z),
-                (float) cfg.scalingFactor()))));
+        Operand<TFloat32> f = b.nn.toFloat32(net.trunk(latentInput(b, cfg, latentH, latentW)));
         b.output("features", b.nn.nhwcToNchw(f));
         long c = Nn.dims(f)[3];
         Operand<TFloat32> readout = b.input("readout", tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(c + 1, 3))));
@@ -64,6 +58,13 @@ public final class VaeNet {
         Operand<TFloat32> flat = tf.reshape(f, tf.constant(new long[]{-1, c}));
         Operand<TFloat32> rgb = tf.math.add(tf.linalg.matMul(flat, w), bias);
         b.output("rgb", b.nn.clamp(tf.reshape(rgb, tf.constant(new long[]{-1, latentH, latentW, 3})), 0f, 1f));
+    }
+
+    /** The decoders' input "z" (latents as the sampler holds them, NCHW), unscaled and NHWC in the compute type. */
+    private static Operand<TFloat32> latentInput(TfGraph.Builder b, VaeConfig cfg, int latentH, int latentW) {
+        Operand<TFloat32> z = b.input("z", b.tf.placeholder(TFloat32.class,
+                Placeholder.shape(Shape.of(-1, cfg.latentChannels(), latentH, latentW))));
+        return b.nn.toCompute(b.nn.divide(b.nn.nchwToNhwc(z), (float) cfg.scalingFactor()));
     }
 
     public static void buildEncoder(TfGraph.Builder b, VaeConfig cfg, int height, int width) {
