@@ -209,40 +209,25 @@ final class StepExecutor {
     }
 
     private void decode(StepPlan plan, List<Integer> ix, Outcome[] out, List<EngineCall> calls) {
-        List<float[]> latents = new ArrayList<>();
-        for (int i : ix) {
-            latents.addAll(((DecodeMember) plan.members().get(i)).latents());
-        }
-        long t0 = clock.nanoTime();
-        long r0 = config.statsTimer.getAsLong();
-        float[][] images = engine.decode(plan.model(), plan.shape(), latents);
-        stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
-        double millis = clock.millisSince(t0);
-        calls.add(new EngineCall(Stage.DECODE, plan.model(), plan.shape(), latents.size(), millis, clock.nanoTime()));
+        Sliced r = latentCall(plan, ix, Stage.DECODE, "images",
+                latents -> engine.decode(plan.model(), plan.shape(), latents), calls);
         stats.decodeCalls.incrementAndGet();
-        if (images.length != latents.size()) {
-            throw new IllegalStateException("engine returned " + images.length + " images for " + latents.size() + " latents");
-        }
-        long now = clock.nanoTime();
-        int k = 0;
-        for (int i : ix) {
-            DecodeMember m = (DecodeMember) plan.members().get(i);
-            int n = m.latents().size();
-            float[][] mine = Arrays.copyOfRange(images, k, k + n);
+        for (int j = 0; j < ix.size(); j++) {
+            DecodeMember m = (DecodeMember) plan.members().get(ix.get(j));
+            float[][] mine = r.perMember().get(j);
             if (m.overlay() != null) { // inpainting: the original back outside the mask
-                for (int j = 0; j < n; j++) {
-                    boolean rendered = mine[j].length == m.overlay().width() * m.overlay().height() * 3;
-                    mine[j] = rendered ? ImageInputs.finish(m.overlay(), true, mine[j]) : mine[j];
+                for (int q = 0; q < mine.length; q++) {
+                    boolean rendered = mine[q].length == m.overlay().width() * m.overlay().height() * 3;
+                    mine[q] = rendered ? ImageInputs.finish(m.overlay(), true, mine[q]) : mine[q];
                 }
             }
-            out[i] = new Outcome(null, millis, now, null, null, List.of(mine));
-            k += n;
+            out[ix.get(j)] = new Outcome(null, r.millis(), r.endNanos(), null, null, List.of(mine));
         }
     }
 
     /**
-     * Decoder previews (members with a readout): one engine call per readout (a model has one), RGB per latent cell,
-     * costed as {@link Stage#PREVIEW}.
+     * Decoder previews (members with a readout): one engine call per readout (a model has one; a refit between two
+     * requests' admissions could give two), RGB per latent cell, costed as {@link Stage#PREVIEW}.
      */
     private void decoderPreview(StepPlan plan, List<Integer> ix, Outcome[] out, List<EngineCall> calls) {
         Map<dev.sdserve.engine.projection.LatentProjection, List<Integer>> byReadout = new java.util.LinkedHashMap<>();
@@ -250,27 +235,46 @@ final class StepExecutor {
             byReadout.computeIfAbsent(((DecodeMember) plan.members().get(i)).readout(), k -> new ArrayList<>()).add(i);
         }
         for (var e : byReadout.entrySet()) {
-            List<float[]> latents = new ArrayList<>();
-            for (int i : e.getValue()) {
-                latents.addAll(((DecodeMember) plan.members().get(i)).latents());
-            }
-            long t0 = clock.nanoTime();
-            long r0 = config.statsTimer.getAsLong();
-            float[][] rgb = engine.decoderPreview(plan.model(), plan.shape(), latents, e.getKey());
-            stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
-            double millis = clock.millisSince(t0);
-            calls.add(new EngineCall(Stage.PREVIEW, plan.model(), plan.shape(), latents.size(), millis, clock.nanoTime()));
-            if (rgb.length != latents.size()) {
-                throw new IllegalStateException("engine returned " + rgb.length + " previews for " + latents.size() + " latents");
-            }
-            long now = clock.nanoTime();
-            int k = 0;
-            for (int i : e.getValue()) {
-                int n = ((DecodeMember) plan.members().get(i)).latents().size();
-                out[i] = new Outcome(null, millis, now, null, null, List.of(Arrays.copyOfRange(rgb, k, k + n)));
-                k += n;
+            Sliced r = latentCall(plan, e.getValue(), Stage.PREVIEW, "previews",
+                    latents -> engine.decoderPreview(plan.model(), plan.shape(), latents, e.getKey()), calls);
+            for (int j = 0; j < e.getValue().size(); j++) {
+                out[e.getValue().get(j)] = new Outcome(null, r.millis(), r.endNanos(), null, null,
+                        List.of(r.perMember().get(j)));
             }
         }
+    }
+
+    /** An engine call's outputs sliced per member (in the members' order), its duration and its end. */
+    private record Sliced(List<float[][]> perMember, double millis, long endNanos) {
+    }
+
+    /**
+     * One engine call over the decode members' latents (in member order), timed and recorded as a {@code stage}
+     * call; its outputs (one per latent) sliced back to the members.
+     */
+    private Sliced latentCall(StepPlan plan, List<Integer> ix, Stage stage, String what,
+                              java.util.function.Function<List<float[]>, float[][]> call, List<EngineCall> calls) {
+        List<float[]> latents = new ArrayList<>();
+        for (int i : ix) {
+            latents.addAll(((DecodeMember) plan.members().get(i)).latents());
+        }
+        long t0 = clock.nanoTime();
+        long r0 = config.statsTimer.getAsLong();
+        float[][] results = call.apply(latents);
+        stats.engineNanos.addAndGet(config.statsTimer.getAsLong() - r0);
+        double millis = clock.millisSince(t0);
+        calls.add(new EngineCall(stage, plan.model(), plan.shape(), latents.size(), millis, clock.nanoTime()));
+        if (results.length != latents.size()) {
+            throw new IllegalStateException("engine returned " + results.length + " " + what + " for " + latents.size() + " latents");
+        }
+        List<float[][]> perMember = new ArrayList<>(ix.size());
+        int k = 0;
+        for (int i : ix) {
+            int n = ((DecodeMember) plan.members().get(i)).latents().size();
+            perMember.add(Arrays.copyOfRange(results, k, k + n));
+            k += n;
+        }
+        return new Sliced(perMember, millis, clock.nanoTime());
     }
 
     /** One text-encoder call for every item (the cache off). */
