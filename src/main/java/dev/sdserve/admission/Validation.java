@@ -236,7 +236,7 @@ public final class Validation {
                     + " (0 = never), got " + p.fullEvery());
         }
         String projection = p.projection().trim().toLowerCase(Locale.ROOT);
-        if (!List.of(PreviewOptions.AUTO, PreviewOptions.AFFINE, PreviewOptions.DECODER).contains(projection)) {
+        if (!PreviewOptions.PROJECTIONS.contains(projection)) {
             throw ServeException.invalid("preview.projection", "must be auto, affine or decoder, got '" + p.projection() + "'");
         }
         return new PreviewOptions(p.everySteps(), format, edge, content, p.fullEvery(), projection);

@@ -1,5 +1,7 @@
 package dev.sdserve.cli;
 
+import dev.sdserve.job.PreviewOptions;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -44,8 +46,8 @@ final class PreviewFile {
 
     /** --preview-projection (auto when not given); checked. */
     static String projection(Args a) {
-        String p = a.get("preview-projection", "auto").trim().toLowerCase(java.util.Locale.ROOT);
-        if (!java.util.List.of("auto", "affine", "decoder").contains(p)) {
+        String p = a.get("preview-projection", PreviewOptions.AUTO).trim().toLowerCase(java.util.Locale.ROOT);
+        if (!PreviewOptions.PROJECTIONS.contains(p)) {
             throw new IllegalArgumentException("--preview-projection must be auto, affine or decoder, got '" + p + "'");
         }
         return p;

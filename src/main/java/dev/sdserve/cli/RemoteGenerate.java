@@ -119,8 +119,8 @@ public final class RemoteGenerate {
                         ? PreviewOptions.newBuilder().setEverySteps(1).setFormat(PreviewFormat.PREVIEW_FORMAT_PNG)
                                 .setFullEvery(PreviewFile.fullEvery(a))
                                 .setProjection(switch (PreviewFile.projection(a)) {
-                                    case "affine" -> dev.sdserve.api.grpc.v1.PreviewProjection.PREVIEW_PROJECTION_AFFINE;
-                                    case "decoder" -> dev.sdserve.api.grpc.v1.PreviewProjection.PREVIEW_PROJECTION_DECODER;
+                                    case dev.sdserve.job.PreviewOptions.AFFINE -> dev.sdserve.api.grpc.v1.PreviewProjection.PREVIEW_PROJECTION_AFFINE;
+                                    case dev.sdserve.job.PreviewOptions.DECODER -> dev.sdserve.api.grpc.v1.PreviewProjection.PREVIEW_PROJECTION_DECODER;
                                     default -> dev.sdserve.api.grpc.v1.PreviewProjection.PREVIEW_PROJECTION_AUTO;
                                 })
                         : PreviewOptions.newBuilder().setOff(true));

@@ -22,6 +22,8 @@ public record PreviewOptions(int everySteps, String format, int maxEdge, String 
     public static final String AUTO = "auto";
     public static final String AFFINE = "affine";
     public static final String DECODER = "decoder";
+    /** Every projection choice. */
+    public static final java.util.List<String> PROJECTIONS = java.util.List.of(AUTO, AFFINE, DECODER);
     public static final String DENOISED = "denoised";
     public static final String NOISY = "noisy";
     public static final String LATENT = "latent";

@@ -889,12 +889,9 @@ public final class TfEngine implements Engine {
     @Override
     public float[][] decoderPreview(String model, LatentShape shape, List<float[]> latents,
                                     dev.sdserve.engine.projection.LatentProjection readout) {
-        float[][] w = readout.weights();
-        float[][] rows = java.util.Arrays.copyOf(w, w.length + 1);
-        rows[w.length] = readout.bias();
         TfModel m = lease(model);
         try {
-            return m.decoderPreview(latents, shape.height(), shape.width(), rows);
+            return m.decoderPreview(latents, shape.height(), shape.width(), readout.weights(), readout.bias());
         } finally {
             release(m);
         }

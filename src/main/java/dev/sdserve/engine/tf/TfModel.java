@@ -383,15 +383,12 @@ public final class TfModel implements AutoCloseable {
     }
 
     /** Latents → RGB per latent cell [B][h·w·3] HWC in [0, 1]: the trunk's features through a fitted readout. */
-    public synchronized float[][] decoderPreview(List<float[]> z, int lh, int lw, float[][] readout) {
+    public synchronized float[][] decoderPreview(List<float[]> z, int lh, int lw, float[][] weights, float[] bias) {
         int lc = config.vae().latentChannels();
-        float[] flat = new float[readout.length * 3];
-        for (int i = 0; i < readout.length; i++) {
-            System.arraycopy(readout[i], 0, flat, i * 3, 3);
-        }
         try (TFloat32 zt = batch(z, lc * lh * lw, z.size(), lc, lh, lw);
-             TFloat32 w = TFloat32.tensorOf(Shape.of(readout.length, 3), d -> d.copyFrom(DataBuffers.of(flat, true, false)));
-             Result r = trunk(lh, lw).run(Map.of("z", zt, "readout", w), List.of("rgb"))) {
+             TFloat32 w = batch(java.util.Arrays.asList(weights), 3, weights.length, 3);
+             TFloat32 bt = TFloat32.vectorOf(bias);
+             Result r = trunk(lh, lw).run(Map.of("z", zt, "readout_w", w, "readout_b", bt), List.of("rgb"))) {
             return split((TFloat32) r.get(0), z.size());
         }
     }

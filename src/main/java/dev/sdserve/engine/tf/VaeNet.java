@@ -41,9 +41,9 @@ public final class VaeNet {
     /**
      * The decoder's trunk: every layer that runs at latent resolution (post_quant_conv, conv_in, the middle block,
      * whose self-attention lets each cell's features see the whole picture as its colour in the VAE's output does,
-     * and the lowest up level's res blocks, up to its first upsampling). Output "features" NCHW; with a readout input
-     * "readout" ((features + 1) × 3: weights, then the bias row) also "rgb", the features mapped to RGB per cell and
-     * clamped to [0, 1], NHWC.
+     * and the lowest up level's res blocks, up to its first upsampling). Output "features" NCHW; with a readout's
+     * inputs "readout_w" (features × 3) and "readout_b" (3) also "rgb", the features mapped to RGB per cell and clamped
+     * to [0, 1], NHWC.
      */
     public static void buildDecoderTrunk(TfGraph.Builder b, VaeConfig cfg, int latentH, int latentW) {
         var tf = b.tf;
@@ -51,10 +51,8 @@ public final class VaeNet {
         Operand<TFloat32> f = b.nn.toFloat32(net.trunk(latentInput(b, cfg, latentH, latentW)));
         b.output("features", b.nn.nhwcToNchw(f));
         long c = Nn.dims(f)[3];
-        Operand<TFloat32> readout = b.input("readout", tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(c + 1, 3))));
-        Operand<TFloat32> w = tf.slice(readout, tf.constant(new int[]{0, 0}), tf.constant(new int[]{(int) c, 3}));
-        Operand<TFloat32> bias = tf.reshape(tf.slice(readout, tf.constant(new int[]{(int) c, 0}), tf.constant(new int[]{1, 3})),
-                tf.constant(new int[]{3}));
+        Operand<TFloat32> w = b.input("readout_w", tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(c, 3))));
+        Operand<TFloat32> bias = b.input("readout_b", tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(3))));
         Operand<TFloat32> flat = tf.reshape(f, tf.constant(new long[]{-1, c}));
         Operand<TFloat32> rgb = tf.math.add(tf.linalg.matMul(flat, w), bias);
         b.output("rgb", b.nn.clamp(tf.reshape(rgb, tf.constant(new long[]{-1, latentH, latentW, 3})), 0f, 1f));
