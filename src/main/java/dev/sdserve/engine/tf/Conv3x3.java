@@ -2,6 +2,7 @@ package dev.sdserve.engine.tf;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 import org.tensorflow.Operand;
 import org.tensorflow.op.Ops;
@@ -72,10 +73,17 @@ public final class Conv3x3 {
 
     public static Operand<TFloat32> conv(Ops tf, Operand<TFloat32> x, Operand<TFloat32> kernel,
                                          Operand<TFloat32> bias, int stride, Method method) {
+        return conv(tf, x, kernel, bias, stride, method, null);
+    }
+
+    /** As {@link #conv(Ops, Operand, Operand, Operand, int, Method)}; {@code onTransform} (or null) is told a
+     * Winograd kernel transform when one is built. */
+    static Operand<TFloat32> conv(Ops tf, Operand<TFloat32> x, Operand<TFloat32> kernel, Operand<TFloat32> bias,
+                                  int stride, Method method, Consumer<Winograd.Transformed> onTransform) {
         Shapes.rank(x, 4, "conv3x3 input");
         Operand<TFloat32> xp = tf.pad(x, tf.constant(new int[][]{{0, 0}, {1, 1}, {1, 1}, {0, 0}}),
                 Shapes.scalar(tf, 0f, x));
-        return convValid(tf, xp, kernel, bias, stride, method);
+        return bandedValid(tf, xp, kernel, bias, stride, method, MAX_IM2COL_BYTES, onTransform);
     }
 
     /**
@@ -84,12 +92,24 @@ public final class Conv3x3 {
      */
     public static Operand<TFloat32> convValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel,
                                               Operand<TFloat32> bias, int stride, Method method) {
-        return bandedValid(tf, xp, kernel, bias, stride, method, MAX_IM2COL_BYTES);
+        return bandedValid(tf, xp, kernel, bias, stride, method, MAX_IM2COL_BYTES, null);
+    }
+
+    /** As {@link #convValid(Ops, Operand, Operand, Operand, int, Method)} with {@code onTransform} (or null). */
+    static Operand<TFloat32> convValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel, Operand<TFloat32> bias,
+                                       int stride, Method method, Consumer<Winograd.Transformed> onTransform) {
+        return bandedValid(tf, xp, kernel, bias, stride, method, MAX_IM2COL_BYTES, onTransform);
     }
 
     /** {@link #convValid} with an explicit per-sample im2col size limit (bytes) above which rows are banded. */
     static Operand<TFloat32> bandedValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel,
                                          Operand<TFloat32> bias, int stride, Method method, long maxIm2colBytes) {
+        return bandedValid(tf, xp, kernel, bias, stride, method, maxIm2colBytes, null);
+    }
+
+    private static Operand<TFloat32> bandedValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel,
+                                                 Operand<TFloat32> bias, int stride, Method method,
+                                                 long maxIm2colBytes, Consumer<Winograd.Transformed> onTransform) {
         Shapes.rank(xp, 4, "conv3x3 input");
         Shapes.rank(kernel, 4, "conv3x3 kernel");
         if (stride != 1 && stride != 2) {
@@ -123,6 +143,9 @@ public final class Conv3x3 {
             long bandRows = Math.max(rowStep, maxIm2colBytes / rowBytes / rowStep * rowStep);
             List<Operand<TFloat32>> bands = new ArrayList<>();
             Operand<TFloat32> u = wino == null ? null : Winograd.transformKernel(tf, kernel, wino, xp);
+            if (u != null && onTransform != null) {
+                onTransform.accept(new Winograd.Transformed(wino, u));
+            }
             for (long r0 = 0; r0 < ho; r0 += bandRows) {
                 long r1 = Math.min(ho, r0 + bandRows);
                 // output rows [r0, r1) read padded rows [r0·s, (r1 − 1)·s + 3)
@@ -130,14 +153,14 @@ public final class Conv3x3 {
                         tf.constant(new long[]{0, (r1 - 1) * stride + 3, 0, 0}), tf.constant(new long[]{1, 1, 1, 1}),
                         org.tensorflow.op.core.StridedSlice.beginMask(13L).endMask(13L));
                 bands.add(wino != null ? Winograd.convValidTransformed(tf, band, u, wino)
-                        : bandedValid(tf, band, kernel, null, stride, method, Long.MAX_VALUE));
+                        : bandedValid(tf, band, kernel, null, stride, method, Long.MAX_VALUE, null));
             }
             Operand<TFloat32> y = tf.concat(bands, tf.constant(1));
             return bias == null ? y : tf.nn.biasAdd(y, bias);
         }
         Operand<TFloat32> y;
         switch (method) {
-            case WINOGRAD2, WINOGRAD4 -> y = Winograd.convValid(tf, xp, kernel, wino);
+            case WINOGRAD2, WINOGRAD4 -> y = Winograd.convValid(tf, xp, kernel, wino, onTransform);
             case NATIVE -> y = tf.nn.conv2d(xp, kernel, List.of(1L, (long) stride, (long) stride, 1L), "VALID");
             case IM2COL, IM2COL_CONCAT -> {
                 Operand<TFloat32> cols;

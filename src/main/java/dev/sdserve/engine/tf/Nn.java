@@ -232,7 +232,8 @@ public final class Nn {
             return linear(x, prefix, true);
         }
         if (ws.length == 4 && ws[0] == 3 && ws[1] == 3) {
-            return Conv3x3.conv(tf, x, w(prefix + ".weight", x), w(prefix + ".bias", x), 1, conv3x3);
+            return Conv3x3.conv(tf, x, w(prefix + ".weight", x), w(prefix + ".bias", x), 1, conv3x3,
+                    t -> weights.transformed(prefix + ".weight", t));
         }
         Operand<TFloat32> y = tf.nn.conv2d(x, w(prefix + ".weight", x), List.of(1L, 1L, 1L, 1L), "SAME");
         return tf.nn.biasAdd(y, w(prefix + ".bias", x));
@@ -244,11 +245,13 @@ public final class Nn {
         long[] ws = weightShape(prefix + ".weight");
         if (ws.length == 4 && ws[0] == 3 && ws[1] == 3 && (stride == 1 || stride == 2)) {
             if (padTop == 1 && padBottom == 1 && padLeft == 1 && padRight == 1) {
-                return Conv3x3.conv(tf, x, w(prefix + ".weight", x), w(prefix + ".bias", x), stride, conv3x3);
+                return Conv3x3.conv(tf, x, w(prefix + ".weight", x), w(prefix + ".bias", x), stride, conv3x3,
+                        t -> weights.transformed(prefix + ".weight", t));
             }
             Operand<TFloat32> p = tf.pad(x, tf.constant(new int[][]{{0, 0}, {padTop, padBottom}, {padLeft, padRight},
                     {0, 0}}), Shapes.scalar(tf, 0f, x));
-            return Conv3x3.convValid(tf, p, w(prefix + ".weight", x), w(prefix + ".bias", x), stride, conv3x3);
+            return Conv3x3.convValid(tf, p, w(prefix + ".weight", x), w(prefix + ".bias", x), stride, conv3x3,
+                    t -> weights.transformed(prefix + ".weight", t));
         }
         Operand<TFloat32> p = x;
         if (padTop + padBottom + padLeft + padRight > 0) {

@@ -59,7 +59,7 @@ final class Shapes {
     static Operand<org.tensorflow.types.TFloat32> batchMatMul(org.tensorflow.op.Ops tf,
                                                              Operand<org.tensorflow.types.TFloat32> a,
                                                              Operand<org.tensorflow.types.TFloat32> b) {
-        if (!isHalf(a)) {
+        if (!isHalf(a) && !"v2".equals(System.getProperty("sdserve.batchMatMul"))) {
             return tf.train.batchMatMul(a, b, org.tensorflow.types.TFloat32.class);
         }
         org.tensorflow.OperationBuilder ob = tf.scope().opBuilder("BatchMatMulV2", "BatchMatMulV2");

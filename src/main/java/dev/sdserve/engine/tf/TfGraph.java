@@ -111,6 +111,16 @@ public final class TfGraph implements AutoCloseable {
                 r.feed(e.getValue(), w.tensor(e.getKey()));
             }
         }
+        for (var e : binder.transforms().entrySet()) {
+            KernelTransformCache.Key k = e.getValue();
+            if (weightOverrides.containsKey(k.weight())) {
+                continue; // a LoRA-merged kernel: the graph transforms the override itself
+            }
+            org.tensorflow.types.TFloat32 u = w.transforms().get(k, binder.transformBudget());
+            if (u != null) {
+                r.feed(e.getKey(), u);
+            }
+        }
         for (String f : fetches) {
             Operand<?> out = outputs.get(f);
             if (out == null) {

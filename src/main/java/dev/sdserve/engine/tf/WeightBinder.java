@@ -27,6 +27,9 @@ public final class WeightBinder {
     private final Map<String, Placeholder<TFloat32>> bound = new LinkedHashMap<>();
     private final Map<String, Operand<TFloat32>> overridable = new LinkedHashMap<>();
     private final Map<String, Operand<TFloat32>> values = new LinkedHashMap<>();
+    private final Map<Operand<TFloat32>, KernelTransformCache.Key> transforms = new LinkedHashMap<>();
+    /** Read when the graph is built (so a benchmark can build the same network with and without the cache). */
+    private final long transformBudget = KernelTransformCache.configuredBudgetBytes();
 
     public WeightBinder(Weights weights) {
         this(weights, ComputeDType.FP32);
@@ -77,6 +80,26 @@ public final class WeightBinder {
 
     boolean has(String key) {
         return weights.has(key);
+    }
+
+    /**
+     * A Winograd transform of the weight {@code key} was built into the graph: with float32 compute, a float32
+     * weight and a transform cache ({@link KernelTransformCache}), runs feed the precomputed transform there.
+     */
+    void transformed(String key, Winograd.Transformed t) {
+        if (transformBudget > 0 && compute == ComputeDType.FP32 && !weights.isHalf(key)
+                && values.get(key) != null) {
+            transforms.put(t.u(), new KernelTransformCache.Key(key, t.variant()));
+        }
+    }
+
+    /** Transform node → which weight and variant it is a transform of (see {@link #transformed}). */
+    Map<Operand<TFloat32>, KernelTransformCache.Key> transforms() {
+        return transforms;
+    }
+
+    long transformBudget() {
+        return transformBudget;
     }
 
     long[] shape(String key) {

@@ -97,6 +97,7 @@ public final class Weights implements AutoCloseable {
 
     private final Map<String, Tensor> tensors = new LinkedHashMap<>();
     private final Map<String, long[]> shapes = new LinkedHashMap<>();
+    private final KernelTransformCache transforms = new KernelTransformCache(this);
     private final String source;
     private long bytes;
 
@@ -615,6 +616,7 @@ public final class Weights implements AutoCloseable {
         Tensor old = tensors.put(key, t);
         if (old != null) {
             old.close();
+            transforms.forget(key);
         }
         shapes.put(key, shape);
         bytes += nbytes;
@@ -697,8 +699,19 @@ public final class Weights implements AutoCloseable {
         return bytes;
     }
 
+    /** Bytes of precomputed Winograd kernel transforms held beside the weights ({@link KernelTransformCache}). */
+    public long transformBytes() {
+        return transforms.bytes();
+    }
+
+    /** Precomputed Winograd kernel transforms of these weights (see {@link KernelTransformCache}). */
+    KernelTransformCache transforms() {
+        return transforms;
+    }
+
     @Override
     public void close() {
+        transforms.close();
         for (Tensor t : tensors.values()) {
             t.close();
         }

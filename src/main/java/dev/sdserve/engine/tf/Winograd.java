@@ -1,6 +1,7 @@
 package dev.sdserve.engine.tf;
 
 import java.util.List;
+import java.util.function.Consumer;
 
 import org.tensorflow.Operand;
 import org.tensorflow.op.Ops;
@@ -16,9 +17,11 @@ import org.tensorflow.types.TFloat32;
  * instead of 9 (F(2,3): 4, F(4,3): 2.25). The three transforms are MatMuls with the Kronecker products of the 1-D
  * matrices ({@code kron(Bᵀ, Bᵀ)} etc.), memory-bound and small beside the main product:
  * <ol>
- *   <li>kernel: {@code U = kron(G, G) · g} on {@code [9, Cin·Cout]} → {@code [a², Cin, Cout]}, in the graph at every
- *   call (weights are fed, not constants; holding transformed kernels would take 16/9 or 4 times the kernels'
- *   memory, and 3×3 kernels are 541M of SD 1.5's 860M UNet parameters);</li>
+ *   <li>kernel: {@code U = kron(G, G) · g} on {@code [9, Cin·Cout]} → {@code [a², Cin, Cout]}, built into the graph
+ *   (weights are fed, not constants); {@link KernelTransformCache} holds the transforms of the layers a model's
+ *   calls use, up to a memory budget, and runs feed them there so the graph skips this MatMul (holding every
+ *   transform would take 16/9 or 4 times the kernels' memory: 3×3 kernels are 541M of SD 1.5's 860M UNet
+ *   parameters);</li>
  *   <li>input: {@code ExtractImagePatches} (a×a, stride m) → {@code [P, a², Cin]}, transposed to
  *   {@code [a², P·Cin]}, times {@code kron(Bᵀ, Bᵀ)};</li>
  *   <li>output: {@code kron(Aᵀ, Aᵀ)} times {@code [a², P·Cout]} → {@code [m, m, N, th, tw, Cout]}, transposed into
@@ -86,7 +89,25 @@ final class Winograd {
      * Cout]}, output {@code [N, Hp − 2, Wp − 2, Cout]} (no bias).
      */
     static Operand<TFloat32> convValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel, Variant v) {
-        return convValidTransformed(tf, xp, transformKernel(tf, kernel, v, xp), v);
+        return convValid(tf, xp, kernel, v, null);
+    }
+
+    /** As {@link #convValid(Ops, Operand, Operand, Variant)}, telling {@code onTransform} (or null) the transform. */
+    static Operand<TFloat32> convValid(Ops tf, Operand<TFloat32> xp, Operand<TFloat32> kernel, Variant v,
+                                       Consumer<Transformed> onTransform) {
+        Operand<TFloat32> u = transformKernel(tf, kernel, v, xp);
+        if (onTransform != null) {
+            onTransform.accept(new Transformed(v, u));
+        }
+        return convValidTransformed(tf, xp, u, v);
+    }
+
+    /**
+     * A kernel transform built into a graph: {@code u} is the {@code [a², Cin, Cout]} value of {@link
+     * #transformKernel}, a pure function of the kernel, so a caller holding that value precomputed may feed it
+     * there instead (TF then skips the transform; see {@link WeightBinder#transformed}).
+     */
+    record Transformed(Variant variant, Operand<TFloat32> u) {
     }
 
     /**

@@ -1,0 +1,111 @@
+package dev.sdserve.engine.tf;
+
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+
+import org.tensorflow.Graph;
+import org.tensorflow.Operand;
+import org.tensorflow.Result;
+import org.tensorflow.Session;
+import org.tensorflow.ndarray.Shape;
+import org.tensorflow.op.Ops;
+import org.tensorflow.op.core.Placeholder;
+import org.tensorflow.types.TFloat32;
+
+/**
+ * Winograd kernel transforms of one model's weights, computed once and fed to every call instead of being
+ * recomputed in the graph on each ({@link Winograd#transformKernel}: a memory-bound {@code [a², 9] · [9, Cin·Cout]}
+ * MatMul per layer that reads the kernel and writes 16/9 (F(2,3)) or 4 (F(4,3)) times its size).
+ *
+ * <p>Filled lazily: the first call of a graph that uses a layer's transform computes it (the same MatMul, in a small
+ * graph of its own, so the values are those the graph would compute) and holds it while it fits the budget
+ * ({@code -Dsdserve.winograd.kernelCacheMb}, default {@value #DEFAULT_MB} MiB per model; 0 turns the cache off and
+ * the graphs transform on every call as before). Transforms that do not fit are computed in the graph as before. A
+ * LoRA-merged kernel (a weight override) is never served from the cache: the graph transforms the override.
+ */
+final class KernelTransformCache implements AutoCloseable {
+    static final long DEFAULT_MB = 1024;
+
+    /** A weight key and the Winograd variant of its transform. */
+    record Key(String weight, Winograd.Variant variant) {
+    }
+
+    private final Weights weights;
+    private final Map<Key, TFloat32> held = new HashMap<>();
+    /** Transforms that did not fit the budget when asked (not retried until the cache is cleared). */
+    private final Set<Key> refused = new HashSet<>();
+    private long bytes;
+
+    KernelTransformCache(Weights weights) {
+        this.weights = weights;
+    }
+
+    static long configuredBudgetBytes() {
+        return Math.max(0, Long.getLong("sdserve.winograd.kernelCacheMb", DEFAULT_MB)) << 20;
+    }
+
+    /**
+     * The transform of {@code key.weight()} by {@code key.variant()}, {@code [a², Cin, Cout]}, computing and holding
+     * it when it fits {@code budgetBytes} (with what is already held); null when it does not.
+     */
+    synchronized TFloat32 get(Key key, long budgetBytes) {
+        TFloat32 t = held.get(key);
+        if (t != null || refused.contains(key)) {
+            return t;
+        }
+        long[] s = weights.shape(key.weight());
+        long size = 4L * key.variant().a * key.variant().a * s[2] * s[3];
+        if (bytes + size > budgetBytes) {
+            refused.add(key);
+            return null;
+        }
+        t = compute(key, s);
+        held.put(key, t);
+        bytes += size;
+        return t;
+    }
+
+    private TFloat32 compute(Key key, long[] shape) {
+        try (Graph g = new Graph(); Session session = new Session(g, TfGraph.sessionConfig())) {
+            Ops tf = Ops.create(g);
+            Placeholder<TFloat32> kernel = tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(shape)));
+            Operand<TFloat32> u = Winograd.transformKernel(tf, kernel, key.variant(), null);
+            try (Result r = session.runner().feed(kernel, weights.get(key.weight())).fetch(u).run()) {
+                TFloat32 out = (TFloat32) r.get(0);
+                return TFloat32.tensorOf(out.shape(), out::copyTo);
+            }
+        }
+    }
+
+    /** Drops the transforms of {@code weight} (its tensor was replaced). */
+    synchronized void forget(String weight) {
+        held.entrySet().removeIf(e -> {
+            if (e.getKey().weight().equals(weight)) {
+                bytes -= e.getValue().numBytes();
+                e.getValue().close();
+                return true;
+            }
+            return false;
+        });
+        refused.removeIf(k -> k.weight().equals(weight));
+    }
+
+    /** Bytes of transforms held. */
+    synchronized long bytes() {
+        return bytes;
+    }
+
+    synchronized int size() {
+        return held.size();
+    }
+
+    @Override
+    public synchronized void close() {
+        held.values().forEach(TFloat32::close);
+        held.clear();
+        refused.clear();
+        bytes = 0;
+    }
+}
