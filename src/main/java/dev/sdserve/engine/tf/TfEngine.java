@@ -74,7 +74,7 @@ public final class TfEngine implements Engine {
     private final Map<TfModel, Integer> leases = new java.util.IdentityHashMap<>();
     private final java.util.Set<TfModel> retired = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     /** Resident models → weight bytes, readable without the engine lock (which a UNet call holds). */
-    private volatile Map<String, Long> residentSizes = Map.of();
+    private volatile Map<String, Weights> residentSizes = Map.of();
     private long lowRankCalls;
     private long mergedCalls;
 
@@ -150,9 +150,13 @@ public final class TfEngine implements Engine {
         return loras;
     }
 
-    /** Bytes of weights held by resident models. */
+    /** Bytes of weights (and their precomputed Winograd kernel transforms) held by resident models. */
     public synchronized long residentBytes() {
-        return loaded.values().stream().mapToLong(m -> m.weights().bytes()).sum();
+        return loaded.values().stream().mapToLong(m -> held(m.weights())).sum();
+    }
+
+    private static long held(Weights w) {
+        return w.bytes() + w.transformBytes();
     }
 
 
@@ -217,7 +221,8 @@ public final class TfEngine implements Engine {
 
     @Override
     public long residentBytes(String name) {
-        return residentSizes.getOrDefault(name, 0L);
+        Weights w = residentSizes.get(name);
+        return w == null ? 0L : held(w);
     }
 
     @Override
@@ -291,9 +296,9 @@ public final class TfEngine implements Engine {
     }
 
     private void publishResidency() {
-        Map<String, Long> m = new LinkedHashMap<>();
+        Map<String, Weights> m = new LinkedHashMap<>();
         for (var e : loaded.entrySet()) {
-            m.put(e.getKey(), e.getValue().weights().bytes());
+            m.put(e.getKey(), e.getValue().weights());
         }
         residentSizes = java.util.Collections.unmodifiableMap(m);
     }
