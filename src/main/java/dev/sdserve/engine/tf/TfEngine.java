@@ -648,6 +648,21 @@ public final class TfEngine implements Engine {
     }
 
     private float[][] denoise(DenoiseBatch batch, TfModel m) {
+        Map<Double, List<Integer>> byRatio = byTokenMerging(batch.items());
+        if (byRatio.size() > 1) { // one UNet graph per token merging ratio: one call per ratio
+            float[][] out = new float[batch.items().size()][];
+            for (List<Integer> rows : byRatio.values()) {
+                List<DenoiseItem> part = new ArrayList<>();
+                for (int i : rows) {
+                    part.add(batch.items().get(i));
+                }
+                float[][] r = denoise(new DenoiseBatch(batch.model(), batch.shape(), part), m);
+                for (int j = 0; j < rows.size(); j++) {
+                    out[rows.get(j)] = r[j];
+                }
+            }
+            return out;
+        }
         LatentShape s = batch.shape();
         int latentChannels = m.config().vae().latentChannels();
         int unetChannels = m.config().unet().inChannels();
@@ -693,7 +708,8 @@ public final class TfEngine implements Engine {
                 ts[n++] = (float) it.timestep();
             }
         }
-        float[][] eps = unetRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s);
+        float[][] eps = unetRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s,
+                items.isEmpty() ? 0 : items.get(0).tokenMerging());
         float[][] out = new float[items.size()][];
         for (int i = 0; i < items.size(); i++) {
             if (uncondIndex[i] < 0) {
@@ -710,8 +726,18 @@ public final class TfEngine implements Engine {
      * The UNet on rows (conditional and unconditional samples alike) whose contexts may differ in length
      * ({@link MixedContexts}): padded and masked in one call, or one call per length.
      */
+    /** Item indices by token merging ratio, in order of first appearance. */
+    private static Map<Double, List<Integer>> byTokenMerging(List<DenoiseItem> items) {
+        Map<Double, List<Integer>> m = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < items.size(); i++) {
+            m.computeIfAbsent(items.get(i).tokenMerging(), k -> new ArrayList<>()).add(i);
+        }
+        return m;
+    }
+
     private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
-                               List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s) {
+                               List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
+                               double merge) {
         boolean mixed = MixedContexts.mixed(ctx);
         if (mixed && mixedContexts == MixedContexts.Mode.GROUP) {
             float[][] out = new float[xs.size()][];
@@ -730,7 +756,7 @@ public final class TfEngine implements Engine {
                     gl.add(rowLoras.get(rows.get(j)));
                     gt[j] = ts[rows.get(j)];
                 }
-                float[][] r = unetRows(model, m, gx, gt, gc, ga, gl, s);
+                float[][] r = unetRows(model, m, gx, gt, gc, ga, gl, s, merge);
                 for (int j = 0; j < rows.size(); j++) {
                     out[rows.get(j)] = r[j];
                 }
@@ -742,7 +768,7 @@ public final class TfEngine implements Engine {
         float[][] bias = mixed ? padded.bias() : null;
         return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> {
             if (sel.length == xs.size()) {
-                return m.unet(xs, ts, cs, bias, added, s.height(), s.width(), ov, lr);
+                return m.unet(xs, ts, cs, bias, added, s.height(), s.width(), ov, lr, merge);
             }
             List<float[]> px = new ArrayList<>();
             List<float[]> pc = new ArrayList<>();
@@ -760,7 +786,7 @@ public final class TfEngine implements Engine {
                     pb[j] = bias[sel[j]];
                 }
             }
-            return m.unet(px, pt, pc, pb, pa, s.height(), s.width(), ov, lr);
+            return m.unet(px, pt, pc, pb, pa, s.height(), s.width(), ov, lr, merge);
         });
     }
 

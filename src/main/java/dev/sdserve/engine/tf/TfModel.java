@@ -216,6 +216,17 @@ public final class TfModel implements AutoCloseable {
         return runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, "eps");
     }
 
+    /**
+     * As {@link #unet(List, float[], List, float[][], List, int, int, Map, LoraLibrary.LowRankFeeds)} with token
+     * merging at {@code tokenMerging} ({@link TokenMerge}; 0 = off, the same graph and result as without).
+     */
+    public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
+                                       List<AddedConditioning> added, int height, int width,
+                                       Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank,
+                                       double tokenMerging) {
+        return runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, "eps", tokenMerging);
+    }
+
     /** The embedding every res block receives (timestep embedding + SDXL's added embedding), [B][time embedding]. */
     public synchronized float[][] unetEmbedding(List<float[]> x, float[] t, List<float[]> ctx, List<AddedConditioning> added,
                                                 int height, int width) {
@@ -225,6 +236,12 @@ public final class TfModel implements AutoCloseable {
     private float[][] runUnet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
                               List<AddedConditioning> added, int height, int width, Map<String, TFloat32> overrides,
                               LoraLibrary.LowRankFeeds lowRank, String output) {
+        return runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, output, 0);
+    }
+
+    private float[][] runUnet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
+                              List<AddedConditioning> added, int height, int width, Map<String, TFloat32> overrides,
+                              LoraLibrary.LowRankFeeds lowRank, String output, double tokenMerging) {
         int b = x.size();
         if (t.length != b || ctx.size() != b) {
             throw new IllegalArgumentException("batch of " + b + " latents, " + t.length + " timesteps, " + ctx.size() + " contexts");
@@ -237,10 +254,12 @@ public final class TfModel implements AutoCloseable {
             throw new IllegalArgumentException("context of " + ctx.get(0).length + " floats is not tokens × " + dim);
         }
         boolean masked = ctxBias != null;
-        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank),
+        int merged = TokenMerge.merged(height, width, tokenMerging);
+        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank)
+                        + (merged > 0 ? "/tome-" + merged : ""),
                 bl -> {
                     hook(bl, lowRank);
-                    UNetNet.build(bl, u, height, width, tokens, dim, masked);
+                    UNetNet.build(bl, u, height, width, tokens, dim, masked, tokenMerging);
                 });
         List<float[]> pooled = new java.util.ArrayList<>();
         List<float[]> ids = new java.util.ArrayList<>();
