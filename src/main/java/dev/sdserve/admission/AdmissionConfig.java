@@ -50,6 +50,8 @@ public final class AdmissionConfig {
     public int defaultClipSkip = 1;
     /** Guidance truncation when a request sets none (1 = off: every evaluation guided). */
     public double defaultGuidanceCutoff = 1.0;
+    /** Token merging when a request sets none (0 = off). */
+    public double defaultTokenMerging = 0;
     public SloClass defaultSloClass = SloClass.STANDARD;
     public String defaultTenant = "default";
     public int defaultPreviewEvery = 1;
@@ -125,6 +127,7 @@ public final class AdmissionConfig {
         c.defaultGuidance = defaultGuidance;
         c.defaultClipSkip = defaultClipSkip;
         c.defaultGuidanceCutoff = defaultGuidanceCutoff;
+        c.defaultTokenMerging = defaultTokenMerging;
         c.defaultSloClass = defaultSloClass;
         c.defaultTenant = defaultTenant;
         c.defaultPreviewEvery = defaultPreviewEvery;

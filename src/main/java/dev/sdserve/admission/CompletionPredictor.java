@@ -104,10 +104,11 @@ public final class CompletionPredictor {
             }
             // Arrivals keep replacing departures under load: never predict a batch below the recent mean.
             double recent = recentLatents.applyAsDouble(bucket);
+            double factor = members.get(0).denoiseCostFactor(); // a bucket's members share their token merging
             int maxBatch = limits.maxLatentBatch();
             for (int st = 1; st <= maxRem; st++) {
                 int b = Math.max(1, Math.min(maxBatch, Math.max(loadAt[st], (int) Math.round(recent))));
-                prefix[st] = prefix[st - 1] + cost.predictMillis(model, Stage.DENOISE, shape, b);
+                prefix[st] = prefix[st - 1] + cost.predictMillis(model, Stage.DENOISE, shape, b) * factor;
             }
         }
 
@@ -167,7 +168,7 @@ public final class CompletionPredictor {
         }
         if (w.toDenoise()) {
             double thr = bucketInfo.computeIfAbsent(w.bucket(), k -> new double[]{bestThroughput(m, w.shape())})[0];
-            ms += w.remainingLatents() / thr;
+            ms += w.remainingLatents() / thr * w.denoiseCostFactor();
         }
         int d = limits.maxDecodeBatch();
         if (w.toEncodeImage()) { // the VAE encoder batches like its decoder
@@ -193,7 +194,7 @@ public final class CompletionPredictor {
 
     /** Predicted time of one denoise step of the work alone. */
     public double stepMillis(Pending w) {
-        return cost.predictMillis(w.model(), Stage.DENOISE, w.shape(), w.latentPerStep());
+        return cost.predictMillis(w.model(), Stage.DENOISE, w.shape(), w.latentPerStep()) * w.denoiseCostFactor();
     }
 
     /** Slack in ms: time to the deadline minus the predicted remaining critical path under the current load. */

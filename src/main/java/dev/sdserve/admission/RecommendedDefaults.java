@@ -51,7 +51,8 @@ public final class RecommendedDefaults {
         Integer clipSkip = r.clipSkip() == null ? d.clipSkip() : r.clipSkip();
         return new GenerationRequest(r.prompt(), r.negativePrompt(), r.model(), r.loras(), width, height, steps,
                 sampler, guidance, r.seed(), clipSkip, r.images(), r.preview(), r.sloClass(), r.deadlineMillis(),
-                r.priority(), r.tenant(), r.bestEffort(), r.padCondUncond(), r.image(), r.guidanceCutoff());
+                r.priority(), r.tenant(), r.bestEffort(), r.padCondUncond(), r.image(), r.guidanceCutoff(),
+                r.tokenMerging());
     }
 
     private static boolean unsetSize(Integer v) {

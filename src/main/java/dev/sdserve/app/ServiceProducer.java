@@ -35,6 +35,7 @@ public class ServiceProducer {
         s.service.loadBreakerDelayMillis = config.models().breakerDelay().toMillis();
         s.service.admission.defaultPreviewEvery = config.preview().everySteps();
         s.service.admission.defaultGuidanceCutoff = config.guidanceCutoff();
+        s.service.admission.defaultTokenMerging = config.tokenMergingRatio();
         s.service.admission.defaultPreviewMaxEdge = config.preview().maxEdge();
         s.service.admission.defaultPreviewFormat = config.preview().format();
         s.service.metrics = metrics;

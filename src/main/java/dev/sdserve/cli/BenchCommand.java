@@ -23,6 +23,7 @@ public final class BenchCommand implements CliCommand {
             usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
                          [--cases unet32,unet32b2,unet64,unet64b2,te,te2,vae256,vae512] [--before]
                          [--ab-weights A,B] [--savings [--out DIR]]
+                         [--tome-model FILE [--tome-sizes 256,512] [--tome-steps N] [--out DIR]]
                          [--profile] [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
                          [--sdxl [--cases unet128,unet128b2,te1,te2,vae1024]]
               --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
@@ -35,6 +36,9 @@ public final class BenchCommand implements CliCommand {
               --savings       the cheaper-step options (guidance truncation, ...) against the full computation
                               on the demo model over 8 fixed prompts/seeds: time, speed-up, MAE and PSNR;
                               --out DIR also writes every image
+              --tome-model F  token merging on a full-size SD 1.5 file F: UNet calls at 16/32/64 latents with
+                              ratios 0, 0.3, 0.5 (time, speed-up, output difference), then whole requests at
+                              --tome-sizes (default 256; none: 0) with --tome-steps (default 8) steps: time, MAE, PSNR
               --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
               --threads N     intra-op threads and FMA-peak threads (default: available processors)
               --inter-op N    inter-op threads (default 1)
@@ -62,6 +66,9 @@ public final class BenchCommand implements CliCommand {
         String loraModel = null, abWeights = null;
         boolean savings = false;
         Path savingsOut = null;
+        Path tomeModel = null;
+        List<Integer> tomeSizes = new ArrayList<>(List.of(256));
+        int tomeSteps = 8;
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(Bench.CASES);
         try {
@@ -88,6 +95,16 @@ public final class BenchCommand implements CliCommand {
                     case "--ab-weights" -> abWeights = args.get(++i);
                     case "--savings" -> savings = true;
                     case "--out" -> savingsOut = Path.of(args.get(++i));
+                    case "--tome-model" -> tomeModel = Path.of(args.get(++i));
+                    case "--tome-steps" -> tomeSteps = positive(args.get(++i), "--tome-steps");
+                    case "--tome-sizes" -> {
+                        tomeSizes = new ArrayList<>();
+                        for (String v : args.get(++i).split(",")) {
+                            if (!v.equals("0")) {
+                                tomeSizes.add(positive(v, "--tome-sizes"));
+                            }
+                        }
+                    }
                     case "--dir" -> dir = Path.of(args.get(++i));
                     case "--cases" -> {
                         cases = new ArrayList<>(List.of(args.get(++i).split(",")));
@@ -110,6 +127,13 @@ public final class BenchCommand implements CliCommand {
                 System.err.println("bench: unknown case " + c);
                 System.err.print(USAGE);
                 return 2;
+            }
+        }
+        if (tomeModel != null) {
+            int rc = dev.sdserve.tools.bench.TokenMergingBench.run(tomeModel, threads, reps, tomeSizes, tomeSteps,
+                    savingsOut, out);
+            if (rc != 0 || !savings) {
+                return rc;
             }
         }
         if (savings) {

@@ -39,6 +39,10 @@ public interface SdServeConfig {
     @WithDefault("1.0")
     double guidanceCutoff();
 
+    /** Token merging for requests that set none: the share of the full-resolution self-attention tokens merged (0 = off). */
+    @WithDefault("0")
+    double tokenMergingRatio();
+
     Preview preview();
 
     interface Preview {

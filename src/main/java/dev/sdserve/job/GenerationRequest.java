@@ -17,6 +17,8 @@ import java.util.List;
  * @param guidanceCutoff guidance truncation: the fraction of the model evaluations (from the start) that keep
  *                       classifier-free guidance; the rest run the prompt's half only. Null: the server's default;
  *                       1: off (every evaluation guided)
+ * @param tokenMerging   token merging (ToMe for SD, A1111's {@code token_merging_ratio}): the share of the tokens merged
+ *                       in the self-attention at full latent resolution. Null: the server's default; 0: off
  */
 public record GenerationRequest(
         String prompt,
@@ -39,10 +41,29 @@ public record GenerationRequest(
         Boolean bestEffort,
         Boolean padCondUncond,
         ImageInput image,
-        Double guidanceCutoff) {
+        Double guidanceCutoff,
+        Double tokenMerging) {
 
     public GenerationRequest {
         loras = loras == null ? List.of() : List.copyOf(loras);
+    }
+
+    /** A request without token merging given (the server's default applies). */
+    public GenerationRequest(String prompt, String negativePrompt, String model, List<LoraWeight> loras, Integer width,
+                             Integer height, Integer steps, String sampler, Double guidance, Long seed, Integer clipSkip,
+                             Integer images, PreviewOptions preview, SloClass sloClass, Long deadlineMillis,
+                             Integer priority, String tenant, Boolean bestEffort, Boolean padCondUncond,
+                             ImageInput image, Double guidanceCutoff) {
+        this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff,
+                null);
+    }
+
+    /** This request with token merging at {@code ratio} (null: the server's default). */
+    public GenerationRequest withTokenMerging(Double ratio) {
+        return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed,
+                clipSkip, images, preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image,
+                guidanceCutoff, ratio);
     }
 
     /** A txt2img request without prompt or step options (the server's defaults apply). */
@@ -63,69 +84,69 @@ public record GenerationRequest(
     /** This request with another negative prompt. */
     public GenerationRequest withNegative(String n) {
         return new GenerationRequest(prompt, n, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 
     /** This request with A1111's pad_cond_uncond set (null: not given). */
     public GenerationRequest withPadCondUncond(Boolean pad) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
-                sloClass, deadlineMillis, priority, tenant, bestEffort, pad, image, guidanceCutoff);
+                sloClass, deadlineMillis, priority, tenant, bestEffort, pad, image, guidanceCutoff, tokenMerging);
     }
 
     /** This request starting from an image (img2img, inpainting); null: txt2img. */
     public GenerationRequest withImage(ImageInput i) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
-                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, i, guidanceCutoff);
+                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, i, guidanceCutoff, tokenMerging);
     }
 
     /** This request with guidance truncation (null: the server's default). */
     public GenerationRequest withGuidanceCutoff(Double f) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
-                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, f);
+                sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, f, tokenMerging);
     }
 
     public GenerationRequest withSeed(Long s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, s, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 
     public GenerationRequest withSteps(Integer s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, s, sampler, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 
     public GenerationRequest withSampler(String s) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, s, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 
     public GenerationRequest withModel(String m) {
         return new GenerationRequest(prompt, negativePrompt, m, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 
     public GenerationRequest withSize(Integer w, Integer h) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, w, h, steps, sampler, guidance, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 
     public GenerationRequest withGuidance(Double g) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, g, seed, clipSkip, images, preview, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 
     public GenerationRequest withPreview(PreviewOptions p) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, p, sloClass,
-                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff);
+                deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 
     public GenerationRequest withDeadline(SloClass c, Long deadline, Boolean be) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview, c,
-                deadline, priority, tenant, be, padCondUncond, image, guidanceCutoff);
+                deadline, priority, tenant, be, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 
     public GenerationRequest withTenant(String t, Integer prio) {
         return new GenerationRequest(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images, preview,
-                sloClass, deadlineMillis, prio, t, bestEffort, padCondUncond, image, guidanceCutoff);
+                sloClass, deadlineMillis, prio, t, bestEffort, padCondUncond, image, guidanceCutoff, tokenMerging);
     }
 }

@@ -11,6 +11,7 @@ import java.util.List;
  *                       contexts with empty-prompt chunks (false, A1111's default: each half at its own length)
  * @param image          the prepared init image and mask of an img2img or inpainting request, null for txt2img
  * @param guidanceCutoff in (0, 1]: see {@link GenerationRequest}; 1 = off
+ * @param tokenMerging   in [0, 0.9]: see {@link GenerationRequest}; 0 = off
  */
 public record ResolvedRequest(
         String prompt,
@@ -33,10 +34,20 @@ public record ResolvedRequest(
         boolean bestEffort,
         boolean padCondUncond,
         ResolvedImage image,
-        double guidanceCutoff) {
+        double guidanceCutoff,
+        double tokenMerging) {
 
     public ResolvedRequest {
         loras = List.copyOf(loras);
+    }
+
+    /** A request without token merging. */
+    public ResolvedRequest(String prompt, String negativePrompt, String model, List<LoraWeight> loras, int width,
+                           int height, int steps, String sampler, double guidance, long seed, int clipSkip, int images,
+                           PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
+                           boolean bestEffort, boolean padCondUncond, ResolvedImage image, double guidanceCutoff) {
+        this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, 0);
     }
 
     /** A txt2img request with A1111's default prompt handling and every evaluation guided. */

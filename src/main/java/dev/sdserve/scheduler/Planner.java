@@ -348,7 +348,7 @@ final class Planner {
         // guidance truncation: past the cutoff the step runs the prompt's half only (no unconditional row)
         boolean guided = w.guidedAt(w.done);
         return new StepPlan.StepOptions(w.cond, guided ? w.uncond : null, w.req.guidance(), w.req.loras(), w.added,
-                guided ? w.addedUncond : null);
+                guided ? w.addedUncond : null).withTokenMerging(w.req.tokenMerging());
     }
 
     /**
@@ -543,7 +543,7 @@ final class Planner {
                 weights.putIfAbsent(w.tenant(), w.weight);
             }
         }
-        Selection sel = new Selection(model, shape, cap, now);
+        Selection sel = new Selection(model, shape, cap, now, pick.denoiseCostFactor());
         if (normalLatents > cap && weights.size() > 1) {
             double tw = weights.values().stream().mapToDouble(Double::doubleValue).sum();
             Map<String, Integer> used = new HashMap<>();
@@ -585,7 +585,11 @@ final class Planner {
         /** Largest step time the chosen (still feasible) jobs tolerate. */
         double tolerance = Double.MAX_VALUE;
 
-        Selection(String model, LatentShape shape, int cap, long now) {
+        /** Cost of a sample against one without token merging (the bucket's members share their ratio). */
+        final double factor;
+
+        Selection(String model, LatentShape shape, int cap, long now, double factor) {
+            this.factor = factor;
             this.model = model;
             this.shape = shape;
             this.cap = cap;
@@ -604,7 +608,7 @@ final class Planner {
             if (n > cap) {
                 return false;
             }
-            double c = cost.predictMillis(model, Stage.DENOISE, shape, n);
+            double c = cost.predictMillis(model, Stage.DENOISE, shape, n) * factor;
             if (c > tolerance) {
                 return false;
             }
@@ -616,7 +620,7 @@ final class Planner {
             chosen.add(w);
             chosenSet.add(w);
             latents = n;
-            double c = cost.predictMillis(model, Stage.DENOISE, shape, n);
+            double c = cost.predictMillis(model, Stage.DENOISE, shape, n) * factor;
             if (!w.bestEffort()) {
                 double dec = cost.predictMillis(model, Stage.DECODE, shape, w.req.images());
                 double tol = ((w.deadlineNanos - now) / 1e6 - dec) / Math.max(1, w.remainingEvals());
@@ -629,6 +633,28 @@ final class Planner {
 
     // ------------------------------------------------------------------------------------------- update
 
+    /** The cost factor of a denoise plan's members (one token merging ratio per call; 1 without members known). */
+    private double denoiseCostFactor(StepPlan plan) {
+        for (StepPlan.Member m : plan.members()) {
+            Work w = workById.get(m.jobId());
+            if (w != null) {
+                return w.denoiseCostFactor();
+            }
+        }
+        return 1.0;
+    }
+
+    /** The bucket a denoise call ran for (its members' bucket: model, shape and token merging ratio). */
+    private String denoiseBucket(StepPlan plan, EngineCall call) {
+        for (StepPlan.Member m : plan.members()) {
+            Work w = workById.get(m.jobId());
+            if (w != null) {
+                return w.bucket;
+            }
+        }
+        return Work.bucketOf(call.model(), call.shape());
+    }
+
     /**
      * Applies what the executor made of a plan: the measured calls feed the cost model and the metrics; each member
      * (in flight until now) advances to its next stage, completes, or fails. Members ended while in flight (drain)
@@ -636,11 +662,13 @@ final class Planner {
      */
     void updateFromOutput(StepPlan plan, StepResult result) {
         for (EngineCall call : result.calls()) {
-            cost.observe(call.model(), call.stage(), call.shape(), call.batch(), call.millis());
+            // a merged call is observed as what the full call would have cost (the cost model holds full calls)
+            double factor = call.stage() == Stage.DENOISE ? denoiseCostFactor(plan) : 1.0;
+            cost.observe(call.model(), call.stage(), call.shape(), call.batch(), call.millis() / factor);
             lastEngineCallNs = call.endNanos();
             publisher.engineCall(call, plan.info().vaeScale());
             if (call.stage() == Stage.DENOISE) {
-                recentLatents.merge(Work.bucketOf(call.model(), call.shape()), (double) call.batch(),
+                recentLatents.merge(denoiseBucket(plan, call), (double) call.batch(),
                         (old, x) -> old + 0.05 * (x - old));
             }
         }

@@ -75,6 +75,7 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
             }
         }
         padCondUncond(o);
+        tokenMergingRatio(o);
         refuseTrue(o, "enable_hr", "hires fix is not supported by sd-serve");
         refuseTrue(o, "restore_faces", "face restoration is not supported by sd-serve");
         refuseTrue(o, "tiling", "tiling is not supported by sd-serve");
@@ -113,6 +114,23 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
                     "pad_cond_uncond");
         }
         return p.asBoolean();
+    }
+
+    /**
+     * A1111's {@code token_merging_ratio} from a request's {@code override_settings} (null when not given): token
+     * merging in the self-attention at full resolution (range checked by admission, which names the field).
+     */
+    static Double tokenMergingRatio(ObjectNode body) {
+        JsonNode ov = body == null ? null : body.get("override_settings");
+        JsonNode p = ov == null || !ov.isObject() ? null : ov.get("token_merging_ratio");
+        if (p == null || p.isNull()) {
+            return null;
+        }
+        if (!p.isNumber()) {
+            throw A1111Exception.at("value is not a valid float", "type_error.float", "override_settings",
+                    "token_merging_ratio");
+        }
+        return p.asDouble();
     }
 
     private static String blankToNull(String s) {

@@ -80,7 +80,8 @@ public final class ProtoMapper {
                 p.getBestEffort())
                 .withPadCondUncond(p.getPadCondUncond() ? Boolean.TRUE : null)
                 .withImage(image(p))
-                .withGuidanceCutoff(p.hasGuidanceCutoff() ? p.getGuidanceCutoff() : null);
+                .withGuidanceCutoff(p.hasGuidanceCutoff() ? p.getGuidanceCutoff() : null)
+                .withTokenMerging(p.hasTokenMergingRatio() ? p.getTokenMergingRatio() : null);
     }
 
     /** The image fields (20–27); null when none is set (txt2img). */

@@ -64,6 +64,11 @@ public class OpenApiLimits implements OASFilter {
                     .description("Guidance truncation: the fraction of the model evaluations, from the start, that "
                             + "keep classifier-free guidance (the rest run the prompt's half only); absent: the "
                             + "server's default (sdserve.guidance-cutoff, 1 = off)");
+            prop(g, "token_merging_ratio").minimum(java.math.BigDecimal.ZERO)
+                    .maximum(java.math.BigDecimal.valueOf(dev.sdserve.engine.TokenMerging.MAX_RATIO))
+                    .description("Token merging (ToMe for SD): the share of the tokens merged before the self-attention "
+                            + "at full latent resolution, in steps of 0.05; absent: the server's default "
+                            + "(sdserve.token-merging-ratio, 0 = off)");
             text(g, "tenant", Limits.MAX_TENANT_CHARS, "Replaced by the API key's tenant when auth is on");
             imageFields(g);
         }

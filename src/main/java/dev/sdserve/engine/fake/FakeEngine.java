@@ -259,7 +259,7 @@ public final class FakeEngine implements Engine {
     public float[][] denoise(DenoiseBatch batch) {
         describe(batch.model());
         requireResident(batch.model());
-        spend(batch.model(), Stage.DENOISE, batch.shape(), batch.unetSamples());
+        spendDenoise(batch);
         List<DenoiseItem> items = batch.items();
         int extra = describe(batch.model()).extraChannels() * batch.shape().height() * batch.shape().width();
         for (DenoiseItem it : items) {
@@ -351,8 +351,28 @@ public final class FakeEngine implements Engine {
         return stats;
     }
 
+    /**
+     * A denoise call's cost: as the real engine runs one UNet call per token merging ratio, one table cost per ratio,
+     * scaled by the ratio's cost factor.
+     */
+    private void spendDenoise(DenoiseBatch batch) {
+        java.util.Map<Double, Integer> samples = new java.util.LinkedHashMap<>();
+        for (DenoiseItem it : batch.items()) {
+            samples.merge(it.tokenMerging(), it.guided() && it.guidance() != 1.0 ? 2 : 1, Integer::sum);
+        }
+        double ms = 0;
+        for (java.util.Map.Entry<Double, Integer> e : samples.entrySet()) {
+            ms += config.cost.predictMillis(batch.model(), Stage.DENOISE, batch.shape(), e.getValue())
+                    * dev.sdserve.engine.TokenMerging.costFactor(e.getKey(), batch.shape());
+        }
+        sleep(ms);
+    }
+
     private void spend(String model, Stage stage, LatentShape shape, int batch) {
-        double ms = config.cost.predictMillis(model, stage, shape, batch);
+        sleep(config.cost.predictMillis(model, stage, shape, batch));
+    }
+
+    private void sleep(double ms) {
         if (ms > 0) {
             try {
                 config.clock.sleepNanos(Math.round(ms * 1e6));

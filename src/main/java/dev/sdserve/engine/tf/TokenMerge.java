@@ -3,6 +3,7 @@ package dev.sdserve.engine.tf;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import dev.sdserve.engine.TokenMerging;
 import org.tensorflow.Operand;
 import org.tensorflow.op.Ops;
 import org.tensorflow.op.core.Gather;
@@ -33,11 +34,6 @@ import org.tensorflow.types.TInt32;
 public final class TokenMerge {
     /** Seed of the destination pattern (fixed: see the class comment). */
     static final long PATTERN_SEED = 0x70E5D2023L;
-    /** Ratios are served in steps of this size (each ratio is its own graph variant). */
-    public static final double RATIO_STEP = 0.05;
-    /** The largest ratio a request may give (A1111's slider maximum); above 0.75 every source merges anyway. */
-    public static final double MAX_RATIO = 0.9;
-
     /** The destination token of each 2×2 cell, in row-major cell order (indices into the {@code h·w} tokens). */
     public static int[] destinations(int h, int w) {
         SplittableRandom rnd = new SplittableRandom(PATTERN_SEED);
@@ -69,18 +65,9 @@ public final class TokenMerge {
         return s;
     }
 
-    /** Tokens merged away at {@code ratio} on an {@code h × w} grid: ⌊ratio · N⌋, at most the sources. */
+    /** Tokens merged away at {@code ratio} on an {@code h × w} grid (see {@link TokenMerging#merged}). */
     public static int merged(int h, int w, double ratio) {
-        if (!(ratio > 0)) {
-            return 0;
-        }
-        int n = h * w;
-        return Math.min(n - (h / 2) * (w / 2), (int) Math.floor(ratio * n + 1e-9));
-    }
-
-    /** A ratio as served: rounded to {@link #RATIO_STEP}. */
-    public static double quantize(double ratio) {
-        return Math.round(ratio / RATIO_STEP) * RATIO_STEP;
+        return TokenMerging.merged(h, w, ratio);
     }
 
     private final Ops tf;

@@ -49,7 +49,9 @@ public final class SavingsBench {
         return List.of(
                 new Variant("guidance truncation", "cutoff 0.7", r -> r.withGuidanceCutoff(0.7)),
                 new Variant("guidance truncation", "cutoff 0.5", r -> r.withGuidanceCutoff(0.5)),
-                new Variant("guidance truncation", "cutoff 0.3", r -> r.withGuidanceCutoff(0.3)));
+                new Variant("guidance truncation", "cutoff 0.3", r -> r.withGuidanceCutoff(0.3)),
+                new Variant("token merging", "ratio 0.3", r -> r.withTokenMerging(0.3)),
+                new Variant("token merging", "ratio 0.5", r -> r.withTokenMerging(0.5)));
     }
 
     public static int run(int threads, Path outDir, PrintStream out) throws Exception {
