@@ -129,7 +129,9 @@ public final class SimulationReport {
     /**
      * The cheaper-step options as a scenario: sdserve's goodput when every request carries the option, on one table
      * at one SLO (3x when listed, else the first). A truncated step costs the unguided batch in the cost table, as on
-     * the engine; the option's image difference is measured on the engine ({@code bench --savings}).
+     * the engine; a token-merged step the table's cost times the merged cost factor measured on the CPU engine
+     * ({@link dev.sdserve.engine.TokenMerging#costFactor}); the options' image difference is measured on the engine
+     * ({@code bench --savings}).
      */
     private static void cheaperSteps(PrintStream out, Path file, String table, int requests, List<Double> slos,
                                      int minSteps, int maxSteps, long seed, double target) throws Exception {
@@ -145,6 +147,10 @@ public final class SimulationReport {
         options.put("none", r -> r);
         options.put("guidance_cutoff=0.7", r -> r.withGuidanceCutoff(0.7));
         options.put("guidance_cutoff=0.5", r -> r.withGuidanceCutoff(0.5));
+        // token merging: a merged UNet call costs the table's call times the factor measured on this CPU
+        // (TokenMerging.costFactor at the table's latent size)
+        options.put("token_merging_ratio=0.3", r -> r.withTokenMerging(0.3));
+        options.put("token_merging_ratio=0.5", r -> r.withTokenMerging(0.5));
         for (Map.Entry<String, java.util.function.UnaryOperator<GenerationRequest>> o : options.entrySet()) {
             sim.requestOption = o.getValue();
             Simulator.Goodput g = Simulator.goodput(r -> sim.runSdServe(sim.trace(requests, r, f, seed)), target,
