@@ -5,7 +5,6 @@ import dev.sdserve.engine.TokenMerging;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.Job;
 import dev.sdserve.job.JobEvent;
-import dev.sdserve.job.Mailbox;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -22,32 +21,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TokenMergingSchedulingTest {
     private static final LatentShape SHAPE = new LatentShape(4, 64, 64);
 
-    private static List<Double> stepMillis(GenerationRequest r) {
-        Harness h = new Harness();
-        SchedulerService s = h.build();
-        Job job = s.submit(r, false);
-        Mailbox m = job.watch();
-        List<JobEvent> ev = new ArrayList<>(Harness.drain(m));
-        h.runAll();
-        ev.addAll(Harness.drain(m));
-        List<Double> out = new ArrayList<>();
-        for (JobEvent e : ev) {
-            if (e instanceof JobEvent.Step st) {
-                out.add(st.stepMillis());
-            }
-        }
-        assertEquals(JobEvent.Completed.class, ev.get(ev.size() - 1).getClass());
-        return out;
-    }
-
     @Test
-    void aMergedStepCostsTheMeasuredFactor() {
+    void aMergedStepCostsTheMeasuredFactor() throws Exception {
         GenerationRequest base = Harness.req("a red fox", 7, 4).withGuidance(7.5).withSize(512, 512);
-        assertEquals(List.of(42.0, 42.0, 42.0, 42.0), stepMillis(base));
-        assertEquals(stepMillis(base), stepMillis(base.withTokenMerging(0.0)));
+        assertEquals(List.of(42.0, 42.0, 42.0, 42.0), GuidanceCutoffTest.stepMillis(base));
+        assertEquals(GuidanceCutoffTest.stepMillis(base), GuidanceCutoffTest.stepMillis(base.withTokenMerging(0.0)));
         double f = TokenMerging.costFactor(0.5, SHAPE);
         assertTrue(f < 1 && f > 0, "ratio 0.5 at 4096 tokens is cheaper: " + f);
-        for (double ms : stepMillis(base.withTokenMerging(0.5))) {
+        for (double ms : GuidanceCutoffTest.stepMillis(base.withTokenMerging(0.5))) {
             assertEquals(42.0 * f, ms, 1e-6);
         }
         // the factor falls with the ratio and is 1 without merging

@@ -104,9 +104,8 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
      * shorter of the prompt's and the negative prompt's contexts with empty-prompt chunks.
      */
     static Boolean padCondUncond(ObjectNode body) {
-        JsonNode ov = body == null ? null : body.get("override_settings");
-        JsonNode p = ov == null || !ov.isObject() ? null : ov.get("pad_cond_uncond");
-        if (p == null || p.isNull()) {
+        JsonNode p = overrideSetting(body, "pad_cond_uncond");
+        if (p == null) {
             return null;
         }
         if (!p.isBoolean()) {
@@ -121,9 +120,8 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
      * merging in the self-attention at full resolution (range checked by admission, which names the field).
      */
     static Double tokenMergingRatio(ObjectNode body) {
-        JsonNode ov = body == null ? null : body.get("override_settings");
-        JsonNode p = ov == null || !ov.isObject() ? null : ov.get("token_merging_ratio");
-        if (p == null || p.isNull()) {
+        JsonNode p = overrideSetting(body, "token_merging_ratio");
+        if (p == null) {
             return null;
         }
         if (!p.isNumber()) {
@@ -131,6 +129,13 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
                     "token_merging_ratio");
         }
         return p.asDouble();
+    }
+
+    /** A setting of a request's {@code override_settings}; null when absent or null. */
+    private static JsonNode overrideSetting(ObjectNode body, String key) {
+        JsonNode ov = body == null ? null : body.get("override_settings");
+        JsonNode p = ov == null || !ov.isObject() ? null : ov.get(key);
+        return p == null || p.isNull() ? null : p;
     }
 
     private static String blankToNull(String s) {
