@@ -38,7 +38,8 @@ public final class BenchCommand implements CliCommand {
                               --out DIR also writes every image
               --tome-model F  token merging on a full-size SD 1.5 file F: UNet calls at 16/32/64 latents with
                               ratios 0, 0.3, 0.5 (time, speed-up, output difference), then whole requests at
-                              --tome-sizes (default 256; none: 0) with --tome-steps (default 8) steps: time, MAE, PSNR
+                              --tome-sizes (default 256; none: 0) with --tome-steps (default 8) steps: time, MAE, PSNR;
+                              --tome-latents 16,32,64: which UNet latent sides to time
               --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
               --threads N     intra-op threads and FMA-peak threads (default: available processors)
               --inter-op N    inter-op threads (default 1)
@@ -69,6 +70,7 @@ public final class BenchCommand implements CliCommand {
         Path tomeModel = null;
         List<Integer> tomeSizes = new ArrayList<>(List.of(256));
         int tomeSteps = 8;
+        List<Integer> tomeLatents = List.of(16, 32, 64);
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(Bench.CASES);
         try {
@@ -97,6 +99,8 @@ public final class BenchCommand implements CliCommand {
                     case "--out" -> savingsOut = Path.of(args.get(++i));
                     case "--tome-model" -> tomeModel = Path.of(args.get(++i));
                     case "--tome-steps" -> tomeSteps = positive(args.get(++i), "--tome-steps");
+                    case "--tome-latents" -> tomeLatents = java.util.Arrays.stream(args.get(++i).split(","))
+                            .map(v -> positive(v, "--tome-latents")).toList();
                     case "--tome-sizes" -> {
                         tomeSizes = new ArrayList<>();
                         for (String v : args.get(++i).split(",")) {
@@ -131,7 +135,7 @@ public final class BenchCommand implements CliCommand {
         }
         if (tomeModel != null) {
             int rc = dev.sdserve.tools.bench.TokenMergingBench.run(tomeModel, threads, reps, tomeSizes, tomeSteps,
-                    savingsOut, out);
+                    savingsOut, tomeLatents, out);
             if (rc != 0 || !savings) {
                 return rc;
             }

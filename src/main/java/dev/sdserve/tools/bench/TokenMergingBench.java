@@ -28,8 +28,17 @@ public final class TokenMergingBench {
 
     static final double[] RATIOS = {0, 0.3, 0.5};
 
+    /** The UNet cases: {latent side, batch}. */
+    static final int[][] UNET_CASES = {{16, 2}, {32, 1}, {32, 2}, {64, 1}};
+
     public static int run(Path file, int threads, int reps, List<Integer> imageSizes, int steps, Path outDir,
                           PrintStream out) throws Exception {
+        return run(file, threads, reps, imageSizes, steps, outDir, List.of(16, 32, 64), out);
+    }
+
+    /** As above with the UNet cases of the given latent sides only. */
+    public static int run(Path file, int threads, int reps, List<Integer> imageSizes, int steps, Path outDir,
+                          List<Integer> latents, PrintStream out) throws Exception {
         System.setProperty("sdserve.threads", Integer.toString(threads));
         ModelConfig cfg = ModelConfigs.sd15();
         out.printf("tome: UNet calls on %s, %d threads, ratios alternated call by call, median of %d%n", file, threads,
@@ -38,8 +47,11 @@ public final class TokenMergingBench {
                 "speed-up", "rel.RMS");
         try (TfModel m = TfModel.load("sd15-random", file, cfg)) {
             SplittableRandom rnd = new SplittableRandom(5);
-            for (int[] c : new int[][]{{16, 2}, {32, 1}, {32, 2}, {64, 1}}) {
+            for (int[] c : UNET_CASES) {
                 int side = c[0], b = c[1];
+                if (!latents.contains(side)) {
+                    continue;
+                }
                 List<float[]> x = new ArrayList<>(), ctx = new ArrayList<>();
                 float[] t = new float[b];
                 for (int i = 0; i < b; i++) {
