@@ -41,13 +41,17 @@ public final class TokenMerging {
     /** Measured ratios, ascending, starting at 0. */
     static final double[] MEASURED_RATIOS = {0, 0.3, 0.5};
     /**
-     * Time of a merged UNet call over the full one, per measured token count (rows) and ratio (columns); see the
-     * README's token merging section for the run (bench --tome-model, random SD 1.5, this CPU).
+     * Time of a merged UNet call over the full one, per measured token count (rows) and ratio (columns), from
+     * {@code bench --tome-model} on the random SD 1.5 file (2026-12-03 05:24–05:35 UTC, 2 threads, load 14–17, ratios
+     * alternated call by call, median of 3): 256 tokens (batch 2) 0.91 / 0.96, 1024 tokens 1.00 / 0.83 (batch 1) and
+     * 0.89 / 0.85 (batch 2), 4096 tokens 0.71 / 0.85 (batch 1). The busy machine made these noisy; the table takes,
+     * per row, the batch mean and never a cheaper figure for a higher ratio than a lower ratio measured (the larger of
+     * the two where they cross), so admission errs on the slow side.
      */
     static final double[][] MEASURED_COST = {
-            {1.0, 1.0, 1.0},
-            {1.0, 0.95, 0.92},
-            {1.0, 0.80, 0.70}};
+            {1.0, 0.95, 0.95},
+            {1.0, 0.94, 0.84},
+            {1.0, 0.85, 0.85}};
 
     /**
      * What a UNet sample with token merging at {@code ratio} costs against one without, on a latent of
