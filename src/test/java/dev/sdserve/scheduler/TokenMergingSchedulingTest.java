@@ -34,6 +34,7 @@ class TokenMergingSchedulingTest {
         // the factor falls with the ratio and is 1 without merging
         assertEquals(1.0, TokenMerging.costFactor(0, SHAPE));
         assertTrue(TokenMerging.costFactor(0.3, SHAPE) >= f);
+        assertEquals(1.0, TokenMerging.costFactor(0.5, new LatentShape(4, 16, 16)), "no saving claimed at 256 tokens");
         assertTrue(TokenMerging.costFactor(0.3, SHAPE) < 1);
     }
 

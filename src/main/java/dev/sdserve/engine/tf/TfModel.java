@@ -254,12 +254,13 @@ public final class TfModel implements AutoCloseable {
             throw new IllegalArgumentException("context of " + ctx.get(0).length + " floats is not tokens × " + dim);
         }
         boolean masked = ctxBias != null;
-        int merged = TokenMerge.merged(height, width, tokenMerging);
+        // no transformer at full resolution (SDXL): nothing to merge, the graph without
+        int merged = u.crossAttnDown().get(0) ? TokenMerge.merged(height, width, tokenMerging) : 0;
         TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank)
                         + (merged > 0 ? "/tome-" + merged : ""),
                 bl -> {
                     hook(bl, lowRank);
-                    UNetNet.build(bl, u, height, width, tokens, dim, masked, tokenMerging);
+                    UNetNet.build(bl, u, height, width, tokens, dim, masked, merged > 0 ? tokenMerging : 0);
                 });
         List<float[]> pooled = new java.util.ArrayList<>();
         List<float[]> ids = new java.util.ArrayList<>();
