@@ -61,6 +61,14 @@ public interface Pending {
         return n;
     }
 
+    /**
+     * What one UNet sample of this work costs against a plain one (token merging makes it cheaper; 1 without). Works
+     * with different factors are in different buckets ({@link #bucket}): they run in different UNet calls.
+     */
+    default double denoiseCostFactor() {
+        return 1.0;
+    }
+
     /** UNet samples over every remaining evaluation (what the denoising still costs). */
     default int remainingLatents() {
         int n = 0;
