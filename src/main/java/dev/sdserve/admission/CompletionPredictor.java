@@ -106,7 +106,7 @@ public final class CompletionPredictor {
             }
             // Arrivals keep replacing departures under load: never predict a batch below the recent mean.
             double recent = recentLatents.applyAsDouble(bucket);
-            double factor = members.get(0).denoiseCostFactor(); // a bucket's members share their token merging
+            double factor = mergeFactor(members.get(0)); // a bucket's members share their token merging
             int maxBatch = limits.maxLatentBatch();
             for (int st = 1; st <= maxRem; st++) {
                 int b = Math.max(1, Math.min(maxBatch, Math.max(loadAt[st], (int) Math.round(recent))));
@@ -189,7 +189,7 @@ public final class CompletionPredictor {
                 double ratio = full > 0 ? Math.min(1, cost.predictShallowMillis(m, w.shape(), b) / full) : 1;
                 denoise -= (1 - ratio) * shallow / thr;
             }
-            ms += denoise * w.denoiseCostFactor();
+            ms += denoise * mergeFactor(w);
         }
         int d = limits.maxDecodeBatch();
         if (w.toEncodeImage()) { // the VAE encoder batches like its decoder
@@ -219,7 +219,12 @@ public final class CompletionPredictor {
 
     /** Predicted time of one denoise step of the work alone. */
     public double stepMillis(Pending w) {
-        return cost.predictMillis(w.model(), Stage.DENOISE, w.shape(), w.latentPerStep()) * w.denoiseCostFactor();
+        return cost.predictMillis(w.model(), Stage.DENOISE, w.shape(), w.latentPerStep()) * mergeFactor(w);
+    }
+
+    /** What one of the work's UNet samples costs against one without token merging (1 without it). */
+    private double mergeFactor(Pending w) {
+        return w.tokenMerging() > 0 ? cost.tokenMergingFactor(w.model(), w.shape(), w.tokenMerging()) : 1.0;
     }
 
     /** Slack in ms: time to the deadline minus the predicted remaining critical path under the current load. */

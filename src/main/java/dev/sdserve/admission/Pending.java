@@ -62,11 +62,13 @@ public interface Pending {
     }
 
     /**
-     * What one UNet sample of this work costs against a plain one (token merging makes it cheaper; 1 without). Works
-     * with different factors are in different buckets ({@link #bucket}): they run in different UNet calls.
+     * The token merging ratio this work's UNet samples run at (0: none, also for a model without self-attention at
+     * full latent resolution); what a sample then costs is the cost model's
+     * {@link dev.sdserve.engine.CostModel#tokenMergingFactor}. Works with different ratios are in different buckets
+     * ({@link #bucket}): they run in different UNet calls.
      */
-    default double denoiseCostFactor() {
-        return 1.0;
+    default double tokenMerging() {
+        return 0;
     }
 
     /** UNet samples over every remaining evaluation (what the denoising still costs). */

@@ -351,7 +351,7 @@ final class Planner {
         boolean guided = w.guidedAt(w.done);
         return new StepPlan.StepOptions(w.cond, guided ? w.uncond : null, w.req.guidance(), w.req.loras(), w.added,
                 guided ? w.addedUncond : null, w.deepCacheSteps())
-                .withTokenMerging(w.req.tokenMerging());
+                .withTokenMerging(w.tokenMerging());
     }
 
     /**
@@ -549,7 +549,7 @@ final class Planner {
                 weights.putIfAbsent(w.tenant(), w.weight);
             }
         }
-        Selection sel = new Selection(model, shape, cap, now, shallow, pick.denoiseCostFactor());
+        Selection sel = new Selection(model, shape, cap, now, shallow, mergeFactor(pick));
         if (normalLatents > cap && weights.size() > 1) {
             double tw = weights.values().stream().mapToDouble(Double::doubleValue).sum();
             Map<String, Integer> used = new HashMap<>();
@@ -652,10 +652,15 @@ final class Planner {
         for (StepPlan.Member m : plan.members()) {
             Work w = workById.get(m.jobId());
             if (w != null) {
-                return w.denoiseCostFactor();
+                return mergeFactor(w);
             }
         }
         return 1.0;
+    }
+
+    /** What one of the work's UNet samples costs against one without token merging (1 without it). */
+    private double mergeFactor(Work w) {
+        return w.tokenMerging() > 0 ? cost.tokenMergingFactor(w.req.model(), w.shape, w.tokenMerging()) : 1.0;
     }
 
     /** The bucket a denoise call ran for (its members' bucket: model, shape and token merging ratio). */

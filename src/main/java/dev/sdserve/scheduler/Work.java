@@ -144,8 +144,8 @@ final class Work implements Pending {
      * model without self-attention at full latent resolution: SDXL).
      */
     @Override
-    public double denoiseCostFactor() {
-        return "sdxl".equals(info.architecture()) ? 1.0 : TokenMerging.costFactor(req.tokenMerging(), shape);
+    public double tokenMerging() {
+        return "sdxl".equals(info.architecture()) ? 0 : req.tokenMerging();
     }
 
     static String bucketOf(String model, LatentShape shape) {

@@ -423,7 +423,7 @@ public final class FakeEngine implements Engine {
         if (full < batch.unetSamples()) {
             double ms = full > 0 ? config.cost.predictMillis(batch.model(), Stage.DENOISE, batch.shape(), full) : 0;
             ms += config.cost.predictShallowMillis(batch.model(), batch.shape(), batch.unetSamples() - full);
-            sleepMillis(ms * dev.sdserve.engine.TokenMerging.costFactor(batch.items().get(0).tokenMerging(), batch.shape()));
+            sleepMillis(ms * mergeFactor(batch, batch.items().get(0).tokenMerging()));
             return;
         }
         java.util.Map<Double, Integer> samples = new java.util.LinkedHashMap<>();
@@ -433,9 +433,14 @@ public final class FakeEngine implements Engine {
         double ms = 0;
         for (java.util.Map.Entry<Double, Integer> e : samples.entrySet()) {
             ms += config.cost.predictMillis(batch.model(), Stage.DENOISE, batch.shape(), e.getValue())
-                    * dev.sdserve.engine.TokenMerging.costFactor(e.getKey(), batch.shape());
+                    * mergeFactor(batch, e.getKey());
         }
         sleepMillis(ms);
+    }
+
+    /** The cost model's token merging factor for a batch's samples at {@code ratio} (1 without merging). */
+    private double mergeFactor(DenoiseBatch batch, double ratio) {
+        return ratio > 0 ? config.cost.tokenMergingFactor(batch.model(), batch.shape(), ratio) : 1.0;
     }
 
     private void spend(String model, Stage stage, LatentShape shape, int batch) {
