@@ -42,17 +42,17 @@ public final class TokenMerging {
     static final double[] MEASURED_RATIOS = {0, 0.3, 0.5};
     /**
      * Time of a merged UNet call over the full one, per measured token count (rows) and ratio (columns), from
-     * {@code bench --tome-model} on the random SD 1.5 file (2026-12-03 11:18–11:21 UTC, 2 threads, load 2.0–2.4,
-     * ratios alternated call by call, median of 7): 256 tokens (batch 2) 1.00 / 0.98, 1024 tokens 0.99 / 0.97
-     * (batch 1) and 0.97 / 0.96 (batch 2), 4096 tokens 0.89 / 0.83 (batch 1); a run of 3 a minute earlier gave
-     * 0.92 / 0.89, 0.95 / 0.93 and 0.89 / 0.83. Rows take the batch mean of the longer run. At 256 tokens no saving
-     * is claimed: whole requests on the demo model (16×16 latents, small channels) ran at 1.02–1.03× with the option
-     * (bench --savings), within noise.
+     * {@code bench --tome-model} on the random SD 1.5 file (2026-12-03 11:18–11:48 UTC, 2 threads, load 2.0–4.1,
+     * ratios alternated call by call): 256 tokens (batch 2) 1.00 / 0.98, 1024 tokens 0.99 / 0.97 (batch 1) and
+     * 0.97 / 0.96 (batch 2), median of 7; 4096 tokens 0.89 / 0.83 (batch 1, median of 7; 0.89 / 0.82 in a run of 5)
+     * and 0.73 / 0.66 (batch 2, median of 5). Rows take the batch mean. At 256 tokens no saving is claimed: whole
+     * requests on the demo model (16×16 latents, small channels) ran at 1.02–1.03× with the option (bench --savings),
+     * within noise.
      */
     static final double[][] MEASURED_COST = {
             {1.0, 1.0, 1.0},
             {1.0, 0.98, 0.97},
-            {1.0, 0.89, 0.83}};
+            {1.0, 0.81, 0.75}};
 
     /**
      * What a UNet sample with token merging at {@code ratio} costs against one without, on a latent of
