@@ -120,7 +120,7 @@ final class Work implements Pending {
         this.info = info;
         this.shape = shape;
         this.sampler = sampler;
-        this.bucket = bucketOf(req.model(), shape) + TokenMerging.bucketSuffix(req.tokenMerging());
+        this.bucket = bucketOf(req.model(), shape) + TokenMerging.bucketSuffix(tokenMerging()); // SDXL: none
         this.guided = req.guidance() > 1.0;
         this.admittedNanos = admittedNanos;
         this.deadlineNanos = deadlineNanos;
