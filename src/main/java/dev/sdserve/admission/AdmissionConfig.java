@@ -53,6 +53,8 @@ public final class AdmissionConfig {
     /** DeepCache's interval when a request sets none (0/1 = off), and the largest a request may ask. */
     public int defaultDeepCacheInterval = 1;
     public int maxDeepCacheInterval = Limits.MAX_DEEP_CACHE_INTERVAL;
+    /** Token merging when a request sets none (0 = off). */
+    public double defaultTokenMerging = 0;
     public SloClass defaultSloClass = SloClass.STANDARD;
     public String defaultTenant = "default";
     public int defaultPreviewEvery = 1;
@@ -130,6 +132,7 @@ public final class AdmissionConfig {
         c.defaultGuidanceCutoff = defaultGuidanceCutoff;
         c.defaultDeepCacheInterval = defaultDeepCacheInterval;
         c.maxDeepCacheInterval = maxDeepCacheInterval;
+        c.defaultTokenMerging = defaultTokenMerging;
         c.defaultSloClass = defaultSloClass;
         c.defaultTenant = defaultTenant;
         c.defaultPreviewEvery = defaultPreviewEvery;

@@ -106,11 +106,13 @@ public final class CompletionPredictor {
             }
             // Arrivals keep replacing departures under load: never predict a batch below the recent mean.
             double recent = recentLatents.applyAsDouble(bucket);
+            double factor = mergeFactor(members.get(0)); // a bucket's members share their token merging
             int maxBatch = limits.maxLatentBatch();
             for (int st = 1; st <= maxRem; st++) {
                 int b = Math.max(1, Math.min(maxBatch, Math.max(loadAt[st], (int) Math.round(recent))));
-                prefix[st] = prefix[st - 1] + shallowMillis(model, shape, shallowAt[st], maxBatch)
-                        + (loadAt[st] == 0 && shallowAt[st] > 0 ? 0 : cost.predictMillis(model, Stage.DENOISE, shape, b));
+                prefix[st] = prefix[st - 1] + (shallowMillis(model, shape, shallowAt[st], maxBatch)
+                        + (loadAt[st] == 0 && shallowAt[st] > 0 ? 0 : cost.predictMillis(model, Stage.DENOISE, shape, b)))
+                        * factor;
             }
         }
 
@@ -179,14 +181,15 @@ public final class CompletionPredictor {
         }
         if (w.toDenoise()) {
             double thr = bucketInfo.computeIfAbsent(w.bucket(), k -> new double[]{bestThroughput(m, w.shape())})[0];
-            ms += w.remainingLatents() / thr;
+            double denoise = w.remainingLatents() / thr;
             int shallow = w.remainingShallowLatents();
             if (shallow > 0) { // DeepCache's shallow steps cost their share of a full one
                 int b = limits.maxLatentBatch();
                 double full = cost.predictMillis(m, Stage.DENOISE, w.shape(), b);
                 double ratio = full > 0 ? Math.min(1, cost.predictShallowMillis(m, w.shape(), b) / full) : 1;
-                ms -= (1 - ratio) * shallow / thr;
+                denoise -= (1 - ratio) * shallow / thr;
             }
+            ms += denoise * mergeFactor(w);
         }
         int d = limits.maxDecodeBatch();
         if (w.toEncodeImage()) { // the VAE encoder batches like its decoder
@@ -216,7 +219,12 @@ public final class CompletionPredictor {
 
     /** Predicted time of one denoise step of the work alone. */
     public double stepMillis(Pending w) {
-        return cost.predictMillis(w.model(), Stage.DENOISE, w.shape(), w.latentPerStep());
+        return cost.predictMillis(w.model(), Stage.DENOISE, w.shape(), w.latentPerStep()) * mergeFactor(w);
+    }
+
+    /** What one of the work's UNet samples costs against one without token merging (1 without it). */
+    private double mergeFactor(Pending w) {
+        return w.tokenMerging() > 0 ? cost.tokenMergingFactor(w.model(), w.shape(), w.tokenMerging()) : 1.0;
     }
 
     /** Slack in ms: time to the deadline minus the predicted remaining critical path under the current load. */

@@ -61,6 +61,16 @@ public interface Pending {
         return n;
     }
 
+    /**
+     * The token merging ratio this work's UNet samples run at (0: none, also for a model without self-attention at
+     * full latent resolution); what a sample then costs is the cost model's
+     * {@link dev.sdserve.engine.CostModel#tokenMergingFactor}. Works with different ratios are in different buckets
+     * ({@link #bucket}): they run in different UNet calls.
+     */
+    default double tokenMerging() {
+        return 0;
+    }
+
     /** UNet samples over every remaining evaluation (what the denoising still costs). */
     default int remainingLatents() {
         int n = 0;

@@ -52,7 +52,7 @@ public final class RecommendedDefaults {
         return new GenerationRequest(r.prompt(), r.negativePrompt(), r.model(), r.loras(), width, height, steps,
                 sampler, guidance, r.seed(), clipSkip, r.images(), r.preview(), r.sloClass(), r.deadlineMillis(),
                 r.priority(), r.tenant(), r.bestEffort(), r.padCondUncond(), r.image(), r.guidanceCutoff(),
-                r.deepCacheInterval());
+                r.deepCacheInterval(), r.tokenMerging());
     }
 
     private static boolean unsetSize(Integer v) {

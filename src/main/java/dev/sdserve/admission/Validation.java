@@ -2,6 +2,7 @@ package dev.sdserve.admission;
 
 import dev.sdserve.engine.LoraWeight;
 import dev.sdserve.engine.ModelInfo;
+import dev.sdserve.engine.TokenMerging;
 import dev.sdserve.job.GenerationRequest;
 import dev.sdserve.job.ImagePreparer;
 import dev.sdserve.job.ResolvedImage;
@@ -161,12 +162,13 @@ public final class Validation {
         boolean bestEffort = Boolean.TRUE.equals(r.bestEffort());
         double guidanceCutoff = guidanceCutoff(r.guidanceCutoff());
         int deepCacheInterval = deepCacheInterval(r.deepCacheInterval());
+        double tokenMerging = tokenMerging(r.tokenMerging());
         names.lorasExist(r.loras(), tagged.loras(), modelName, info); // last: a bad field gets its 400 first
         ResolvedImage image = this.images.resolve(r.image(), decoded, info, sampler, steps, width, height);
 
         return new ResolvedRequest(prompt, negative, modelName, loras, width, height, steps, sampler.id(), guidance,
                 seed, clipSkip, images, preview, slo, deadline, priority, tenant, bestEffort,
-                Boolean.TRUE.equals(r.padCondUncond()), image, guidanceCutoff, deepCacheInterval);
+                Boolean.TRUE.equals(r.padCondUncond()), image, guidanceCutoff, deepCacheInterval, tokenMerging);
     }
 
     /** DeepCache's interval: 0..max (0 and 1 = off, resolved to 1), the server's default when unset. */
@@ -177,6 +179,19 @@ public final class Validation {
                     + " (a full UNet step every this many steps, the shallow path between; 0 or 1 = off), got " + n);
         }
         return Math.max(1, n);
+    }
+
+    /**
+     * The token merging ratio: [0, {@link TokenMerging#MAX_RATIO}], the server's default when unset, served in
+     * steps of {@link TokenMerging#RATIO_STEP} (each ratio is a UNet graph of its own).
+     */
+    private double tokenMerging(Double given) {
+        double f = given == null ? config.defaultTokenMerging : given;
+        if (!Double.isFinite(f) || f < 0 || f > TokenMerging.MAX_RATIO) {
+            throw ServeException.invalid("token_merging_ratio", "must be within [0, " + TokenMerging.MAX_RATIO
+                    + "] (the share of the self-attention tokens merged at full resolution; 0 = off), got " + f);
+        }
+        return TokenMerging.quantize(f);
     }
 
     /** The guidance truncation fraction: (0, 1], the server's default when unset. */

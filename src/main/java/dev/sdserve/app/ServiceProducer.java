@@ -37,6 +37,7 @@ public class ServiceProducer {
         s.service.admission.defaultGuidanceCutoff = config.guidanceCutoff();
         s.service.textCacheBytes = config.textCacheMb() << 20;
         s.service.admission.defaultDeepCacheInterval = config.deepCacheInterval();
+        s.service.admission.defaultTokenMerging = config.tokenMergingRatio();
         s.service.admission.defaultPreviewMaxEdge = config.preview().maxEdge();
         s.service.admission.defaultPreviewFormat = config.preview().format();
         s.service.metrics = metrics;

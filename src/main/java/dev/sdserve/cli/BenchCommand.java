@@ -23,6 +23,7 @@ public final class BenchCommand implements CliCommand {
             usage: bench [--dir D] [--threads N] [--inter-op N] [--attn-chunk N] [--reps N] [--quick] [--load-only]
                          [--cases unet32,unet32b2,unet64,unet64b2,te,te2,vae256,vae512] [--before]
                          [--ab-weights A,B] [--ab-props 'A;B'] [--savings [--model FILE [--size N] [--steps N]] [--out DIR]]
+                         [--tome-model FILE [--tome-sizes 256,512] [--tome-steps N] [--tome-latents 16,32,64] [--out DIR]]
                          [--profile] [--synthetic [--compare]] [--lora [--rank R]] [--first-step] [--golden DIR]
                          [--sdxl [--cases unet128,unet128b2,te1,te2,vae1024]]
               --dir D         where the random SD 1.5 fp16 checkpoint (~2 GB) is written, reused if present
@@ -42,6 +43,10 @@ public final class BenchCommand implements CliCommand {
                               --savings-prompts N: only the first N prompts; --savings-option NAME: only that
                               option's rows (e.g. DeepCache); --savings-model/-size/-steps are --model/--size/--steps
               --deepcache F[,F]  DeepCache's plain, full and shallow step times on each checkpoint (latents 32², 64²)
+              --tome-model F  token merging on a full-size SD 1.5 file F: UNet calls at 16/32/64 latents with
+                              ratios 0, 0.3, 0.5 (time, speed-up, output difference), then whole requests at
+                              --tome-sizes (default 256; none: 0) with --tome-steps (default 8) steps: time, MAE, PSNR;
+                              --tome-latents 16,32,64: which UNet latent sides to time
               --synthetic     time the synthetic full-size stacks of the kernels instead of the engine
               --threads N     intra-op threads and FMA-peak threads (default: available processors)
               --inter-op N    inter-op threads (default 1)
@@ -73,6 +78,10 @@ public final class BenchCommand implements CliCommand {
         Path savingsModel = null;
         int savingsSize = 256, savingsSteps = 10, savingsPrompts = 0;
         String savingsOption = null;
+        Path tomeModel = null;
+        List<Integer> tomeSizes = new ArrayList<>(List.of(256));
+        int tomeSteps = 8;
+        List<Integer> tomeLatents = List.of(16, 32, 64);
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "sd-serve-bench");
         List<String> cases = new ArrayList<>(Bench.CASES);
         try {
@@ -115,6 +124,18 @@ public final class BenchCommand implements CliCommand {
                     case "--model" -> savingsModel = Path.of(args.get(++i));
                     case "--size" -> savingsSize = positive(args.get(++i), "--size");
                     case "--steps" -> savingsSteps = positive(args.get(++i), "--steps");
+                    case "--tome-model" -> tomeModel = Path.of(args.get(++i));
+                    case "--tome-steps" -> tomeSteps = positive(args.get(++i), "--tome-steps");
+                    case "--tome-latents" -> tomeLatents = java.util.Arrays.stream(args.get(++i).split(","))
+                            .map(v -> positive(v, "--tome-latents")).toList();
+                    case "--tome-sizes" -> {
+                        tomeSizes = new ArrayList<>();
+                        for (String v : args.get(++i).split(",")) {
+                            if (!v.equals("0")) {
+                                tomeSizes.add(positive(v, "--tome-sizes"));
+                            }
+                        }
+                    }
                     case "--dir" -> dir = Path.of(args.get(++i));
                     case "--cases" -> {
                         cases = new ArrayList<>(List.of(args.get(++i).split(",")));
@@ -142,6 +163,13 @@ public final class BenchCommand implements CliCommand {
         if (deepCache != null) {
             return dev.sdserve.tools.bench.DeepCacheBench.run(
                     java.util.Arrays.stream(deepCache.split(",")).map(Path::of).toList(), reps, out);
+        }
+        if (tomeModel != null) {
+            int rc = dev.sdserve.tools.bench.TokenMergingBench.run(tomeModel, threads, reps, tomeSizes, tomeSteps,
+                    savingsOut, tomeLatents, out);
+            if (rc != 0 || !savings) {
+                return rc;
+            }
         }
         if (savings) {
             return dev.sdserve.tools.bench.SavingsBench.run(savingsModel, savingsSize, savingsSteps, savingsPrompts,

@@ -21,7 +21,7 @@ import java.util.concurrent.TimeUnit;
 public final class GenerateCommand implements CliCommand {
     static final Set<String> VALUED = Set.of("prompt", "negative", "model", "steps", "sampler", "guidance", "cfg",
             "seed", "width", "height", "out", "lora", "images", "clip-skip", "server", "engine", "threads", "models-dir",
-            "preview", "preview-full", "preview-projection", "deep-cache");
+            "preview", "preview-full", "preview-projection", "deep-cache", "token-merging");
     static final Set<String> FLAGS = Set.of("help", "quiet");
 
     @Override
@@ -48,6 +48,8 @@ public final class GenerateCommand implements CliCommand {
               --guidance G         classifier-free guidance scale (default: the model's recommendation, else 7.5;
                                    --cfg is an alias)
               --deep-cache N       DeepCache: a full UNet step every N steps, the shallow path between (0/1 = off)
+              --token-merging R    token merging: the share of the full-resolution self-attention tokens merged
+                                   (0 to 0.9 in steps of 0.05; 0 = off; pays from 512² up, see the README)
               --seed N             seed (default random; the seed used is printed)
               --width W --height H image size, multiples of 8 (default: the model's size)
               --lora NAME:WEIGHT   apply a LoRA (repeatable; needs a server or --models-dir with loras/)
@@ -174,7 +176,8 @@ public final class GenerateCommand implements CliCommand {
                 a.has("preview") ? new PreviewOptions(1, "png", 0, PreviewOptions.DENOISED, PreviewFile.fullEvery(a),
                         PreviewFile.projection(a))
                         : new PreviewOptions(0, "png", 0), null, null, null, "cli", true)
-                .withDeepCacheInterval(a.integer("deep-cache", null));
+                .withDeepCacheInterval(a.integer("deep-cache", null))
+                .withTokenMerging(a.decimal("token-merging", null));
     }
 
     static List<Path> write(JobEvent.Completed c, String out) throws java.io.IOException {

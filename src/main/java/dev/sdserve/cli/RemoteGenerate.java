@@ -29,7 +29,7 @@ public final class RemoteGenerate {
     /** The options this class reads (GenerateCommand's parser must accept them). */
     public static final Set<String> VALUED = Set.of("server", "prompt", "negative-prompt", "negative", "model", "lora",
             "width", "height", "steps", "sampler", "guidance", "cfg", "seed", "images", "clip-skip", "out", "preview",
-            "preview-full");
+            "preview-full", "deep-cache", "token-merging");
     public static final Set<String> FLAGS = Set.of("help", "no-progress", "quiet");
 
     private RemoteGenerate() {
@@ -170,6 +170,10 @@ public final class RemoteGenerate {
         Integer deepCache = a.integer("deep-cache", null);
         if (deepCache != null) {
             b.setDeepCacheInterval(deepCache);
+        }
+        Double tokenMerging = a.decimal("token-merging", null);
+        if (tokenMerging != null) {
+            b.setTokenMergingRatio(tokenMerging);
         }
         String seed = a.get("seed", null);
         if (seed != null && !seed.equals("-1") && !seed.equalsIgnoreCase("random")) {

@@ -48,6 +48,9 @@ public interface SdServeConfig {
     /** DeepCache's interval for requests that set none: a full UNet step every this many evaluations (0/1 = off). */
     @WithDefault("1")
     int deepCacheInterval();
+    /** Token merging for requests that set none: the share of the full-resolution self-attention tokens merged (0 = off). */
+    @WithDefault("0")
+    double tokenMergingRatio();
 
     Preview preview();
 

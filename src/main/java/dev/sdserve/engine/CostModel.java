@@ -22,6 +22,15 @@ public interface CostModel {
         return DeepCache.SHALLOW_COST_PRIOR * predictMillis(model, Stage.DENOISE, shape, batch);
     }
 
+    /**
+     * What a UNet sample with token merging at {@code ratio} costs against one without ({@link TokenMerging}): by
+     * default the factor measured on the CPU engine at this latent's token count; a cost model whose latents stand for
+     * other sizes (the simulator's GPU table, timed at 512²) answers for the size it was measured at.
+     */
+    default double tokenMergingFactor(String model, LatentShape shape, double ratio) {
+        return TokenMerging.costFactor(ratio, shape);
+    }
+
     /** Every call costs nothing (the overhead benchmark). */
     CostModel ZERO = (m, s, sh, b) -> 0.0;
 

@@ -16,12 +16,27 @@ import java.util.List;
  * @param extraChannels channels the UNet takes after the latent's, NCHW without batch at the latent's height and
  *                     width, unscaled (an inpainting UNet's mask and masked-image latent: 1 + 4 channels), the same
  *                     for the conditional and unconditional rows; null when the UNet takes the latent alone
+ * @param tokenMerging the share of the self-attention tokens merged at full resolution (token merging, ToMe for SD;
+ *                     0 = off); items with different ratios run in separate UNet calls
  */
 public record DenoiseItem(float[] latentInput, double timestep, float[] cond, float[] uncond, double guidance,
                           List<LoraWeight> loras, AddedConditioning added, AddedConditioning addedUncond,
-                          float[] extraChannels) {
+                          float[] extraChannels, double tokenMerging) {
     public DenoiseItem {
         loras = loras == null ? List.of() : List.copyOf(loras);
+    }
+
+    /** A sample without token merging. */
+    public DenoiseItem(float[] latentInput, double timestep, float[] cond, float[] uncond, double guidance,
+                       List<LoraWeight> loras, AddedConditioning added, AddedConditioning addedUncond,
+                       float[] extraChannels) {
+        this(latentInput, timestep, cond, uncond, guidance, loras, added, addedUncond, extraChannels, 0);
+    }
+
+    /** This item with token merging at {@code ratio} (0 = off). */
+    public DenoiseItem withTokenMerging(double ratio) {
+        return new DenoiseItem(latentInput, timestep, cond, uncond, guidance, loras, added, addedUncond, extraChannels,
+                ratio);
     }
 
     /** An SD 1.x/2.x sample (no added conditioning). */
@@ -36,12 +51,13 @@ public record DenoiseItem(float[] latentInput, double timestep, float[] cond, fl
 
     /** The same sample with other added conditioning on the prompt side. */
     public DenoiseItem withAdded(AddedConditioning a) {
-        return new DenoiseItem(latentInput, timestep, cond, uncond, guidance, loras, a, addedUncond, extraChannels);
+        return new DenoiseItem(latentInput, timestep, cond, uncond, guidance, loras, a, addedUncond, extraChannels,
+                tokenMerging);
     }
 
     /** The same sample with another latent input (a sampler's next evaluation). */
     public DenoiseItem withLatent(float[] x, double t) {
-        return new DenoiseItem(x, t, cond, uncond, guidance, loras, added, addedUncond, extraChannels);
+        return new DenoiseItem(x, t, cond, uncond, guidance, loras, added, addedUncond, extraChannels, tokenMerging);
     }
 
     /** A sample with added conditioning (SDXL) and no extra channels. */
@@ -52,6 +68,7 @@ public record DenoiseItem(float[] latentInput, double timestep, float[] cond, fl
 
     /** This item with extra UNet input channels (see {@link #extraChannels}). */
     public DenoiseItem withExtraChannels(float[] extra) {
-        return new DenoiseItem(latentInput, timestep, cond, uncond, guidance, loras, added, addedUncond, extra);
+        return new DenoiseItem(latentInput, timestep, cond, uncond, guidance, loras, added, addedUncond, extra,
+                tokenMerging);
     }
 }

@@ -12,6 +12,7 @@ import java.util.List;
  * @param image          the prepared init image and mask of an img2img or inpainting request, null for txt2img
  * @param guidanceCutoff in (0, 1]: see {@link GenerationRequest}; 1 = off
  * @param deepCacheInterval DeepCache's interval, ≥ 1 (1 = off: every evaluation runs the whole UNet)
+ * @param tokenMerging   in [0, 0.9]: see {@link GenerationRequest}; 0 = off
  */
 public record ResolvedRequest(
         String prompt,
@@ -35,7 +36,8 @@ public record ResolvedRequest(
         boolean padCondUncond,
         ResolvedImage image,
         double guidanceCutoff,
-        int deepCacheInterval) {
+        int deepCacheInterval,
+        double tokenMerging) {
 
     public ResolvedRequest {
         loras = List.copyOf(loras);
@@ -47,7 +49,7 @@ public record ResolvedRequest(
                            PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
                            boolean bestEffort) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, null, 1.0, 1);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, null, 1.0, 1, 0);
     }
 
     /** As the txt2img constructor, with pad_cond_uncond given. */
@@ -56,7 +58,7 @@ public record ResolvedRequest(
                            PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
                            boolean bestEffort, boolean padCondUncond) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, null, 1.0, 1);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, null, 1.0, 1, 0);
     }
 
     /** As the txt2img constructor, starting from an image. */
@@ -65,7 +67,7 @@ public record ResolvedRequest(
                            PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
                            boolean bestEffort, ResolvedImage image) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, image, 1.0, 1);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, image, 1.0, 1, 0);
     }
 
     /** As the txt2img constructor, with guidance truncation. */
@@ -74,16 +76,16 @@ public record ResolvedRequest(
                            PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
                            boolean bestEffort, double guidanceCutoff) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, null, guidanceCutoff, 1);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, false, null, guidanceCutoff, 1, 0);
     }
 
-    /** As the canonical constructor before DeepCache (interval 1: off). */
+    /** As the canonical constructor before DeepCache and token merging (interval 1, ratio 0: both off). */
     public ResolvedRequest(String prompt, String negativePrompt, String model, List<LoraWeight> loras, int width,
                            int height, int steps, String sampler, double guidance, long seed, int clipSkip, int images,
                            PreviewOptions preview, SloClass sloClass, long deadlineMillis, int priority, String tenant,
                            boolean bestEffort, boolean padCondUncond, ResolvedImage image, double guidanceCutoff) {
         this(prompt, negativePrompt, model, loras, width, height, steps, sampler, guidance, seed, clipSkip, images,
-                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, 1);
+                preview, sloClass, deadlineMillis, priority, tenant, bestEffort, padCondUncond, image, guidanceCutoff, 1, 0);
     }
 
     /**

@@ -65,6 +65,13 @@ public final class OnlineCostModel implements CostModel {
         return (r == null ? DeepCache.SHALLOW_COST_PRIOR : r) * predictMillis(model, Stage.DENOISE, shape, batch);
     }
 
+    /** Token merging's factor: the prior's (what it costs is measured offline, not learned per call). */
+    @Override
+    public double tokenMergingFactor(String model, LatentShape shape, double ratio) {
+        return prior == null ? CostModel.super.tokenMergingFactor(model, shape, ratio)
+                : prior.tokenMergingFactor(model, shape, ratio);
+    }
+
     /** Records a measured call. */
     public synchronized void observe(String model, Stage stage, LatentShape shape, int batch, double millis) {
         if (batch <= 0 || !(millis >= 0)) {

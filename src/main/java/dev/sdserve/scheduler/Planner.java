@@ -350,7 +350,8 @@ final class Planner {
         // guidance truncation: past the cutoff the step runs the prompt's half only (no unconditional row)
         boolean guided = w.guidedAt(w.done);
         return new StepPlan.StepOptions(w.cond, guided ? w.uncond : null, w.req.guidance(), w.req.loras(), w.added,
-                guided ? w.addedUncond : null, w.deepCacheSteps());
+                guided ? w.addedUncond : null, w.deepCacheSteps())
+                .withTokenMerging(w.tokenMerging());
     }
 
     /**
@@ -548,7 +549,7 @@ final class Planner {
                 weights.putIfAbsent(w.tenant(), w.weight);
             }
         }
-        Selection sel = new Selection(model, shape, cap, now, shallow);
+        Selection sel = new Selection(model, shape, cap, now, shallow, mergeFactor(pick));
         if (normalLatents > cap && weights.size() > 1) {
             double tw = weights.values().stream().mapToDouble(Double::doubleValue).sum();
             Map<String, Integer> used = new HashMap<>();
@@ -592,8 +593,11 @@ final class Planner {
 
         /** A call of DeepCache shallow steps (cheaper). */
         final boolean shallow;
+        /** Cost of a sample against one without token merging (the bucket's members share their ratio). */
+        final double factor;
 
-        Selection(String model, LatentShape shape, int cap, long now, boolean shallow) {
+        Selection(String model, LatentShape shape, int cap, long now, boolean shallow, double factor) {
+            this.factor = factor;
             this.model = model;
             this.shape = shape;
             this.cap = cap;
@@ -602,7 +606,8 @@ final class Planner {
         }
 
         private double stepMillis(int n) {
-            return shallow ? cost.predictShallowMillis(model, shape, n) : cost.predictMillis(model, Stage.DENOISE, shape, n);
+            return (shallow ? cost.predictShallowMillis(model, shape, n) : cost.predictMillis(model, Stage.DENOISE, shape, n))
+                    * factor;
         }
 
         boolean tryAdd(Work w) {
@@ -642,6 +647,33 @@ final class Planner {
 
     // ------------------------------------------------------------------------------------------- update
 
+    /** The cost factor of a denoise plan's members (one token merging ratio per call; 1 without members known). */
+    private double denoiseCostFactor(StepPlan plan) {
+        for (StepPlan.Member m : plan.members()) {
+            Work w = workById.get(m.jobId());
+            if (w != null) {
+                return mergeFactor(w);
+            }
+        }
+        return 1.0;
+    }
+
+    /** What one of the work's UNet samples costs against one without token merging (1 without it). */
+    private double mergeFactor(Work w) {
+        return w.tokenMerging() > 0 ? cost.tokenMergingFactor(w.req.model(), w.shape, w.tokenMerging()) : 1.0;
+    }
+
+    /** The bucket a denoise call ran for (its members' bucket: model, shape and token merging ratio). */
+    private String denoiseBucket(StepPlan plan, EngineCall call) {
+        for (StepPlan.Member m : plan.members()) {
+            Work w = workById.get(m.jobId());
+            if (w != null) {
+                return w.bucket;
+            }
+        }
+        return Work.bucketOf(call.model(), call.shape());
+    }
+
     /**
      * Applies what the executor made of a plan: the measured calls feed the cost model and the metrics; each member
      * (in flight until now) advances to its next stage, completes, or fails. Members ended while in flight (drain)
@@ -649,15 +681,17 @@ final class Planner {
      */
     void updateFromOutput(StepPlan plan, StepResult result) {
         for (EngineCall call : result.calls()) {
+            // a merged call is observed as what the full call would have cost (the cost model holds full calls)
+            double factor = call.stage() == Stage.DENOISE ? denoiseCostFactor(plan) : 1.0;
             if (call.shallow()) {
-                cost.observeShallow(call.model(), call.shape(), call.batch(), call.millis());
+                cost.observeShallow(call.model(), call.shape(), call.batch(), call.millis() / factor);
             } else {
-                cost.observe(call.model(), call.stage(), call.shape(), call.batch(), call.millis());
+                cost.observe(call.model(), call.stage(), call.shape(), call.batch(), call.millis() / factor);
             }
             lastEngineCallNs = call.endNanos();
             publisher.engineCall(call, plan.info().vaeScale());
             if (call.stage() == Stage.DENOISE) {
-                recentLatents.merge(Work.bucketOf(call.model(), call.shape()), (double) call.batch(),
+                recentLatents.merge(denoiseBucket(plan, call), (double) call.batch(),
                         (old, x) -> old + 0.05 * (x - old));
             }
         }

@@ -182,6 +182,7 @@ final class StepExecutor {
             items.add(extra.get(i) == null ? item : item.withExtraChannels(extra.get(i)));
         }
         addConditioning(items, options);
+        mergeTokens(items, options);
         stats.samplerNanos.addAndGet(config.statsTimer.getAsLong() - s0);
         DenoiseBatch batch = new DenoiseBatch(plan.model(), plan.shape(), items);
         List<DeepCache.Step> deep = deepCacheSteps(plan, ix);
@@ -350,6 +351,15 @@ final class StepExecutor {
                 DenoiseItem it = items.get(i);
                 items.set(i, new DenoiseItem(it.latentInput(), it.timestep(), it.cond(), it.uncond(), it.guidance(),
                         it.loras(), o.added(), o.addedUncond(), it.extraChannels()));
+            }
+        }
+    }
+
+    /** Gives each item its step options' token merging ratio (when it has one). */
+    private static void mergeTokens(List<DenoiseItem> items, List<StepPlan.StepOptions> options) {
+        for (int i = 0; i < items.size(); i++) {
+            if (options.get(i).tokenMerging() > 0) {
+                items.set(i, items.get(i).withTokenMerging(options.get(i).tokenMerging()));
             }
         }
     }

@@ -101,18 +101,31 @@ public record StepPlan(Stage stage, String model, ModelInfo info, LatentShape sh
     /**
      * What a request's next model evaluation uses, as the planner chose it for this step: the conditioning and
      * the unconditional conditioning (null: no classifier-free guidance), the guidance scale and the LoRAs; for SDXL
-     * the added conditioning (pooled embedding and size) of each side, null for SD 1.x / 2.x.
+     * the added conditioning (pooled embedding and size) of each side, null for SD 1.x / 2.x; the token merging
+     * ratio (0 = off).
      */
     public record StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras,
-                              AddedConditioning added, AddedConditioning addedUncond, DeepCache.Step[] deepCache) {
+                              AddedConditioning added, AddedConditioning addedUncond, DeepCache.Step[] deepCache,
+                              double tokenMerging) {
         public StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras) {
             this(cond, uncond, guidance, loras, null, null);
         }
 
-        /** Without DeepCache ({@code deepCache}: one step per image of the request, or null). */
+        /** Without DeepCache ({@code deepCache}: one step per image of the request, or null) nor token merging. */
         public StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras,
                            AddedConditioning added, AddedConditioning addedUncond) {
             this(cond, uncond, guidance, loras, added, addedUncond, null);
+        }
+
+        /** Without token merging. */
+        public StepOptions(float[] cond, float[] uncond, double guidance, List<LoraWeight> loras,
+                           AddedConditioning added, AddedConditioning addedUncond, DeepCache.Step[] deepCache) {
+            this(cond, uncond, guidance, loras, added, addedUncond, deepCache, 0);
+        }
+
+        /** These options with token merging at {@code ratio} (0 = off). */
+        public StepOptions withTokenMerging(double ratio) {
+            return new StepOptions(cond, uncond, guidance, loras, added, addedUncond, deepCache, ratio);
         }
     }
 }

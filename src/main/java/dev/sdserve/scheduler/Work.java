@@ -3,6 +3,7 @@ package dev.sdserve.scheduler;
 import dev.sdserve.admission.Pending;
 import dev.sdserve.engine.DeepCache;
 import dev.sdserve.engine.LatentShape;
+import dev.sdserve.engine.TokenMerging;
 import dev.sdserve.engine.ModelInfo;
 import dev.sdserve.job.Job;
 import dev.sdserve.job.ResolvedImage;
@@ -119,7 +120,7 @@ final class Work implements Pending {
         this.info = info;
         this.shape = shape;
         this.sampler = sampler;
-        this.bucket = bucketOf(req.model(), shape);
+        this.bucket = bucketOf(req.model(), shape) + TokenMerging.bucketSuffix(tokenMerging()); // SDXL: none
         this.guided = req.guidance() > 1.0;
         this.admittedNanos = admittedNanos;
         this.deadlineNanos = deadlineNanos;
@@ -136,6 +137,15 @@ final class Work implements Pending {
         for (int i = 0; deepCache != null && i < deepCache.length; i++) {
             deepCache[i] = new DeepCache.Slot();
         }
+    }
+
+    /**
+     * What one of this work's UNet samples costs against a sample without token merging (1 without it, or for a
+     * model without self-attention at full latent resolution: SDXL).
+     */
+    @Override
+    public double tokenMerging() {
+        return "sdxl".equals(info.architecture()) ? 0 : req.tokenMerging();
     }
 
     static String bucketOf(String model, LatentShape shape) {

@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class GuidanceCutoffTest {
 
     /** The step times of one request (the harness's denoise cost is 40 ms + 1 ms per UNet sample). */
-    private static List<Double> stepMillis(GenerationRequest r) throws Exception {
+    static List<Double> stepMillis(GenerationRequest r) throws Exception {
         Harness h = new Harness();
         SchedulerService s = h.build();
         Job job = s.submit(r, false);

@@ -42,6 +42,7 @@ public class A1111Resource {
             "images", List.of("batch_size"),
             "model", List.of("override_settings", "sd_model_checkpoint"),
             "clip_skip", List.of("override_settings", "CLIP_stop_at_last_layers"),
+            "token_merging_ratio", List.of("override_settings", "token_merging_ratio"),
             "negativePrompt", List.of("negative_prompt"));
 
     @Inject

@@ -108,7 +108,8 @@ public class A1111Service {
                 resolveSampler(r.samplerName(), r.scheduler()), r.cfgScale(), seed,
                 r.clipSkip() == null ? null : Math.max(1, r.clipSkip()), r.batchSize(), preview, null, null, null, null, null)
                 .withPadCondUncond(Txt2ImgRequest.padCondUncond(r.raw()))
-                .withDeepCacheInterval(Txt2ImgRequest.deepCacheInterval(r.raw()));
+                .withDeepCacheInterval(Txt2ImgRequest.deepCacheInterval(r.raw()))
+                .withTokenMerging(Txt2ImgRequest.tokenMergingRatio(r.raw()));
     }
 
     /** Runs a txt2img request to the end: every image, or what was made before an interrupt. */

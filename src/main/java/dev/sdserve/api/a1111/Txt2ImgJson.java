@@ -27,7 +27,7 @@ public record Txt2ImgJson(
         @JsonProperty("batch_size") @Schema(description = "Images per job") Integer batchSize,
         @JsonProperty("n_iter") @Schema(description = "Jobs, run one after the other") Integer nIter,
         @JsonProperty("override_settings") @Schema(description = "sd_model_checkpoint (a model name, file name or"
-                + " title with hash), CLIP_stop_at_last_layers (1..12) and pad_cond_uncond (boolean) are honoured")
+                + " title with hash), CLIP_stop_at_last_layers (1..12), pad_cond_uncond (boolean) and token_merging_ratio (0..0.9) are honoured")
         Map<String, Object> overrideSettings,
         @JsonProperty("send_images") Boolean sendImages,
         @JsonProperty("enable_hr") @Schema(description = "Must be false: hires fix is not supported") Boolean enableHr,

@@ -76,6 +76,7 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
         }
         padCondUncond(o);
         deepCacheInterval(o);
+        tokenMergingRatio(o);
         refuseTrue(o, "enable_hr", "hires fix is not supported by sd-serve");
         refuseTrue(o, "restore_faces", "face restoration is not supported by sd-serve");
         refuseTrue(o, "tiling", "tiling is not supported by sd-serve");
@@ -104,9 +105,8 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
      * shorter of the prompt's and the negative prompt's contexts with empty-prompt chunks.
      */
     static Boolean padCondUncond(ObjectNode body) {
-        JsonNode ov = body == null ? null : body.get("override_settings");
-        JsonNode p = ov == null || !ov.isObject() ? null : ov.get("pad_cond_uncond");
-        if (p == null || p.isNull()) {
+        JsonNode p = overrideSetting(body, "pad_cond_uncond");
+        if (p == null) {
             return null;
         }
         if (!p.isBoolean()) {
@@ -121,9 +121,8 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
      * DeepCache, a full UNet step every this many steps (0 or 1 = off); admission checks its range.
      */
     static Integer deepCacheInterval(ObjectNode body) {
-        JsonNode ov = body == null ? null : body.get("override_settings");
-        JsonNode n = ov == null || !ov.isObject() ? null : ov.get("deep_cache_interval");
-        if (n == null || n.isNull()) {
+        JsonNode n = overrideSetting(body, "deep_cache_interval");
+        if (n == null) {
             return null;
         }
         if (!n.isIntegralNumber() || !n.canConvertToInt()) {
@@ -131,6 +130,29 @@ public record Txt2ImgRequest(String prompt, String negativePrompt, Long seed, St
                     "deep_cache_interval");
         }
         return n.asInt();
+    }
+
+    /**
+     * A1111's {@code token_merging_ratio} from a request's {@code override_settings} (null when not given): token
+     * merging in the self-attention at full resolution (range checked by admission, which names the field).
+     */
+    static Double tokenMergingRatio(ObjectNode body) {
+        JsonNode p = overrideSetting(body, "token_merging_ratio");
+        if (p == null) {
+            return null;
+        }
+        if (!p.isNumber()) {
+            throw A1111Exception.at("value is not a valid float", "type_error.float", "override_settings",
+                    "token_merging_ratio");
+        }
+        return p.asDouble();
+    }
+
+    /** A setting of a request's {@code override_settings}; null when absent or null. */
+    private static JsonNode overrideSetting(ObjectNode body, String key) {
+        JsonNode ov = body == null ? null : body.get("override_settings");
+        JsonNode p = ov == null || !ov.isObject() ? null : ov.get(key);
+        return p == null || p.isNull() ? null : p;
     }
 
     private static String blankToNull(String s) {

@@ -86,7 +86,8 @@ public final class ProtoMapper {
                 .withPadCondUncond(p.getPadCondUncond() ? Boolean.TRUE : null)
                 .withImage(image(p))
                 .withGuidanceCutoff(p.hasGuidanceCutoff() ? p.getGuidanceCutoff() : null)
-                .withDeepCacheInterval(p.hasDeepCacheInterval() ? p.getDeepCacheInterval() : null);
+                .withDeepCacheInterval(p.hasDeepCacheInterval() ? p.getDeepCacheInterval() : null)
+                .withTokenMerging(p.hasTokenMergingRatio() ? p.getTokenMergingRatio() : null);
     }
 
     /** The image fields (20–27); null when none is set (txt2img). */

@@ -67,6 +67,11 @@ public class OpenApiLimits implements OASFilter {
             range(g, "deep_cache_interval", 0, Limits.MAX_DEEP_CACHE_INTERVAL).description("DeepCache: a full UNet "
                     + "step every this many model evaluations, the shallow path on the cached deep feature between "
                     + "(0 or 1 = off); absent: the server's default (sdserve.deep-cache-interval)");
+            prop(g, "token_merging_ratio").minimum(java.math.BigDecimal.ZERO)
+                    .maximum(java.math.BigDecimal.valueOf(dev.sdserve.engine.TokenMerging.MAX_RATIO))
+                    .description("Token merging (ToMe for SD): the share of the tokens merged before the self-attention "
+                            + "at full latent resolution, in steps of 0.05; absent: the server's default "
+                            + "(sdserve.token-merging-ratio, 0 = off)");
             text(g, "tenant", Limits.MAX_TENANT_CHARS, "Replaced by the API key's tenant when auth is on");
             imageFields(g);
         }

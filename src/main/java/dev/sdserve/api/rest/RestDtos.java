@@ -40,7 +40,8 @@ public final class RestDtos {
                                  Boolean padCondUncond,
                                  String initImage, Double strength, String maskImage, Integer resizeMode,
                                  Integer maskBlur, Integer inpaintingFill, Boolean inpaintingMaskInvert,
-                                 Boolean inpaintFullRes, Double guidanceCutoff, Integer deepCacheInterval) {
+                                 Boolean inpaintFullRes, Double guidanceCutoff, Integer deepCacheInterval,
+                                 Double tokenMergingRatio) {
     }
 
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)

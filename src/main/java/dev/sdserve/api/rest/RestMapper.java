@@ -68,7 +68,8 @@ public final class RestMapper {
                 j.height(), j.steps(), blankToNull(j.sampler()), j.guidanceScale(), j.seed(), j.clipSkip(), j.images(),
                 preview, slo, j.deadlineMs() == null ? null : nowMillis + j.deadlineMs(), j.priority(),
                 blankToNull(j.tenant()), j.bestEffort()).withPadCondUncond(j.padCondUncond()).withImage(image(j))
-                .withGuidanceCutoff(j.guidanceCutoff()).withDeepCacheInterval(j.deepCacheInterval());
+                .withGuidanceCutoff(j.guidanceCutoff()).withDeepCacheInterval(j.deepCacheInterval())
+                .withTokenMerging(j.tokenMergingRatio());
     }
 
     private static byte[] base64(String s, String field) {

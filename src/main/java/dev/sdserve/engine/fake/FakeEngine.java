@@ -270,12 +270,7 @@ public final class FakeEngine implements Engine {
     private float[][] denoise(DenoiseBatch batch, int full) {
         describe(batch.model());
         requireResident(batch.model());
-        if (full > 0) {
-            spend(batch.model(), Stage.DENOISE, batch.shape(), full);
-        }
-        if (full < batch.unetSamples()) {
-            sleepMillis(config.cost.predictShallowMillis(batch.model(), batch.shape(), batch.unetSamples() - full));
-        }
+        spendDenoise(batch, full);
         List<DenoiseItem> items = batch.items();
         int extra = describe(batch.model()).extraChannels() * batch.shape().height() * batch.shape().width();
         for (DenoiseItem it : items) {
@@ -417,6 +412,35 @@ public final class FakeEngine implements Engine {
     @Override
     public EngineStats stats() {
         return stats;
+    }
+
+    /**
+     * A denoise call's cost: as the real engine runs one UNet call per token merging ratio, one table cost per ratio,
+     * scaled by the ratio's cost factor; with DeepCache shallow samples (the rest of {@code full}), full and shallow
+     * samples at their costs, scaled by the batch's ratio (the planner gives a call one ratio).
+     */
+    private void spendDenoise(DenoiseBatch batch, int full) {
+        if (full < batch.unetSamples()) {
+            double ms = full > 0 ? config.cost.predictMillis(batch.model(), Stage.DENOISE, batch.shape(), full) : 0;
+            ms += config.cost.predictShallowMillis(batch.model(), batch.shape(), batch.unetSamples() - full);
+            sleepMillis(ms * mergeFactor(batch, batch.items().get(0).tokenMerging()));
+            return;
+        }
+        java.util.Map<Double, Integer> samples = new java.util.LinkedHashMap<>();
+        for (DenoiseItem it : batch.items()) {
+            samples.merge(it.tokenMerging(), it.guided() && it.guidance() != 1.0 ? 2 : 1, Integer::sum);
+        }
+        double ms = 0;
+        for (java.util.Map.Entry<Double, Integer> e : samples.entrySet()) {
+            ms += config.cost.predictMillis(batch.model(), Stage.DENOISE, batch.shape(), e.getValue())
+                    * mergeFactor(batch, e.getKey());
+        }
+        sleepMillis(ms);
+    }
+
+    /** The cost model's token merging factor for a batch's samples at {@code ratio} (1 without merging). */
+    private double mergeFactor(DenoiseBatch batch, double ratio) {
+        return ratio > 0 ? config.cost.tokenMergingFactor(batch.model(), batch.shape(), ratio) : 1.0;
     }
 
     private void spend(String model, Stage stage, LatentShape shape, int batch) {

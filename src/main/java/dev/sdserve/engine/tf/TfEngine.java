@@ -653,6 +653,19 @@ public final class TfEngine implements Engine {
     }
 
     private float[][] denoise(DenoiseBatch batch, TfModel m, List<DeepCache.Step> steps) {
+        Map<Double, List<Integer>> byRatio = byTokenMerging(batch.items());
+        if (byRatio.size() > 1) { // one UNet graph per token merging ratio: one call per ratio
+            float[][] out = new float[batch.items().size()][];
+            for (List<Integer> group : byRatio.values()) {
+                int[] rows = Rows.of(group);
+                float[][] r = denoise(new DenoiseBatch(batch.model(), batch.shape(), Rows.pick(batch.items(), rows)), m,
+                        Rows.pick(steps, rows));
+                for (int j = 0; j < rows.length; j++) {
+                    out[rows[j]] = r[j];
+                }
+            }
+            return out;
+        }
         LatentShape s = batch.shape();
         int latentChannels = m.config().vae().latentChannels();
         int unetChannels = m.config().unet().inChannels();
@@ -698,9 +711,10 @@ public final class TfEngine implements Engine {
                 ts[n++] = (float) it.timestep();
             }
         }
+        double merge = items.isEmpty() ? 0 : items.get(0).tokenMerging();
         float[][] eps = steps == null
-                ? unetRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s)
-                : deepCacheRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s, steps, uncondIndex);
+                ? unetRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s, merge)
+                : deepCacheRows(batch.model(), m, xs, ts, ctx, xl ? added : null, rowLoras, s, steps, uncondIndex, merge);
         float[][] out = new float[items.size()][];
         for (int i = 0; i < items.size(); i++) {
             if (uncondIndex[i] < 0) {
@@ -713,13 +727,24 @@ public final class TfEngine implements Engine {
         return out;
     }
 
+    /** Item indices by token merging ratio, in order of first appearance. */
+    private static Map<Double, List<Integer>> byTokenMerging(List<DenoiseItem> items) {
+        Map<Double, List<Integer>> m = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < items.size(); i++) {
+            m.computeIfAbsent(items.get(i).tokenMerging(), k -> new ArrayList<>()).add(i);
+        }
+        return m;
+    }
+
     /**
      * The UNet on rows (conditional and unconditional samples alike) whose contexts may differ in length
-     * ({@link MixedContexts}): padded and masked in one call, or one call per length.
+     * ({@link MixedContexts}): padded and masked in one call, or one call per length, with token merging at
+     * {@code merge} (0 = off).
      */
     private float[][] unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
-                               List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s) {
-        return unetRows(model, m, xs, ts, ctx, added, rowLoras, s, UNetNet.DeepCacheGraph.NONE, null).stream()
+                               List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
+                               double merge) {
+        return unetRows(model, m, xs, ts, ctx, added, rowLoras, s, UNetNet.DeepCacheGraph.NONE, null, merge).stream()
                 .map(UnetRow::eps).toArray(float[][]::new);
     }
 
@@ -736,7 +761,7 @@ public final class TfEngine implements Engine {
      */
     private float[][] deepCacheRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
                                     List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
-                                    List<DeepCache.Step> steps, int[] uncondIndex) {
+                                    List<DeepCache.Step> steps, int[] uncondIndex, double merge) {
         int rows = xs.size();
         float[][] rowFeature = new float[rows][];
         DeepCache.Slot[] refill = new DeepCache.Slot[steps.size()];
@@ -770,7 +795,7 @@ public final class TfEngine implements Engine {
                     : capture ? UNetNet.DeepCacheGraph.CAPTURE : UNetNet.DeepCacheGraph.NONE;
             List<UnetRow> got = unetRows(model, m, Rows.pick(xs, sel), Rows.pick(ts, sel), Rows.pick(ctx, sel),
                     Rows.pick(added, sel), Rows.pick(rowLoras, sel), s, variant,
-                    pass == 1 ? Rows.pick(java.util.Arrays.asList(rowFeature), sel) : null);
+                    pass == 1 ? Rows.pick(java.util.Arrays.asList(rowFeature), sel) : null, merge);
             for (int j = 0; j < sel.length; j++) {
                 eps[sel[j]] = got.get(j).eps();
                 deep[sel[j]] = got.get(j).deep();
@@ -785,19 +810,19 @@ public final class TfEngine implements Engine {
     }
 
     /**
-     * {@link #unetRows(String, TfModel, List, float[], List, List, List, LatentShape)} in a DeepCache variant:
+     * {@link #unetRows(String, TfModel, List, float[], List, List, List, LatentShape, double)} in a DeepCache variant:
      * CAPTURE also returns each row's deep feature; SHALLOW takes {@code deep}, one per row.
      */
     private List<UnetRow> unetRows(String model, TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx,
                                    List<AddedConditioning> added, List<List<LoraWeight>> rowLoras, LatentShape s,
-                                   UNetNet.DeepCacheGraph variant, List<float[]> deep) {
+                                   UNetNet.DeepCacheGraph variant, List<float[]> deep, double merge) {
         boolean mixed = MixedContexts.mixed(ctx);
         if (mixed && mixedContexts == MixedContexts.Mode.GROUP) {
             List<UnetRow> out = new ArrayList<>(java.util.Collections.nCopies(xs.size(), null));
             for (List<Integer> group : MixedContexts.byLength(ctx).values()) {
                 int[] rows = Rows.of(group);
                 List<UnetRow> r = unetRows(model, m, Rows.pick(xs, rows), Rows.pick(ts, rows), Rows.pick(ctx, rows),
-                        Rows.pick(added, rows), Rows.pick(rowLoras, rows), s, variant, Rows.pick(deep, rows));
+                        Rows.pick(added, rows), Rows.pick(rowLoras, rows), s, variant, Rows.pick(deep, rows), merge);
                 for (int j = 0; j < rows.length; j++) {
                     out.set(rows[j], r.get(j));
                 }
@@ -808,20 +833,23 @@ public final class TfEngine implements Engine {
         List<float[]> cs = mixed ? padded.ctx() : ctx;
         float[][] bias = mixed ? padded.bias() : null;
         return withLoras(model, m, rowLoras, ModelConfigs.UNET, (sel, ov, lr) -> sel.length == xs.size()
-                ? unetCall(m, xs, ts, cs, bias, added, s, ov, lr, variant, deep)
+                ? unetCall(m, xs, ts, cs, bias, added, s, ov, lr, variant, deep, merge)
                 : unetCall(m, Rows.pick(xs, sel), Rows.pick(ts, sel), Rows.pick(cs, sel), Rows.pick(bias, sel),
-                        Rows.pick(added, sel), s, ov, lr, variant, Rows.pick(deep, sel)));
+                        Rows.pick(added, sel), s, ov, lr, variant, Rows.pick(deep, sel), merge));
     }
 
-    /** One UNet call in a DeepCache variant (NONE: the plain call); only CAPTURE rows carry a deep feature. */
+    /**
+     * One UNet call in a DeepCache variant (NONE: the plain call) with token merging at {@code merge} (0 = off);
+     * only CAPTURE rows carry a deep feature.
+     */
     private static List<UnetRow> unetCall(TfModel m, List<float[]> xs, float[] ts, List<float[]> ctx, float[][] bias,
                                           List<AddedConditioning> added, LatentShape s, Map<String, TFloat32> ov,
                                           LoraLibrary.LowRankFeeds lr, UNetNet.DeepCacheGraph variant,
-                                          List<float[]> deep) {
+                                          List<float[]> deep, double merge) {
         float[][][] r = variant == UNetNet.DeepCacheGraph.NONE
-                ? new float[][][]{m.unet(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr)}
+                ? new float[][][]{m.unet(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr, merge)}
                 : m.unetDeepCache(xs, ts, ctx, bias, added, s.height(), s.width(), ov, lr,
-                        variant == UNetNet.DeepCacheGraph.SHALLOW ? deep : null);
+                        variant == UNetNet.DeepCacheGraph.SHALLOW ? deep : null, merge);
         List<UnetRow> rows = new ArrayList<>(xs.size());
         for (int j = 0; j < xs.size(); j++) {
             rows.add(new UnetRow(r[0][j], variant == UNetNet.DeepCacheGraph.CAPTURE ? r[1][j] : null));

@@ -216,6 +216,18 @@ public final class TfModel implements AutoCloseable {
         return runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, "eps");
     }
 
+    /**
+     * As {@link #unet(List, float[], List, float[][], List, int, int, Map, LoraLibrary.LowRankFeeds)} with token
+     * merging at {@code tokenMerging} ({@link TokenMerge}; 0 = off, the same graph and result as without).
+     */
+    public synchronized float[][] unet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
+                                       List<AddedConditioning> added, int height, int width,
+                                       Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank,
+                                       double tokenMerging) {
+        return runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, UNetNet.DeepCacheGraph.NONE, null,
+                List.of("eps"), tokenMerging)[0];
+    }
+
     /** The embedding every res block receives (timestep embedding + SDXL's added embedding), [B][time embedding]. */
     public synchronized float[][] unetEmbedding(List<float[]> x, float[] t, List<float[]> ctx, List<AddedConditioning> added,
                                                 int height, int width) {
@@ -226,7 +238,7 @@ public final class TfModel implements AutoCloseable {
                               List<AddedConditioning> added, int height, int width, Map<String, TFloat32> overrides,
                               LoraLibrary.LowRankFeeds lowRank, String output) {
         return runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, UNetNet.DeepCacheGraph.NONE,
-                null, List.of(output))[0];
+                null, List.of(output), 0)[0];
     }
 
     /**
@@ -239,11 +251,19 @@ public final class TfModel implements AutoCloseable {
                                                   List<AddedConditioning> added, int height, int width,
                                                   Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank,
                                                   List<float[]> deep) {
+        return unetDeepCache(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, deep, 0);
+    }
+
+    /** {@link #unetDeepCache} with token merging at {@code tokenMerging} (0 = off) in either path. */
+    public synchronized float[][][] unetDeepCache(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
+                                                  List<AddedConditioning> added, int height, int width,
+                                                  Map<String, TFloat32> overrides, LoraLibrary.LowRankFeeds lowRank,
+                                                  List<float[]> deep, double tokenMerging) {
         return deep == null
                 ? runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, UNetNet.DeepCacheGraph.CAPTURE,
-                null, List.of("eps", "deep"))
+                null, List.of("eps", "deep"), tokenMerging)
                 : runUnet(x, t, ctx, ctxBias, added, height, width, overrides, lowRank, UNetNet.DeepCacheGraph.SHALLOW,
-                deep, List.of("eps"));
+                deep, List.of("eps"), tokenMerging);
     }
 
     /** Floats of one sample's DeepCache feature at a latent size. */
@@ -254,7 +274,7 @@ public final class TfModel implements AutoCloseable {
     private float[][][] runUnet(List<float[]> x, float[] t, List<float[]> ctx, float[][] ctxBias,
                                 List<AddedConditioning> added, int height, int width, Map<String, TFloat32> overrides,
                                 LoraLibrary.LowRankFeeds lowRank, UNetNet.DeepCacheGraph variant, List<float[]> deep,
-                                List<String> outputs) {
+                                List<String> outputs, double tokenMerging) {
         int b = x.size();
         if (t.length != b || ctx.size() != b) {
             throw new IllegalArgumentException("batch of " + b + " latents, " + t.length + " timesteps, " + ctx.size() + " contexts");
@@ -268,10 +288,13 @@ public final class TfModel implements AutoCloseable {
         }
         boolean masked = ctxBias != null;
         String dc = variant == UNetNet.DeepCacheGraph.NONE ? "" : "/deepcache-" + variant.name().toLowerCase(java.util.Locale.ROOT);
-        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank) + dc,
+        // no transformer at full resolution (SDXL): nothing to merge, the graph without
+        int merged = u.crossAttnDown().get(0) ? TokenMerge.merged(height, width, tokenMerging) : 0;
+        TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank) + dc
+                        + (merged > 0 ? "/tome-" + merged : ""),
                 bl -> {
                     hook(bl, lowRank);
-                    UNetNet.build(bl, u, height, width, tokens, dim, masked, variant);
+                    UNetNet.build(bl, u, height, width, tokens, dim, masked, variant, merged > 0 ? tokenMerging : 0);
                 });
         List<float[]> pooled = new java.util.ArrayList<>();
         List<float[]> ids = new java.util.ArrayList<>();

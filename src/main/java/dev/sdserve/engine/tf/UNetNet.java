@@ -29,6 +29,10 @@ public final class UNetNet {
     /** SDXL's added-conditioning inputs (float32 graph inputs), null for SD 1.x/2.x. */
     private Operand<TFloat32> textEmbeds;
     private Operand<TFloat32> timeIds;
+    /** Token merging: tokens merged away at the latent's full resolution ({@link TokenMerge}), 0 = off. */
+    private int mergeHeight;
+    private int mergeWidth;
+    private int mergeTokens;
     /** The embedding every res block receives, set by {@link #forward}. */
     private Operand<TFloat32> emb;
     /** DeepCache: the output block whose input {@link #forward} keeps in {@link #deepFeature} (−1: none). */
@@ -69,7 +73,7 @@ public final class UNetNet {
      */
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
                              boolean masked) {
-        build(b, cfg, height, width, tokens, ctxDim, masked, DeepCacheGraph.NONE);
+        build(b, cfg, height, width, tokens, ctxDim, masked, DeepCacheGraph.NONE, 0);
     }
 
     /**
@@ -78,6 +82,17 @@ public final class UNetNet {
      */
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
                              boolean masked, DeepCacheGraph deepCache) {
+        build(b, cfg, height, width, tokens, ctxDim, masked, deepCache, 0);
+    }
+
+    /**
+     * As {@link #build(TfGraph.Builder, UNetConfig, int, int, int, int, boolean, DeepCacheGraph)} with token merging
+     * ({@link TokenMerge}) at {@code tokenMerging} (0 = off: the graph is the one without) in the self-attention of
+     * the transformers at the latent's full resolution (tomesd's max_downsample = 1; SDXL has none there), in the
+     * whole UNet and in DeepCache's shallow path alike.
+     */
+    public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
+                             boolean masked, DeepCacheGraph deepCache, double tokenMerging) {
         if (height < 1 || width < 1) {
             throw new IllegalArgumentException("latent " + height + "x" + width + " is empty");
         }
@@ -88,6 +103,7 @@ public final class UNetNet {
         Operand<TFloat32> ctx = b.input("ctx", tf.placeholder(TFloat32.class,
                 Placeholder.shape(Shape.of(-1, tokens, ctxDim))));
         UNetNet net = new UNetNet(b.nn, cfg);
+        net.mergeTokens(height, width, tokenMerging);
         if (masked) {
             Operand<TFloat32> bias = b.input("ctx_bias", tf.placeholder(TFloat32.class,
                     Placeholder.shape(Shape.of(-1, tokens))));
@@ -319,7 +335,7 @@ public final class UNetNet {
         for (int i = 0; nn.has(sp + ".transformer_blocks." + i + ".norm1.weight"); i++) {
             String tp = sp + ".transformer_blocks." + i + ".";
             Operand<TFloat32> n1 = nn.layerNorm(h, tp + "norm1", LAYER_NORM_EPS);
-            h = nn.add(h, attention(n1, n1, tp + "attn1", heads));
+            h = nn.add(h, selfAttention(h, n1, tp + "attn1", heads, hgt, wid));
             Operand<TFloat32> n2 = nn.layerNorm(h, tp + "norm2", LAYER_NORM_EPS);
             h = nn.add(h, attention(n2, ctx, tp + "attn2", heads, ctxMask));
             Operand<TFloat32> n3 = nn.layerNorm(h, tp + "norm3", LAYER_NORM_EPS);
@@ -328,6 +344,27 @@ public final class UNetNet {
         h = nn.reshape(h, -1, hgt, wid, inner);
         h = nn.conv(h, sp + ".proj_out");
         return nn.add(h, x);
+    }
+
+    /** Merges {@code ratio} of the tokens in the self-attention at {@code height × width} (0: none). */
+    void mergeTokens(int height, int width, double ratio) {
+        mergeHeight = height;
+        mergeWidth = width;
+        mergeTokens = TokenMerge.merged(height, width, ratio);
+    }
+
+    /**
+     * A transformer block's self-attention on {@code n1} (its normed input {@code h}): with token merging at this
+     * resolution, on the merged tokens (matched on {@code h}, as tomesd), unmerged afterwards.
+     */
+    Operand<TFloat32> selfAttention(Operand<TFloat32> h, Operand<TFloat32> n1, String ap, int heads, long hgt,
+                                    long wid) {
+        if (mergeTokens <= 0 || hgt != mergeHeight || wid != mergeWidth) {
+            return attention(n1, n1, ap, heads);
+        }
+        TokenMerge tm = TokenMerge.plan(nn.tf(), h, (int) hgt, (int) wid, mergeTokens);
+        Operand<TFloat32> m = tm.merge(n1);
+        return tm.unmerge(attention(m, m, ap, heads));
     }
 
     Operand<TFloat32> attention(Operand<TFloat32> x, Operand<TFloat32> ctx, String ap, int heads) {

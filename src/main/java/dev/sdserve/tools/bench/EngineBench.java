@@ -489,7 +489,7 @@ final class EngineBench {
         return ids;
     }
 
-    private static float[] gauss(SplittableRandom r, int n) {
+    static float[] gauss(SplittableRandom r, int n) {
         float[] v = new float[n];
         for (int i = 0; i < n; i++) {
             // Box-Muller

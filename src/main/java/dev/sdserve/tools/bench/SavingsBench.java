@@ -53,7 +53,9 @@ public final class SavingsBench {
                 new Variant("guidance truncation", "cutoff 0.5", r -> r.withGuidanceCutoff(0.5)),
                 new Variant("guidance truncation", "cutoff 0.3", r -> r.withGuidanceCutoff(0.3)),
                 new Variant("DeepCache", "interval 2", r -> r.withDeepCacheInterval(2)),
-                new Variant("DeepCache", "interval 3", r -> r.withDeepCacheInterval(3)));
+                new Variant("DeepCache", "interval 3", r -> r.withDeepCacheInterval(3)),
+                new Variant("token merging", "ratio 0.3", r -> r.withTokenMerging(0.3)),
+                new Variant("token merging", "ratio 0.5", r -> r.withTokenMerging(0.5)));
     }
 
     /**

@@ -122,6 +122,19 @@ public final class GpuCostTable implements CostModel {
         };
     }
 
+    /**
+     * Token merging at the table's size: its costs were timed at 512² (64×64 latents, 4096 tokens), while the simulated
+     * requests run on small stand-in latents; the factor is the one measured on the CPU engine at 64×64 (no GPU
+     * measurement of token merging here).
+     */
+    @Override
+    public double tokenMergingFactor(String model, LatentShape shape, double ratio) {
+        return dev.sdserve.engine.TokenMerging.costFactor(ratio, TABLE_LATENT);
+    }
+
+    /** The latent the table's UNet timings were taken at (SD 1.5, 512²). */
+    static final LatentShape TABLE_LATENT = new LatentShape(4, 64, 64);
+
     /** Latency of one guided 512² image of {@code steps} steps on an idle machine. */
     public double isolatedMillis(int steps) {
         return encodeMillis(2) + steps * unetMillis(2) + decodeMillis(1);

@@ -131,7 +131,9 @@ public final class SimulationReport {
      * at one SLO (3x when listed, else the first). A truncated step costs the unguided batch in the cost table, as on
      * the engine; a DeepCache shallow step costs the full step's batch times the ratio measured on the engine
      * ({@link dev.sdserve.engine.DeepCache#SHALLOW_COST_PRIOR}, {@code bench --deepcache}: the GPU table has no
-     * shallow column); the option's image difference is measured on the engine ({@code bench --savings}).
+     * shallow column); a token-merged step the table's cost times the merged cost factor measured on the CPU engine
+     * ({@link dev.sdserve.engine.TokenMerging#costFactor}); the options' image difference is measured on the engine
+     * ({@code bench --savings}).
      */
     private static void cheaperSteps(PrintStream out, Path file, String table, int requests, List<Double> slos,
                                      int minSteps, int maxSteps, long seed, double target) throws Exception {
@@ -149,6 +151,10 @@ public final class SimulationReport {
         options.put("guidance_cutoff=0.5", r -> r.withGuidanceCutoff(0.5));
         options.put("deep_cache_interval=2", r -> r.withDeepCacheInterval(2));
         options.put("deep_cache_interval=3", r -> r.withDeepCacheInterval(3));
+        // token merging: a merged UNet call costs the table's call times the factor measured on this CPU
+        // (TokenMerging.costFactor at the table's latent size)
+        options.put("token_merging_ratio=0.3", r -> r.withTokenMerging(0.3));
+        options.put("token_merging_ratio=0.5", r -> r.withTokenMerging(0.5));
         for (Map.Entry<String, java.util.function.UnaryOperator<GenerationRequest>> o : options.entrySet()) {
             sim.requestOption = o.getValue();
             Simulator.Goodput g = Simulator.goodput(r -> sim.runSdServe(sim.trace(requests, r, f, seed)), target,

@@ -23,10 +23,10 @@ class GuidanceCutoffMappingTest {
                 .guidanceCutoff());
         assertEquals(40, GenerateRequest.GUIDANCE_CUTOFF_FIELD_NUMBER);
         RestDtos.GenerationJson j = new RestDtos.GenerationJson("a", null, null, List.of(), null, null, null, null,
-                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, 0.7, null);
+                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, 0.7, null, null);
         assertEquals(0.7, RestMapper.toRequest(j, P, 0).guidanceCutoff());
         RestDtos.GenerationJson none = new RestDtos.GenerationJson("a", null, null, List.of(), null, null, null, null,
-                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
         assertNull(RestMapper.toRequest(none, P, 0).guidanceCutoff());
     }
 }

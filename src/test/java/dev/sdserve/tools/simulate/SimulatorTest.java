@@ -64,6 +64,22 @@ class SimulatorTest {
     }
 
     @Test
+    void tokenMergingCostsTheFactorAtTheTablesSize() throws Exception {
+        GpuCostTable t = GpuCostTable.load(costs(), "eager_sdpa");
+        // the table was timed at 512² (64×64 latents); the simulated requests run on 8×8 stand-ins
+        double f = dev.sdserve.engine.TokenMerging.costFactor(0.5, new dev.sdserve.engine.LatentShape(4, 64, 64));
+        assertTrue(f < 1, "ratio 0.5 at 4096 tokens is cheaper: " + f);
+        dev.sdserve.engine.LatentShape standIn = new dev.sdserve.engine.LatentShape(4, 8, 8);
+        assertEquals(f, t.tokenMergingFactor("sd15", standIn, 0.5), 1e-12);
+        assertEquals(f, new dev.sdserve.scheduler.OnlineCostModel(t).tokenMergingFactor("sd15", standIn, 0.5), 1e-12,
+                "the scheduler's learned model answers with its prior's factor");
+        Simulator sim = new Simulator(t, 20, 50);
+        sim.requestOption = r -> r.withTokenMerging(0.5);
+        Simulator.Result s = sim.runSdServe(List.of(new Simulator.Arrival(0, 20, 1e6)));
+        assertEquals(t.encodeMillis(2) + 20 * t.unetMillis(2) * f + t.decodeMillis(1), s.latencies()[0], 0.01);
+    }
+
+    @Test
     void simulateCommandPrintsTheComparison() throws Exception {
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         int code = new SimulateCommand().run(List.of("--costs", costs().toString(), "--table", "eager", "--slo", "3",
