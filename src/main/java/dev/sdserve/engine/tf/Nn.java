@@ -186,6 +186,24 @@ public final class Nn {
 
     // ---------------------------------------------------------------- linear / conv
 
+    /**
+     * Linears over at most this many rows per sample ({@code -Dsdserve.linearTransposedRows}, read when a graph is
+     * built; 0 = never) are computed as {@code (W · xᵀ)ᵀ} instead of {@code x · Wᵀ}: with few rows (the text
+     * encoder's 77 tokens, cross-attention's context, the UNet's 8×8 and 4×4 levels) oneDNN's fused MatMul + bias
+     * splits the short side between the threads; the transposed product was 0.71× the time of the text encoder at
+     * batch 1, 0.95× at batch 2 and 0.98× of a 32×32 UNet call at batch 2 ({@code bench --ab-props}).
+     */
+    static final long TRANSPOSED_LINEAR_ROWS = 200;
+
+    /** Rows of a linear's input per sample: every dimension but the last, a dynamic batch counted once. */
+    static long rowsPerSample(long[] d) {
+        long rows = 1;
+        for (int i = 0; i < d.length - 1; i++) {
+            rows *= Math.max(1, d[i]);
+        }
+        return rows;
+    }
+
     /** x[..., in] · Wᵀ (+ b) with W = {@code prefix.weight} [out, in] (or a 1×1 conv weight), b = {@code prefix.bias}. */
     public Operand<TFloat32> linear(Operand<TFloat32> x, String prefix, boolean bias) {
         return linear(x, prefix + ".weight", bias ? prefix + ".bias" : null);
@@ -206,7 +224,10 @@ public final class Nn {
         }
         long out = ws[0];
         Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
-        Operand<TFloat32> y = tf.linalg.matMul(x2, w, MatMul.transposeB(true));
+        Operand<TFloat32> y = rowsPerSample(d) <= Long.getLong("sdserve.linearTransposedRows", TRANSPOSED_LINEAR_ROWS)
+                // few rows: (W · xᵀ)ᵀ, so the long side of the product is the weight's rows (see the constant)
+                ? tf.linalg.transpose(tf.linalg.matMul(w, x2, MatMul.transposeB(true)), tf.constant(new int[]{1, 0}))
+                : tf.linalg.matMul(x2, w, MatMul.transposeB(true));
         if (linearHook != null) {
             Operand<TFloat32> extra = linearHook.extra(this, weightKey, x2, d, out);
             if (extra != null) {

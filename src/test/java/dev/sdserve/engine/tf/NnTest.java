@@ -15,6 +15,7 @@ import java.util.Random;
 import java.util.function.BiFunction;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Each primitive of {@link Nn} against a naive Java loop implementation of the PyTorch semantics (NCHW weights
@@ -127,7 +128,15 @@ class NnTest {
                 want[r * 6 + o] = (float) s;
             }
         }
+        // 3 rows per sample: the transposed product (W · xᵀ)ᵀ; with the threshold at 0, x · Wᵀ
+        assertTrue(Nn.rowsPerSample(new long[]{2, 3, 4}) <= Nn.TRANSPOSED_LINEAR_ROWS);
         close(want, run(new long[]{2, 3, 4}, x, (nn, in) -> nn.linear(in, "l", true)), 1e-5);
+        System.setProperty("sdserve.linearTransposedRows", "0");
+        try {
+            close(want, run(new long[]{2, 3, 4}, x, (nn, in) -> nn.linear(in, "l", true)), 1e-5);
+        } finally {
+            System.clearProperty("sdserve.linearTransposedRows");
+        }
     }
 
     @Test
