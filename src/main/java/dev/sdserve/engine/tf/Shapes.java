@@ -53,7 +53,9 @@ final class Shapes {
     /**
      * Batched {@code a · b}. Float32: TF Java's {@code BatchMatMulV3} (as before). Half: {@code BatchMatMulV2},
      * because TensorFlow 2.18 registers no half {@code BatchMatMulV3} kernel on the CPU while V2 has one (and
-     * TF Java 1.1 wraps only V3, so V2 is built by name).
+     * TF Java 1.1 wraps only V3, so V2 is built by name). {@code -Dsdserve.batchMatMul=v2} builds V2 in float32 too
+     * (oneDNN's batched matmul instead of TF's per-batch sgemm blocks), for A/B runs only: it was 1.29× slower on a
+     * 32×32 UNet call at batch 2 (README, "Where the rest of the time goes").
      */
     @SuppressWarnings("unchecked")
     static Operand<org.tensorflow.types.TFloat32> batchMatMul(org.tensorflow.op.Ops tf,
