@@ -222,8 +222,12 @@ public final class CompletionPredictor {
         return cost.predictMillis(w.model(), Stage.DENOISE, w.shape(), w.latentPerStep()) * mergeFactor(w);
     }
 
-    /** What one of the work's UNet samples costs against one without token merging (1 without it). */
     private double mergeFactor(Pending w) {
+        return mergeFactor(cost, w);
+    }
+
+    /** What one of the work's UNet samples costs against one without token merging (1 without it). */
+    public static double mergeFactor(CostModel cost, Pending w) {
         return w.tokenMerging() > 0 ? cost.tokenMergingFactor(w.model(), w.shape(), w.tokenMerging()) : 1.0;
     }
 

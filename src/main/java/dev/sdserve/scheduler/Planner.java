@@ -647,31 +647,19 @@ final class Planner {
 
     // ------------------------------------------------------------------------------------------- update
 
-    /** The cost factor of a denoise plan's members (one token merging ratio per call; 1 without members known). */
-    private double denoiseCostFactor(StepPlan plan) {
+    /** A denoise plan's first member still known (its bucket and token merging are every member's), or null. */
+    private Work firstKnown(StepPlan plan) {
         for (StepPlan.Member m : plan.members()) {
             Work w = workById.get(m.jobId());
             if (w != null) {
-                return mergeFactor(w);
+                return w;
             }
         }
-        return 1.0;
+        return null;
     }
 
-    /** What one of the work's UNet samples costs against one without token merging (1 without it). */
     private double mergeFactor(Work w) {
-        return w.tokenMerging() > 0 ? cost.tokenMergingFactor(w.req.model(), w.shape, w.tokenMerging()) : 1.0;
-    }
-
-    /** The bucket a denoise call ran for (its members' bucket: model, shape and token merging ratio). */
-    private String denoiseBucket(StepPlan plan, EngineCall call) {
-        for (StepPlan.Member m : plan.members()) {
-            Work w = workById.get(m.jobId());
-            if (w != null) {
-                return w.bucket;
-            }
-        }
-        return Work.bucketOf(call.model(), call.shape());
+        return CompletionPredictor.mergeFactor(cost, w);
     }
 
     /**
@@ -680,9 +668,10 @@ final class Planner {
      * are skipped; a cancellation that arrived during the call takes effect now.
      */
     void updateFromOutput(StepPlan plan, StepResult result) {
+        Work known = firstKnown(plan);
         for (EngineCall call : result.calls()) {
             // a merged call is observed as what the full call would have cost (the cost model holds full calls)
-            double factor = call.stage() == Stage.DENOISE ? denoiseCostFactor(plan) : 1.0;
+            double factor = call.stage() == Stage.DENOISE && known != null ? mergeFactor(known) : 1.0;
             if (call.shallow()) {
                 cost.observeShallow(call.model(), call.shape(), call.batch(), call.millis() / factor);
             } else {
@@ -691,7 +680,8 @@ final class Planner {
             lastEngineCallNs = call.endNanos();
             publisher.engineCall(call, plan.info().vaeScale());
             if (call.stage() == Stage.DENOISE) {
-                recentLatents.merge(denoiseBucket(plan, call), (double) call.batch(),
+                recentLatents.merge(known != null ? known.bucket : Work.bucketOf(call.model(), call.shape()),
+                        (double) call.batch(),
                         (old, x) -> old + 0.05 * (x - old));
             }
         }
