@@ -1,9 +1,11 @@
 package dev.sdserve.engine.tf;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Consumer;
 
 import org.tensorflow.Operand;
+import org.tensorflow.Output;
 import org.tensorflow.op.Ops;
 import org.tensorflow.types.TFloat32;
 
@@ -12,7 +14,7 @@ import org.tensorflow.types.TFloat32;
  *
  * <p>The output is cut into m×m tiles; each reads an (m+2)×(m+2) input tile {@code d}. With the fixed matrices
  * B, G, A of the chosen m, a tile's output is {@code Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A}: the element-wise product becomes,
- * over all tiles and channels, one batched MatMul per transform position — {@code a² = (m+2)²} MatMuls of
+ * over all tiles and channels, one MatMul per transform position — {@code a² = (m+2)²} MatMuls of
  * {@code [tiles, Cin] × [Cin, Cout]} — which costs {@code a²/m²} multiplies per output pixel and channel pair
  * instead of 9 (F(2,3): 4, F(4,3): 2.25). The three transforms are MatMuls with the Kronecker products of the 1-D
  * matrices ({@code kron(Bᵀ, Bᵀ)} etc.), memory-bound and small beside the main product:
@@ -151,7 +153,7 @@ final class Winograd {
         Operand<TFloat32> vIn = tf.linalg.matMul(matrix(tf, kron(v.bt), xp), d);
         vIn = tf.reshape(vIn, tf.constant(new long[]{aa, -1, cin}));
         // the a² products of every tile with every output channel
-        Operand<TFloat32> prod = Shapes.batchMatMul(tf, vIn, u); // [a², P, Cout]
+        Operand<TFloat32> prod = products(tf, vIn, u, aa); // [a², P, Cout]
         // output transform: kron(Aᵀ, Aᵀ) [m², a²] · [a², P·Cout] → [m, m, N, th, tw, Cout] → image
         Operand<TFloat32> y = tf.linalg.matMul(matrix(tf, kron(v.at), xp),
                 tf.reshape(prod, tf.constant(new long[]{aa, -1})));
@@ -164,5 +166,26 @@ final class Winograd {
                     org.tensorflow.op.core.StridedSlice.beginMask(9L).endMask(9L));
         }
         return y;
+    }
+
+    /**
+     * The a² products {@code [a², P, Cin] × [a², Cin, Cout] → [a², P, Cout]}. In float32 each transform position is
+     * its own 2-D MatMul (an unstack along the first axis shares the input's buffer; the a² results are stacked
+     * back), so oneDNN runs each product with both threads inside it. One batched MatMul instead
+     * ({@code -Dsdserve.winograd.products=batched}, read at graph build, the form before #20's last round) goes
+     * through TF's per-batch sgemm blocks, which were 0.86–0.95× as fast over whole UNet calls (README). Half
+     * precision keeps the batched form (TF has no half MatMul kernel with oneDNN on the CPU).
+     */
+    static Operand<TFloat32> products(Ops tf, Operand<TFloat32> vIn, Operand<TFloat32> u, long aa) {
+        if (Shapes.isHalf(vIn) || "batched".equals(System.getProperty("sdserve.winograd.products"))) {
+            return Shapes.batchMatMul(tf, vIn, u);
+        }
+        List<Output<TFloat32>> xs = tf.unstack(vIn, aa).output();
+        List<Output<TFloat32>> us = tf.unstack(u, aa).output();
+        List<Operand<TFloat32>> ys = new ArrayList<>((int) aa);
+        for (int i = 0; i < aa; i++) {
+            ys.add(tf.linalg.matMul(xs.get(i), us.get(i)));
+        }
+        return tf.stack(ys);
     }
 }

@@ -18,7 +18,7 @@ import dev.sdserve.engine.tf.SessionConfigs;
 /**
  * Microbenchmarks of the kernels on SD 1.5 shapes, TF's own op (or the plain formulation) beside ours, each with
  * ms, GFLOP/s and % of the FMA peak measured just before. Run:
- * {@code java -cp … dev.sdserve.tools.bench.KernelBench [threads] [conv|conv-b2|conv32|conv32-b2|attn|norm|profile|all]}
+ * {@code java -cp … dev.sdserve.tools.bench.KernelBench [threads] [conv|conv-b2|conv32|conv32-b2|attn|norm|gemm|profile|all]}
  * ({@code conv32}: the stride-1 levels of a 32×32 latent, i.e. a 256² image: 32×32×320, 16×16×640, 8×8 and 4×4×1280).
  */
 public final class KernelBench {
@@ -69,15 +69,17 @@ public final class KernelBench {
             }
         }
         if (which.equals("profile")) {
-            long[][] convs = {{64, 320, 320}, {32, 640, 640}, {128, 512, 512}};
+            // {side, Cin, Cout, batch}
+            long[][] convs = {{64, 320, 320, 1}, {32, 640, 640, 1}, {128, 512, 512, 1}, {32, 320, 320, 2},
+                    {16, 640, 640, 2}};
             for (long[] c : convs) {
                 for (Conv3x3.Method m : new Conv3x3.Method[]{Conv3x3.Method.WINOGRAD4, Conv3x3.Method.WINOGRAD2}) {
-                    List<Shape> shapes = List.of(Shape.of(1, c[0], c[0], c[1]), Shape.of(3, 3, c[1], c[2]),
+                    List<Shape> shapes = List.of(Shape.of(c[3], c[0], c[0], c[1]), Shape.of(3, 3, c[1], c[2]),
                             Shape.of(c[2]));
                     try (GraphTimer g = new GraphTimer(cfg, shapes, in -> Conv3x3.conv(Ops.create(in.get(0).env()),
                             in.get(0), in.get(1), in.get(2), 1, m), 1)) {
-                        out.printf("profile conv3x3 %dx%dx%d->%d %s (ms per op type, both threads summed): %s%n",
-                                c[0], c[0], c[1], c[2], m, g.profile(2).entrySet().stream().limit(12)
+                        out.printf("profile conv3x3 b%d %dx%dx%d->%d %s (ms per op type, both threads summed): %s%n",
+                                c[3], c[0], c[0], c[1], c[2], m, g.profile(2).entrySet().stream().limit(12)
                                         .map(e -> String.format("%s %.2f", e.getKey(), e.getValue()))
                                         .collect(java.util.stream.Collectors.joining(", ")));
                     }
@@ -85,25 +87,54 @@ public final class KernelBench {
             }
         }
         if (which.equals("all") || which.equals("attn")) {
-            long[][] attn = {{4096, 4096, 320}, {4096, 77, 320}, {1024, 1024, 640}, {256, 256, 1280}};
+            // {queries, keys, channels, batch}; the 1024-token batch-2 rows are a 256² image's guided step
+            long[][] attn = {{4096, 4096, 320, 1}, {4096, 77, 320, 1}, {1024, 1024, 640, 1}, {256, 256, 1280, 1},
+                    {1024, 1024, 320, 2}, {256, 256, 640, 2}};
             for (long[] a : attn) {
-                long tq = a[0], tk = a[1], c = a[2];
-                double fl = Attention.flops(1, tq, tk, c);
-                List<Shape> shapes = List.of(Shape.of(1, tq, c), Shape.of(1, tk, c), Shape.of(1, tk, c));
-                for (int chunk : new int[]{1024, 512}) {
+                long tq = a[0], tk = a[1], c = a[2], b = a[3];
+                double fl = Attention.flops(b, tq, tk, c);
+                List<Shape> shapes = List.of(Shape.of(b, tq, c), Shape.of(b, tk, c), Shape.of(b, tk, c));
+                for (int chunk : new int[]{1024, 512, 256}) {
                     if (tq <= chunk) {
                         continue;
                     }
-                    line(out, String.format("attn %dx%d c%d h8 chunk%d", tq, tk, c, chunk), fl, p, cfg, shapes,
+                    line(out, String.format("attn b%d %dx%d c%d h8 chunk%d", b, tq, tk, c, chunk), fl, p, cfg, shapes,
                             in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 8, 0),
                             in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 8,
                                     chunk));
                 }
                 if (tq <= 1024) {
-                    line(out, String.format("attn %dx%d c%d h8", tq, tk, c), fl, p, cfg, shapes,
+                    line(out, String.format("attn b%d %dx%d c%d h8", b, tq, tk, c), fl, p, cfg, shapes,
                             in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 8, 0),
                             in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 8, 0));
                 }
+            }
+        }
+        if (which.equals("all") || which.equals("gemm")) {
+            // {rows, in, out}: the ceiling (a large square product), then the UNet's and the text encoder's linears.
+            long[][] gemms = {{2048, 2048, 2048}, {8192, 320, 320}, {8192, 320, 2560}, {2048, 640, 640},
+                    {2048, 640, 5120}, {512, 1280, 1280}, {154, 768, 768}, {154, 768, 3072}, {154, 3072, 768}};
+            for (long[] g : gemms) {
+                long m = g[0], k = g[1], n = g[2];
+                List<Shape> shapes = List.of(Shape.of(m, k), Shape.of(n, k), Shape.of(n));
+                line(out, String.format("matmul %dx%d . %dx%d  x.Wt+b vs x.Wt", m, k, k, n), 2.0 * m * k * n, p,
+                        cfg, shapes,
+                        in -> {
+                            Ops tf = Ops.create(in.get(0).env());
+                            return tf.nn.biasAdd(tf.linalg.matMul(in.get(0), in.get(1),
+                                    org.tensorflow.op.linalg.MatMul.transposeB(true)), in.get(2));
+                        },
+                        in -> Ops.create(in.get(0).env()).linalg.matMul(in.get(0), in.get(1),
+                                org.tensorflow.op.linalg.MatMul.transposeB(true)));
+                line(out, String.format("matmul %dx%d . %dx%d  x.Wt vs (W.xt)t", m, k, k, n), 2.0 * m * k * n, p,
+                        cfg, shapes,
+                        in -> Ops.create(in.get(0).env()).linalg.matMul(in.get(0), in.get(1),
+                                org.tensorflow.op.linalg.MatMul.transposeB(true)),
+                        in -> {
+                            Ops tf = Ops.create(in.get(0).env());
+                            return tf.linalg.transpose(tf.linalg.matMul(in.get(1), in.get(0),
+                                    org.tensorflow.op.linalg.MatMul.transposeB(true)), tf.constant(new int[]{1, 0}));
+                        });
             }
         }
         if (which.equals("all") || which.equals("norm")) {

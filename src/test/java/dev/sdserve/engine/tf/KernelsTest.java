@@ -207,6 +207,43 @@ class KernelsTest {
     }
 
     @Test
+    void winogradProductsPerPositionAndBatchedBothMatchNaive() {
+        // the default (one 2-D MatMul per transform position, unstacked and stacked back) and the batched form
+        int n = 2, h = 9, w = 12, cin = 24, cout = 40;
+        for (Conv3x3.Method m : new Conv3x3.Method[]{Conv3x3.Method.WINOGRAD2, Conv3x3.Method.WINOGRAD4}) {
+            float[][] outs = new float[2][];
+            double[] ref = null;
+            for (int form = 0; form < 2; form++) {
+                String old = System.getProperty("sdserve.winograd.products");
+                if (form == 1) {
+                    System.setProperty("sdserve.winograd.products", "batched");
+                } else {
+                    System.clearProperty("sdserve.winograd.products");
+                }
+                try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(2), List.of(Shape.of(n, h, w, cin),
+                        Shape.of(3, 3, cin, cout), Shape.of(cout)),
+                        in -> Conv3x3.conv(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 1, m), 23)) {
+                    ref = naiveConv3x3(g.input(0), g.input(1), g.input(2), n, h, w, cin, cout, 1);
+                    outs[form] = g.runOnce();
+                } finally {
+                    if (old == null) {
+                        System.clearProperty("sdserve.winograd.products");
+                    } else {
+                        System.setProperty("sdserve.winograd.products", old);
+                    }
+                }
+                double e = relErr(outs[form], ref);
+                assertTrue(e < TOL, m + (form == 0 ? " per position" : " batched") + " rel err " + e);
+            }
+            double[] batched = new double[outs[1].length];
+            for (int i = 0; i < batched.length; i++) {
+                batched[i] = outs[1][i];
+            }
+            assertTrue(relErr(outs[0], batched) < 1e-6, m + ": the two forms differ");
+        }
+    }
+
+    @Test
     void winogradOnSdSizedChannelsStaysNearTheDirectSum() {
         // 320 → 320 channels over 16×16 (a 64×64-level layer's channel count): rounding grows with the sum's length
         int n = 1, h = 16, w = 16, cin = 320, cout = 320;
