@@ -19,6 +19,14 @@ import org.tensorflow.types.TFloat32;
  * 64×64 latents, batch 1) never exists at once; TF's executor still may run independent chunks concurrently.
  */
 public final class Attention {
+    /**
+     * Query × key counts from which attention runs one head at a time ({@link #perHead}): 1024 × 1024, a 32×32
+     * latent's self-attention (a 256² SD 1.5 image's first level). Below it (the 16×16 level, cross-attention,
+     * the text encoder) all heads in one batched MatMul stay faster. {@code -Dsdserve.attention.perHeadMin},
+     * read at graph build, moves it ({@code 9223372036854775807} = never).
+     */
+    static final long PER_HEAD_MIN = 1024L * 1024L;
+
     private Attention() {
     }
 
@@ -51,6 +59,9 @@ public final class Attention {
         }
         long d = c / heads;
         float scale = (float) (1.0 / Math.sqrt(d));
+        if (mask == null && !Shapes.isHalf(q) && tq * tk >= Long.getLong("sdserve.attention.perHeadMin", PER_HEAD_MIN)) {
+            return perHead(tf, q, k, v, heads, tq, tk, c, d, scale, queryChunk);
+        }
         // [B, T, H, D] -> [B, H, T, D] (q, v) and [B, H, D, Tk] (k, so the first MatMul needs no adjoint).
         Operand<TFloat32> qh = tf.linalg.transpose(tf.reshape(tf.math.mul(q, Shapes.scalar(tf, scale, q)),
                 tf.constant(new long[]{-1, tq, heads, d})), tf.constant(new int[]{0, 2, 1, 3}));
@@ -71,6 +82,48 @@ public final class Attention {
             o = chunked(tf, qh, kh, vh, tq, queryChunk, null);
         }
         return tf.reshape(tf.linalg.transpose(o, tf.constant(new int[]{0, 2, 1, 3})), tf.constant(new long[]{-1, tq, c}));
+    }
+
+    /**
+     * One head at a time (and within a head, {@code queryChunk} queries at a time): each head's scores, softmax and
+     * product are finished before the next head's scores start (control dependencies), so the caches hold one
+     * head's {@code [B, chunk, Tk]} scores rather than all heads' at once. 32×32 latents, batch 2: 0.83–0.91× the
+     * time of all heads batched; 64×64, batch 1: 0.69–0.80× (KernelBench attn, README).
+     */
+    private static Operand<TFloat32> perHead(Ops tf, Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v,
+                                             int heads, long tq, long tk, long c, long d, float scale,
+                                             int queryChunk) {
+        Operand<TFloat32> qh = tf.linalg.transpose(tf.reshape(tf.math.mul(q, Shapes.scalar(tf, scale, q)),
+                tf.constant(new long[]{-1, tq, heads, d})), tf.constant(new int[]{2, 0, 1, 3})); // [H, B, Tq, D]
+        Operand<TFloat32> kh = tf.linalg.transpose(tf.reshape(k, tf.constant(new long[]{-1, tk, heads, d})),
+                tf.constant(new int[]{2, 0, 3, 1})); // [H, B, D, Tk]
+        Operand<TFloat32> vh = tf.linalg.transpose(tf.reshape(v, tf.constant(new long[]{-1, tk, heads, d})),
+                tf.constant(new int[]{2, 0, 1, 3})); // [H, B, Tk, D]
+        var qs = tf.unstack(qh, (long) heads).output();
+        var ks = tf.unstack(kh, (long) heads).output();
+        var vs = tf.unstack(vh, (long) heads).output();
+        List<Operand<TFloat32>> outs = new ArrayList<>();
+        Operand<TFloat32> prev = null;
+        long chunk = queryChunk <= 0 ? tq : Math.min(tq, queryChunk);
+        for (int h = 0; h < heads; h++) {
+            List<Operand<TFloat32>> parts = new ArrayList<>();
+            for (long s0 = 0; s0 < tq; s0 += chunk) {
+                long e = Math.min(tq, s0 + chunk);
+                Operand<TFloat32> qc = qs.get(h);
+                if (chunk < tq) {
+                    qc = tf.stridedSlice(qc, tf.constant(new long[]{0, s0, 0}), tf.constant(new long[]{0, e, 0}),
+                            tf.constant(new long[]{1, 1, 1}), StridedSlice.beginMask(5L).endMask(5L));
+                }
+                Ops t = prev == null ? tf : tf.withControlDependencies(List.<org.tensorflow.op.Op>of(prev));
+                Operand<TFloat32> sc = Shapes.batchMatMul(t, qc, ks.get(h));
+                Operand<TFloat32> o = Shapes.batchMatMul(tf, tf.nn.softmax(sc), vs.get(h));
+                parts.add(o);
+                prev = o;
+            }
+            outs.add(parts.size() == 1 ? parts.get(0) : tf.concat(parts, tf.constant(1)));
+        }
+        Operand<TFloat32> o = tf.linalg.transpose(tf.stack(outs), tf.constant(new int[]{1, 2, 0, 3})); // [B,Tq,H,D]
+        return tf.reshape(o, tf.constant(new long[]{-1, tq, c}));
     }
 
     /** Attention of all queries, in chunks of {@code queryChunk} when there are more; {@code keyMask} or null. */

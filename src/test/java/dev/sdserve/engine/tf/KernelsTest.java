@@ -405,6 +405,32 @@ class KernelsTest {
     }
 
     @Test
+    void attentionOneHeadAtATimeMatchesNaiveWholeAndChunked() {
+        // the per-head path (large query × key counts in the UNet) with the threshold lowered to these sizes
+        int b = 2, tq = 13, tk = 9, c = 12, heads = 3;
+        String old = System.getProperty("sdserve.attention.perHeadMin");
+        System.setProperty("sdserve.attention.perHeadMin", "1");
+        try {
+            for (int chunk : new int[]{0, 5, 13}) {
+                try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(2), List.of(Shape.of(b, tq, c),
+                        Shape.of(b, tk, c), Shape.of(b, tk, c)),
+                        in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), heads,
+                                chunk), 29)) {
+                    double[] ref = naiveAttention(g.input(0), g.input(1), g.input(2), b, tq, tk, c, heads);
+                    double e = relErr(g.runOnce(), ref);
+                    assertTrue(e < TOL, "per head, chunk " + chunk + " rel err " + e);
+                }
+            }
+        } finally {
+            if (old == null) {
+                System.clearProperty("sdserve.attention.perHeadMin");
+            } else {
+                System.setProperty("sdserve.attention.perHeadMin", old);
+            }
+        }
+    }
+
+    @Test
     void groupNormMatchesNaiveWithAndWithoutSiluBothWaysOfSumming() {
         // small and VAE-like spatial sizes; the input is shifted by +3 so the mean is far from zero (a one-pass
         // E[x²] − E[x]² would lose digits there)
