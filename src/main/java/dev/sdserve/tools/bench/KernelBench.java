@@ -89,7 +89,7 @@ public final class KernelBench {
         if (which.equals("all") || which.equals("attn")) {
             // {queries, keys, channels, batch}; the 1024-token batch-2 rows are a 256² image's guided step
             long[][] attn = {{4096, 4096, 320, 1}, {4096, 77, 320, 1}, {1024, 1024, 640, 1}, {256, 256, 1280, 1},
-                    {1024, 1024, 320, 2}, {256, 256, 640, 2}};
+                    {1024, 1024, 320, 2}, {256, 256, 640, 2}, {4096, 4096, 320, 2}};
             for (long[] a : attn) {
                 long tq = a[0], tk = a[1], c = a[2], b = a[3];
                 double fl = Attention.flops(b, tq, tk, c);
