@@ -87,8 +87,9 @@ public final class Attention {
     /**
      * One head at a time (and within a head, {@code queryChunk} queries at a time): each head's scores, softmax and
      * product are finished before the next head's scores start (control dependencies), so the caches hold one
-     * head's {@code [B, chunk, Tk]} scores rather than all heads' at once. 32×32 latents, batch 2: 0.83–0.91× the
-     * time of all heads batched; 64×64, batch 1: 0.69–0.80× (KernelBench attn, README).
+     * head's {@code [B, chunk, Tk]} scores rather than all heads' at once. Against all heads batched: the attention
+     * alone 0.83–0.91× the time at 32×32 latents, batch 2, and 0.69–0.80× at 64×64, batch 1 ({@code KernelBench
+     * attn}); whole UNet calls 0.93× / 0.97× at 64×64 (batch 1 / 2) and 0.96–1.02× at 32×32 (README).
      */
     private static Operand<TFloat32> perHead(Ops tf, Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v,
                                              int heads, long tq, long tk, long c, long d, float scale,

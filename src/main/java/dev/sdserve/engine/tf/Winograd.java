@@ -173,8 +173,9 @@ final class Winograd {
      * its own 2-D MatMul (an unstack along the first axis shares the input's buffer; the a² results are stacked
      * back), so oneDNN runs each product with both threads inside it. One batched MatMul instead
      * ({@code -Dsdserve.winograd.products=batched}, read at graph build, the form before #20's last round) goes
-     * through TF's per-batch sgemm blocks, which were 0.86–0.95× as fast over whole UNet calls (README). Half
-     * precision keeps the batched form (TF has no half MatMul kernel with oneDNN on the CPU).
+     * through TF's per-batch sgemm blocks: against it, whole UNet calls took 0.83–0.92× the time at batch 1 and
+     * 0.93–1.01× at batch 2 (README). Half precision keeps the batched form (the per-position form was measured in
+     * float32 only).
      */
     static Operand<TFloat32> products(Ops tf, Operand<TFloat32> vIn, Operand<TFloat32> u, long aa) {
         if (Shapes.isHalf(vIn) || "batched".equals(System.getProperty("sdserve.winograd.products"))) {
