@@ -73,8 +73,9 @@ public final class TfEngine implements Engine {
     /** Calls in progress per model instance, and instances evicted while in use (closed when released). */
     private final Map<TfModel, Integer> leases = new java.util.IdentityHashMap<>();
     private final java.util.Set<TfModel> retired = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-    /** Resident models → weight bytes, readable without the engine lock (which a UNet call holds). */
-    private volatile Map<String, Weights> residentSizes = Map.of();
+    /** Resident models → their weights (bytes and kernel transforms read from them), readable without the engine
+     * lock (which a UNet call holds). */
+    private volatile Map<String, Weights> residentWeights = Map.of();
     private long lowRankCalls;
     private long mergedCalls;
 
@@ -216,12 +217,12 @@ public final class TfEngine implements Engine {
 
     @Override
     public boolean isResident(String name) {
-        return residentSizes.containsKey(name);
+        return residentWeights.containsKey(name);
     }
 
     @Override
     public long residentBytes(String name) {
-        Weights w = residentSizes.get(name);
+        Weights w = residentWeights.get(name);
         return w == null ? 0L : held(w);
     }
 
@@ -300,7 +301,7 @@ public final class TfEngine implements Engine {
         for (var e : loaded.entrySet()) {
             m.put(e.getKey(), e.getValue().weights());
         }
-        residentSizes = java.util.Collections.unmodifiableMap(m);
+        residentWeights = java.util.Collections.unmodifiableMap(m);
     }
 
     private void evictOver(String keep) {

@@ -214,24 +214,16 @@ class KernelsTest {
             float[][] outs = new float[2][];
             double[] ref = null;
             for (int form = 0; form < 2; form++) {
-                String old = System.getProperty("sdserve.winograd.products");
-                if (form == 1) {
-                    System.setProperty("sdserve.winograd.products", "batched");
-                } else {
-                    System.clearProperty("sdserve.winograd.products");
-                }
-                try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(2), List.of(Shape.of(n, h, w, cin),
-                        Shape.of(3, 3, cin, cout), Shape.of(cout)),
-                        in -> Conv3x3.conv(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), 1, m), 23)) {
-                    ref = naiveConv3x3(g.input(0), g.input(1), g.input(2), n, h, w, cin, cout, 1);
-                    outs[form] = g.runOnce();
-                } finally {
-                    if (old == null) {
-                        System.clearProperty("sdserve.winograd.products");
-                    } else {
-                        System.setProperty("sdserve.winograd.products", old);
+                double[][] refOut = new double[1][];
+                outs[form] = withProperty("sdserve.winograd.products", form == 1 ? "batched" : null, () -> {
+                    try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(2), List.of(Shape.of(n, h, w, cin),
+                            Shape.of(3, 3, cin, cout), Shape.of(cout)), in -> Conv3x3.conv(Ops.create(in.get(0).env()),
+                            in.get(0), in.get(1), in.get(2), 1, m), 23)) {
+                        refOut[0] = naiveConv3x3(g.input(0), g.input(1), g.input(2), n, h, w, cin, cout, 1);
+                        return g.runOnce();
                     }
-                }
+                });
+                ref = refOut[0];
                 double e = relErr(outs[form], ref);
                 assertTrue(e < TOL, m + (form == 0 ? " per position" : " batched") + " rel err " + e);
             }
@@ -408,24 +400,35 @@ class KernelsTest {
     void attentionOneHeadAtATimeMatchesNaiveWholeAndChunked() {
         // the per-head path (large query × key counts in the UNet) with the threshold lowered to these sizes
         int b = 2, tq = 13, tk = 9, c = 12, heads = 3;
-        String old = System.getProperty("sdserve.attention.perHeadMin");
-        System.setProperty("sdserve.attention.perHeadMin", "1");
-        try {
-            for (int chunk : new int[]{0, 5, 13}) {
+        for (int chunk : new int[]{0, 5, 13}) {
+            double e = withProperty("sdserve.attention.perHeadMin", "1", () -> {
                 try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(2), List.of(Shape.of(b, tq, c),
                         Shape.of(b, tk, c), Shape.of(b, tk, c)),
                         in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), heads,
                                 chunk), 29)) {
                     double[] ref = naiveAttention(g.input(0), g.input(1), g.input(2), b, tq, tk, c, heads);
-                    double e = relErr(g.runOnce(), ref);
-                    assertTrue(e < TOL, "per head, chunk " + chunk + " rel err " + e);
+                    return relErr(g.runOnce(), ref);
                 }
-            }
+            });
+            assertTrue(e < TOL, "per head, chunk " + chunk + " rel err " + e);
+        }
+    }
+
+    /** {@code body}'s result with the system property {@code key} set to {@code value} (null: cleared), then restored. */
+    static <T> T withProperty(String key, String value, java.util.function.Supplier<T> body) {
+        String old = System.getProperty(key);
+        if (value == null) {
+            System.clearProperty(key);
+        } else {
+            System.setProperty(key, value);
+        }
+        try {
+            return body.get();
         } finally {
             if (old == null) {
-                System.clearProperty("sdserve.attention.perHeadMin");
+                System.clearProperty(key);
             } else {
-                System.setProperty("sdserve.attention.perHeadMin", old);
+                System.setProperty(key, old);
             }
         }
     }
