@@ -140,6 +140,7 @@ public final class LoraTrainer implements AutoCloseable {
         try {
             build(Ops.create(graph));
             int threads = Integer.getInteger("sdserve.threads", Runtime.getRuntime().availableProcessors());
+            dev.sdserve.engine.tf.Lanes.perSessionPools(); // the process's pool setting, before its first session
             this.session = new Session(graph, ConfigProto.newBuilder().setIntraOpParallelismThreads(threads)
                     .setInterOpParallelismThreads(1).build());
         } catch (RuntimeException e) {

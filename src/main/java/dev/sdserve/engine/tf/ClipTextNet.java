@@ -8,7 +8,10 @@ import org.tensorflow.op.core.Placeholder;
 import org.tensorflow.types.TFloat32;
 import org.tensorflow.types.TInt32;
 
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A CLIP text transformer under its key prefix ({@link TextEncoderConfig#prefix()}), in either naming: transformers'
@@ -53,6 +56,14 @@ public final class ClipTextNet {
     }
 
     public static void build(TfGraph.Builder b, TextEncoderConfig cfg, int tokens, Request req) {
+        build(b, cfg, tokens, req, 1);
+    }
+
+    /**
+     * As {@link #build(TfGraph.Builder, TextEncoderConfig, int, Request)} in {@code lanes} per-sample lanes
+     * ({@link Lanes}; the batch must divide evenly; 1 = the plain graph).
+     */
+    public static void build(TfGraph.Builder b, TextEncoderConfig cfg, int tokens, Request req, int lanes) {
         int fromEnd = req.fromEnd();
         if (fromEnd < 1 || fromEnd > cfg.layers()) {
             throw new IllegalArgumentException("clip skip " + fromEnd + " outside 1.." + cfg.layers());
@@ -63,11 +74,28 @@ public final class ClipTextNet {
         if (req.pooled() && cfg.projectionDim() <= 0) {
             throw new IllegalArgumentException("text tower " + cfg.prefix() + " has no text_projection for a pooled output");
         }
-        Nn nn = b.nn;
         var tf = b.tf;
+        Map<String, Operand<TInt32>> in = new LinkedHashMap<>();
+        in.put("ids", b.input("ids", tf.placeholder(TInt32.class, Placeholder.shape(Shape.of(-1, tokens)))));
+        if (req.pooled()) {
+            in.put("eos", b.input("eos", tf.placeholder(TInt32.class, Placeholder.shape(Shape.of(-1)))));
+        }
+        List<Map<String, Operand<TFloat32>>> outs = new ArrayList<>();
+        for (Map<String, Operand<TInt32>> part : Lanes.split(tf, in, lanes)) {
+            outs.add(encode(b.nn, tf, cfg, tokens, req, part.get("ids"), part.get("eos")));
+        }
+        Lanes.join(tf, outs).forEach(b::output);
+        b.lanes(lanes);
+    }
+
+    /** One part of the batch through the tower: {@code hidden} and, when asked, {@code pooled}. */
+    private static Map<String, Operand<TFloat32>> encode(Nn nn, org.tensorflow.op.Ops tf, TextEncoderConfig cfg,
+                                                         int tokens, Request req, Operand<TInt32> ids,
+                                                         Operand<TInt32> eos) {
+        Map<String, Operand<TFloat32>> out = new LinkedHashMap<>();
         Names n = cfg.openClip() ? Names.OPEN_CLIP : Names.CLIP;
         String p = cfg.prefix();
-        Operand<TInt32> ids = b.input("ids", tf.placeholder(TInt32.class, Placeholder.shape(Shape.of(-1, tokens))));
+        int fromEnd = req.fromEnd();
         Operand<TFloat32> tok = tf.gather(nn.w(p + n.tokenEmbedding), ids, tf.constant(0));
         Operand<TFloat32> pos = nn.w(p + n.positionEmbedding);
         if (tokens < cfg.maxPositions()) {
@@ -99,16 +127,16 @@ public final class ClipTextNet {
             h = nn.activation(cfg.hiddenAct(), nn.linear(h, lp + n.fc1, true));
             x = nn.add(x, nn.linear(h, lp + n.fc2, true));
             if (l == hiddenAfter - 1) {
-                b.output("hidden", nn.toFloat32(req.finalNorm() ? nn.layerNorm(x, p + n.finalNorm, eps) : x));
+                out.put("hidden", nn.toFloat32(req.finalNorm() ? nn.layerNorm(x, p + n.finalNorm, eps) : x));
             }
         }
         if (req.pooled()) {
-            Operand<TInt32> eos = b.input("eos", tf.placeholder(TInt32.class, Placeholder.shape(Shape.of(-1))));
             Operand<TFloat32> last = nn.layerNorm(x, p + n.finalNorm, eps);
             Operand<TFloat32> at = tf.gather(last, eos, tf.constant(1), Gather.batchDims(1L)); // [B, width]
             Operand<TFloat32> proj = nn.w(p + "text_projection", at);
-            b.output("pooled", nn.toFloat32(tf.linalg.matMul(at, proj)));
+            out.put("pooled", nn.toFloat32(tf.linalg.matMul(at, proj)));
         }
+        return out;
     }
 
     /** The end-of-text position of each row: the first index of its largest id (CLIP's EOS is the largest id). */

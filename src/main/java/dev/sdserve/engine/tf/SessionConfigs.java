@@ -15,6 +15,7 @@ public final class SessionConfigs {
      * (it made the UNet slower here).
      */
     public static ConfigProto cpu(int threads, int interOp) {
+        Lanes.perSessionPools(); // the process's pool setting, before its first session
         return ConfigProto.newBuilder()
                 .setIntraOpParallelismThreads(threads)
                 .setInterOpParallelismThreads(interOp)

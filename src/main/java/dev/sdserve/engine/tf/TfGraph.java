@@ -44,7 +44,21 @@ public final class TfGraph implements AutoCloseable {
         public void output(String name, Operand<?> op) {
             outputs.put(name, op);
         }
+
+        /**
+         * Builds the network in {@code lanes} per-sample lanes ({@link Lanes}): the session then runs one lane per
+         * inter-op thread with the intra-op threads shared out between them. 1 = the plain graph.
+         */
+        public void lanes(int lanes) {
+            TfGraph.this.lanes = lanes;
+        }
     }
+
+    static {
+        Lanes.perSessionPools(); // before the first session (TensorFlow reads its pool setting once)
+    }
+
+    private int lanes = 1;
 
     private TfGraph(String name, Weights weights, ComputeDType compute, Consumer<Builder> build, ConfigProto config) {
         this.name = name;
@@ -53,6 +67,11 @@ public final class TfGraph implements AutoCloseable {
         Session s = null;
         try {
             build.accept(new Builder(Ops.create(graph)));
+            if (lanes > 1 && config != null) {
+                config = config.toBuilder()
+                        .setIntraOpParallelismThreads(Lanes.threadsPerLane(config.getIntraOpParallelismThreads(), lanes))
+                        .setInterOpParallelismThreads(lanes).setUsePerSessionThreads(true).build();
+            }
             s = config == null ? new Session(graph) : new Session(graph, config);
         } catch (RuntimeException e) {
             graph.close();

@@ -96,6 +96,11 @@ public final class TfModel implements AutoCloseable {
         return graphs.size();
     }
 
+    /** Graph-key part for a graph built in lanes ({@link Lanes}); the plain graph's key is unchanged. */
+    private static String lanesSuffix(int lanes) {
+        return lanes > 1 ? "/lanes" + lanes : "";
+    }
+
     private TfGraph graph(String key, java.util.function.Consumer<TfGraph.Builder> build) {
         return graph(key, compute, build);
     }
@@ -150,11 +155,12 @@ public final class TfModel implements AutoCloseable {
             System.arraycopy(ids[i], 0, flat, i * tokens, tokens);
         }
         var te = config.textEncoders().get(tower);
+        int lanes = lowRank == null ? Lanes.forBatch(b) : 1; // low-rank LoRA terms are fed per sample: plain graph
         String key = (tower == 0 ? "te/" : "te" + tower + "/") + tokens + "/" + (req.equals(ClipTextNet.Request.clipSkip(req.fromEnd()))
-                ? "skip" + req.fromEnd() : req.key()) + lowRankSuffix(lowRank);
+                ? "skip" + req.fromEnd() : req.key()) + lowRankSuffix(lowRank) + lanesSuffix(lanes);
         TfGraph g = graph(key, bl -> {
             hook(bl, lowRank);
-            ClipTextNet.build(bl, te, tokens, req);
+            ClipTextNet.build(bl, te, tokens, req, lanes);
         });
         Map<String, org.tensorflow.Tensor> in = new HashMap<>();
         try (TInt32 idt = TInt32.tensorOf(Shape.of(b, tokens), d -> d.copyFrom(DataBuffers.of(flat, true, false)));
@@ -290,11 +296,13 @@ public final class TfModel implements AutoCloseable {
         String dc = variant == UNetNet.DeepCacheGraph.NONE ? "" : "/deepcache-" + variant.name().toLowerCase(java.util.Locale.ROOT);
         // no transformer at full resolution (SDXL): nothing to merge, the graph without
         int merged = u.crossAttnDown().get(0) ? TokenMerge.merged(height, width, tokenMerging) : 0;
+        int lanes = lowRank == null ? Lanes.forBatch(b) : 1; // low-rank LoRA terms are fed per sample: plain graph
         TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank) + dc
-                        + (merged > 0 ? "/tome-" + merged : ""),
+                        + (merged > 0 ? "/tome-" + merged : "") + lanesSuffix(lanes),
                 bl -> {
                     hook(bl, lowRank);
-                    UNetNet.build(bl, u, height, width, tokens, dim, masked, variant, merged > 0 ? tokenMerging : 0);
+                    UNetNet.build(bl, u, height, width, tokens, dim, masked, variant, merged > 0 ? tokenMerging : 0,
+                            lanes);
                 });
         List<float[]> pooled = new java.util.ArrayList<>();
         List<float[]> ids = new java.util.ArrayList<>();

@@ -9,7 +9,9 @@ import org.tensorflow.types.TFloat32;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The SD 1.x/2.x UNet in the LDM key layout ({@code model.diffusion_model.}). Inputs: {@code x} [B, C, H, W]
@@ -93,35 +95,76 @@ public final class UNetNet {
      */
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
                              boolean masked, DeepCacheGraph deepCache, double tokenMerging) {
+        build(b, cfg, height, width, tokens, ctxDim, masked, deepCache, tokenMerging, 1);
+    }
+
+    /**
+     * As {@link #build(TfGraph.Builder, UNetConfig, int, int, int, int, boolean, DeepCacheGraph, double)} in
+     * {@code lanes} per-sample lanes ({@link Lanes}: the batch, which must divide evenly, cut into that many parts,
+     * each run through its own copy of the network's ops on the same weights; 1 = the plain graph).
+     */
+    public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
+                             boolean masked, DeepCacheGraph deepCache, double tokenMerging, int lanes) {
         if (height < 1 || width < 1) {
             throw new IllegalArgumentException("latent " + height + "x" + width + " is empty");
         }
         var tf = b.tf;
-        Operand<TFloat32> x = b.input("x", tf.placeholder(TFloat32.class,
-                Placeholder.shape(Shape.of(-1, cfg.inChannels(), height, width))));
-        Operand<TFloat32> t = b.input("t", tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(-1))));
-        Operand<TFloat32> ctx = b.input("ctx", tf.placeholder(TFloat32.class,
-                Placeholder.shape(Shape.of(-1, tokens, ctxDim))));
-        UNetNet net = new UNetNet(b.nn, cfg);
-        net.mergeTokens(height, width, tokenMerging);
+        Map<String, Operand<TFloat32>> in = new LinkedHashMap<>();
+        in.put("x", b.input("x", tf.placeholder(TFloat32.class,
+                Placeholder.shape(Shape.of(-1, cfg.inChannels(), height, width)))));
+        in.put("t", b.input("t", tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(-1)))));
+        in.put("ctx", b.input("ctx", tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(-1, tokens, ctxDim)))));
         if (masked) {
-            Operand<TFloat32> bias = b.input("ctx_bias", tf.placeholder(TFloat32.class,
-                    Placeholder.shape(Shape.of(-1, tokens))));
-            net.ctxMask = tf.reshape(bias, tf.constant(new long[]{-1, 1, 1, tokens}));
+            in.put("ctx_bias", b.input("ctx_bias", tf.placeholder(TFloat32.class,
+                    Placeholder.shape(Shape.of(-1, tokens)))));
         }
         if (cfg.hasAddedConditioning()) {
-            net.textEmbeds = b.input("text_embeds", tf.placeholder(TFloat32.class,
-                    Placeholder.shape(Shape.of(-1, cfg.pooledDim()))));
-            net.timeIds = b.input("time_ids", tf.placeholder(TFloat32.class,
-                    Placeholder.shape(Shape.of(-1, UNetConfig.TIME_IDS))));
+            in.put("text_embeds", b.input("text_embeds", tf.placeholder(TFloat32.class,
+                    Placeholder.shape(Shape.of(-1, cfg.pooledDim())))));
+            in.put("time_ids", b.input("time_ids", tf.placeholder(TFloat32.class,
+                    Placeholder.shape(Shape.of(-1, UNetConfig.TIME_IDS)))));
         }
-        if (deepCache != DeepCacheGraph.NONE) {
-            net.buildDeepCache(b, x, t, ctx, height, width, deepCache);
-            return;
+        if (deepCache == DeepCacheGraph.SHALLOW) {
+            in.put("deep", b.input("deep", tf.placeholder(TFloat32.class,
+                    Placeholder.shape(Shape.of(-1, height, width, deepFeatureChannels(cfg))))));
         }
-        b.output("eps", b.nn.toFloat32(b.nn.nhwcToNchw(net.forward(b.nn.toCompute(b.nn.nchwToNhwc(x)), t,
-                b.nn.toCompute(ctx)))));
-        b.output("emb", b.nn.toFloat32(net.emb));
+        List<Map<String, Operand<TFloat32>>> outs = new ArrayList<>();
+        for (Map<String, Operand<TFloat32>> part : Lanes.split(tf, in, lanes)) {
+            UNetNet net = new UNetNet(b.nn, cfg);
+            net.mergeTokens(height, width, tokenMerging);
+            outs.add(net.outputs(part, tokens, deepCache));
+        }
+        Lanes.join(tf, outs).forEach(b::output);
+        b.lanes(lanes);
+    }
+
+    /** The graph's outputs on one part of the batch (inputs by name, as {@link #build} registers them). */
+    private Map<String, Operand<TFloat32>> outputs(Map<String, Operand<TFloat32>> in, int tokens,
+                                                   DeepCacheGraph deepCache) {
+        var tf = nn.tf();
+        if (in.containsKey("ctx_bias")) {
+            ctxMask = tf.reshape(in.get("ctx_bias"), tf.constant(new long[]{-1, 1, 1, tokens}));
+        }
+        textEmbeds = in.get("text_embeds");
+        timeIds = in.get("time_ids");
+        Operand<TFloat32> xin = nn.toCompute(nn.nchwToNhwc(in.get("x")));
+        Operand<TFloat32> t = in.get("t");
+        Operand<TFloat32> c = nn.toCompute(in.get("ctx"));
+        Map<String, Operand<TFloat32>> out = new LinkedHashMap<>();
+        switch (deepCache) {
+            case NONE -> {
+                out.put("eps", nn.toFloat32(nn.nhwcToNchw(forward(xin, t, c))));
+                out.put("emb", nn.toFloat32(emb));
+            }
+            case CAPTURE -> {
+                captureBlock = deepCacheBlock();
+                out.put("eps", nn.toFloat32(nn.nhwcToNchw(forward(xin, t, c))));
+                out.put("deep", nn.toFloat32(deepFeature));
+            }
+            case SHALLOW -> out.put("eps", nn.toFloat32(nn.nhwcToNchw(forwardShallow(xin, t, c,
+                    nn.toCompute(in.get("deep"))))));
+        }
+        return out;
     }
 
     /** Which UNet graph DeepCache runs (see {@link #deepFeatureChannels}). */
@@ -148,21 +191,6 @@ public final class UNetNet {
     static int deepFeatureChannels(UNetConfig cfg) {
         boolean sameLevel = cfg.layersPerBlock() >= 2 || cfg.levels() == 1;
         return cfg.blockOutChannels().get(sameLevel ? 0 : 1);
-    }
-
-    private void buildDeepCache(TfGraph.Builder b, Operand<TFloat32> x, Operand<TFloat32> t, Operand<TFloat32> ctx,
-                                int height, int width, DeepCacheGraph variant) {
-        Operand<TFloat32> xin = nn.toCompute(nn.nchwToNhwc(x));
-        Operand<TFloat32> c = nn.toCompute(ctx);
-        if (variant == DeepCacheGraph.CAPTURE) {
-            captureBlock = deepCacheBlock();
-            b.output("eps", nn.toFloat32(nn.nhwcToNchw(forward(xin, t, c))));
-            b.output("deep", nn.toFloat32(deepFeature));
-            return;
-        }
-        Operand<TFloat32> deep = b.input("deep", b.tf.placeholder(TFloat32.class,
-                Placeholder.shape(Shape.of(-1, height, width, deepFeatureChannels(cfg)))));
-        b.output("eps", nn.toFloat32(nn.nhwcToNchw(forwardShallow(xin, t, c, nn.toCompute(deep)))));
     }
 
     /**

@@ -305,9 +305,12 @@ final class EngineBench {
                 "A %cpu", "B %cpu", "GFLOP", "peak before/after");
         Map<String, Double> effA = new java.util.LinkedHashMap<>(), effB = new java.util.LinkedHashMap<>();
         for (String c : cases) {
-            Call ca = call(c, a, cfg, new SplittableRandom(5)), cb = call(c, b, cfg, new SplittableRandom(5));
-            withProps(propsA, ca.run()); // graph build, warm-up
-            withProps(propsB, cb.run());
+            Call ra = call(c, a, cfg, new SplittableRandom(5)), rb = call(c, b, cfg, new SplittableRandom(5));
+            // every call under its side's properties (some are read per call, e.g. sdserve.lanes)
+            Call ca = new Call(ra.flops(), () -> withProps(propsA, ra.run()));
+            Call cb = new Call(rb.flops(), () -> withProps(propsB, rb.run()));
+            ca.run().get(); // graph build, warm-up
+            cb.run().get();
             FmaPeak.Peak before = FmaPeak.measure(threads, 100);
             double[] ta = new double[reps], tb = new double[reps], ua = new double[reps], ub = new double[reps];
             for (int i = 0; i < reps; i++) {

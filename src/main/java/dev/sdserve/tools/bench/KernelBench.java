@@ -18,7 +18,7 @@ import dev.sdserve.engine.tf.SessionConfigs;
 /**
  * Microbenchmarks of the kernels on SD 1.5 shapes, TF's own op (or the plain formulation) beside ours, each with
  * ms, GFLOP/s and % of the FMA peak measured just before. Run:
- * {@code java -cp … dev.sdserve.tools.bench.KernelBench [threads] [conv|conv-b2|conv32|conv32-b2|attn|norm|gemm|profile|all]}
+ * {@code java -cp … dev.sdserve.tools.bench.KernelBench [threads] [conv|conv-b2|conv32|conv32-b2|attn|norm|gemm|lanes|profile|all]}
  * ({@code conv32}: the stride-1 levels of a 32×32 latent, i.e. a 256² image: 32×32×320, 16×16×640, 8×8 and 4×4×1280).
  */
 public final class KernelBench {
@@ -137,6 +137,29 @@ public final class KernelBench {
                         });
             }
         }
+        if (which.equals("all") || which.equals("lanes")) {
+            // A text encoder's product chain (12 × fc1 + fc2) over 154 rows (batch 2 × 77 tokens) and 77 (batch 1):
+            // one chain with `threads` intra-op threads inside every op, against two independent chains (the batch's
+            // halves, as Lanes builds them) in a session of 2 inter-op threads with threads/2 intra-op threads each.
+            for (long rows : new long[]{154, 77}) {
+                List<Shape> shapes = List.of(Shape.of(rows, 768), Shape.of(3072, 768), Shape.of(768, 3072));
+                double fl = 12 * 2 * 2.0 * rows * 768 * 3072;
+                Function<List<Operand<TFloat32>>, Operand<TFloat32>> chain = in -> chain(Ops.create(in.get(0).env()),
+                        in.get(0), in.get(1), in.get(2));
+                Function<List<Operand<TFloat32>>, Operand<TFloat32>> lanes = in -> {
+                    Ops tf = Ops.create(in.get(0).env());
+                    long h = rows / 2;
+                    var a = tf.slice(in.get(0), tf.constant(new long[]{0, 0}), tf.constant(new long[]{h, -1}));
+                    var b = tf.slice(in.get(0), tf.constant(new long[]{h, 0}), tf.constant(new long[]{-1, -1}));
+                    return tf.concat(List.of(chain(tf, a, in.get(1), in.get(2)), chain(tf, b, in.get(1), in.get(2))),
+                            tf.constant(0));
+                };
+                ConfigProto laneCfg = SessionConfigs.cpu(Math.max(1, threads / 2), 2).toBuilder()
+                        .setUsePerSessionThreads(true).build();
+                line2(out, String.format("chain %dx768->3072->768 x12: 1 vs 2 lanes", rows), fl, p, cfg, laneCfg,
+                        shapes, chain, lanes);
+            }
+        }
         if (which.equals("all") || which.equals("norm")) {
             long[][] norms = {{64, 320}, {32, 640}, {16, 1280}, {128, 512}, {256, 256}};
             for (long[] nrm : norms) {
@@ -152,6 +175,14 @@ public final class KernelBench {
         out.println("peak after: " + FmaPeak.measure(threads, 150));
     }
 
+    private static Operand<TFloat32> chain(Ops tf, Operand<TFloat32> x, Operand<TFloat32> w1, Operand<TFloat32> w2) {
+        for (int l = 0; l < 12; l++) {
+            var h = tf.linalg.matMul(x, w1, org.tensorflow.op.linalg.MatMul.transposeB(true));
+            x = tf.linalg.matMul(h, w2, org.tensorflow.op.linalg.MatMul.transposeB(true));
+        }
+        return x;
+    }
+
     /** The textbook formulation (normalise, then affine, then SiLU) for comparison. */
     static Operand<TFloat32> naiveGroupNorm(Ops tf, Operand<TFloat32> x, Operand<TFloat32> g, Operand<TFloat32> b,
                                             int groups) {
@@ -163,6 +194,20 @@ public final class KernelBench {
         var var = tf.math.mean(tf.math.square(d), axes, org.tensorflow.op.math.Mean.keepDims(true));
         var y = tf.math.div(d, tf.math.sqrt(tf.math.add(var, tf.constant(1e-5f))));
         return tf.math.add(tf.math.mul(tf.reshape(y, tf.shape(x)), g), b);
+    }
+
+    /** As {@link #line} with each side in its own session settings, alternated 3 times (median of 5 runs each). */
+    private static void line2(PrintStream out, String name, double flops, double peak, ConfigProto cfgA,
+                              ConfigProto cfgB, List<Shape> shapes,
+                              Function<List<Operand<TFloat32>>, Operand<TFloat32>> base,
+                              Function<List<Operand<TFloat32>>, Operand<TFloat32>> ours) {
+        try (GraphTimer a = new GraphTimer(cfgA, shapes, base, 1); GraphTimer b = new GraphTimer(cfgB, shapes, ours, 1)) {
+            for (int r = 0; r < 3; r++) {
+                double ta = a.medianMillis(1, 5), tb = b.medianMillis(1, 5);
+                out.printf("%-40s %9.2f %7.1f %4.0f%% | %9.2f %7.1f %4.0f%% | %.2fx%n", name, ta, flops / ta / 1e6,
+                        100 * flops / ta / 1e6 / peak, tb, flops / tb / 1e6, 100 * flops / tb / 1e6 / peak, ta / tb);
+            }
+        }
     }
 
     private static void line(PrintStream out, String name, double flops, double peak, ConfigProto cfg,
