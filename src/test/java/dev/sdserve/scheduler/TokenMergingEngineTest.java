@@ -43,10 +43,8 @@ class TokenMergingEngineTest {
             for (int i = 0; i < reqs.size(); i++) {
                 double d = maxAbsDiff(solo.get(i), together.images().get(i));
                 System.out.printf("request %d: batched vs solo max diff %.3e%n", i, d);
-                // solo and batched calls can run in different graphs (per-sample lanes for even batches: one
-                // thread per op; the plain graph for odd ones: two), so the same sums in other orders; token
-                // merging's matching can turn that rounding into more (1.3e-4 measured with lanes, 1.3e-5 without)
-                assertTrue(d < 5e-4, "request " + i + ": batched image differs from solo by " + d);
+                // token merging's matching can turn the rounding into more (1.3e-4 measured with lanes)
+                assertTrue(d < RealEngineServing.BATCHED_VS_SOLO, "request " + i + ": batched image differs from solo by " + d);
             }
         }
     }
