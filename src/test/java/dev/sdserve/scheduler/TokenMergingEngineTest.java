@@ -42,8 +42,6 @@ class TokenMergingEngineTest {
                     + together.meanBatch());
             for (int i = 0; i < reqs.size(); i++) {
                 double d = maxAbsDiff(solo.get(i), together.images().get(i));
-                System.out.printf("request %d: batched vs solo max diff %.3e%n", i, d);
-                // token merging's matching can turn the rounding into more (1.3e-4 measured with lanes)
                 assertTrue(d < RealEngineServing.BATCHED_VS_SOLO, "request " + i + ": batched image differs from solo by " + d);
             }
         }

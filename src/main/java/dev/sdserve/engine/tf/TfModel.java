@@ -155,7 +155,8 @@ public final class TfModel implements AutoCloseable {
             System.arraycopy(ids[i], 0, flat, i * tokens, tokens);
         }
         var te = config.textEncoders().get(tower);
-        int lanes = lowRank == null ? Lanes.forBatch(b) : 1; // low-rank LoRA terms are fed per sample: plain graph
+        int lanes = lowRank != null ? 1 // low-rank LoRA terms are fed per sample: plain graph
+                : Lanes.forBatch(b, Lanes.textWork(tokens, te.hiddenSize(), te.layers()), Lanes.TEXT_MIN_WORK);
         String key = (tower == 0 ? "te/" : "te" + tower + "/") + tokens + "/" + (req.equals(ClipTextNet.Request.clipSkip(req.fromEnd()))
                 ? "skip" + req.fromEnd() : req.key()) + lowRankSuffix(lowRank) + lanesSuffix(lanes);
         TfGraph g = graph(key, bl -> {
@@ -296,7 +297,8 @@ public final class TfModel implements AutoCloseable {
         String dc = variant == UNetNet.DeepCacheGraph.NONE ? "" : "/deepcache-" + variant.name().toLowerCase(java.util.Locale.ROOT);
         // no transformer at full resolution (SDXL): nothing to merge, the graph without
         int merged = u.crossAttnDown().get(0) ? TokenMerge.merged(height, width, tokenMerging) : 0;
-        int lanes = lowRank == null ? Lanes.forBatch(b) : 1; // low-rank LoRA terms are fed per sample: plain graph
+        int lanes = lowRank != null ? 1 // low-rank LoRA terms are fed per sample: plain graph
+                : Lanes.forBatch(b, Lanes.unetWork(height, width, u.blockOutChannels().get(0)), Lanes.UNET_MIN_WORK);
         TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank) + dc
                         + (merged > 0 ? "/tome-" + merged : "") + lanesSuffix(lanes),
                 bl -> {

@@ -35,6 +35,7 @@ class LanesTest {
     static void load() throws Exception {
         threads = System.getProperty("sdserve.threads");
         System.setProperty("sdserve.threads", "2"); // lanes need a thread each, whatever this machine has
+        System.setProperty("sdserve.lanes.anySize", "true"); // the tiny model is below the work that pays
         Path dir = Shared.golden("sd15-tiny");
         g = GoldenSet.open(dir);
         model = TfModel.load("tiny-lanes", dir.resolve("tiny-sd15.safetensors"), g.config());
@@ -42,6 +43,7 @@ class LanesTest {
 
     @AfterAll
     static void close() {
+        System.clearProperty("sdserve.lanes.anySize");
         if (threads == null) {
             System.clearProperty("sdserve.threads");
         } else {
@@ -83,19 +85,30 @@ class LanesTest {
     }
 
     @Test
-    void lanesOnlyForBatchesThatDivideEvenly() {
+    void lanesOnlyForBatchesThatDivideEvenlyAndWorkThatPays() {
         assertTrue(Lanes.perSessionPools(), "the process's sessions have their own thread pools");
-        assertEquals(1, Lanes.forBatch(1));
-        assertEquals(2, Lanes.forBatch(2));
-        assertEquals(1, Lanes.forBatch(3), "an odd batch runs in the plain graph");
-        assertEquals(2, Lanes.forBatch(4));
+        long sd15 = Lanes.unetWork(32, 32, 320);
+        assertEquals(1, Lanes.forBatch(1, sd15, Lanes.UNET_MIN_WORK));
+        assertEquals(2, Lanes.forBatch(2, sd15, Lanes.UNET_MIN_WORK));
+        assertEquals(1, Lanes.forBatch(3, sd15, Lanes.UNET_MIN_WORK), "an odd batch runs in the plain graph");
+        assertEquals(2, Lanes.forBatch(4, sd15, Lanes.UNET_MIN_WORK));
+        assertEquals(2, Lanes.forBatch(2, Lanes.textWork(77, 768, 12), Lanes.TEXT_MIN_WORK), "CLIP-L");
+        System.clearProperty("sdserve.lanes.anySize");
+        try {
+            assertEquals(1, Lanes.forBatch(2, Lanes.unetWork(16, 16, 64), Lanes.UNET_MIN_WORK),
+                    "the demo model's 16×16 latent: the plain graph");
+            assertEquals(1, Lanes.forBatch(2, Lanes.textWork(77, 256, 4), Lanes.TEXT_MIN_WORK), "a small text tower");
+        } finally {
+            System.setProperty("sdserve.lanes.anySize", "true");
+        }
+        assertEquals(2, Lanes.forBatch(2, Lanes.unetWork(16, 16, 64), Lanes.UNET_MIN_WORK), "anySize");
         withLanes("1", () -> {
-            assertEquals(1, Lanes.forBatch(2), "-Dsdserve.lanes=1 turns lanes off");
+            assertEquals(1, Lanes.forBatch(2, sd15, Lanes.UNET_MIN_WORK), "-Dsdserve.lanes=1 turns lanes off");
             return null;
         });
         System.setProperty("sdserve.threads", "1");
         try {
-            assertEquals(1, Lanes.forBatch(2), "one thread: no lanes");
+            assertEquals(1, Lanes.forBatch(2, sd15, Lanes.UNET_MIN_WORK), "one thread: no lanes");
         } finally {
             System.setProperty("sdserve.threads", "2");
         }
