@@ -13,6 +13,7 @@ import org.tensorflow.op.Ops;
 import org.tensorflow.op.core.Placeholder;
 import org.tensorflow.types.TFloat32;
 
+import dev.sdserve.testutil.Props;
 import dev.sdserve.tools.bench.GraphTimer;
 
 /** Each kernel against a naive double-precision Java implementation on small shapes (and TF's Conv2D). */
@@ -215,7 +216,7 @@ class KernelsTest {
             double[] ref = null;
             for (int form = 0; form < 2; form++) {
                 double[][] refOut = new double[1][];
-                outs[form] = withProperty("sdserve.winograd.products", form == 1 ? "batched" : null, () -> {
+                outs[form] = Props.with("sdserve.winograd.products", form == 1 ? "batched" : null, () -> {
                     try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(2), List.of(Shape.of(n, h, w, cin),
                             Shape.of(3, 3, cin, cout), Shape.of(cout)), in -> Conv3x3.conv(Ops.create(in.get(0).env()),
                             in.get(0), in.get(1), in.get(2), 1, m), 23)) {
@@ -401,7 +402,7 @@ class KernelsTest {
         // the per-head path (large query × key counts in the UNet) with the threshold lowered to these sizes
         int b = 2, tq = 13, tk = 9, c = 12, heads = 3;
         for (int chunk : new int[]{0, 5, 13}) {
-            double e = withProperty("sdserve.attention.perHeadMin", "1", () -> {
+            double e = Props.with("sdserve.attention.perHeadMin", "1", () -> {
                 try (GraphTimer g = new GraphTimer(SessionConfigs.cpu(2), List.of(Shape.of(b, tq, c),
                         Shape.of(b, tk, c), Shape.of(b, tk, c)),
                         in -> Attention.attend(Ops.create(in.get(0).env()), in.get(0), in.get(1), in.get(2), heads,
@@ -411,25 +412,6 @@ class KernelsTest {
                 }
             });
             assertTrue(e < TOL, "per head, chunk " + chunk + " rel err " + e);
-        }
-    }
-
-    /** {@code body}'s result with the system property {@code key} set to {@code value} (null: cleared), then restored. */
-    static <T> T withProperty(String key, String value, java.util.function.Supplier<T> body) {
-        String old = System.getProperty(key);
-        if (value == null) {
-            System.clearProperty(key);
-        } else {
-            System.setProperty(key, value);
-        }
-        try {
-            return body.get();
-        } finally {
-            if (old == null) {
-                System.clearProperty(key);
-            } else {
-                System.setProperty(key, old);
-            }
         }
     }
 

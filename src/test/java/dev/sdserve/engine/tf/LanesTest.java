@@ -1,6 +1,7 @@
 package dev.sdserve.engine.tf;
 
 import dev.sdserve.model.GoldenSet;
+import dev.sdserve.testutil.Props;
 import dev.sdserve.testutil.Shared;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -93,25 +94,19 @@ class LanesTest {
         assertEquals(1, Lanes.forBatch(3, sd15, Lanes.UNET_MIN_WORK), "an odd batch runs in the plain graph");
         assertEquals(2, Lanes.forBatch(4, sd15, Lanes.UNET_MIN_WORK));
         assertEquals(2, Lanes.forBatch(2, Lanes.textWork(77, 768, 12), Lanes.TEXT_MIN_WORK), "CLIP-L");
-        System.clearProperty("sdserve.lanes.anySize");
-        try {
+        Props.with("sdserve.lanes.anySize", null, () -> {
             assertEquals(1, Lanes.forBatch(2, Lanes.unetWork(16, 16, 64), Lanes.UNET_MIN_WORK),
                     "the demo model's 16×16 latent: the plain graph");
             assertEquals(1, Lanes.forBatch(2, Lanes.textWork(77, 256, 4), Lanes.TEXT_MIN_WORK), "a small text tower");
-        } finally {
-            System.setProperty("sdserve.lanes.anySize", "true");
-        }
+            return null;
+        });
         assertEquals(2, Lanes.forBatch(2, Lanes.unetWork(16, 16, 64), Lanes.UNET_MIN_WORK), "anySize");
         withLanes("1", () -> {
             assertEquals(1, Lanes.forBatch(2, sd15, Lanes.UNET_MIN_WORK), "-Dsdserve.lanes=1 turns lanes off");
             return null;
         });
-        System.setProperty("sdserve.threads", "1");
-        try {
-            assertEquals(1, Lanes.forBatch(2, sd15, Lanes.UNET_MIN_WORK), "one thread: no lanes");
-        } finally {
-            System.setProperty("sdserve.threads", "2");
-        }
+        assertEquals(1, Props.with("sdserve.threads", "1", () -> Lanes.forBatch(2, sd15, Lanes.UNET_MIN_WORK)),
+                "one thread: no lanes");
         assertEquals(2, Lanes.threadsPerLane(4, 2));
         assertEquals(1, Lanes.threadsPerLane(1, 2));
     }
@@ -189,24 +184,7 @@ class LanesTest {
         return out;
     }
 
-    private static <T> T withLanes(String value, ThrowingSupplier<T> body) {
-        String old = System.getProperty("sdserve.lanes");
-        System.setProperty("sdserve.lanes", value);
-        try {
-            return body.get();
-        } catch (Exception e) {
-            throw new AssertionError(e);
-        } finally {
-            if (old == null) {
-                System.clearProperty("sdserve.lanes");
-            } else {
-                System.setProperty("sdserve.lanes", old);
-            }
-        }
-    }
-
-    @FunctionalInterface
-    interface ThrowingSupplier<T> {
-        T get() throws Exception;
+    private static <T> T withLanes(String value, java.util.function.Supplier<T> body) {
+        return Props.with("sdserve.lanes", value, body);
     }
 }
