@@ -17,7 +17,10 @@ import org.tensorflow.types.TFloat32;
 /**
  * Winograd kernel transforms of one model's weights, computed once and fed to every call instead of being
  * recomputed in the graph on each ({@link Winograd#transformKernel}: a memory-bound {@code [a², 9] · [9, Cin·Cout]}
- * MatMul per layer that reads the kernel and writes 16/9 (F(2,3)) or 4 (F(4,3)) times its size).
+ * MatMul per layer that reads the kernel and writes 16/9 (F(2,3)) or 4 (F(4,3)) times its size); and, the same way,
+ * linear weights stored transposed ({@code [out, in]} as {@code [in, out]}, for {@link Nn#linear}'s
+ * {@code x · Wt}), under a budget of their own ({@code -Dsdserve.linearTransposeCacheMb}, default
+ * {@value #DEFAULT_TRANSPOSED_MB} MiB per model).
  *
  * <p>Filled lazily: the first call of a graph that uses a layer's transform computes it (the same MatMul, in a small
  * graph of its own, so the values are those the graph would compute) and holds it while it fits the budget
@@ -27,16 +30,29 @@ import org.tensorflow.types.TFloat32;
  */
 final class KernelTransformCache implements AutoCloseable {
     static final long DEFAULT_MB = 1024;
+    static final long DEFAULT_TRANSPOSED_MB = 1024;
 
-    /** A weight key and the Winograd variant of its transform. */
+    /** A weight key and the Winograd variant of its transform; variant null: the weight transposed. */
     record Key(String weight, Winograd.Variant variant) {
+        /** A 2-D weight {@code [out, in]} as {@code [in, out]}. */
+        static Key transposed(String weight) {
+            return new Key(weight, null);
+        }
+
+        boolean isTranspose() {
+            return variant == null;
+        }
     }
 
     private final Weights weights;
     private final Map<Key, TFloat32> held = new HashMap<>();
     /** Transforms that did not fit the budget when asked (not retried until the cache is cleared). */
     private final Set<Key> refused = new HashSet<>();
+    /** Transposed weights promised to a graph when it was built ({@link #reserve}), counted, computed on first use. */
+    private final Set<Key> reserved = new HashSet<>();
     private long bytes;
+    /** Of {@link #bytes}, the transposed weights (they have their own budget). */
+    private long transposedBytes;
 
     KernelTransformCache(Weights weights) {
         this.weights = weights;
@@ -46,9 +62,15 @@ final class KernelTransformCache implements AutoCloseable {
         return Math.max(0, Long.getLong("sdserve.winograd.kernelCacheMb", DEFAULT_MB)) << 20;
     }
 
+    /** The budget for transposed linear weights ({@code -Dsdserve.linearTransposeCacheMb}; 0 = none). */
+    static long configuredTransposedBudgetBytes() {
+        return Math.max(0, Long.getLong("sdserve.linearTransposeCacheMb", DEFAULT_TRANSPOSED_MB)) << 20;
+    }
+
     /**
-     * The transform of {@code key.weight()} by {@code key.variant()}, {@code [a², Cin, Cout]}, computing and holding
-     * it when it fits {@code budgetBytes} (with what is already held); null when it does not.
+     * The transform of {@code key.weight()} by {@code key.variant()}, {@code [a², Cin, Cout]} (or the weight
+     * transposed), computing and holding it when it fits {@code budgetBytes} (with what of its kind is already held);
+     * null when it does not.
      */
     synchronized TFloat32 get(Key key, long budgetBytes) {
         TFloat32 t = held.get(key);
@@ -56,22 +78,62 @@ final class KernelTransformCache implements AutoCloseable {
             return t;
         }
         long[] s = weights.shape(key.weight());
-        long size = 4L * key.variant().a * key.variant().a * s[2] * s[3];
-        if (bytes + size > budgetBytes) {
+        if (reserved.remove(key)) { // already counted
+            t = compute(key, s);
+            held.put(key, t);
+            return t;
+        }
+        long size = size(key, s);
+        long used = key.isTranspose() ? transposedBytes : bytes - transposedBytes;
+        if (used + size > budgetBytes) {
             refused.add(key);
             return null;
         }
         t = compute(key, s);
         held.put(key, t);
         bytes += size;
+        if (key.isTranspose()) {
+            transposedBytes += size;
+        }
         return t;
+    }
+
+    /**
+     * Promises the transposed weight {@code key} to a graph being built: true when it is held or reserved, or fits
+     * {@code budgetBytes} with what is held and reserved (then it is counted now and computed on first use), so a
+     * graph takes the transposed form only when every run will be fed the copy.
+     */
+    synchronized boolean reserve(Key key, long budgetBytes) {
+        if (!key.isTranspose()) {
+            throw new IllegalArgumentException("only transposed weights are reserved: " + key);
+        }
+        if (held.containsKey(key) || reserved.contains(key)) {
+            return true;
+        }
+        if (refused.contains(key)) {
+            return false;
+        }
+        long size = size(key, weights.shape(key.weight()));
+        if (transposedBytes + size > budgetBytes) {
+            refused.add(key);
+            return false;
+        }
+        reserved.add(key);
+        bytes += size;
+        transposedBytes += size;
+        return true;
+    }
+
+    private static long size(Key key, long[] s) {
+        return key.isTranspose() ? 4L * s[0] * s[1] : 4L * key.variant().a * key.variant().a * s[2] * s[3];
     }
 
     private TFloat32 compute(Key key, long[] shape) {
         try (Graph g = new Graph(); Session session = new Session(g, TfGraph.sessionConfig())) {
             Ops tf = Ops.create(g);
             Placeholder<TFloat32> kernel = tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(shape)));
-            Operand<TFloat32> u = Winograd.transformKernel(tf, kernel, key.variant(), null);
+            Operand<TFloat32> u = key.isTranspose() ? Nn.transpose2d(tf, kernel)
+                    : Winograd.transformKernel(tf, kernel, key.variant(), null);
             try (Result r = session.runner().feed(kernel, weights.get(key.weight())).fetch(u).run()) {
                 TFloat32 out = (TFloat32) r.get(0);
                 return TFloat32.tensorOf(out.shape(), out::copyTo);
@@ -83,7 +145,11 @@ final class KernelTransformCache implements AutoCloseable {
     synchronized void forget(String weight) {
         held.entrySet().removeIf(e -> {
             if (e.getKey().weight().equals(weight)) {
-                bytes -= e.getValue().numBytes();
+                if (e.getKey().isTranspose()) {
+                    reserved.add(e.getKey()); // graphs were built for it: recomputed from the new weight on next use
+                } else {
+                    bytes -= e.getValue().numBytes();
+                }
                 e.getValue().close();
                 return true;
             }
@@ -92,9 +158,14 @@ final class KernelTransformCache implements AutoCloseable {
         refused.removeIf(k -> k.weight().equals(weight));
     }
 
-    /** Bytes of transforms held. */
+    /** Bytes of transforms held (Winograd's and transposed weights, reserved ones included). */
     synchronized long bytes() {
         return bytes;
+    }
+
+    /** Of {@link #bytes()}, the transposed linear weights. */
+    synchronized long transposedBytes() {
+        return transposedBytes;
     }
 
     synchronized int size() {
@@ -106,6 +177,8 @@ final class KernelTransformCache implements AutoCloseable {
         held.values().forEach(TFloat32::close);
         held.clear();
         refused.clear();
+        reserved.clear();
         bytes = 0;
+        transposedBytes = 0;
     }
 }

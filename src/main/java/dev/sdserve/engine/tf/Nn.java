@@ -38,6 +38,8 @@ public final class Nn {
     private final Conv3x3.Method conv3x3;
     /** The LoRA hook: terms added to linears (null: none); see {@link LinearHook}. */
     private LinearHook linearHook;
+    /** See {@link #transposeAllLinears}. */
+    private boolean transposeAll;
 
     public Nn(Ops tf, WeightBinder weights) {
         this(tf, weights, configuredConv3x3());
@@ -195,6 +197,34 @@ public final class Nn {
      */
     static final long TRANSPOSED_LINEAR_ROWS = 200;
 
+    /**
+     * Which linears take their weight held transposed ({@code [in, out]}, {@link WeightBinder#transposed}), so the
+     * product is {@code x · Wt} with no transposed operand: oneDNN's product with an {@code [out, in]} weight was 1.15–2.5×
+     * slower for narrowing shapes (in &gt; out: an MLP's down projection, fc2, an up block's 1×1 skip;
+     * {@code KernelBench gemmt}), and in a text tower for every shape. {@code -Dsdserve.linearWt} (read at graph
+     * build): {@code auto} (default: narrowing linears, and every linear of a network that called
+     * {@link #transposeAllLinears}), {@code narrowing}, {@code all}, {@code none}; the copies are held within
+     * {@code -Dsdserve.linearTransposeCacheMb} per model.
+     */
+    private boolean transposedWeight(long in, long out) {
+        return switch (System.getProperty("sdserve.linearWt", "auto")) {
+            case "none" -> false;
+            case "all" -> true;
+            case "narrowing" -> in > out;
+            default -> in > out || transposeAll;
+        };
+    }
+
+    /** Every linear built after this call takes its weight transposed (under {@code sdserve.linearWt=auto}). */
+    public void transposeAllLinears(boolean all) {
+        this.transposeAll = all;
+    }
+
+    /** A 2-D tensor transposed. */
+    static Operand<TFloat32> transpose2d(Ops tf, Operand<TFloat32> w) {
+        return tf.linalg.transpose(w, tf.constant(new int[]{1, 0}));
+    }
+
     /** Rows of a linear's input per sample: every dimension but the last, a dynamic batch counted once. */
     static long rowsPerSample(long[] d) {
         long rows = 1;
@@ -224,10 +254,16 @@ public final class Nn {
         }
         long out = ws[0];
         Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
-        Operand<TFloat32> y = rowsPerSample(d) <= Long.getLong("sdserve.linearTransposedRows", TRANSPOSED_LINEAR_ROWS)
-                // few rows: (W · xᵀ)ᵀ, so the long side of the product is the weight's rows (see the constant)
-                ? tf.linalg.transpose(tf.linalg.matMul(w, x2, MatMul.transposeB(true)), tf.constant(new int[]{1, 0}))
-                : tf.linalg.matMul(x2, w, MatMul.transposeB(true));
+        Operand<TFloat32> wt = transposedWeight(in, out) ? weights.transposed(tf, weightKey, w) : null;
+        Operand<TFloat32> y;
+        if (wt != null) {
+            y = tf.linalg.matMul(x2, wt); // the weight held [in, out] (see transposedWeight)
+        } else if (rowsPerSample(d) <= Long.getLong("sdserve.linearTransposedRows", TRANSPOSED_LINEAR_ROWS)) {
+            // few rows: (W · xᵀ)ᵀ, so the long side of the product is the weight's rows (see the constant)
+            y = tf.linalg.transpose(tf.linalg.matMul(w, x2, MatMul.transposeB(true)), tf.constant(new int[]{1, 0}));
+        } else {
+            y = tf.linalg.matMul(x2, w, MatMul.transposeB(true));
+        }
         if (linearHook != null) {
             Operand<TFloat32> extra = linearHook.extra(this, weightKey, x2, d, out);
             if (extra != null) {

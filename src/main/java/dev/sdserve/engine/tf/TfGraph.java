@@ -133,9 +133,9 @@ public final class TfGraph implements AutoCloseable {
         for (var e : binder.transforms().entrySet()) {
             KernelTransformCache.Key k = e.getValue();
             if (weightOverrides.containsKey(k.weight())) {
-                continue; // a LoRA-merged kernel: the graph transforms the override itself
+                continue; // a LoRA-merged weight: the graph transforms (transposes) the override itself
             }
-            org.tensorflow.types.TFloat32 u = w.transforms().get(k, binder.transformBudget());
+            org.tensorflow.types.TFloat32 u = w.transforms().get(k, binder.budget(k));
             if (u != null) {
                 r.feed(e.getKey(), u);
             }

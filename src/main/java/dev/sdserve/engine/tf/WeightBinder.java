@@ -30,6 +30,7 @@ public final class WeightBinder {
     private final Map<Operand<TFloat32>, KernelTransformCache.Key> transforms = new LinkedHashMap<>();
     /** Read when the graph is built (so a benchmark can build the same network with and without the cache). */
     private final long transformBudget = KernelTransformCache.configuredBudgetBytes();
+    private final long transposedBudget = KernelTransformCache.configuredTransposedBudgetBytes();
 
     public WeightBinder(Weights weights) {
         this(weights, ComputeDType.FP32);
@@ -93,13 +94,36 @@ public final class WeightBinder {
         }
     }
 
+    /**
+     * The weight {@code key} ({@code w}, bound) transposed to {@code [in, out]}, for a linear's {@code x · Wt}: a
+     * graph value every run feeds with the model's held copy ({@link KernelTransformCache#reserve}); null when that
+     * cannot be promised (half-precision compute or weight, no budget for transposed weights, or it is spent), and
+     * the caller keeps the {@code [out, in]} forms. A LoRA-merged weight fed as an override is transposed in the graph.
+     */
+    Operand<TFloat32> transposed(Ops tf, String key, Operand<TFloat32> w) {
+        if (transposedBudget <= 0 || compute != ComputeDType.FP32 || weights.isHalf(key) || values.get(key) != w) {
+            return null;
+        }
+        KernelTransformCache.Key k = KernelTransformCache.Key.transposed(key);
+        if (!weights.transforms().reserve(k, transposedBudget)) {
+            return null;
+        }
+        long[] s = weights.shape(key);
+        // behind a PlaceholderWithDefault: grappler folds a bare Transpose into the MatMul's transpose flag, and the
+        // product would read the [out, in] weight again
+        Operand<TFloat32> wt = tf.placeholderWithDefault(Nn.transpose2d(tf, w), Shape.of(s[1], s[0]));
+        transforms.put(wt, k);
+        return wt;
+    }
+
     /** Transform node → which weight and variant it is a transform of (see {@link #transformed}). */
     Map<Operand<TFloat32>, KernelTransformCache.Key> transforms() {
         return transforms;
     }
 
-    long transformBudget() {
-        return transformBudget;
+    /** The budget that applies to {@code key}'s kind of transform. */
+    long budget(KernelTransformCache.Key key) {
+        return key.isTranspose() ? transposedBudget : transformBudget;
     }
 
     long[] shape(String key) {

@@ -18,8 +18,10 @@ import dev.sdserve.engine.tf.SessionConfigs;
 /**
  * Microbenchmarks of the kernels on SD 1.5 shapes, TF's own op (or the plain formulation) beside ours, each with
  * ms, GFLOP/s and % of the FMA peak measured just before. Run:
- * {@code java -cp … dev.sdserve.tools.bench.KernelBench [threads] [conv|conv-b2|conv32|conv32-b2|attn|norm|gemm|lanes|profile|all]}
- * ({@code conv32}: the stride-1 levels of a 32×32 latent, i.e. a 256² image: 32×32×320, 16×16×640, 8×8 and 4×4×1280).
+ * {@code java -cp … dev.sdserve.tools.bench.KernelBench [threads] [conv|conv-b2|conv32|conv32-b2|attn|norm|gemm|gemmt|lanes|tp|profile|all]}
+ * ({@code conv32}: the stride-1 levels of a 32×32 latent, i.e. a 256² image: 32×32×320, 16×16×640, 8×8 and 4×4×1280;
+ * {@code gemmt}: the engine's linear forms against the weight stored {@code [in, out]}; {@code tp}: a text encoder's
+ * product chain in per-sample lanes, plain, and split by output features between two lanes).
  */
 public final class KernelBench {
     private KernelBench() {
@@ -160,6 +162,77 @@ public final class KernelBench {
                         shapes, chain, lanes);
             }
         }
+        if (which.equals("all") || which.equals("gemmt")) {
+            // The engine's linear (x . W^T + b; (W . x^T)^T + b at <= 200 rows) against the weight stored [in, out]:
+            // x . Wt + b, no transposed operand.
+            long[][] gemms = {{8192, 320, 320}, {8192, 320, 2560}, {8192, 1280, 320}, {2048, 640, 640},
+                    {2048, 640, 5120}, {2048, 2560, 640}, {512, 1280, 1280}, {512, 5120, 1280}, {128, 1280, 1280},
+                    {77, 768, 768}, {77, 768, 3072}, {77, 3072, 768}, {154, 768, 3072}, {154, 3072, 768},
+                    {1024, 768, 320}, {77, 768, 320}};
+            for (long[] g : gemms) {
+                long m = g[0], k = g[1], n = g[2];
+                List<Shape> shapes = List.of(Shape.of(m, k), Shape.of(n, k), Shape.of(k, n), Shape.of(n));
+                line(out, String.format("linear %dx%d->%d now vs x.Wt", m, k, n), 2.0 * m * k * n, p, cfg, shapes,
+                        in -> {
+                            Ops tf = Ops.create(in.get(0).env());
+                            Operand<TFloat32> y = m <= 200
+                                    ? tf.linalg.transpose(tf.linalg.matMul(in.get(1), in.get(0),
+                                    org.tensorflow.op.linalg.MatMul.transposeB(true)), tf.constant(new int[]{1, 0}))
+                                    : tf.linalg.matMul(in.get(0), in.get(1),
+                                    org.tensorflow.op.linalg.MatMul.transposeB(true));
+                            return tf.nn.biasAdd(y, in.get(3));
+                        },
+                        in -> {
+                            Ops tf = Ops.create(in.get(0).env());
+                            return tf.nn.biasAdd(tf.linalg.matMul(in.get(0), in.get(2)), in.get(3));
+                        });
+            }
+        }
+        if (which.equals("tp")) {
+            // Tensor-parallel lanes: each lane computes half of every product's output features (fc1's rows of W1,
+            // fc2's rows of W2 transposed = its input features), the two partial fc2 outputs summed: one sync per
+            // layer, every product over all rows, one thread each. Against the per-sample lanes (154 rows) and the
+            // plain 2-thread chain.
+            for (long rows : new long[]{154, 77}) {
+                List<Shape> shapes = List.of(Shape.of(rows, 768), Shape.of(3072, 768), Shape.of(3072, 768));
+                double fl = 12 * 2 * 2.0 * rows * 768 * 3072;
+                Function<List<Operand<TFloat32>>, Operand<TFloat32>> plain = in -> chainT(Ops.create(in.get(0).env()),
+                        in.get(0), in.get(1), in.get(2));
+                Function<List<Operand<TFloat32>>, Operand<TFloat32>> lanes = in -> {
+                    Ops tf = Ops.create(in.get(0).env());
+                    long h = rows / 2;
+                    var a = tf.slice(in.get(0), tf.constant(new long[]{0, 0}), tf.constant(new long[]{h, -1}));
+                    var b = tf.slice(in.get(0), tf.constant(new long[]{h, 0}), tf.constant(new long[]{-1, -1}));
+                    return tf.concat(List.of(chainT(tf, a, in.get(1), in.get(2)), chainT(tf, b, in.get(1), in.get(2))),
+                            tf.constant(0));
+                };
+                Function<List<Operand<TFloat32>>, Operand<TFloat32>> tp = in -> {
+                    Ops tf = Ops.create(in.get(0).env());
+                    Operand<TFloat32> x = in.get(0);
+                    var w1 = tf.split(tf.constant(0), in.get(1), 2L);
+                    var w2 = tf.split(tf.constant(0), in.get(2), 2L);
+                    for (int l = 0; l < 12; l++) {
+                        Operand<TFloat32> sum = null;
+                        for (int i = 0; i < 2; i++) {
+                            var h = tf.linalg.matMul(x, w1.output().get(i),
+                                    org.tensorflow.op.linalg.MatMul.transposeB(true));
+                            Operand<TFloat32> y = tf.linalg.matMul(h, w2.output().get(i));
+                            sum = sum == null ? y : tf.math.add(sum, y);
+                        }
+                        x = sum;
+                    }
+                    return x;
+                };
+                ConfigProto laneCfg = SessionConfigs.cpu(Math.max(1, threads / 2), 2).toBuilder()
+                        .setUsePerSessionThreads(true).build();
+                if (rows % 2 == 0) {
+                    line2(out, String.format("chain %dx768->3072->768 x12: lanes vs tp", rows), fl, p, laneCfg,
+                            laneCfg, shapes, lanes, tp);
+                }
+                line2(out, String.format("chain %dx768->3072->768 x12: plain vs tp", rows), fl, p, cfg, laneCfg,
+                        shapes, plain, tp);
+            }
+        }
         if (which.equals("all") || which.equals("norm")) {
             long[][] norms = {{64, 320}, {32, 640}, {16, 1280}, {128, 512}, {256, 256}};
             for (long[] nrm : norms) {
@@ -179,6 +252,15 @@ public final class KernelBench {
         for (int l = 0; l < 12; l++) {
             var h = tf.linalg.matMul(x, w1, org.tensorflow.op.linalg.MatMul.transposeB(true));
             x = tf.linalg.matMul(h, w2, org.tensorflow.op.linalg.MatMul.transposeB(true));
+        }
+        return x;
+    }
+
+    /** {@link #chain} with the second weight stored transposed ([in, out]). */
+    private static Operand<TFloat32> chainT(Ops tf, Operand<TFloat32> x, Operand<TFloat32> w1, Operand<TFloat32> w2t) {
+        for (int l = 0; l < 12; l++) {
+            var h = tf.linalg.matMul(x, w1, org.tensorflow.op.linalg.MatMul.transposeB(true));
+            x = tf.linalg.matMul(h, w2t);
         }
         return x;
     }
