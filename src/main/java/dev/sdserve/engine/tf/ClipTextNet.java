@@ -83,7 +83,7 @@ public final class ClipTextNet {
         List<Map<String, Operand<TFloat32>>> outs = new ArrayList<>();
         // a text tower's products are all few-row (tokens per sample): every weight held transposed was 0.85-0.92x
         // the time of narrowing ones only, at batch 1 and 2 (bench --ab-props 'sdserve.linearWt=all;-')
-        b.nn.transposeAllLinears(true);
+        b.nn.textTower(true);
         for (Map<String, Operand<TInt32>> part : Lanes.split(tf, in, lanes)) {
             outs.add(encode(b.nn, tf, cfg, tokens, req, part.get("ids"), part.get("eos")));
         }

@@ -19,8 +19,10 @@ import org.tensorflow.types.TFloat32;
  * recomputed in the graph on each ({@link Winograd#transformKernel}: a memory-bound {@code [a², 9] · [9, Cin·Cout]}
  * MatMul per layer that reads the kernel and writes 16/9 (F(2,3)) or 4 (F(4,3)) times its size); and, the same way,
  * linear weights stored transposed ({@code [out, in]} as {@code [in, out]}, for {@link Nn#linear}'s
- * {@code x · Wt}), under a budget of their own ({@code -Dsdserve.linearTransposeCacheMb}, default
- * {@value #DEFAULT_TRANSPOSED_MB} MiB per model).
+ * {@code x · Wt}), under budgets of their own per {@link Pool}: the image networks' ({@code
+ * -Dsdserve.linearTransposeCacheMb}, default {@value #DEFAULT_TRANSPOSED_MB} MiB per model) and the text towers'
+ * ({@code -Dsdserve.textTransposeCacheMb}, default {@value #DEFAULT_TEXT_TRANSPOSED_MB} MiB), so a text tower built
+ * first does not take what the UNet, run at every step, would use.
  *
  * <p>Filled lazily: the first call of a graph that uses a layer's transform computes it (the same MatMul, in a small
  * graph of its own, so the values are those the graph would compute) and holds it while it fits the budget
@@ -31,12 +33,41 @@ import org.tensorflow.types.TFloat32;
 final class KernelTransformCache implements AutoCloseable {
     static final long DEFAULT_MB = 1024;
     static final long DEFAULT_TRANSPOSED_MB = 1024;
+    static final long DEFAULT_TEXT_TRANSPOSED_MB = 512;
 
-    /** A weight key and the Winograd variant of its transform; variant null: the weight transposed. */
-    record Key(String weight, Winograd.Variant variant) {
+    /** Whose budget a transposed weight counts against. */
+    enum Pool {
+        /** UNet, VAE: {@code sdserve.linearTransposeCacheMb}. */
+        IMAGE("sdserve.linearTransposeCacheMb", DEFAULT_TRANSPOSED_MB),
+        /** Text towers: {@code sdserve.textTransposeCacheMb}. */
+        TEXT("sdserve.textTransposeCacheMb", DEFAULT_TEXT_TRANSPOSED_MB);
+
+        final String property;
+        final long defaultMb;
+
+        Pool(String property, long defaultMb) {
+            this.property = property;
+            this.defaultMb = defaultMb;
+        }
+
+        /** The configured budget in bytes (0 = none), read now. */
+        long budgetBytes() {
+            return Math.max(0, Long.getLong(property, defaultMb)) << 20;
+        }
+    }
+
+    /**
+     * A weight key and the Winograd variant of its transform; variant null: the weight transposed, counted in
+     * {@code pool}.
+     */
+    record Key(String weight, Winograd.Variant variant, Pool pool) {
+        Key(String weight, Winograd.Variant variant) {
+            this(weight, variant, null);
+        }
+
         /** A 2-D weight {@code [out, in]} as {@code [in, out]}. */
-        static Key transposed(String weight) {
-            return new Key(weight, null);
+        static Key transposed(String weight, Pool pool) {
+            return new Key(weight, null, pool);
         }
 
         boolean isTranspose() {
@@ -51,8 +82,8 @@ final class KernelTransformCache implements AutoCloseable {
     /** Transposed weights promised to a graph when it was built ({@link #reserve}), counted, computed on first use. */
     private final Set<Key> reserved = new HashSet<>();
     private long bytes;
-    /** Of {@link #bytes}, the transposed weights (they have their own budget). */
-    private long transposedBytes;
+    /** Of {@link #bytes}, the transposed weights, by pool (each has its own budget). */
+    private final Map<Pool, Long> transposedBytes = new java.util.EnumMap<>(Pool.class);
 
     KernelTransformCache(Weights weights) {
         this.weights = weights;
@@ -60,11 +91,6 @@ final class KernelTransformCache implements AutoCloseable {
 
     static long configuredBudgetBytes() {
         return Math.max(0, Long.getLong("sdserve.winograd.kernelCacheMb", DEFAULT_MB)) << 20;
-    }
-
-    /** The budget for transposed linear weights ({@code -Dsdserve.linearTransposeCacheMb}; 0 = none). */
-    static long configuredTransposedBudgetBytes() {
-        return Math.max(0, Long.getLong("sdserve.linearTransposeCacheMb", DEFAULT_TRANSPOSED_MB)) << 20;
     }
 
     /**
@@ -84,7 +110,7 @@ final class KernelTransformCache implements AutoCloseable {
             return t;
         }
         long size = size(key, s);
-        long used = key.isTranspose() ? transposedBytes : bytes - transposedBytes;
+        long used = key.isTranspose() ? transposed(key.pool()) : bytes - transposedBytes();
         if (used + size > budgetBytes) {
             refused.add(key);
             return null;
@@ -93,7 +119,7 @@ final class KernelTransformCache implements AutoCloseable {
         held.put(key, t);
         bytes += size;
         if (key.isTranspose()) {
-            transposedBytes += size;
+            transposedBytes.merge(key.pool(), size, Long::sum);
         }
         return t;
     }
@@ -114,13 +140,13 @@ final class KernelTransformCache implements AutoCloseable {
             return false;
         }
         long size = size(key, weights.shape(key.weight()));
-        if (transposedBytes + size > budgetBytes) {
+        if (transposed(key.pool()) + size > budgetBytes) {
             refused.add(key);
             return false;
         }
         reserved.add(key);
         bytes += size;
-        transposedBytes += size;
+        transposedBytes.merge(key.pool(), size, Long::sum);
         return true;
     }
 
@@ -165,7 +191,12 @@ final class KernelTransformCache implements AutoCloseable {
 
     /** Of {@link #bytes()}, the transposed linear weights. */
     synchronized long transposedBytes() {
-        return transposedBytes;
+        return transposedBytes.values().stream().mapToLong(Long::longValue).sum();
+    }
+
+    /** Of {@link #transposedBytes()}, those counted in {@code pool}. */
+    synchronized long transposed(Pool pool) {
+        return transposedBytes.getOrDefault(pool, 0L);
     }
 
     synchronized int size() {
@@ -179,6 +210,6 @@ final class KernelTransformCache implements AutoCloseable {
         refused.clear();
         reserved.clear();
         bytes = 0;
-        transposedBytes = 0;
+        transposedBytes.clear();
     }
 }

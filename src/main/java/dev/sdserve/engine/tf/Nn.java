@@ -38,8 +38,8 @@ public final class Nn {
     private final Conv3x3.Method conv3x3;
     /** The LoRA hook: terms added to linears (null: none); see {@link LinearHook}. */
     private LinearHook linearHook;
-    /** See {@link #transposeAllLinears}. */
-    private boolean transposeAll;
+    /** See {@link #textTower}. */
+    private boolean textTower;
 
     public Nn(Ops tf, WeightBinder weights) {
         this(tf, weights, configuredConv3x3());
@@ -202,22 +202,25 @@ public final class Nn {
      * product is {@code x · Wt} with no transposed operand: oneDNN's product with an {@code [out, in]} weight was 1.15–2.5×
      * slower for narrowing shapes (in &gt; out: an MLP's down projection, fc2, an up block's 1×1 skip;
      * {@code KernelBench gemmt}), and in a text tower for every shape. {@code -Dsdserve.linearWt} (read at graph
-     * build): {@code auto} (default: narrowing linears, and every linear of a network that called
-     * {@link #transposeAllLinears}), {@code narrowing}, {@code all}, {@code none}; the copies are held within
-     * {@code -Dsdserve.linearTransposeCacheMb} per model.
+     * build): {@code auto} (default: narrowing linears, and every linear of a text tower, {@link #textTower}),
+     * {@code narrowing}, {@code all}, {@code none}; the copies are held within {@code -Dsdserve.linearTransposeCacheMb}
+     * (image networks) and {@code -Dsdserve.textTransposeCacheMb} (text towers) per model.
      */
     private boolean transposedWeight(long in, long out) {
         return switch (System.getProperty("sdserve.linearWt", "auto")) {
             case "none" -> false;
             case "all" -> true;
             case "narrowing" -> in > out;
-            default -> in > out || transposeAll;
+            default -> in > out || textTower;
         };
     }
 
-    /** Every linear built after this call takes its weight transposed (under {@code sdserve.linearWt=auto}). */
-    public void transposeAllLinears(boolean all) {
-        this.transposeAll = all;
+    /**
+     * The linears built after this call are a text tower's: under {@code sdserve.linearWt=auto} every one takes its
+     * weight transposed, counted in the text towers' budget ({@link KernelTransformCache.Pool#TEXT}).
+     */
+    public void textTower(boolean text) {
+        this.textTower = text;
     }
 
     /** A 2-D tensor transposed. */
@@ -254,7 +257,8 @@ public final class Nn {
         }
         long out = ws[0];
         Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
-        Operand<TFloat32> wt = transposedWeight(in, out) ? weights.transposed(tf, weightKey, w) : null;
+        Operand<TFloat32> wt = transposedWeight(in, out) ? weights.transposed(tf, weightKey, w,
+                textTower ? KernelTransformCache.Pool.TEXT : KernelTransformCache.Pool.IMAGE) : null;
         Operand<TFloat32> y;
         if (wt != null) {
             y = tf.linalg.matMul(x2, wt); // the weight held [in, out] (see transposedWeight)

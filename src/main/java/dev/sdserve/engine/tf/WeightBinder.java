@@ -30,7 +30,8 @@ public final class WeightBinder {
     private final Map<Operand<TFloat32>, KernelTransformCache.Key> transforms = new LinkedHashMap<>();
     /** Read when the graph is built (so a benchmark can build the same network with and without the cache). */
     private final long transformBudget = KernelTransformCache.configuredBudgetBytes();
-    private final long transposedBudget = KernelTransformCache.configuredTransposedBudgetBytes();
+    private final long imageTransposedBudget = KernelTransformCache.Pool.IMAGE.budgetBytes();
+    private final long textTransposedBudget = KernelTransformCache.Pool.TEXT.budgetBytes();
 
     public WeightBinder(Weights weights) {
         this(weights, ComputeDType.FP32);
@@ -97,15 +98,16 @@ public final class WeightBinder {
     /**
      * The weight {@code key} ({@code w}, bound) transposed to {@code [in, out]}, for a linear's {@code x · Wt}: a
      * graph value every run feeds with the model's held copy ({@link KernelTransformCache#reserve}); null when that
-     * cannot be promised (half-precision compute or weight, no budget for transposed weights, or it is spent), and
-     * the caller keeps the {@code [out, in]} forms. A LoRA-merged weight fed as an override is transposed in the graph.
+     * cannot be promised (half-precision compute or weight, no budget in {@code pool}, or it is spent), and the
+     * caller keeps the {@code [out, in]} forms. A LoRA-merged weight fed as an override is transposed in the graph.
      */
-    Operand<TFloat32> transposed(Ops tf, String key, Operand<TFloat32> w) {
-        if (transposedBudget <= 0 || compute != ComputeDType.FP32 || weights.isHalf(key) || values.get(key) != w) {
+    Operand<TFloat32> transposed(Ops tf, String key, Operand<TFloat32> w, KernelTransformCache.Pool pool) {
+        KernelTransformCache.Key k = KernelTransformCache.Key.transposed(key, pool);
+        long budget = budget(k);
+        if (budget <= 0 || compute != ComputeDType.FP32 || weights.isHalf(key) || values.get(key) != w) {
             return null;
         }
-        KernelTransformCache.Key k = KernelTransformCache.Key.transposed(key);
-        if (!weights.transforms().reserve(k, transposedBudget)) {
+        if (!weights.transforms().reserve(k, budget)) {
             return null;
         }
         long[] s = weights.shape(key);
@@ -123,7 +125,10 @@ public final class WeightBinder {
 
     /** The budget that applies to {@code key}'s kind of transform. */
     long budget(KernelTransformCache.Key key) {
-        return key.isTranspose() ? transposedBudget : transformBudget;
+        if (!key.isTranspose()) {
+            return transformBudget;
+        }
+        return key.pool() == KernelTransformCache.Pool.TEXT ? textTransposedBudget : imageTransposedBudget;
     }
 
     long[] shape(String key) {

@@ -699,9 +699,17 @@ public final class Weights implements AutoCloseable {
         return bytes;
     }
 
-    /** Bytes of precomputed Winograd kernel transforms held beside the weights ({@link KernelTransformCache}). */
+    /**
+     * Bytes of precomputed Winograd kernel transforms and transposed linear weights held (or promised to a graph)
+     * beside the weights ({@link KernelTransformCache}).
+     */
     public long transformBytes() {
         return transforms.bytes();
+    }
+
+    /** Of {@link #transformBytes()}, the linear weights held transposed. */
+    public long transposedWeightBytes() {
+        return transforms.transposedBytes();
     }
 
     /** Precomputed Winograd kernel transforms of these weights (see {@link KernelTransformCache}). */

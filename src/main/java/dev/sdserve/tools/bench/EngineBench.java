@@ -173,8 +173,10 @@ final class EngineBench {
                             + "load warm %.2f s = %.2f x the warm read, cold %.2f s = %.2f x the cold read%n",
                     hwmKb / 1e6 * 1.024, hwmKb * 1024.0 / size, loadHwmKb * 1024.0 / size, loadS, loadS / readS,
                     coldLoadS, coldLoadS / coldReadS);
-            out.printf("bench: Winograd kernel transforms held: %.2f GB (sdserve.winograd.kernelCacheMb)%n",
-                    m.weights().transformBytes() / 1e9);
+            long transposed = m.weights().transposedWeightBytes();
+            out.printf("bench: Winograd kernel transforms held: %.2f GB (sdserve.winograd.kernelCacheMb); linear "
+                            + "weights held transposed: %.2f GB (sdserve.linearTransposeCacheMb, textTransposeCacheMb)%n",
+                    (m.weights().transformBytes() - transposed) / 1e9, transposed / 1e9);
             out.printf("bench: unet64 by CPU time: %.1f%% of %d x %.1f GFLOP per core-second (quiet-machine peak %.1f)%n",
                     100 * u64cpuEff, threads, u64core, threads * u64core);
             out.printf("bench: unet64_ms=%.1f unet64_gflops=%.1f peak_gflops=%.1f efficiency=%.3f%n", u64ms, u64gf,

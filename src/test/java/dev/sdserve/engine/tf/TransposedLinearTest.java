@@ -24,7 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Linears whose weight is held transposed ({@code [in, out]}, {@link WeightBinder#transposed}): they compute
  * {@code x · Wᵀ + b} as a naive loop does and as the {@code [out, in]} forms do; the call really reads the held copy;
  * a replaced weight is transposed again; a weight override (a LoRA merge) is transposed in the graph; which linears
- * take the form (narrowing ones, every one after {@link Nn#transposeAllLinears}); the budget is respected, promised
+ * take the form (narrowing ones, every one after {@link Nn#textTower}); the budget is respected, promised
  * at graph build.
  */
 class TransposedLinearTest {
@@ -61,9 +61,9 @@ class TransposedLinearTest {
     }
 
     /** y = linear "n" (narrowing) and z = linear "u" (widening) of the same input [ROWS, IN]. */
-    private TfGraph graph(boolean transposeAll) {
+    private TfGraph graph(boolean textTower) {
         return TfGraph.build("linears", w, b -> {
-            b.nn.transposeAllLinears(transposeAll);
+            b.nn.textTower(textTower);
             var in = b.input("x", b.tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(ROWS, IN))));
             b.output("y", b.nn.linear(in, "n", true));
             b.output("z", b.nn.linear(in, "u", true));
@@ -125,20 +125,32 @@ class TransposedLinearTest {
     }
 
     @Test
-    void everyLinearAfterTransposeAllAndTheLinearWtSetting() {
+    void everyLinearOfATextTowerInItsOwnPoolAndTheLinearWtSetting() {
         float[] x = rnd(ROWS * IN);
         try (TfGraph g = graph(true)) {
             float[][] got = run(g, x, Map.of());
             near(naive(x, narrow, narrowBias, OUT), got[0]);
             near(naive(x, wide, wideBias, WIDE), got[1]);
             assertEquals(2, w.transforms().size());
-            assertEquals(4L * IN * (OUT + WIDE), transposedBytes());
+            assertEquals(4L * IN * (OUT + WIDE), w.transforms().transposed(KernelTransformCache.Pool.TEXT));
+            assertEquals(0, w.transforms().transposed(KernelTransformCache.Pool.IMAGE));
         }
+        w.transforms().close();
+        Props.with("sdserve.textTransposeCacheMb", "0", () -> {
+            try (TfGraph text = graph(true); TfGraph image = graph(false)) {
+                near(naive(x, narrow, narrowBias, OUT), run(text, x, Map.of())[0]);
+                near(naive(x, narrow, narrowBias, OUT), run(image, x, Map.of())[0]);
+                assertEquals(0, w.transforms().transposed(KernelTransformCache.Pool.TEXT), "no text budget");
+                assertEquals(4L * IN * OUT, w.transforms().transposed(KernelTransformCache.Pool.IMAGE),
+                        "the image networks' budget is their own");
+            }
+            return null;
+        });
         w.transforms().close();
         Props.with("sdserve.linearWt", "narrowing", () -> {
             try (TfGraph g = graph(true)) {
                 near(naive(x, wide, wideBias, WIDE), run(g, x, Map.of())[1]);
-                assertEquals(4L * IN * OUT, transposedBytes(), "narrowing: transposeAll is not asked");
+                assertEquals(4L * IN * OUT, transposedBytes(), "narrowing: the text tower's other linears are not transposed");
             }
             return null;
         });
@@ -157,7 +169,7 @@ class TransposedLinearTest {
         float[] x = rnd(ROWS * IN);
         try (TfGraph g = graph(false)) {
             float[] first = run(g, x, Map.of())[0];
-            TFloat32 wt = w.transforms().get(KernelTransformCache.Key.transposed("n.weight"), 1L << 30);
+            TFloat32 wt = w.transforms().get(KernelTransformCache.Key.transposed("n.weight", KernelTransformCache.Pool.IMAGE), 1L << 30);
             assertNotNull(wt);
             assertEquals(Shape.of(IN, OUT), wt.shape(), "held [in, out]");
             assertEquals(narrow[3 * IN + 2], wt.getFloat(2, 3), "W[3][2] at [2][3]");
@@ -186,13 +198,13 @@ class TransposedLinearTest {
     @Test
     void theBudgetIsPromisedAtBuildAndRespected() {
         float[] x = rnd(ROWS * IN);
-        var key = KernelTransformCache.Key.transposed("n.weight");
+        var key = KernelTransformCache.Key.transposed("n.weight", KernelTransformCache.Pool.IMAGE);
         assertFalse(w.transforms().reserve(key, 4L * IN * OUT - 1), "does not fit");
         assertNull(w.transforms().get(key, 4L * IN * OUT - 1));
         assertEquals(0, transposedBytes());
         w.transforms().close();
         Props.with("sdserve.linearTransposeCacheMb", "0", () -> {
-            try (TfGraph g = graph(true)) {
+            try (TfGraph g = graph(false)) {
                 float[][] got = run(g, x, Map.of());
                 near(naive(x, narrow, narrowBias, OUT), got[0]);
                 near(naive(x, wide, wideBias, WIDE), got[1]);
