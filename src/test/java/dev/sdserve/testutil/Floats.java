@@ -7,6 +7,15 @@ public final class Floats {
     private Floats() {
     }
 
+    /** {@code n} standard normal samples from {@code random}, as floats. */
+    public static float[] gaussian(java.util.Random random, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) random.nextGaussian();
+        }
+        return a;
+    }
+
     /** The largest absolute difference between two arrays of the same length (asserted). */
     public static double maxAbsDiff(float[] a, float[] b) {
         assertEquals(a.length, b.length, "lengths");

@@ -150,11 +150,7 @@ public final class KernelBench {
                         in.get(0), in.get(1), in.get(2));
                 Function<List<Operand<TFloat32>>, Operand<TFloat32>> lanes = in -> {
                     Ops tf = Ops.create(in.get(0).env());
-                    long h = rows / 2;
-                    var a = tf.slice(in.get(0), tf.constant(new long[]{0, 0}), tf.constant(new long[]{h, -1}));
-                    var b = tf.slice(in.get(0), tf.constant(new long[]{h, 0}), tf.constant(new long[]{-1, -1}));
-                    return tf.concat(List.of(chain(tf, a, in.get(1), in.get(2)), chain(tf, b, in.get(1), in.get(2))),
-                            tf.constant(0));
+                    return twoLanes(tf, in.get(0), rows, x -> chain(tf, x, in.get(1), in.get(2)));
                 };
                 ConfigProto laneCfg = SessionConfigs.cpu(Math.max(1, threads / 2), 2).toBuilder()
                         .setUsePerSessionThreads(true).build();
@@ -200,11 +196,7 @@ public final class KernelBench {
                         in.get(0), in.get(1), in.get(2));
                 Function<List<Operand<TFloat32>>, Operand<TFloat32>> lanes = in -> {
                     Ops tf = Ops.create(in.get(0).env());
-                    long h = rows / 2;
-                    var a = tf.slice(in.get(0), tf.constant(new long[]{0, 0}), tf.constant(new long[]{h, -1}));
-                    var b = tf.slice(in.get(0), tf.constant(new long[]{h, 0}), tf.constant(new long[]{-1, -1}));
-                    return tf.concat(List.of(chainT(tf, a, in.get(1), in.get(2)), chainT(tf, b, in.get(1), in.get(2))),
-                            tf.constant(0));
+                    return twoLanes(tf, in.get(0), rows, x -> chainT(tf, x, in.get(1), in.get(2)));
                 };
                 Function<List<Operand<TFloat32>>, Operand<TFloat32>> tp = in -> {
                     Ops tf = Ops.create(in.get(0).env());
@@ -254,6 +246,15 @@ public final class KernelBench {
             x = tf.linalg.matMul(h, w2, org.tensorflow.op.linalg.MatMul.transposeB(true));
         }
         return x;
+    }
+
+    /** The rows of {@code x} cut in two halves, each through its own copy of {@code body}, joined back in order. */
+    private static Operand<TFloat32> twoLanes(Ops tf, Operand<TFloat32> x, long rows,
+                                              java.util.function.UnaryOperator<Operand<TFloat32>> body) {
+        long h = rows / 2;
+        var a = tf.slice(x, tf.constant(new long[]{0, 0}), tf.constant(new long[]{h, -1}));
+        var b = tf.slice(x, tf.constant(new long[]{h, 0}), tf.constant(new long[]{-1, -1}));
+        return tf.concat(List.of(body.apply(a), body.apply(b)), tf.constant(0));
     }
 
     /** {@link #chain} with the second weight stored transposed ([in, out]). */

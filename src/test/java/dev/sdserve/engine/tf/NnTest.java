@@ -26,11 +26,7 @@ class NnTest {
     static final Random R = new Random(42);
 
     static float[] rnd(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) R.nextGaussian();
-        }
-        return a;
+        return dev.sdserve.testutil.Floats.gaussian(R, n);
     }
 
     @BeforeAll

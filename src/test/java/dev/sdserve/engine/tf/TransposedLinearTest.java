@@ -35,11 +35,7 @@ class TransposedLinearTest {
     private float[] narrow, narrowBias, wide, wideBias;
 
     private float[] rnd(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) random.nextGaussian();
-        }
-        return a;
+        return dev.sdserve.testutil.Floats.gaussian(random, n);
     }
 
     @BeforeEach
