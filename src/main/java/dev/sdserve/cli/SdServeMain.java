@@ -1,10 +1,12 @@
 package dev.sdserve.cli;
 
+import dev.sdserve.ops.HugePages;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.annotations.QuarkusMain;
 
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -41,6 +43,29 @@ public class SdServeMain {
             return;
         }
         int code;
+        HugePages.followLauncher(System.getenv());
+        if (runsEngine(Arrays.asList(args))) {
+            try {
+                Optional<Map<String, String>> env = HugePages.relaunchEnvironment(System.getenv(), HugePages.thpMode(),
+                        System.getProperty("sdserve.hugePages"), ProcessHandle.current().pid());
+                Optional<Integer> child = env.isEmpty() ? Optional.empty() : HugePages.relaunch(env.get());
+                if (child.isPresent()) {
+                    System.exit(child.get());
+                    return;
+                }
+            } catch (IllegalArgumentException e) {
+                System.err.println(args[0] + ": " + e.getMessage());
+                System.exit(2);
+                return;
+            } catch (java.io.IOException e) {
+                System.err.println(args[0] + ": could not relaunch with huge pages (" + e.getMessage()
+                        + "); running on 4 KiB pages");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                System.exit(130);
+                return;
+            }
+        }
         try {
             code = cmd.get().run(Arrays.asList(args).subList(1, args.length), System.out);
         } catch (Exception e) {
@@ -49,6 +74,21 @@ public class SdServeMain {
         }
         System.out.flush();
         System.exit(code);
+    }
+
+    /**
+     * The one-shot commands that run the engine in this process (and so gain from huge pages; {@link HugePages}):
+     * {@code generate} without {@code --server}, {@code conformance}, {@code bench}; not for {@code --help}.
+     */
+    static boolean runsEngine(List<String> args) {
+        if (args.isEmpty() || args.contains("--help") || args.contains("-h")) {
+            return false;
+        }
+        return switch (args.get(0)) {
+            case "generate" -> args.stream().noneMatch(a -> a.equals("--server") || a.startsWith("--server="));
+            case "conformance", "bench" -> true;
+            default -> false;
+        };
     }
 
     static void printHelp() {
