@@ -13,6 +13,7 @@ import java.util.SplittableRandom;
 import java.util.function.Supplier;
 
 import dev.sdserve.engine.tf.TfModel;
+import dev.sdserve.ops.HugePages;
 import dev.sdserve.model.DType;
 import dev.sdserve.model.ModelConfig;
 import dev.sdserve.model.ModelConfigs;
@@ -173,6 +174,7 @@ final class EngineBench {
                             + "load warm %.2f s = %.2f x the warm read, cold %.2f s = %.2f x the cold read%n",
                     hwmKb / 1e6 * 1.024, hwmKb * 1024.0 / size, loadHwmKb * 1024.0 / size, loadS, loadS / readS,
                     coldLoadS, coldLoadS / coldReadS);
+            out.println("bench: " + hugePagesLine());
             long transposed = m.weights().transposedWeightBytes();
             out.printf("bench: Winograd kernel transforms held: %.2f GB (sdserve.winograd.kernelCacheMb); linear "
                             + "weights held transposed: %.2f GB (sdserve.linearTransposeCacheMb, textTransposeCacheMb)%n",
@@ -184,6 +186,17 @@ final class EngineBench {
             out.println(effLine(effs));
         }
         return 0;
+    }
+
+    /** How much of the resident anonymous memory is on huge pages, and why ({@link HugePages}). */
+    static String hugePagesLine() {
+        String why = HugePages.tunable(System.getenv()).map(v -> HugePages.TUNABLE + "=" + v
+                        + (System.getenv(HugePages.RELAUNCHED) != null ? ", relaunched" : ", from the environment"))
+                .orElse("no " + HugePages.TUNABLE + (HugePages.thpMode().map(m -> ", THP mode " + m).orElse("")));
+        return HugePages.anonymousResident()
+                .map(r -> String.format("native memory on 2 MiB pages: %.2f of %.2f GB resident anonymous (%s)",
+                        r[1] / 1e9, r[0] / 1e9, why))
+                .orElse("native memory on 2 MiB pages: unknown, no /proc/self/smaps_rollup (" + why + ")");
     }
 
     /**
