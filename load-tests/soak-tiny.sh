@@ -60,7 +60,8 @@ if [[ -f "$TINY/tiny-lora.safetensors" ]]; then
   HAVE_LORA=1
 fi
 
-java -Xmx1g "$JAVACPP" -Dsdserve.engine=tf -Dsdserve.auth.enabled=false \
+# as the Kubernetes manifests run it: TensorFlow's memory on huge pages (README, "Huge pages")
+GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}" java -Xmx1g "$JAVACPP" -Dsdserve.engine=tf -Dsdserve.auth.enabled=false \
   -Dsdserve.models-dir="$WORK/models" -Dsdserve.default-model=tiny \
   -Dquarkus.http.port="$HTTP_PORT" -Dquarkus.grpc.server.port="$GRPC_PORT" \
   -jar "$APP" serve >"$WORK/server.log" 2>&1 &

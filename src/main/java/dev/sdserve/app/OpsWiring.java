@@ -1,6 +1,7 @@
 package dev.sdserve.app;
 
 import dev.sdserve.config.SdServeConfig;
+import dev.sdserve.ops.HugePages;
 import dev.sdserve.ops.ReadinessState;
 import dev.sdserve.ops.ServeMetrics;
 import dev.sdserve.job.Drainable;
@@ -61,6 +62,8 @@ public class OpsWiring {
 
     void onStart(@Observes StartupEvent ev) {
         SchedulerService s = producer.assembly().service();
+        HugePages.serverNote(System.getenv(), HugePages.thpMode(), System.getProperty("sdserve.hugePages"))
+                .ifPresent(LOG::warn);
         registerMetrics(metrics, s);
         metrics.registerMemoryBudget(config.memoryBudgetMb() << 20);
         // Readiness: the default model resolves in the engine. Off the start-up thread: a real checkpoint's

@@ -72,6 +72,8 @@ final class ServerProcess implements AutoCloseable {
         Files.createDirectories(logDir);
         Path log = logDir.resolve(name + ".log");
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        // as the Kubernetes manifests and the image run it: TensorFlow's memory on huge pages (README, "Huge pages")
+        pb.environment().putIfAbsent("GLIBC_TUNABLES", HugePages.TUNABLE + "=1");
         pb.environment().putAll(env);
         return new ServerProcess(httpPort, grpcPort, pb.start(), log);
     }
