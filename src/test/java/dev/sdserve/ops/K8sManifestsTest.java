@@ -188,12 +188,16 @@ class K8sManifestsTest {
                 "ConfigMap key " + k + " is no property of application.properties or SdServeConfig (known: " + ENV_KEYS + ")"));
         assertEquals(String.valueOf(prop("quarkus.http.port")), data.path("QUARKUS_HTTP_PORT").asText());
         assertEquals(String.valueOf(prop("quarkus.grpc.server.port")), data.path("QUARKUS_GRPC_SERVER_PORT").asText());
-        Set<String> runtimeOnly = Set.of("JAVA_OPTS_APPEND", "TF_FORCE_GPU_ALLOW_GROWTH"); // read by the image / TF
+        Set<String> runtimeOnly = Set.of("JAVA_OPTS_APPEND", "TF_FORCE_GPU_ALLOW_GROWTH", "GLIBC_TUNABLES"); // read by the image / TF / glibc
         for (JsonNode dep : kind("Deployment")) {
             JsonNode c = dep.at("/spec/template/spec/containers/0");
             c.path("env").forEach(e -> {
                 String k = e.path("name").asText();
                 assertTrue(ENV_KEYS.contains(k) || runtimeOnly.contains(k), "env " + k + " of " + dep.at("/metadata/name"));
+                if (k.equals("GLIBC_TUNABLES")) { // huge pages (HugePages): the tunable glibc reads, with the value 1
+                    assertEquals(java.util.Optional.of("1"),
+                            HugePages.tunable(java.util.Map.of(k, e.path("value").asText())), "GLIBC_TUNABLES of " + dep.at("/metadata/name"));
+                }
             });
             c.path("envFrom").forEach(e -> assertEquals("sd-serve-config", e.at("/configMapRef/name").asText()));
             // the models volume is mounted where SDSERVE_MODELS_DIR points, from the PVC
