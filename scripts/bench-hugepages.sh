@@ -19,13 +19,15 @@ for i in $(seq 1 "$PAIRS"); do
     echo "pair $i $mode: $(grep -E '^bench: native memory' "$OUT/$mode-$i.txt" | sed 's/^bench: //')"
   done
 done
+# the median of its (sorted) arguments
+median() { printf '%s\n' "$@" | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 echo
 printf '%-10s %28s %28s %10s\n' case "4 KiB pages ms (runs)" "huge pages ms (runs)" "on/off"
 for c in ${CASES//,/ }; do
   off=$(grep -h "^$c " "$OUT"/off-*.txt | awk '{print $2}' | sort -n | tr '\n' ' ')
   on=$(grep -h "^$c " "$OUT"/on-*.txt | awk '{print $2}' | sort -n | tr '\n' ' ')
-  mo=$(echo "$off" | tr ' ' '\n' | grep . | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')
-  mn=$(echo "$on" | tr ' ' '\n' | grep . | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')
+  mo=$(median $off)
+  mn=$(median $on)
   printf '%-10s %10.1f (%s) %10.1f (%s) %10.3f\n' "$c" "$mo" "${off% }" "$mn" "${on% }" "$(echo "$mn $mo" | awk '{print $1/$2}')"
 done
 echo "(every process's full output: $OUT)"

@@ -64,19 +64,11 @@ public final class HugePages {
 
     /**
      * The variables to add for a child process that uses huge pages, or empty when this process should run as it is:
-     * the setting is {@code off}; the tunable is already given (whatever its value: the user's choice); this process
-     * is itself a relaunched child; or the kernel's THP mode is not {@code madvise} ({@code always} already backs large
-     * mappings with huge pages, {@code never} has none to give; no mode: not Linux).
+     * this process is itself a relaunched child, or huge pages are not {@link #missing} here.
      */
     public static Optional<Map<String, String>> relaunchEnvironment(Map<String, String> env, Optional<String> thpMode,
                                                                     String setting, long pid) {
-        if (setting != null && !setting.isBlank() && !setting.equals("auto")) {
-            if (setting.equals("off")) {
-                return Optional.empty();
-            }
-            throw new IllegalArgumentException("sdserve.hugePages must be auto or off, not '" + setting + "'");
-        }
-        if (env.containsKey(RELAUNCHED) || tunable(env).isPresent() || !thpMode.equals(Optional.of("madvise"))) {
+        if (env.containsKey(RELAUNCHED) || !missing(env, thpMode, setting)) {
             return Optional.empty();
         }
         String existing = env.get("GLIBC_TUNABLES");
@@ -84,6 +76,22 @@ public final class HugePages {
         add.put("GLIBC_TUNABLES", (existing == null || existing.isBlank() ? "" : existing + ":") + TUNABLE + "=1");
         add.put(RELAUNCHED, Long.toString(pid));
         return Optional.of(add);
+    }
+
+    /**
+     * Whether huge pages would help and are not there: the setting is {@code auto} (or unset), the environment does
+     * not name the tunable (whatever its value: the user's choice) and the THP mode is {@code madvise}
+     * ({@code always} already backs large mappings with huge pages, {@code never} has none to give; no mode: not
+     * Linux). A setting other than {@code auto} or {@code off} is refused, naming {@code sdserve.hugePages}.
+     */
+    private static boolean missing(Map<String, String> env, Optional<String> thpMode, String setting) {
+        if (setting != null && !setting.isBlank() && !setting.equals("auto")) {
+            if (setting.equals("off")) {
+                return false;
+            }
+            throw new IllegalArgumentException("sdserve.hugePages must be auto or off, not '" + setting + "'");
+        }
+        return tunable(env).isEmpty() && thpMode.equals(Optional.of("madvise"));
     }
 
     /** This machine's THP mode (empty off Linux). */
@@ -154,11 +162,11 @@ public final class HugePages {
     }
 
     /**
-     * For the server's start-up log: how to get huge pages when it runs without them where they would help; empty
-     * when they are on, off by choice, or the kernel has no {@code madvise} mode.
+     * For the server's start-up log: how to get huge pages when they are {@link #missing}; empty otherwise.
      */
     public static Optional<String> serverNote(Map<String, String> env, Optional<String> thpMode, String setting) {
-        if ("off".equals(setting) || tunable(env).isPresent() || !thpMode.equals(Optional.of("madvise"))) {
+        // the server never relaunches, so any setting but off only asks for the note
+        if (!missing(env, thpMode, "off".equals(setting) ? "off" : null)) {
             return Optional.empty();
         }
         return Optional.of("native memory is on 4 KiB pages: start the server with GLIBC_TUNABLES=" + TUNABLE
