@@ -43,6 +43,15 @@ public final class Attention {
      */
     public static Operand<TFloat32> attend(Ops tf, Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v,
                                            int heads, int queryChunk, Operand<TFloat32> mask) {
+        return attend(tf, q, k, v, heads, queryChunk, mask, false);
+    }
+
+    /**
+     * As {@link #attend(Ops, Operand, Operand, Operand, int, int, Operand)}; {@code qScaled}: the queries already
+     * carry the 1/√d scale (folded into their projection), so none is applied here.
+     */
+    public static Operand<TFloat32> attend(Ops tf, Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v,
+                                           int heads, int queryChunk, Operand<TFloat32> mask, boolean qScaled) {
         Shapes.rank(q, 3, "attention q");
         Shapes.rank(k, 3, "attention k");
         Shapes.rank(v, 3, "attention v");
@@ -58,13 +67,14 @@ public final class Attention {
                     + " heads");
         }
         long d = c / heads;
-        float scale = (float) (1.0 / Math.sqrt(d));
+        float scale = qScaled ? 1f : (float) (1.0 / Math.sqrt(d));
         if (mask == null && !Shapes.isHalf(q) && tq * tk >= Long.getLong("sdserve.attention.perHeadMin", PER_HEAD_MIN)) {
             return perHead(tf, q, k, v, heads, tq, tk, c, d, scale, queryChunk);
         }
         // [B, T, H, D] -> [B, H, T, D] (q, v) and [B, H, D, Tk] (k, so the first MatMul needs no adjoint).
-        Operand<TFloat32> qh = tf.linalg.transpose(tf.reshape(tf.math.mul(q, Shapes.scalar(tf, scale, q)),
-                tf.constant(new long[]{-1, tq, heads, d})), tf.constant(new int[]{0, 2, 1, 3}));
+        Operand<TFloat32> qs = scale == 1f ? q : tf.math.mul(q, Shapes.scalar(tf, scale, q));
+        Operand<TFloat32> qh = tf.linalg.transpose(tf.reshape(qs, tf.constant(new long[]{-1, tq, heads, d})),
+                tf.constant(new int[]{0, 2, 1, 3}));
         Operand<TFloat32> kh = tf.linalg.transpose(tf.reshape(k, tf.constant(new long[]{-1, tk, heads, d})),
                 tf.constant(new int[]{0, 2, 3, 1}));
         Operand<TFloat32> vh = tf.linalg.transpose(tf.reshape(v, tf.constant(new long[]{-1, tk, heads, d})),
@@ -85,6 +95,32 @@ public final class Attention {
     }
 
     /**
+     * Self-attention over packed projections {@code qkv [B, T, 3·C]} (queries already scaled by 1/√d, then keys,
+     * then values, each {@code C} wide) with an additive {@code mask} (or null) broadcast over {@code [B, H, T, T]}:
+     * one transpose to {@code [3, B, H, T, D]} and an unstack give every head's q, k and v (the scores product
+     * reads k with its adjoint flag). Float32, no query chunks (the text encoder's few tokens). Result
+     * {@code [B, T, C]}.
+     */
+    public static Operand<TFloat32> attendPacked(Ops tf, Operand<TFloat32> qkv, int heads, Operand<TFloat32> mask) {
+        Shapes.rank(qkv, 3, "packed attention");
+        long t = Shapes.dim(qkv, 1, "packed attention"), c3 = Shapes.dim(qkv, 2, "packed attention");
+        if (c3 % 3 != 0 || (c3 / 3) % heads != 0) {
+            throw new IllegalArgumentException("packed attention: " + c3 + " channels not 3 × " + heads + " heads");
+        }
+        long c = c3 / 3, d = c / heads;
+        Operand<TFloat32> all = tf.linalg.transpose(tf.reshape(qkv, tf.constant(new long[]{-1, t, 3, heads, d})),
+                tf.constant(new int[]{2, 0, 3, 1, 4})); // [3, B, H, T, D]
+        var qkvh = tf.unstack(all, 3L).output();
+        Operand<TFloat32> sc = tf.train.batchMatMul(qkvh.get(0), qkvh.get(1), TFloat32.class,
+                org.tensorflow.op.train.BatchMatMul.adjY(true));
+        if (mask != null) {
+            sc = tf.math.add(sc, mask);
+        }
+        Operand<TFloat32> o = Shapes.batchMatMul(tf, tf.nn.softmax(sc), qkvh.get(2)); // [B, H, T, D]
+        return tf.reshape(tf.linalg.transpose(o, tf.constant(new int[]{0, 2, 1, 3})), tf.constant(new long[]{-1, t, c}));
+    }
+
+    /**
      * One head at a time (and within a head, {@code queryChunk} queries at a time): each head's scores, softmax and
      * product are finished before the next head's scores start (control dependencies), so the caches hold one
      * head's {@code [B, chunk, Tk]} scores rather than all heads' at once. Against all heads batched: the attention
@@ -94,8 +130,9 @@ public final class Attention {
     private static Operand<TFloat32> perHead(Ops tf, Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v,
                                              int heads, long tq, long tk, long c, long d, float scale,
                                              int queryChunk) {
-        Operand<TFloat32> qh = tf.linalg.transpose(tf.reshape(tf.math.mul(q, Shapes.scalar(tf, scale, q)),
-                tf.constant(new long[]{-1, tq, heads, d})), tf.constant(new int[]{2, 0, 1, 3})); // [H, B, Tq, D]
+        Operand<TFloat32> scaled = scale == 1f ? q : tf.math.mul(q, Shapes.scalar(tf, scale, q));
+        Operand<TFloat32> qh = tf.linalg.transpose(tf.reshape(scaled, tf.constant(new long[]{-1, tq, heads, d})),
+                tf.constant(new int[]{2, 0, 1, 3})); // [H, B, Tq, D]
         Operand<TFloat32> kh = tf.linalg.transpose(tf.reshape(k, tf.constant(new long[]{-1, tk, heads, d})),
                 tf.constant(new int[]{2, 0, 3, 1})); // [H, B, D, Tk]
         Operand<TFloat32> vh = tf.linalg.transpose(tf.reshape(v, tf.constant(new long[]{-1, tk, heads, d})),

@@ -112,19 +112,22 @@ public final class ClipTextNet {
         for (int l = 0; l < run; l++) {
             String lp = p + n.layer + l + ".";
             Operand<TFloat32> h = nn.layerNorm(x, lp + n.ln1, eps);
-            Operand<TFloat32> q, k, v;
-            if (cfg.openClip()) {
-                List<Operand<TFloat32>> qkv = nn.splitLast(nn.linear(h, lp + "attn.in_proj_weight",
-                        lp + "attn.in_proj_bias"), 3);
-                q = qkv.get(0);
-                k = qkv.get(1);
-                v = qkv.get(2);
+            // q, k, v as one product where the tower's copies are held (the 1/√d scale folded into q's rows)
+            float scale = (float) (1.0 / Math.sqrt(cfg.hiddenSize() / cfg.heads()));
+            List<String> ws = cfg.openClip() ? List.of(lp + "attn.in_proj_weight")
+                    : List.of(lp + "self_attn.q_proj.weight", lp + "self_attn.k_proj.weight",
+                    lp + "self_attn.v_proj.weight");
+            List<String> bs = cfg.openClip() ? List.of(lp + "attn.in_proj_bias")
+                    : List.of(lp + "self_attn.q_proj.bias", lp + "self_attn.k_proj.bias", lp + "self_attn.v_proj.bias");
+            Operand<TFloat32> packed = "split".equals(System.getProperty("sdserve.qkvAttention")) ? null
+                    : nn.packedProjections(h, ws, bs, 3, scale);
+            Operand<TFloat32> a;
+            if (packed != null) {
+                a = nn.attentionPacked(packed, cfg.heads(), mask);
             } else {
-                q = nn.linear(h, lp + "self_attn.q_proj", true);
-                k = nn.linear(h, lp + "self_attn.k_proj", true);
-                v = nn.linear(h, lp + "self_attn.v_proj", true);
+                List<Operand<TFloat32>> qkv = nn.projections(h, ws, bs, 3, scale);
+                a = nn.attention(qkv.get(0), qkv.get(1), qkv.get(2), cfg.heads(), mask, true);
             }
-            Operand<TFloat32> a = nn.attention(q, k, v, cfg.heads(), mask);
             x = nn.add(x, nn.linear(a, lp + n.outProj, true));
             h = nn.layerNorm(x, lp + n.ln2, eps);
             h = nn.activation(cfg.hiddenAct(), nn.linear(h, lp + n.fc1, true));

@@ -2,6 +2,7 @@ package dev.sdserve.engine.tf;
 
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -57,21 +58,76 @@ final class KernelTransformCache implements AutoCloseable {
     }
 
     /**
-     * A weight key and the Winograd variant of its transform; variant null: the weight transposed, counted in
-     * {@code pool}.
+     * A weight key and the Winograd variant of its transform; variant null: the weight transposed (or, with
+     * {@code fused}, several weights stacked into one), counted in {@code pool}.
      */
-    record Key(String weight, Winograd.Variant variant, Pool pool) {
+    record Key(String weight, Winograd.Variant variant, Pool pool, Fused fused) {
         Key(String weight, Winograd.Variant variant) {
-            this(weight, variant, null);
+            this(weight, variant, null, null);
         }
 
         /** A 2-D weight {@code [out, in]} as {@code [in, out]}. */
         static Key transposed(String weight, Pool pool) {
-            return new Key(weight, null, pool);
+            return new Key(weight, null, pool, null);
+        }
+
+        /** Weights stacked as {@code fused} says, counted in {@code pool}. */
+        static Key fused(Fused fused, Pool pool) {
+            return new Key(fused.parts().get(0), null, pool, fused);
         }
 
         boolean isTranspose() {
             return variant == null;
+        }
+
+        /** Every weight the held tensor is computed from. */
+        List<String> weights() {
+            return fused == null ? List.of(weight) : fused.parts();
+        }
+    }
+
+    /**
+     * Weights of one input stacked into one product's operand: the parts (all 2-D {@code [out_i, in]}, or all 1-D
+     * biases {@code [out_i]}) concatenated along their first axis, the first {@code scaledRows} rows of the stack
+     * multiplied by {@code scale}, and a 2-D stack transposed to {@code [in, Σ out_i]}. A text tower's q, k and v
+     * projections become one {@code x · Wt} with the attention's 1/√d folded into q's rows.
+     */
+    record Fused(List<String> parts, long scaledRows, float scale) {
+        Fused {
+            parts = List.copyOf(parts);
+            if (parts.isEmpty()) {
+                throw new IllegalArgumentException("nothing to fuse");
+            }
+        }
+
+        /** The stack of {@code values} (the parts' values, in order), built into {@code tf}'s graph. */
+        Operand<TFloat32> build(Ops tf, List<Operand<TFloat32>> values, long[][] shapes) {
+            Operand<TFloat32> s = values.size() == 1 ? values.get(0) : tf.concat(values, tf.constant(0));
+            long rows = 0;
+            for (long[] shape : shapes) {
+                rows += shape[0];
+            }
+            boolean matrix = shapes[0].length == 2;
+            if (scaledRows > 0 && scale != 1f) {
+                float[] f = new float[(int) rows];
+                java.util.Arrays.fill(f, 1f);
+                java.util.Arrays.fill(f, 0, (int) Math.min(rows, scaledRows), scale);
+                Operand<TFloat32> c = tf.constant(f);
+                if (matrix) {
+                    c = tf.reshape(c, tf.constant(new long[]{rows, 1}));
+                }
+                s = tf.math.mul(s, c);
+            }
+            return matrix ? Nn.transpose2d(tf, s) : s;
+        }
+
+        /** The held tensor's shape: {@code [in, Σ out_i]} or {@code [Σ out_i]}. */
+        static long[] shape(long[][] shapes) {
+            long rows = 0;
+            for (long[] shape : shapes) {
+                rows += shape[0];
+            }
+            return shapes[0].length == 2 ? new long[]{shapes[0][1], rows} : new long[]{rows};
         }
     }
 
@@ -150,11 +206,25 @@ final class KernelTransformCache implements AutoCloseable {
         return true;
     }
 
-    private static long size(Key key, long[] s) {
+    private long size(Key key, long[] s) {
+        if (key.fused() != null) {
+            long n = 0;
+            for (String part : key.weights()) {
+                long e = 1;
+                for (long d : weights.shape(part)) {
+                    e *= d;
+                }
+                n += e;
+            }
+            return 4L * n;
+        }
         return key.isTranspose() ? 4L * s[0] * s[1] : 4L * key.variant().a * key.variant().a * s[2] * s[3];
     }
 
     private TFloat32 compute(Key key, long[] shape) {
+        if (key.fused() != null) {
+            return computeFused(key.fused());
+        }
         try (Graph g = new Graph(); Session session = new Session(g, TfGraph.sessionConfig())) {
             Ops tf = Ops.create(g);
             Placeholder<TFloat32> kernel = tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(shape)));
@@ -167,10 +237,33 @@ final class KernelTransformCache implements AutoCloseable {
         }
     }
 
+    /** The stack {@code f} describes, computed by the same ops a graph would compute it with. */
+    private TFloat32 computeFused(Fused f) {
+        try (Graph g = new Graph(); Session session = new Session(g, TfGraph.sessionConfig())) {
+            Ops tf = Ops.create(g);
+            List<String> parts = f.parts();
+            long[][] shapes = new long[parts.size()][];
+            List<Placeholder<TFloat32>> in = new java.util.ArrayList<>();
+            for (int i = 0; i < shapes.length; i++) {
+                shapes[i] = weights.shape(parts.get(i));
+                in.add(tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(shapes[i]))));
+            }
+            Operand<TFloat32> u = f.build(tf, new java.util.ArrayList<>(in), shapes);
+            Session.Runner r = session.runner();
+            for (int i = 0; i < shapes.length; i++) {
+                r.feed(in.get(i), weights.get(parts.get(i)));
+            }
+            try (Result res = r.fetch(u).run()) {
+                TFloat32 out = (TFloat32) res.get(0);
+                return TFloat32.tensorOf(out.shape(), out::copyTo);
+            }
+        }
+    }
+
     /** Drops the transforms of {@code weight} (its tensor was replaced). */
     synchronized void forget(String weight) {
         held.entrySet().removeIf(e -> {
-            if (e.getKey().weight().equals(weight)) {
+            if (e.getKey().weights().contains(weight)) {
                 if (e.getKey().isTranspose()) {
                     reserved.add(e.getKey()); // graphs were built for it: recomputed from the new weight on next use
                 } else {
@@ -181,7 +274,7 @@ final class KernelTransformCache implements AutoCloseable {
             }
             return false;
         });
-        refused.removeIf(k -> k.weight().equals(weight));
+        refused.removeIf(k -> k.weights().contains(weight));
     }
 
     /** Bytes of transforms held (Winograd's and transposed weights, reserved ones included). */

@@ -286,6 +286,135 @@ public final class Nn {
         return reshape(y, outShape);
     }
 
+    /**
+     * As {@link #projections} when they run as one product and no LoRA term applies: the outputs side by side in
+     * one tensor {@code [..., outputs · out]} (for {@link #attentionPacked}); null otherwise.
+     */
+    public Operand<TFloat32> packedProjections(Operand<TFloat32> x, List<String> weightKeys, List<String> biasKeys,
+                                               int outputs, float firstScale) {
+        if (linearHook != null) {
+            return null;
+        }
+        List<Operand<TFloat32>> fused = fusedOperands(x, weightKeys, biasKeys, outputs, firstScale);
+        if (fused == null) {
+            return null;
+        }
+        long[] d = dims(x);
+        long in = d[d.length - 1];
+        Operand<TFloat32> y = tf.linalg.matMul(d.length == 2 ? x : reshape(x, -1, in), fused.get(0));
+        if (fused.size() > 1) {
+            y = tf.nn.biasAdd(y, fused.get(1));
+        }
+        if (d.length == 2) {
+            return y;
+        }
+        long[] outShape = d.clone();
+        outShape[0] = -1;
+        outShape[d.length - 1] = Shapes.dim(y, 1, "projections");
+        return reshape(y, outShape);
+    }
+
+    /** The stacked weight (and bias, when there are biases) of {@link #projections}, or null when not held. */
+    private List<Operand<TFloat32>> fusedOperands(Operand<TFloat32> x, List<String> weightKeys, List<String> biasKeys,
+                                                  int outputs, float firstScale) {
+        long[] d = dims(x);
+        long in = d[d.length - 1];
+        List<Operand<TFloat32>> ws = new ArrayList<>();
+        long total = 0;
+        for (String k : weightKeys) {
+            ws.add(w(k, x));
+            long[] s = weightShape(k);
+            if (s.length != 2 || s[1] != in) {
+                throw new IllegalStateException(k + " has shape " + java.util.Arrays.toString(s)
+                        + ", expected [out, " + in + "]");
+            }
+            total += s[0];
+        }
+        if (total % outputs != 0) {
+            throw new IllegalStateException(weightKeys + ": " + total + " outputs not divisible into " + outputs);
+        }
+        long each = total / outputs;
+        if (!textTower || weightKeys.size() * outputs <= 1 || !transposedWeight(in, each)
+                || "off".equals(System.getProperty("sdserve.fusedProjections"))) {
+            return null;
+        }
+        Operand<TFloat32> wt = weights.fused(tf, new KernelTransformCache.Fused(weightKeys, each, firstScale), ws,
+                KernelTransformCache.Pool.TEXT);
+        if (wt == null || biasKeys == null) {
+            return wt == null ? null : List.of(wt);
+        }
+        List<Operand<TFloat32>> bs = new ArrayList<>();
+        biasKeys.forEach(k -> bs.add(w(k, x)));
+        Operand<TFloat32> bias = weights.fused(tf, new KernelTransformCache.Fused(biasKeys, each, firstScale), bs,
+                KernelTransformCache.Pool.TEXT);
+        return bias == null ? null : List.of(wt, bias);
+    }
+
+    /**
+     * Several projections of one input {@code x [..., in]}: {@code weightKeys} either one weight per output (CLIP's
+     * q, k, v) or one weight whose output splits into {@code outputs} equal parts (OpenCLIP's {@code in_proj}),
+     * {@code biasKeys} the same way (or null), and the first output multiplied by {@code firstScale} (the
+     * attention's 1/√d). With a text tower's held copies ({@link #textTower}, {@code -Dsdserve.fusedProjections},
+     * default {@code on}) it is one product with the weights stacked, the scale folded into them
+     * ({@link WeightBinder#fused}); otherwise one linear per weight and a multiply, as before.
+     */
+    public List<Operand<TFloat32>> projections(Operand<TFloat32> x, List<String> weightKeys, List<String> biasKeys,
+                                               int outputs, float firstScale) {
+        if (weightKeys.size() != outputs && weightKeys.size() != 1) {
+            throw new IllegalArgumentException(weightKeys.size() + " weights for " + outputs + " outputs");
+        }
+        long[] d = dims(x);
+        long in = d[d.length - 1];
+        List<Operand<TFloat32>> fused = fusedOperands(x, weightKeys, biasKeys, outputs, firstScale);
+        Operand<TFloat32> wt = fused == null ? null : fused.get(0);
+        Operand<TFloat32> bias = fused == null || fused.size() < 2 ? null : fused.get(1);
+        List<Operand<TFloat32>> out = new ArrayList<>();
+        if (wt == null) { // the separate forms
+            for (int i = 0; i < weightKeys.size(); i++) {
+                Operand<TFloat32> y = linear(x, weightKeys.get(i), biasKeys == null ? null : biasKeys.get(i));
+                out.addAll(weightKeys.size() == outputs ? List.of(y) : splitLast(y, outputs));
+            }
+            if (firstScale != 1f) {
+                out.set(0, scale(out.get(0), firstScale));
+            }
+            return out;
+        }
+        Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
+        Operand<TFloat32> y = tf.linalg.matMul(x2, wt);
+        if (bias != null) {
+            y = tf.nn.biasAdd(y, bias);
+        }
+        out.addAll(splitLast(y, outputs));
+        if (linearHook != null) { // LoRA terms, each scaled as its output is
+            List<Operand<TFloat32>> extra = new ArrayList<>(java.util.Collections.nCopies(outputs, null));
+            for (int j = 0; j < weightKeys.size(); j++) {
+                String k = weightKeys.get(j);
+                Operand<TFloat32> e = linearHook.extra(this, k, x2, d, weightShape(k)[0]);
+                if (e != null && weightKeys.size() == outputs) {
+                    extra.set(j, e);
+                } else if (e != null) {
+                    List<Operand<TFloat32>> parts = splitLast(e, outputs);
+                    for (int i = 0; i < outputs; i++) {
+                        extra.set(i, parts.get(i));
+                    }
+                }
+            }
+            for (int i = 0; i < outputs; i++) {
+                Operand<TFloat32> e = extra.get(i);
+                if (e != null) {
+                    out.set(i, tf.math.add(out.get(i), i == 0 && firstScale != 1f ? scale(e, firstScale) : e));
+                }
+            }
+        }
+        if (d.length != 2) {
+            long[] outShape = d.clone();
+            outShape[0] = -1;
+            outShape[d.length - 1] = Shapes.dim(out.get(0), 1, "projections");
+            out.replaceAll(o -> reshape(o, outShape));
+        }
+        return out;
+    }
+
     /** Stride-1 convolution with "same" padding for odd kernels (k×k HWIO or 1×1 [out, in]), plus bias. */
     public Operand<TFloat32> conv(Operand<TFloat32> x, String prefix) {
         long[] ws = weightShape(prefix + ".weight");
@@ -377,6 +506,15 @@ public final class Nn {
      */
     public Operand<TFloat32> attention(Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v, int heads,
                                        Operand<TFloat32> mask) {
+        return attention(q, k, v, heads, mask, false);
+    }
+
+    /**
+     * As {@link #attention(Operand, Operand, Operand, int, Operand)}; {@code qScaled}: the queries already carry
+     * the 1/√d scale ({@link #projections}).
+     */
+    public Operand<TFloat32> attention(Operand<TFloat32> q, Operand<TFloat32> k, Operand<TFloat32> v, int heads,
+                                       Operand<TFloat32> mask, boolean qScaled) {
         long[] qd = dims(q);
         long[] kd = dims(k);
         long lq = qd[1], lk = kd[1], dim = qd[2];
@@ -384,7 +522,15 @@ public final class Nn {
             throw new IllegalStateException("attention width " + dim + " not divisible by " + heads + " heads");
         }
         return Attention.attend(tf, q, k, v, heads, Integer.getInteger("sdserve.attnChunk", ATTENTION_QUERY_CHUNK),
-                mask);
+                mask, qScaled);
+    }
+
+    /**
+     * Attention over {@link #packedProjections}' output {@code qkv [B, L, 3·D]} (q already scaled, then k, v):
+     * one transpose makes every head's q, k and v. Returns [B, L, D].
+     */
+    public Operand<TFloat32> attentionPacked(Operand<TFloat32> qkv, int heads, Operand<TFloat32> mask) {
+        return Attention.attendPacked(tf, qkv, heads, mask);
     }
 
     /** A [len, len] additive mask: 0 on and below the diagonal, a large negative number above. */

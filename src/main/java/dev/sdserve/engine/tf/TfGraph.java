@@ -132,8 +132,8 @@ public final class TfGraph implements AutoCloseable {
         }
         for (var e : binder.transforms().entrySet()) {
             KernelTransformCache.Key k = e.getValue();
-            if (weightOverrides.containsKey(k.weight())) {
-                continue; // a LoRA-merged weight: the graph transforms (transposes) the override itself
+            if (k.weights().stream().anyMatch(weightOverrides::containsKey)) {
+                continue; // a LoRA-merged weight: the graph transforms (transposes, stacks) the override itself
             }
             org.tensorflow.types.TFloat32 u = w.transforms().get(k, binder.budget(k));
             if (u != null) {

@@ -118,6 +118,36 @@ public final class WeightBinder {
         return wt;
     }
 
+    /**
+     * The weights of {@code fused} (each bound: {@code values}, in order) stacked into one held tensor ({@link
+     * KernelTransformCache.Fused}): a graph value every run feeds with the model's held copy; null when that cannot
+     * be promised (as {@link #transposed}). A run that overrides any part (a LoRA merge) stacks in the graph.
+     */
+    Operand<TFloat32> fused(Ops tf, KernelTransformCache.Fused fused, List<Operand<TFloat32>> values,
+                            KernelTransformCache.Pool pool) {
+        KernelTransformCache.Key k = KernelTransformCache.Key.fused(fused, pool);
+        long budget = budget(k);
+        if (budget <= 0 || compute != ComputeDType.FP32) {
+            return null;
+        }
+        long[][] shapes = new long[values.size()][];
+        for (int i = 0; i < shapes.length; i++) {
+            String key = fused.parts().get(i);
+            if (weights.isHalf(key) || values.get(i) != this.values.get(key)) {
+                return null;
+            }
+            shapes[i] = weights.shape(key);
+        }
+        if (!weights.transforms().reserve(k, budget)) {
+            return null;
+        }
+        // behind a PlaceholderWithDefault, as transposed weights are (grappler would fold a bare Transpose away)
+        Operand<TFloat32> u = tf.placeholderWithDefault(fused.build(tf, values, shapes),
+                Shape.of(KernelTransformCache.Fused.shape(shapes)));
+        transforms.put(u, k);
+        return u;
+    }
+
     /** Transform node → which weight and variant it is a transform of (see {@link #transformed}). */
     Map<Operand<TFloat32>, KernelTransformCache.Key> transforms() {
         return transforms;

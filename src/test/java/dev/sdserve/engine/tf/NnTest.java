@@ -222,6 +222,12 @@ class NnTest {
             }
         }
         close(want, run(new long[]{1, l, d}, x, (nn, in) -> nn.attention(in, in, in, heads, nn.causalMask(l))), 1e-5);
+        // the same attention from queries already scaled, and from q, k, v packed side by side in one tensor
+        float scale = (float) (1 / Math.sqrt(hd));
+        close(want, run(new long[]{1, l, d}, x, (nn, in) -> nn.attention(nn.scale(in, scale), in, in, heads,
+                nn.causalMask(l), true)), 1e-5);
+        close(want, run(new long[]{1, l, d}, x, (nn, in) -> nn.attentionPacked(nn.tf().concat(
+                List.of(nn.scale(in, scale), in, in), nn.tf().constant(2)), heads, nn.causalMask(l))), 1e-5);
     }
 
     @Test
