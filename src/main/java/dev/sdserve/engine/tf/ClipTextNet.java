@@ -119,6 +119,8 @@ public final class ClipTextNet {
                     lp + "self_attn.v_proj.weight");
             List<String> bs = cfg.openClip() ? List.of(lp + "attn.in_proj_bias")
                     : List.of(lp + "self_attn.q_proj.bias", lp + "self_attn.k_proj.bias", lp + "self_attn.v_proj.bias");
+            // -Dsdserve.qkvAttention=split (read at graph build): the stacked product split into q, k, v and the
+            // per-tensor transposes, for comparison with the packed attention (README, "q, k and v as one product")
             Operand<TFloat32> packed = "split".equals(System.getProperty("sdserve.qkvAttention")) ? null
                     : nn.packedProjections(h, ws, bs, 3, scale);
             Operand<TFloat32> a;
