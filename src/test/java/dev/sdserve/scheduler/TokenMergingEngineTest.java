@@ -16,6 +16,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * together (some without the option) each get their solo image.
  */
 class TokenMergingEngineTest {
+    /**
+     * A merging request's bound: which tokens merge is an argmax over similarities, so a near-tie may fall one way
+     * alone and the other way in a batch (the same sums in other orders, {@link RealEngineServing#BATCHED_VS_SOLO}),
+     * and one merge moves a patch of the image. Measured on this test's requests (2026-12-04): 8e-6 to 1.3e-5 for
+     * most, and 1.3e-4 for "a red fox in the snow" at ratio 0.5 once the text towers' q, k, v became one product
+     * (its embeddings moved by about 1e-7): a quarter of its values moved by more than 5e-6, against about 60 of
+     * 49152 for the others, as one flipped merge does.
+     */
+    static final double MERGED_BATCHED_VS_SOLO = 1e-3;
 
     private static GenerationRequest req(String prompt, long seed) {
         return RealEngineServing.tinyRequest(prompt, "dpmpp_2m", 5, 5.0, seed);
@@ -42,7 +51,9 @@ class TokenMergingEngineTest {
                     + together.meanBatch());
             for (int i = 0; i < reqs.size(); i++) {
                 double d = maxAbsDiff(solo.get(i), together.images().get(i));
-                assertTrue(d < RealEngineServing.BATCHED_VS_SOLO, "request " + i + ": batched image differs from solo by " + d);
+                boolean merging = reqs.get(i).tokenMerging() != null && reqs.get(i).tokenMerging() > 0;
+                double bound = merging ? MERGED_BATCHED_VS_SOLO : RealEngineServing.BATCHED_VS_SOLO;
+                assertTrue(d < bound, "request " + i + ": batched image differs from solo by " + d);
             }
         }
     }
