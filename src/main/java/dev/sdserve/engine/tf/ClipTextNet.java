@@ -109,11 +109,11 @@ public final class ClipTextNet {
         int hiddenAfter = cfg.layers() - (fromEnd - 1);
         int run = req.pooled() ? cfg.layers() : hiddenAfter;
         double eps = cfg.layerNormEps();
+        float scale = (float) (1.0 / Math.sqrt(cfg.hiddenSize() / cfg.heads()));
         for (int l = 0; l < run; l++) {
             String lp = p + n.layer + l + ".";
             Operand<TFloat32> h = nn.layerNorm(x, lp + n.ln1, eps);
             // q, k, v as one product where the tower's copies are held (the 1/√d scale folded into q's rows)
-            float scale = (float) (1.0 / Math.sqrt(cfg.hiddenSize() / cfg.heads()));
             List<String> ws = cfg.openClip() ? List.of(lp + "attn.in_proj_weight")
                     : List.of(lp + "self_attn.q_proj.weight", lp + "self_attn.k_proj.weight",
                     lp + "self_attn.v_proj.weight");

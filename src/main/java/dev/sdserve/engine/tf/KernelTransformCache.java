@@ -103,10 +103,7 @@ final class KernelTransformCache implements AutoCloseable {
         /** The stack of {@code values} (the parts' values, in order), built into {@code tf}'s graph. */
         Operand<TFloat32> build(Ops tf, List<Operand<TFloat32>> values, long[][] shapes) {
             Operand<TFloat32> s = values.size() == 1 ? values.get(0) : tf.concat(values, tf.constant(0));
-            long rows = 0;
-            for (long[] shape : shapes) {
-                rows += shape[0];
-            }
+            long rows = rows(shapes);
             boolean matrix = shapes[0].length == 2;
             if (scaledRows > 0 && scale != 1f) {
                 float[] f = new float[(int) rows];
@@ -123,11 +120,16 @@ final class KernelTransformCache implements AutoCloseable {
 
         /** The held tensor's shape: {@code [in, Σ out_i]} or {@code [Σ out_i]}. */
         static long[] shape(long[][] shapes) {
+            return shapes[0].length == 2 ? new long[]{shapes[0][1], rows(shapes)} : new long[]{rows(shapes)};
+        }
+
+        /** Rows of the stack: the parts' first dimensions summed. */
+        private static long rows(long[][] shapes) {
             long rows = 0;
             for (long[] shape : shapes) {
                 rows += shape[0];
             }
-            return shapes[0].length == 2 ? new long[]{shapes[0][1], rows} : new long[]{rows};
+            return rows;
         }
     }
 
@@ -161,7 +163,7 @@ final class KernelTransformCache implements AutoCloseable {
         }
         long[] s = weights.shape(key.weight());
         if (reserved.remove(key)) { // already counted
-            t = compute(key, s);
+            t = compute(key);
             held.put(key, t);
             return t;
         }
@@ -171,7 +173,7 @@ final class KernelTransformCache implements AutoCloseable {
             refused.add(key);
             return null;
         }
-        t = compute(key, s);
+        t = compute(key);
         held.put(key, t);
         bytes += size;
         if (key.isTranspose()) {
@@ -221,34 +223,20 @@ final class KernelTransformCache implements AutoCloseable {
         return key.isTranspose() ? 4L * s[0] * s[1] : 4L * key.variant().a * key.variant().a * s[2] * s[3];
     }
 
-    private TFloat32 compute(Key key, long[] shape) {
-        if (key.fused() != null) {
-            return computeFused(key.fused());
-        }
+    /** The transform {@code key} names, computed once by the same ops a graph would compute it with. */
+    private TFloat32 compute(Key key) {
         try (Graph g = new Graph(); Session session = new Session(g, TfGraph.sessionConfig())) {
             Ops tf = Ops.create(g);
-            Placeholder<TFloat32> kernel = tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(shape)));
-            Operand<TFloat32> u = key.isTranspose() ? Nn.transpose2d(tf, kernel)
-                    : Winograd.transformKernel(tf, kernel, key.variant(), null);
-            try (Result r = session.runner().feed(kernel, weights.get(key.weight())).fetch(u).run()) {
-                TFloat32 out = (TFloat32) r.get(0);
-                return TFloat32.tensorOf(out.shape(), out::copyTo);
-            }
-        }
-    }
-
-    /** The stack {@code f} describes, computed by the same ops a graph would compute it with. */
-    private TFloat32 computeFused(Fused f) {
-        try (Graph g = new Graph(); Session session = new Session(g, TfGraph.sessionConfig())) {
-            Ops tf = Ops.create(g);
-            List<String> parts = f.parts();
+            List<String> parts = key.weights();
             long[][] shapes = new long[parts.size()][];
-            List<Placeholder<TFloat32>> in = new java.util.ArrayList<>();
+            List<Operand<TFloat32>> in = new java.util.ArrayList<>();
             for (int i = 0; i < shapes.length; i++) {
                 shapes[i] = weights.shape(parts.get(i));
                 in.add(tf.placeholder(TFloat32.class, Placeholder.shape(Shape.of(shapes[i]))));
             }
-            Operand<TFloat32> u = f.build(tf, new java.util.ArrayList<>(in), shapes);
+            Operand<TFloat32> u = key.fused() != null ? key.fused().build(tf, in, shapes)
+                    : key.isTranspose() ? Nn.transpose2d(tf, in.get(0))
+                    : Winograd.transformKernel(tf, in.get(0), key.variant(), null);
             Session.Runner r = session.runner();
             for (int i = 0; i < shapes.length; i++) {
                 r.feed(in.get(i), weights.get(parts.get(i)));

@@ -256,7 +256,7 @@ public final class Nn {
                     + ", expected [out, " + in + "]");
         }
         long out = ws[0];
-        Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
+        Operand<TFloat32> x2 = flatten(x, d);
         Operand<TFloat32> wt = transposedWeight(in, out) ? weights.transposed(tf, weightKey, w,
                 textTower ? KernelTransformCache.Pool.TEXT : KernelTransformCache.Pool.IMAGE) : null;
         Operand<TFloat32> y;
@@ -277,13 +277,7 @@ public final class Nn {
         if (biasKey != null) {
             y = tf.nn.biasAdd(y, w(biasKey, x));
         }
-        if (d.length == 2) {
-            return y;
-        }
-        long[] outShape = d.clone();
-        outShape[0] = -1;
-        outShape[d.length - 1] = out;
-        return reshape(y, outShape);
+        return unflatten(y, d);
     }
 
     /**
@@ -300,23 +294,37 @@ public final class Nn {
             return null;
         }
         long[] d = dims(x);
-        long in = d[d.length - 1];
-        Operand<TFloat32> y = tf.linalg.matMul(d.length == 2 ? x : reshape(x, -1, in), fused.get(0));
-        if (fused.size() > 1) {
-            y = tf.nn.biasAdd(y, fused.get(1));
-        }
+        return unflatten(fusedProduct(flatten(x, d), fused), d);
+    }
+
+    /** x [..., in] as [rows, in] ({@code d}: its dims). */
+    private Operand<TFloat32> flatten(Operand<TFloat32> x, long[] d) {
+        return d.length == 2 ? x : reshape(x, -1, d[d.length - 1]);
+    }
+
+    /** y [rows, out] back to the leading dims {@code d} of the input it was computed from: [..., out]. */
+    private Operand<TFloat32> unflatten(Operand<TFloat32> y, long[] d) {
         if (d.length == 2) {
             return y;
         }
         long[] outShape = d.clone();
         outShape[0] = -1;
-        outShape[d.length - 1] = Shapes.dim(y, 1, "projections");
+        outShape[d.length - 1] = Shapes.dim(y, 1, "projection");
         return reshape(y, outShape);
+    }
+
+    /** x2 [rows, in] times the stacked weight, plus the stacked bias when there is one ({@link #fusedOperands}). */
+    private Operand<TFloat32> fusedProduct(Operand<TFloat32> x2, List<Operand<TFloat32>> fused) {
+        Operand<TFloat32> y = tf.linalg.matMul(x2, fused.get(0));
+        return fused.size() > 1 ? tf.nn.biasAdd(y, fused.get(1)) : y;
     }
 
     /** The stacked weight (and bias, when there are biases) of {@link #projections}, or null when not held. */
     private List<Operand<TFloat32>> fusedOperands(Operand<TFloat32> x, List<String> weightKeys, List<String> biasKeys,
                                                   int outputs, float firstScale) {
+        if (weightKeys.size() != outputs && weightKeys.size() != 1) {
+            throw new IllegalArgumentException(weightKeys.size() + " weights for " + outputs + " outputs");
+        }
         long[] d = dims(x);
         long in = d[d.length - 1];
         List<Operand<TFloat32>> ws = new ArrayList<>();
@@ -360,16 +368,10 @@ public final class Nn {
      */
     public List<Operand<TFloat32>> projections(Operand<TFloat32> x, List<String> weightKeys, List<String> biasKeys,
                                                int outputs, float firstScale) {
-        if (weightKeys.size() != outputs && weightKeys.size() != 1) {
-            throw new IllegalArgumentException(weightKeys.size() + " weights for " + outputs + " outputs");
-        }
         long[] d = dims(x);
-        long in = d[d.length - 1];
         List<Operand<TFloat32>> fused = fusedOperands(x, weightKeys, biasKeys, outputs, firstScale);
-        Operand<TFloat32> wt = fused == null ? null : fused.get(0);
-        Operand<TFloat32> bias = fused == null || fused.size() < 2 ? null : fused.get(1);
         List<Operand<TFloat32>> out = new ArrayList<>();
-        if (wt == null) { // the separate forms
+        if (fused == null) { // the separate forms
             for (int i = 0; i < weightKeys.size(); i++) {
                 Operand<TFloat32> y = linear(x, weightKeys.get(i), biasKeys == null ? null : biasKeys.get(i));
                 out.addAll(weightKeys.size() == outputs ? List.of(y) : splitLast(y, outputs));
@@ -379,11 +381,8 @@ public final class Nn {
             }
             return out;
         }
-        Operand<TFloat32> x2 = d.length == 2 ? x : reshape(x, -1, in);
-        Operand<TFloat32> y = tf.linalg.matMul(x2, wt);
-        if (bias != null) {
-            y = tf.nn.biasAdd(y, bias);
-        }
+        Operand<TFloat32> x2 = flatten(x, d);
+        Operand<TFloat32> y = fusedProduct(x2, fused);
         out.addAll(splitLast(y, outputs));
         if (linearHook != null) { // LoRA terms, each scaled as its output is
             List<Operand<TFloat32>> extra = new ArrayList<>(java.util.Collections.nCopies(outputs, null));
@@ -406,12 +405,7 @@ public final class Nn {
                 }
             }
         }
-        if (d.length != 2) {
-            long[] outShape = d.clone();
-            outShape[0] = -1;
-            outShape[d.length - 1] = Shapes.dim(out.get(0), 1, "projections");
-            out.replaceAll(o -> reshape(o, outShape));
-        }
+        out.replaceAll(o -> unflatten(o, d));
         return out;
     }
 
