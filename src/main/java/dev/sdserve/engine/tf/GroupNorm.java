@@ -1,5 +1,8 @@
 package dev.sdserve.engine.tf;
 
+import java.util.ArrayList;
+import java.util.List;
+
 import org.tensorflow.Operand;
 import org.tensorflow.op.Ops;
 import org.tensorflow.op.math.Mean;
@@ -72,18 +75,83 @@ public final class GroupNorm {
     }
 
     /**
+     * GroupNorm of one activation held as parts along its rows ({@code [N, H_i, W, C]} each, the same N, W and C; a
+     * row-split network's halves): the statistics are those of the whole (each part's sums added, then the mean over
+     * every position), and each part is normalised with them. One part is {@link #norm} itself, op for op.
+     */
+    public static List<Operand<TFloat32>> normParts(Ops tf, List<Operand<TFloat32>> parts, Operand<TFloat32> gamma,
+                                                    Operand<TFloat32> beta, int groups, double eps, boolean silu) {
+        if (parts.size() == 1) {
+            return List.of(norm(tf, parts.get(0), gamma, beta, groups, eps, silu));
+        }
+        long c = -1, spatial = 0;
+        List<Operand<TFloat32>> xrs = new ArrayList<>();
+        List<Long> sizes = new ArrayList<>();
+        for (Operand<TFloat32> x : parts) {
+            int rank = x.shape().numDimensions();
+            if (rank != 4 || Shapes.isHalf(x)) {
+                throw new IllegalArgumentException("group norm over parts takes float32 [N, H, W, C], shape " + x.shape());
+            }
+            long ci = Shapes.dim(x, 3, "group norm input");
+            if (c >= 0 && ci != c) {
+                throw new IllegalArgumentException("group norm parts differ in channels: " + c + " and " + ci);
+            }
+            c = ci;
+            long s = Shapes.dim(x, 1, "group norm input") * Shapes.dim(x, 2, "group norm input");
+            sizes.add(s);
+            spatial += s;
+        }
+        if (groups < 1 || c % groups != 0) {
+            throw new IllegalArgumentException("group norm: " + c + " channels not divisible into " + groups
+                    + " groups");
+        }
+        long cg = c / groups;
+        for (int i = 0; i < parts.size(); i++) {
+            xrs.add(tf.reshape(parts.get(i), tf.constant(new long[]{-1, sizes.get(i), groups, cg})));
+        }
+        Operand<TFloat32> inv = tf.constant((float) (1.0 / (spatial * cg)));
+        List<Operand<TFloat32>> sums = new ArrayList<>();
+        for (int i = 0; i < parts.size(); i++) {
+            sums.add(groupSum(tf, xrs.get(i), sizes.get(i), groups, cg));
+        }
+        Operand<TFloat32> mean = tf.math.mul(tf.math.addN(sums), inv);                                // [N,1,G,1]
+        List<Operand<TFloat32>> sq = new ArrayList<>();
+        for (int i = 0; i < parts.size(); i++) {
+            sq.add(groupSum(tf, tf.math.squaredDifference(xrs.get(i), mean), sizes.get(i), groups, cg));
+        }
+        Operand<TFloat32> var = tf.math.mul(tf.math.addN(sq), inv);
+        Operand<TFloat32> rs = tf.math.rsqrt(tf.math.add(var, tf.constant((float) eps)));
+        Operand<TFloat32> scale = tf.math.mul(rs, tf.reshape(gamma, tf.constant(new long[]{1, 1, groups, cg})));
+        Operand<TFloat32> shift = tf.math.sub(tf.reshape(beta, tf.constant(new long[]{1, 1, groups, cg})),
+                tf.math.mul(mean, scale));                                                     // [N,1,G,Cg]
+        List<Operand<TFloat32>> out = new ArrayList<>();
+        for (int i = 0; i < parts.size(); i++) {
+            Operand<TFloat32> y = tf.math.add(tf.math.mul(xrs.get(i), scale), shift);
+            if (silu) {
+                y = tf.math.mul(y, tf.math.sigmoid(y));
+            }
+            out.add(tf.reshape(y, tf.shape(parts.get(i))));
+        }
+        return out;
+    }
+
+    /**
      * Mean over the spatial positions and the channels of each group of {@code xr} [N, S, G, Cg] → [N, 1, G, 1]:
      * per-channel sums over S as one batched MatMul with a row of ones (a streaming pass at memory speed; TF's
      * Mean over axes {1, 3} of this layout is several times slower), then the Cg channels of each group.
      */
     private static Operand<TFloat32> groupMean(Ops tf, Operand<TFloat32> xr, long spatial, long groups, long cg) {
+        return tf.math.mul(groupSum(tf, xr, spatial, groups, cg), tf.constant((float) (1.0 / (spatial * cg))));
+    }
+
+    /** The sum {@link #groupMean} divides: over the spatial positions and each group's channels, [N, 1, G, 1]. */
+    private static Operand<TFloat32> groupSum(Ops tf, Operand<TFloat32> xr, long spatial, long groups, long cg) {
         float[][][] ones = new float[1][1][(int) spatial];
         java.util.Arrays.fill(ones[0][0], 1f);
         Operand<TFloat32> sums = Shapes.batchMatMul(tf, tf.constant(ones),
                 tf.reshape(xr, tf.constant(new long[]{-1, spatial, groups * cg})));                 // [N,1,C]
-        Operand<TFloat32> g = tf.reduceSum(tf.reshape(sums, tf.constant(new long[]{-1, 1, groups, cg})),
+        return tf.reduceSum(tf.reshape(sums, tf.constant(new long[]{-1, 1, groups, cg})),
                 tf.constant(new int[]{3}), org.tensorflow.op.core.ReduceSum.keepDims(true));          // [N,1,G,1]
-        return tf.math.mul(g, tf.constant((float) (1.0 / (spatial * cg))));
     }
 
     /** SiLU (x·sigmoid(x)). */

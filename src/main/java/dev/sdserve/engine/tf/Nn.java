@@ -447,6 +447,112 @@ public final class Nn {
         return tf.nn.biasAdd(y, w(prefix + ".bias", x));
     }
 
+    /**
+     * A stride-1, "same"-padded convolution of one activation held as parts along its rows ({@code [N, H_i, W, C]}
+     * each, top to bottom): a 1×1 convolution per part; a 3×3 one reads one row of each neighbouring part (zero
+     * padding only at the whole activation's top and bottom), with the method the whole layer would get
+     * ({@link Conv3x3#auto} of all its output pixels), so each part computes exactly its rows of the whole layer's
+     * output. One part is {@link #conv(Operand, String)} itself.
+     */
+    public List<Operand<TFloat32>> convParts(List<Operand<TFloat32>> parts, String prefix) {
+        return convParts(parts, prefix, 1);
+    }
+
+    /**
+     * As {@link #convParts(List, String)} with stride 1 or 2 (a 3×3 kernel, padding 1 on every side, as PyTorch's
+     * downsamplers; each part of even height: a part's outputs read one row of the part above and none below).
+     */
+    public List<Operand<TFloat32>> convParts(List<Operand<TFloat32>> parts, String prefix, int stride) {
+        if (parts.size() == 1) {
+            return List.of(stride == 1 ? conv(parts.get(0), prefix) : conv(parts.get(0), prefix, stride, 1, 1, 1, 1));
+        }
+        long[] ws = weightShape(prefix + ".weight");
+        List<Operand<TFloat32>> out = new ArrayList<>(parts.size());
+        if (ws.length == 2 && stride == 1) {
+            for (Operand<TFloat32> x : parts) {
+                out.add(linear(x, prefix, true));
+            }
+            return out;
+        }
+        if (ws.length != 4 || ws[0] != 3 || ws[1] != 3 || (stride != 1 && stride != 2)) {
+            throw new IllegalArgumentException(prefix + ": convolution over row parts needs a 1×1 kernel or a 3×3 one of"
+                    + " stride 1 or 2, got " + java.util.Arrays.toString(ws) + " stride " + stride);
+        }
+        long rows = 0, width = dims(parts.get(0))[2];
+        for (Operand<TFloat32> x : parts) {
+            long h = dims(x)[1];
+            if (stride == 2 && h % 2 != 0) {
+                throw new IllegalArgumentException(prefix + ": stride 2 over row parts needs parts of even height, got " + h);
+            }
+            rows += h;
+        }
+        long outPixels = stride == 1 ? rows * width : (rows / 2) * ((width - 1) / 2 + 1);
+        Conv3x3.Method method = conv3x3 == Conv3x3.Method.AUTO
+                ? Conv3x3.auto(outPixels, stride, Shapes.isHalf(parts.get(0))) : conv3x3;
+        int last = parts.size() - 1;
+        for (int i = 0; i <= last; i++) {
+            Operand<TFloat32> x = parts.get(i);
+            List<Operand<TFloat32>> band = new ArrayList<>(3);
+            if (i > 0) {
+                band.add(rowsOf(parts.get(i - 1), -1));
+            }
+            band.add(x);
+            if (i < last && stride == 1) {
+                band.add(rowsOf(parts.get(i + 1), 0));
+            }
+            Operand<TFloat32> b = band.size() == 1 ? x : tf.concat(band, tf.constant(1));
+            Operand<TFloat32> p = tf.pad(b, tf.constant(new int[][]{{0, 0}, {i == 0 ? 1 : 0, i == last && stride == 1 ? 1 : 0},
+                    {1, 1}, {0, 0}}), Shapes.scalar(tf, 0f, x));
+            out.add(Conv3x3.convValid(tf, p, w(prefix + ".weight", x), w(prefix + ".bias", x), stride, method,
+                    t -> weights.transformed(prefix + ".weight", t)));
+        }
+        return out;
+    }
+
+    /** NHWC {@code x} cut into {@code rows} consecutive parts of equal height, top to bottom (1: x itself). */
+    public List<Operand<TFloat32>> splitRows(Operand<TFloat32> x, int rows) {
+        if (rows == 1) {
+            return List.of(x);
+        }
+        long h = dims(x)[1];
+        if (h % rows != 0) {
+            throw new IllegalArgumentException("height " + h + " does not split into " + rows + " row parts");
+        }
+        List<Operand<TFloat32>> parts = new ArrayList<>(rows);
+        long step = h / rows;
+        for (int i = 0; i < rows; i++) {
+            parts.add(tf.stridedSlice(x, tf.constant(new long[]{0, i * step, 0, 0}),
+                    tf.constant(new long[]{0, (i + 1) * step, 0, 0}), tf.constant(new long[]{1, 1, 1, 1}),
+                    org.tensorflow.op.core.StridedSlice.beginMask(13L).endMask(13L)));
+        }
+        return parts;
+    }
+
+    /** Row parts joined back into the whole NHWC activation (one part: itself). */
+    public Operand<TFloat32> joinRows(List<Operand<TFloat32>> parts) {
+        return parts.size() == 1 ? parts.get(0) : tf.concat(parts, tf.constant(1));
+    }
+
+    /** Row {@code row} of NHWC {@code x} (−1: the last), kept as a one-row [N, 1, W, C]. */
+    private Operand<TFloat32> rowsOf(Operand<TFloat32> x, int row) {
+        long[] d = dims(x);
+        long r = row < 0 ? d[1] + row : row;
+        return tf.stridedSlice(x, tf.constant(new long[]{0, r, 0, 0}), tf.constant(new long[]{0, r + 1, 0, 0}),
+                tf.constant(new long[]{1, 1, 1, 1}), org.tensorflow.op.core.StridedSlice.beginMask(13L).endMask(13L));
+    }
+
+    /** {@link #groupNorm} of one activation held as row parts ({@link GroupNorm#normParts}). */
+    public List<Operand<TFloat32>> groupNormParts(List<Operand<TFloat32>> parts, String prefix, int groups, double eps) {
+        if (parts.size() == 1 || PLAIN_GROUP_NORM) {
+            if (parts.size() != 1) {
+                throw new IllegalStateException("the plain group norm has no row-parts form");
+            }
+            return List.of(groupNorm(parts.get(0), prefix, groups, eps));
+        }
+        Operand<TFloat32> x = parts.get(0);
+        return GroupNorm.normParts(tf, parts, w(prefix + ".weight", x), w(prefix + ".bias", x), groups, eps, false);
+    }
+
     // ---------------------------------------------------------------- normalisation
 
     /** GroupNorm over NHWC with affine {@code prefix.weight}/{@code prefix.bias}. */

@@ -299,12 +299,14 @@ public final class TfModel implements AutoCloseable {
         int merged = u.crossAttnDown().get(0) ? TokenMerge.merged(height, width, tokenMerging) : 0;
         int lanes = lowRank != null ? 1 // low-rank LoRA terms are fed per sample: plain graph
                 : Lanes.forBatch(b, Lanes.unetWork(height, width, u.blockOutChannels().get(0)), Lanes.UNET_MIN_WORK);
+        int rows = UNetNet.rowParts(u, height, width, lanes,
+                lowRank == null && variant == UNetNet.DeepCacheGraph.NONE && merged == 0, compute != ComputeDType.FP32);
         TfGraph g = graph("unet/" + height + "x" + width + "/" + tokens + (masked ? "/masked" : "") + lowRankSuffix(lowRank) + dc
-                        + (merged > 0 ? "/tome-" + merged : "") + lanesSuffix(lanes),
+                        + (merged > 0 ? "/tome-" + merged : "") + lanesSuffix(lanes) + (rows > 1 ? "/rows" + rows : ""),
                 bl -> {
                     hook(bl, lowRank);
                     UNetNet.build(bl, u, height, width, tokens, dim, masked, variant, merged > 0 ? tokenMerging : 0,
-                            lanes);
+                            lanes, rows);
                 });
         List<float[]> pooled = new java.util.ArrayList<>();
         List<float[]> ids = new java.util.ArrayList<>();
@@ -399,7 +401,9 @@ public final class TfModel implements AutoCloseable {
 
     private float[][] decode(List<float[]> z, int lh, int lw, String out) {
         int lc = config.vae().latentChannels();
-        TfGraph g = graph("vae.dec/" + lh + "x" + lw, bl -> VaeNet.buildDecoder(bl, config.vae(), lh, lw));
+        int rows = VaeNet.rowParts(config.vae(), lh, lw, compute != ComputeDType.FP32);
+        TfGraph g = graph("vae.dec/" + lh + "x" + lw + (rows > 1 ? "/rows" + rows : ""),
+                bl -> VaeNet.buildDecoder(bl, config.vae(), lh, lw, rows));
         try (TFloat32 zt = batch(z, lc * lh * lw, z.size(), lc, lh, lw);
              Result r = g.run(Map.of("z", zt), List.of(out))) {
             return split((TFloat32) r.get(0), z.size());

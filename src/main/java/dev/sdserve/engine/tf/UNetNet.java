@@ -40,6 +40,35 @@ public final class UNetNet {
     /** DeepCache: the output block whose input {@link #forward} keeps in {@link #deepFeature} (−1: none). */
     private int captureBlock = -1;
     private Operand<TFloat32> deepFeature;
+    /** Row parts of the plain UNet graph ({@link #rowParts}; 1 = whole). */
+    private int rows = 1;
+
+    /** A UNet sample's work below which row parts do not pay for their larger graph ({@link Lanes#unetWork}). */
+    static final long ROWS_MIN_WORK = Lanes.UNET_MIN_WORK;
+
+    /**
+     * Row parts for a UNet call ({@code -Dsdserve.unet.rowParts}, read at each graph choice: 1 by default = off; 2
+     * opts in; on the Zen 4 development machines a UNet call at batch 1 took 0.974–0.997 of the whole graph's time,
+     * noise, so they are not the default):
+     * for the plain graph (no lanes: a batch lanes do not split, such as 1 or 3; no DeepCache graph, no token
+     * merging, no per-sample LoRA terms, float32) when the latent's height divides into the parts at every level
+     * (a multiple of parts × 2^(levels − 1), each part at least 2 rows at the deepest level), the work is at least
+     * {@link #ROWS_MIN_WORK} ({@code -Dsdserve.lanes.anySize=true} drops the bound, as for {@link Lanes}), there is a
+     * thread per part and sessions have their own pools; else 1. Each part's chain runs on a core of its own with
+     * one thread inside each op, as {@link Lanes} do for a batch's halves.
+     */
+    public static int rowParts(UNetConfig cfg, int height, int width, int lanes, boolean plain, boolean half) {
+        int rows = Math.max(1, Integer.getInteger("sdserve.unet.rowParts", 1));
+        int threads = Integer.getInteger("sdserve.threads", Runtime.getRuntime().availableProcessors());
+        long unit = (long) rows << (cfg.levels() - 1);
+        if (rows < 2 || lanes > 1 || !plain || half || height % unit != 0 || height / unit < 2 || threads < rows
+                || (Lanes.unetWork(height, width, cfg.blockOutChannels().get(0)) < ROWS_MIN_WORK
+                && !Boolean.getBoolean("sdserve.lanes.anySize"))
+                || !Lanes.perSessionPools()) {
+            return 1;
+        }
+        return rows;
+    }
 
     private UNetNet(Nn nn, UNetConfig cfg) {
         this.nn = nn;
@@ -105,6 +134,20 @@ public final class UNetNet {
      */
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
                              boolean masked, DeepCacheGraph deepCache, double tokenMerging, int lanes) {
+        build(b, cfg, height, width, tokens, ctxDim, masked, deepCache, tokenMerging, lanes, 1);
+    }
+
+    /**
+     * As {@link #build(TfGraph.Builder, UNetConfig, int, int, int, int, boolean, DeepCacheGraph, double, int)} with
+     * the activations in {@code rows} row parts ({@link #rowParts}; 1 = whole), run by a session with one thread per
+     * part. Row parts and lanes exclude each other, and row parts are for the plain UNet (no DeepCache graph, no token
+     * merging).
+     */
+    public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
+                             boolean masked, DeepCacheGraph deepCache, double tokenMerging, int lanes, int rows) {
+        if (rows > 1 && (lanes > 1 || deepCache != DeepCacheGraph.NONE || TokenMerge.merged(height, width, tokenMerging) > 0)) {
+            throw new IllegalArgumentException("row parts are for the plain UNet without lanes");
+        }
         if (height < 1 || width < 1) {
             throw new IllegalArgumentException("latent " + height + "x" + width + " is empty");
         }
@@ -132,10 +175,11 @@ public final class UNetNet {
         for (Map<String, Operand<TFloat32>> part : Lanes.split(tf, in, lanes)) {
             UNetNet net = new UNetNet(b.nn, cfg);
             net.mergeTokens(height, width, tokenMerging);
+            net.rows = rows;
             outs.add(net.outputs(part, tokens, deepCache));
         }
         Lanes.join(tf, outs).forEach(b::output);
-        b.lanes(lanes);
+        b.lanes(Math.max(lanes, rows));
     }
 
     /** The graph's outputs on one part of the batch (inputs by name, as {@link #build} registers them). */
@@ -153,7 +197,7 @@ public final class UNetNet {
         Map<String, Operand<TFloat32>> out = new LinkedHashMap<>();
         switch (deepCache) {
             case NONE -> {
-                out.put("eps", nn.toFloat32(nn.nhwcToNchw(forward(xin, t, c))));
+                out.put("eps", nn.toFloat32(nn.nhwcToNchw(forward(xin, t, c, rows))));
                 out.put("emb", nn.toFloat32(emb));
             }
             case CAPTURE -> {
@@ -235,8 +279,12 @@ public final class UNetNet {
 
     /** The output head: GroupNorm, SiLU, the last convolution. */
     private Operand<TFloat32> outputHead(Operand<TFloat32> h) {
-        h = nn.silu(nn.groupNorm(h, PREFIX + "out.0", cfg.normGroups(), cfg.normEps()));
-        return nn.conv(h, PREFIX + "out.2");
+        return outputHead(List.of(h)).get(0);
+    }
+
+    private List<Operand<TFloat32>> outputHead(List<Operand<TFloat32>> h) {
+        h = nn.groupNormParts(h, PREFIX + "out.0", cfg.normGroups(), cfg.normEps()).stream().map(nn::silu).toList();
+        return nn.convParts(h, PREFIX + "out.2");
     }
 
     /** Sinusoidal timestep embedding (flip_sin_to_cos = true, freq_shift = 0 as SD): [B] → [B, dim]. */
@@ -260,6 +308,17 @@ public final class UNetNet {
     }
 
     Operand<TFloat32> forward(Operand<TFloat32> x, Operand<TFloat32> t, Operand<TFloat32> ctx) {
+        return forward(x, t, ctx, 1);
+    }
+
+    /**
+     * The whole UNet with its activations held as {@code rows} parts along the latent's rows (top to bottom; 1 =
+     * whole, the graph as before): each part's ops form a chain of their own, joined only where a layer needs the
+     * whole (a 3×3 convolution reads a row of each neighbour, a group norm adds every part's sums, a self-attention
+     * reads every part's keys and values), so a session with one thread per part runs them side by side
+     * ({@link #rowParts}). Cross-attention, the feed-forward and layer norms are per token, so per part.
+     */
+    Operand<TFloat32> forward(Operand<TFloat32> x, Operand<TFloat32> t, Operand<TFloat32> ctx, int rows) {
         String p = PREFIX;
         Operand<TFloat32> temb = timeEmbedding(t);
         emb = temb;
@@ -267,8 +326,8 @@ public final class UNetNet {
 
         int levels = cfg.levels();
         int lpb = cfg.layersPerBlock();
-        Deque<Operand<TFloat32>> skips = new ArrayDeque<>();
-        Operand<TFloat32> h = nn.conv(x, p + "input_blocks.0.0");
+        Deque<List<Operand<TFloat32>>> skips = new ArrayDeque<>();
+        List<Operand<TFloat32>> h = nn.convParts(nn.splitRows(x, rows), p + "input_blocks.0.0");
         skips.push(h);
         int k = 1;
         for (int level = 0; level < levels; level++) {
@@ -282,7 +341,7 @@ public final class UNetNet {
                 k++;
             }
             if (level < levels - 1) {
-                h = nn.conv(h, p + "input_blocks." + k + ".0.op", 2, 1, 1, 1, 1);
+                h = nn.convParts(h, p + "input_blocks." + k + ".0.op", 2);
                 skips.push(h);
                 k++;
             }
@@ -303,10 +362,14 @@ public final class UNetNet {
             for (int j = 0; j <= lpb; j++) {
                 String bp = p + "output_blocks." + k + ".";
                 if (k == captureBlock) {
-                    deepFeature = h;
+                    deepFeature = nn.joinRows(h);
                 }
-                h = nn.concatChannels(h, skips.pop());
-                h = resBlock(h, tembAct, bp + "0");
+                List<Operand<TFloat32>> skip = skips.pop();
+                List<Operand<TFloat32>> cat = new ArrayList<>(h.size());
+                for (int i = 0; i < h.size(); i++) {
+                    cat.add(nn.concatChannels(h.get(i), skip.get(i)));
+                }
+                h = resBlock(cat, tembAct, bp + "0");
                 int idx = 1;
                 if (cfg.crossAttnUp().get(u)) {
                     h = spatialTransformer(h, ctx, bp + "1", cfg.attentionHeads().get(level));
@@ -315,13 +378,19 @@ public final class UNetNet {
                 if (j == lpb && u < levels - 1) {
                     // to the size of the skip it meets next: 2× when the size was even on the way down, else
                     // one less (a stride-2 conv rounds up), as diffusers does for sizes not divisible by 2^levels
-                    long[] to = Nn.dims(skips.peek());
-                    h = nn.conv(nn.upsampleNearest(h, (int) to[1], (int) to[2]), bp + idx + ".conv");
+                    // (row parts need sizes divisible by 2^(levels − 1) per part: each part doubles)
+                    List<Operand<TFloat32>> to = skips.peek();
+                    List<Operand<TFloat32>> up = new ArrayList<>(h.size());
+                    for (int i = 0; i < h.size(); i++) {
+                        long[] d = Nn.dims(to.get(i));
+                        up.add(nn.upsampleNearest(h.get(i), (int) d[1], (int) d[2]));
+                    }
+                    h = nn.convParts(up, bp + idx + ".conv");
                 }
                 k++;
             }
         }
-        return outputHead(h);
+        return nn.joinRows(outputHead(h));
     }
 
     /**
@@ -340,38 +409,92 @@ public final class UNetNet {
 
     /** ResBlock: GN, SiLU, conv; + projected time embedding; GN, SiLU, conv; + (1×1-projected) input. */
     Operand<TFloat32> resBlock(Operand<TFloat32> x, Operand<TFloat32> tembAct, String bp) {
-        Operand<TFloat32> h = nn.silu(nn.groupNorm(x, bp + ".in_layers.0", cfg.normGroups(), cfg.normEps()));
-        h = nn.conv(h, bp + ".in_layers.2");
-        long c = nn.channels(h);
-        Operand<TFloat32> e = nn.linear(tembAct, bp + ".emb_layers.1", true);
-        h = nn.add(h, nn.reshape(e, -1, 1, 1, c));
-        h = nn.silu(nn.groupNorm(h, bp + ".out_layers.0", cfg.normGroups(), cfg.normEps()));
-        h = nn.conv(h, bp + ".out_layers.3");
-        Operand<TFloat32> skip = nn.has(bp + ".skip_connection.weight") ? nn.conv(x, bp + ".skip_connection") : x;
-        return nn.add(skip, h);
+        return resBlock(List.of(x), tembAct, bp).get(0);
+    }
+
+    private List<Operand<TFloat32>> resBlock(List<Operand<TFloat32>> x, Operand<TFloat32> tembAct, String bp) {
+        List<Operand<TFloat32>> h = nn.groupNormParts(x, bp + ".in_layers.0", cfg.normGroups(), cfg.normEps())
+                .stream().map(nn::silu).toList();
+        h = nn.convParts(h, bp + ".in_layers.2");
+        long c = nn.channels(h.get(0));
+        Operand<TFloat32> e = nn.reshape(nn.linear(tembAct, bp + ".emb_layers.1", true), -1, 1, 1, c);
+        h = h.stream().map(hi -> nn.add(hi, e)).toList();
+        h = nn.groupNormParts(h, bp + ".out_layers.0", cfg.normGroups(), cfg.normEps()).stream().map(nn::silu).toList();
+        h = nn.convParts(h, bp + ".out_layers.3");
+        List<Operand<TFloat32>> skip = nn.has(bp + ".skip_connection.weight") ? nn.convParts(x, bp + ".skip_connection")
+                : x;
+        List<Operand<TFloat32>> out = new ArrayList<>(x.size());
+        for (int i = 0; i < x.size(); i++) {
+            out.add(nn.add(skip.get(i), h.get(i)));
+        }
+        return out;
     }
 
     /** SpatialTransformer: GN, proj_in, transformer blocks (self-attn, cross-attn, GEGLU FF), proj_out, residual. */
     Operand<TFloat32> spatialTransformer(Operand<TFloat32> x, Operand<TFloat32> ctx, String sp, int heads) {
-        long[] d = Nn.dims(x);
-        long hgt = d[1], wid = d[2];
-        Operand<TFloat32> h = nn.groupNorm(x, sp + ".norm", cfg.normGroups(), TRANSFORMER_NORM_EPS);
+        return spatialTransformer(List.of(x), ctx, sp, heads).get(0);
+    }
+
+    private List<Operand<TFloat32>> spatialTransformer(List<Operand<TFloat32>> x, Operand<TFloat32> ctx, String sp,
+                                                       int heads) {
+        List<Operand<TFloat32>> h = nn.groupNormParts(x, sp + ".norm", cfg.normGroups(), TRANSFORMER_NORM_EPS);
         // proj_in as 1×1 conv (SD 1.x) or linear (SD 2.x): both are a per-pixel linear over channels in NHWC
-        h = nn.conv(h, sp + ".proj_in");
-        long inner = nn.channels(h);
-        h = nn.reshape(h, -1, hgt * wid, inner);
-        for (int i = 0; nn.has(sp + ".transformer_blocks." + i + ".norm1.weight"); i++) {
-            String tp = sp + ".transformer_blocks." + i + ".";
-            Operand<TFloat32> n1 = nn.layerNorm(h, tp + "norm1", LAYER_NORM_EPS);
-            h = nn.add(h, selfAttention(h, n1, tp + "attn1", heads, hgt, wid));
-            Operand<TFloat32> n2 = nn.layerNorm(h, tp + "norm2", LAYER_NORM_EPS);
-            h = nn.add(h, attention(n2, ctx, tp + "attn2", heads, ctxMask));
-            Operand<TFloat32> n3 = nn.layerNorm(h, tp + "norm3", LAYER_NORM_EPS);
-            h = nn.add(h, feedForward(n3, tp + "ff"));
+        h = nn.convParts(h, sp + ".proj_in");
+        long inner = nn.channels(h.get(0));
+        List<long[]> d = x.stream().map(Nn::dims).toList();
+        List<Operand<TFloat32>> tok = new ArrayList<>(h.size());
+        for (int i = 0; i < h.size(); i++) {
+            tok.add(nn.reshape(h.get(i), -1, d.get(i)[1] * d.get(i)[2], inner));
         }
-        h = nn.reshape(h, -1, hgt, wid, inner);
-        h = nn.conv(h, sp + ".proj_out");
-        return nn.add(h, x);
+        for (int b = 0; nn.has(sp + ".transformer_blocks." + b + ".norm1.weight"); b++) {
+            String tp = sp + ".transformer_blocks." + b + ".";
+            List<Operand<TFloat32>> n1 = tok.stream().map(t -> nn.layerNorm(t, tp + "norm1", LAYER_NORM_EPS)).toList();
+            List<Operand<TFloat32>> a1 = tok.size() == 1
+                    ? List.of(selfAttention(tok.get(0), n1.get(0), tp + "attn1", heads, d.get(0)[1], d.get(0)[2]))
+                    : selfAttentionParts(n1, tp + "attn1", heads);
+            List<Operand<TFloat32>> next = new ArrayList<>(tok.size());
+            for (int i = 0; i < tok.size(); i++) {
+                Operand<TFloat32> hi = nn.add(tok.get(i), a1.get(i));
+                Operand<TFloat32> n2 = nn.layerNorm(hi, tp + "norm2", LAYER_NORM_EPS);
+                hi = nn.add(hi, attention(n2, ctx, tp + "attn2", heads, ctxMask));
+                Operand<TFloat32> n3 = nn.layerNorm(hi, tp + "norm3", LAYER_NORM_EPS);
+                next.add(nn.add(hi, feedForward(n3, tp + "ff")));
+            }
+            tok = next;
+        }
+        List<Operand<TFloat32>> img = new ArrayList<>(tok.size());
+        for (int i = 0; i < tok.size(); i++) {
+            img.add(nn.reshape(tok.get(i), -1, d.get(i)[1], d.get(i)[2], inner));
+        }
+        img = nn.convParts(img, sp + ".proj_out");
+        List<Operand<TFloat32>> out = new ArrayList<>(x.size());
+        for (int i = 0; i < x.size(); i++) {
+            out.add(nn.add(img.get(i), x.get(i)));
+        }
+        return out;
+    }
+
+    /**
+     * Self-attention over row parts: each part's queries attend to every part's keys and values (concatenated in
+     * row order, so the whole's token order). No token merging here ({@link #rowParts} keeps merging graphs whole).
+     */
+    private List<Operand<TFloat32>> selfAttentionParts(List<Operand<TFloat32>> n, String ap, int heads) {
+        if (mergeTokens > 0) {
+            throw new IllegalStateException("token merging runs on the whole latent, not on row parts");
+        }
+        var tf = nn.tf();
+        List<Operand<TFloat32>> q = new ArrayList<>(), k = new ArrayList<>(), v = new ArrayList<>();
+        for (Operand<TFloat32> ni : n) {
+            q.add(projection(ni, ap + ".to_q", false));
+            k.add(projection(ni, ap + ".to_k", false));
+            v.add(projection(ni, ap + ".to_v", false));
+        }
+        Operand<TFloat32> keys = tf.concat(k, tf.constant(1)), values = tf.concat(v, tf.constant(1));
+        List<Operand<TFloat32>> out = new ArrayList<>(n.size());
+        for (Operand<TFloat32> qi : q) {
+            out.add(projection(nn.attention(qi, keys, values, heads, null), ap + ".to_out.0", true));
+        }
+        return out;
     }
 
     /** Merges {@code ratio} of the tokens in the self-attention at {@code height × width} (0: none). */

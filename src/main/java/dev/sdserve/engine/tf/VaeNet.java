@@ -31,11 +31,47 @@ public final class VaeNet {
     }
 
     public static void buildDecoder(TfGraph.Builder b, VaeConfig cfg, int latentH, int latentW) {
+        buildDecoder(b, cfg, latentH, latentW, 1);
+    }
+
+    /**
+     * The decoder graph with its activations in {@code rows} row parts ({@link #rowParts}; 1 = whole), run by a
+     * session with one thread per part.
+     */
+    public static void buildDecoder(TfGraph.Builder b, VaeConfig cfg, int latentH, int latentW, int rows) {
         var tf = b.tf;
         VaeNet net = new VaeNet(b.nn, cfg);
-        Operand<TFloat32> x = b.nn.toFloat32(net.decode(latentInput(b, cfg, latentH, latentW)));
+        Operand<TFloat32> x = b.nn.toFloat32(net.decode(latentInput(b, cfg, latentH, latentW), rows));
+        b.lanes(rows);
         b.output("raw", b.nn.nhwcToNchw(x));
         b.output("image", b.nn.clamp(b.nn.add(b.nn.scale(x, 0.5f), tf.constant(0.5f)), 0f, 1f));
+    }
+
+    /**
+     * A decoder's work (latent pixels × deepest channels²) below which row parts are not used: SD's VAE from a 64×64
+     * latent (512² images). At 512² they took 0.912 and 0.967 of the whole graph's time, at 256² 0.988 (the README,
+     * "Row parts").
+     */
+    static final long ROWS_MIN_WORK = 1L << 30;
+
+    /**
+     * Row parts for a decode at this latent size ({@code -Dsdserve.vae.rowParts}, read at each graph choice: 2 by
+     * default, 1 = off). Each part's chain runs on a core of its own with one thread inside each op, where the whole
+     * activation's ops split every op between the threads and wait for each other at its end. Used when the latent
+     * height divides into the parts, the decoder's work (latent pixels × deepest channels²) is at least
+     * {@link #ROWS_MIN_WORK} ({@code -Dsdserve.lanes.anySize=true} drops the bound, as for {@link Lanes}), there is a
+     * thread per part and sessions have their own pools ({@link Lanes#perSessionPools}); else 1. Half precision keeps the whole graph (the parts' group norms are float32 only).
+     */
+    public static int rowParts(VaeConfig cfg, int latentH, int latentW, boolean half) {
+        int rows = Math.max(1, Integer.getInteger("sdserve.vae.rowParts", 2));
+        int threads = Integer.getInteger("sdserve.threads", Runtime.getRuntime().availableProcessors());
+        long deepest = cfg.blockOutChannels().get(cfg.blockOutChannels().size() - 1);
+        long work = (long) latentH * latentW * deepest * deepest;
+        if (rows < 2 || half || latentH % rows != 0 || latentH / rows < 2 || threads < rows
+                || (work < ROWS_MIN_WORK && !Boolean.getBoolean("sdserve.lanes.anySize")) || !Lanes.perSessionPools()) {
+            return 1;
+        }
+        return rows;
     }
 
     /**
@@ -85,8 +121,18 @@ public final class VaeNet {
     }
 
     Operand<TFloat32> decode(Operand<TFloat32> z) {
+        return decode(z, 1);
+    }
+
+    /**
+     * The decoder with its activations held as {@code rows} parts along the image's rows (top to bottom; 1 = whole):
+     * each part's ops form a chain of their own, joined only where a layer needs the whole (a 3×3 convolution reads
+     * one row of each neighbour, a group norm adds every part's sums, the middle self-attention reads every part's
+     * keys and values), so a session with one thread per part runs them side by side ({@link #rowParts}).
+     */
+    Operand<TFloat32> decode(Operand<TFloat32> z, int rows) {
         String p = PREFIX + "decoder.";
-        Operand<TFloat32> h = trunk(z);
+        List<Operand<TFloat32>> h = trunk(nn.splitRows(z, rows));
         int levels = cfg.blockOutChannels().size();
         for (int i = levels - 1; i >= 0; i--) {
             if (i != levels - 1) { // the lowest level's blocks are the trunk's
@@ -95,11 +141,12 @@ public final class VaeNet {
                 }
             }
             if (i != 0) {
-                h = nn.conv(nn.upsampleNearest2x(h), p + "up." + i + ".upsample.conv");
+                h = nn.convParts(h.stream().map(nn::upsampleNearest2x).toList(), p + "up." + i + ".upsample.conv");
             }
         }
-        h = nn.silu(nn.groupNorm(h, p + "norm_out", cfg.normGroups(), EPS));
-        return nn.conv(h, p + "conv_out");
+        h = nn.groupNormParts(h, p + "norm_out", cfg.normGroups(), EPS).stream().map(nn::silu).toList();
+        h = nn.convParts(h, p + "conv_out");
+        return nn.joinRows(h);
     }
 
     /** The encoder's moments [mean, logvar], NHWC. */
@@ -125,9 +172,13 @@ public final class VaeNet {
 
     /** The decoder up to its first upsampling: everything at latent resolution (NHWC in, features NHWC out). */
     private Operand<TFloat32> trunk(Operand<TFloat32> z) {
+        return trunk(List.of(z)).get(0);
+    }
+
+    private List<Operand<TFloat32>> trunk(List<Operand<TFloat32>> z) {
         String p = PREFIX + "decoder.";
-        Operand<TFloat32> h = nn.conv(z, PREFIX + "post_quant_conv");
-        h = nn.conv(h, p + "conv_in");
+        List<Operand<TFloat32>> h = nn.convParts(z, PREFIX + "post_quant_conv");
+        h = nn.convParts(h, p + "conv_in");
         h = mid(h, p + "mid.");
         int top = cfg.blockOutChannels().size() - 1;
         for (int j = 0; j <= cfg.layersPerBlock(); j++) {
@@ -137,29 +188,58 @@ public final class VaeNet {
     }
 
     private Operand<TFloat32> mid(Operand<TFloat32> h, String mp) {
+        return mid(List.of(h), mp).get(0);
+    }
+
+    private List<Operand<TFloat32>> mid(List<Operand<TFloat32>> h, String mp) {
         h = resBlock(h, mp + "block_1");
         h = attention(h, mp + "attn_1");
         return resBlock(h, mp + "block_2");
     }
 
     Operand<TFloat32> resBlock(Operand<TFloat32> x, String bp) {
-        Operand<TFloat32> h = nn.silu(nn.groupNorm(x, bp + ".norm1", cfg.normGroups(), EPS));
-        h = nn.conv(h, bp + ".conv1");
-        h = nn.silu(nn.groupNorm(h, bp + ".norm2", cfg.normGroups(), EPS));
-        h = nn.conv(h, bp + ".conv2");
-        Operand<TFloat32> skip = nn.has(bp + ".nin_shortcut.weight") ? nn.conv(x, bp + ".nin_shortcut") : x;
-        return nn.add(skip, h);
+        return resBlock(List.of(x), bp).get(0);
+    }
+
+    private List<Operand<TFloat32>> resBlock(List<Operand<TFloat32>> x, String bp) {
+        List<Operand<TFloat32>> h = nn.groupNormParts(x, bp + ".norm1", cfg.normGroups(), EPS).stream()
+                .map(nn::silu).toList();
+        h = nn.convParts(h, bp + ".conv1");
+        h = nn.groupNormParts(h, bp + ".norm2", cfg.normGroups(), EPS).stream().map(nn::silu).toList();
+        h = nn.convParts(h, bp + ".conv2");
+        List<Operand<TFloat32>> skip = nn.has(bp + ".nin_shortcut.weight") ? nn.convParts(x, bp + ".nin_shortcut") : x;
+        List<Operand<TFloat32>> out = new java.util.ArrayList<>(x.size());
+        for (int i = 0; i < x.size(); i++) {
+            out.add(nn.add(skip.get(i), h.get(i)));
+        }
+        return out;
     }
 
     /** Single-head self-attention over all pixels, with a residual. */
     Operand<TFloat32> attention(Operand<TFloat32> x, String ap) {
-        long[] d = Nn.dims(x);
-        long hw = d[1] * d[2], c = d[3];
-        Operand<TFloat32> h = nn.groupNorm(x, ap + ".norm", cfg.normGroups(), EPS);
-        Operand<TFloat32> q = nn.reshape(nn.conv(h, ap + ".q"), -1, hw, c);
-        Operand<TFloat32> k = nn.reshape(nn.conv(h, ap + ".k"), -1, hw, c);
-        Operand<TFloat32> v = nn.reshape(nn.conv(h, ap + ".v"), -1, hw, c);
-        Operand<TFloat32> a = nn.reshape(nn.attention(q, k, v, 1, null), -1, d[1], d[2], c);
-        return nn.add(nn.conv(a, ap + ".proj_out"), x);
+        return attention(List.of(x), ap).get(0);
+    }
+
+    /** As {@link #attention(Operand, String)} over row parts: each part's queries attend to every part's keys. */
+    private List<Operand<TFloat32>> attention(List<Operand<TFloat32>> x, String ap) {
+        List<Operand<TFloat32>> h = nn.groupNormParts(x, ap + ".norm", cfg.normGroups(), EPS);
+        List<Operand<TFloat32>> q = new java.util.ArrayList<>(), k = new java.util.ArrayList<>(),
+                v = new java.util.ArrayList<>();
+        for (Operand<TFloat32> hi : h) {
+            long[] d = Nn.dims(hi);
+            long hw = d[1] * d[2], c = d[3];
+            q.add(nn.reshape(nn.conv(hi, ap + ".q"), -1, hw, c));
+            k.add(nn.reshape(nn.conv(hi, ap + ".k"), -1, hw, c));
+            v.add(nn.reshape(nn.conv(hi, ap + ".v"), -1, hw, c));
+        }
+        Operand<TFloat32> keys = k.size() == 1 ? k.get(0) : nn.tf().concat(k, nn.tf().constant(1));
+        Operand<TFloat32> values = v.size() == 1 ? v.get(0) : nn.tf().concat(v, nn.tf().constant(1));
+        List<Operand<TFloat32>> out = new java.util.ArrayList<>(x.size());
+        for (int i = 0; i < x.size(); i++) {
+            long[] d = Nn.dims(x.get(i));
+            Operand<TFloat32> a = nn.reshape(nn.attention(q.get(i), keys, values, 1, null), -1, d[1], d[2], d[3]);
+            out.add(nn.add(nn.conv(a, ap + ".proj_out"), x.get(i)));
+        }
+        return out;
     }
 }
