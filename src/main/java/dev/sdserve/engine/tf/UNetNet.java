@@ -47,15 +47,14 @@ public final class UNetNet {
     static final long ROWS_MIN_WORK = Lanes.UNET_MIN_WORK;
 
     /**
-     * Row parts for a UNet call ({@code -Dsdserve.unet.rowParts}, read at each graph choice: 1 by default = off; 2
-     * opts in; on the Zen 4 development machines a UNet call at batch 1 took 0.974–0.997 of the whole graph's time,
-     * noise, so they are not the default):
-     * for the plain graph (no lanes: a batch lanes do not split, such as 1 or 3; no DeepCache graph, no token
-     * merging, no per-sample LoRA terms, float32) when the latent's height divides into the parts at every level
-     * (a multiple of parts × 2^(levels − 1), each part at least 2 rows at the deepest level), the work is at least
-     * {@link #ROWS_MIN_WORK} ({@code -Dsdserve.lanes.anySize=true} drops the bound, as for {@link Lanes}), there is a
-     * thread per part and sessions have their own pools; else 1. Each part's chain runs on a core of its own with
-     * one thread inside each op, as {@link Lanes} do for a batch's halves.
+     * Row parts for a UNet call: {@code -Dsdserve.unet.rowParts} (read at each graph choice), 1 by default (off), 2 to
+     * opt in. On the Zen 4 development machines a UNet call at batch 1 in two parts took 0.974–0.997 of the whole
+     * graph's time, which is noise, so they are not the default. Each part's chain runs on a core of its own with one
+     * thread inside each op, as {@link Lanes} do for a batch's halves. Used for the plain graph only (no lanes, so a
+     * batch of 1 or an odd one; no DeepCache graph, no token merging, no per-sample LoRA terms; float32), when the
+     * latent's height divides into the parts at every level (a multiple of parts × 2^(levels − 1), each part at least
+     * 2 rows at the deepest level), the work is at least {@link #ROWS_MIN_WORK} ({@code -Dsdserve.lanes.anySize=true}
+     * drops the bound, as for {@link Lanes}), there is a thread per part and sessions have their own pools; else 1.
      */
     public static int rowParts(UNetConfig cfg, int height, int width, int lanes, boolean plain, boolean half) {
         int rows = Math.max(1, Integer.getInteger("sdserve.unet.rowParts", 1));
