@@ -90,7 +90,8 @@ public final class GroupNorm {
         for (Operand<TFloat32> x : parts) {
             int rank = x.shape().numDimensions();
             if (rank != 4 || Shapes.isHalf(x)) {
-                throw new IllegalArgumentException("group norm over parts takes float32 [N, H, W, C], shape " + x.shape());
+                throw new IllegalArgumentException("group norm over parts takes float32 [N, H, W, C], shape "
+                        + x.shape());
             }
             long ci = Shapes.dim(x, 3, "group norm input");
             if (c >= 0 && ci != c) {

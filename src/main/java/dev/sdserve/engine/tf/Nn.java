@@ -475,14 +475,15 @@ public final class Nn {
             return out;
         }
         if (ws.length != 4 || ws[0] != 3 || ws[1] != 3 || (stride != 1 && stride != 2)) {
-            throw new IllegalArgumentException(prefix + ": convolution over row parts needs a 1×1 kernel or a 3×3 one of"
-                    + " stride 1 or 2, got " + java.util.Arrays.toString(ws) + " stride " + stride);
+            throw new IllegalArgumentException(prefix + ": convolution over row parts needs a 1×1 kernel or a 3×3"
+                    + " one of stride 1 or 2, got " + java.util.Arrays.toString(ws) + " stride " + stride);
         }
         long rows = 0, width = dims(parts.get(0))[2];
         for (Operand<TFloat32> x : parts) {
             long h = dims(x)[1];
             if (stride == 2 && h % 2 != 0) {
-                throw new IllegalArgumentException(prefix + ": stride 2 over row parts needs parts of even height, got " + h);
+                throw new IllegalArgumentException(prefix + ": stride 2 over row parts needs parts of even height, got "
+                        + h);
             }
             rows += h;
         }
@@ -501,8 +502,9 @@ public final class Nn {
                 band.add(rowsOf(parts.get(i + 1), 0));
             }
             Operand<TFloat32> b = band.size() == 1 ? x : tf.concat(band, tf.constant(1));
-            Operand<TFloat32> p = tf.pad(b, tf.constant(new int[][]{{0, 0}, {i == 0 ? 1 : 0, i == last && stride == 1 ? 1 : 0},
-                    {1, 1}, {0, 0}}), Shapes.scalar(tf, 0f, x));
+            int padTop = i == 0 ? 1 : 0, padBottom = i == last && stride == 1 ? 1 : 0;
+            Operand<TFloat32> p = tf.pad(b, tf.constant(new int[][]{{0, 0}, {padTop, padBottom}, {1, 1}, {0, 0}}),
+                    Shapes.scalar(tf, 0f, x));
             out.add(Conv3x3.convValid(tf, p, w(prefix + ".weight", x), w(prefix + ".bias", x), stride, method,
                     t -> weights.transformed(prefix + ".weight", t)));
         }
@@ -521,9 +523,7 @@ public final class Nn {
         List<Operand<TFloat32>> parts = new ArrayList<>(rows);
         long step = h / rows;
         for (int i = 0; i < rows; i++) {
-            parts.add(tf.stridedSlice(x, tf.constant(new long[]{0, i * step, 0, 0}),
-                    tf.constant(new long[]{0, (i + 1) * step, 0, 0}), tf.constant(new long[]{1, 1, 1, 1}),
-                    org.tensorflow.op.core.StridedSlice.beginMask(13L).endMask(13L)));
+            parts.add(rowSlice(x, i * step, (i + 1) * step));
         }
         return parts;
     }
@@ -535,19 +535,23 @@ public final class Nn {
 
     /** Row {@code row} of NHWC {@code x} (−1: the last), kept as a one-row [N, 1, W, C]. */
     private Operand<TFloat32> rowsOf(Operand<TFloat32> x, int row) {
-        long[] d = dims(x);
-        long r = row < 0 ? d[1] + row : row;
-        return tf.stridedSlice(x, tf.constant(new long[]{0, r, 0, 0}), tf.constant(new long[]{0, r + 1, 0, 0}),
+        long r = row < 0 ? dims(x)[1] + row : row;
+        return rowSlice(x, r, r + 1);
+    }
+
+    /** Rows [r0, r1) of NHWC {@code x}, every sample, column and channel. */
+    private Operand<TFloat32> rowSlice(Operand<TFloat32> x, long r0, long r1) {
+        return tf.stridedSlice(x, tf.constant(new long[]{0, r0, 0, 0}), tf.constant(new long[]{0, r1, 0, 0}),
                 tf.constant(new long[]{1, 1, 1, 1}), org.tensorflow.op.core.StridedSlice.beginMask(13L).endMask(13L));
     }
 
     /** {@link #groupNorm} of one activation held as row parts ({@link GroupNorm#normParts}). */
     public List<Operand<TFloat32>> groupNormParts(List<Operand<TFloat32>> parts, String prefix, int groups, double eps) {
-        if (parts.size() == 1 || PLAIN_GROUP_NORM) {
-            if (parts.size() != 1) {
-                throw new IllegalStateException("the plain group norm has no row-parts form");
-            }
+        if (parts.size() == 1) {
             return List.of(groupNorm(parts.get(0), prefix, groups, eps));
+        }
+        if (PLAIN_GROUP_NORM) { // VaeNet.rowParts and UNetNet.rowParts never choose parts with it
+            throw new IllegalStateException("the plain group norm (sdserve.groupNorm=plain) has no row-parts form");
         }
         Operand<TFloat32> x = parts.get(0);
         return GroupNorm.normParts(tf, parts, w(prefix + ".weight", x), w(prefix + ".bias", x), groups, eps, false);

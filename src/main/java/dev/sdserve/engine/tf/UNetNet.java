@@ -60,7 +60,8 @@ public final class UNetNet {
         int rows = Math.max(1, Integer.getInteger("sdserve.unet.rowParts", 1));
         int threads = Integer.getInteger("sdserve.threads", Runtime.getRuntime().availableProcessors());
         long unit = (long) rows << (cfg.levels() - 1);
-        if (rows < 2 || lanes > 1 || !plain || half || height % unit != 0 || height / unit < 2 || threads < rows
+        if (rows < 2 || Nn.PLAIN_GROUP_NORM || lanes > 1 || !plain || half || height % unit != 0 || height / unit < 2
+                || threads < rows
                 || (Lanes.unetWork(height, width, cfg.blockOutChannels().get(0)) < ROWS_MIN_WORK
                 && !Boolean.getBoolean("sdserve.lanes.anySize"))
                 || !Lanes.perSessionPools()) {
@@ -144,7 +145,8 @@ public final class UNetNet {
      */
     public static void build(TfGraph.Builder b, UNetConfig cfg, int height, int width, int tokens, int ctxDim,
                              boolean masked, DeepCacheGraph deepCache, double tokenMerging, int lanes, int rows) {
-        if (rows > 1 && (lanes > 1 || deepCache != DeepCacheGraph.NONE || TokenMerge.merged(height, width, tokenMerging) > 0)) {
+        if (rows > 1 && (lanes > 1 || deepCache != DeepCacheGraph.NONE
+                || TokenMerge.merged(height, width, tokenMerging) > 0)) {
             throw new IllegalArgumentException("row parts are for the plain UNet without lanes");
         }
         if (height < 1 || width < 1) {

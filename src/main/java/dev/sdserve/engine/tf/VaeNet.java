@@ -60,14 +60,16 @@ public final class VaeNet {
      * activation's ops split every op between the threads and wait for each other at its end. Used when the latent
      * height divides into the parts, the decoder's work (latent pixels × deepest channels²) is at least
      * {@link #ROWS_MIN_WORK} ({@code -Dsdserve.lanes.anySize=true} drops the bound, as for {@link Lanes}), there is a
-     * thread per part and sessions have their own pools ({@link Lanes#perSessionPools}); else 1. Half precision keeps the whole graph (the parts' group norms are float32 only).
+     * thread per part and sessions have their own pools ({@link Lanes#perSessionPools}); else 1. Half precision and
+     * the timing-only plain group norm ({@code -Dsdserve.groupNorm=plain}) keep the whole graph (the parts' group
+     * norms are float32 MatMul sums).
      */
     public static int rowParts(VaeConfig cfg, int latentH, int latentW, boolean half) {
         int rows = Math.max(1, Integer.getInteger("sdserve.vae.rowParts", 2));
         int threads = Integer.getInteger("sdserve.threads", Runtime.getRuntime().availableProcessors());
         long deepest = cfg.blockOutChannels().get(cfg.blockOutChannels().size() - 1);
         long work = (long) latentH * latentW * deepest * deepest;
-        if (rows < 2 || half || latentH % rows != 0 || latentH / rows < 2 || threads < rows
+        if (rows < 2 || Nn.PLAIN_GROUP_NORM || half || latentH % rows != 0 || latentH / rows < 2 || threads < rows
                 || (work < ROWS_MIN_WORK && !Boolean.getBoolean("sdserve.lanes.anySize")) || !Lanes.perSessionPools()) {
             return 1;
         }
