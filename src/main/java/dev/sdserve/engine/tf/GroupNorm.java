@@ -63,15 +63,31 @@ public final class GroupNorm {
             mean = tf.math.mean(xr, axes, Mean.keepDims(true));
             var = tf.math.mean(tf.math.squaredDifference(xr, mean), axes, Mean.keepDims(true));
         }
+        return normalise(tf, List.of(xr), List.of(x), mean, var, gamma, beta, groups, cg, eps, silu).get(0);
+    }
+
+    /**
+     * The affine normalisation of each part ({@code xrs} [N, S_i, G, Cg], reshaped from {@code xs}) with the
+     * statistics {@code mean} and {@code var} [N, 1, G, 1]: the per-channel affine and the normalisation folded into
+     * one scale and one shift per (sample, channel), then SiLU if asked, each part back in its input's shape.
+     */
+    private static List<Operand<TFloat32>> normalise(Ops tf, List<Operand<TFloat32>> xrs, List<Operand<TFloat32>> xs,
+                                                     Operand<TFloat32> mean, Operand<TFloat32> var,
+                                                     Operand<TFloat32> gamma, Operand<TFloat32> beta, int groups,
+                                                     long cg, double eps, boolean silu) {
         Operand<TFloat32> inv = tf.math.rsqrt(tf.math.add(var, tf.constant((float) eps)));
         Operand<TFloat32> scale = tf.math.mul(inv, tf.reshape(gamma, tf.constant(new long[]{1, 1, groups, cg})));
         Operand<TFloat32> shift = tf.math.sub(tf.reshape(beta, tf.constant(new long[]{1, 1, groups, cg})),
                 tf.math.mul(mean, scale));                                                     // [N,1,G,Cg]
-        Operand<TFloat32> y = tf.math.add(tf.math.mul(xr, scale), shift);
-        if (silu) {
-            y = tf.math.mul(y, tf.math.sigmoid(y));
+        List<Operand<TFloat32>> out = new ArrayList<>(xrs.size());
+        for (int i = 0; i < xrs.size(); i++) {
+            Operand<TFloat32> y = tf.math.add(tf.math.mul(xrs.get(i), scale), shift);
+            if (silu) {
+                y = tf.math.mul(y, tf.math.sigmoid(y));
+            }
+            out.add(tf.reshape(y, tf.shape(xs.get(i))));
         }
-        return tf.reshape(y, tf.shape(x));
+        return out;
     }
 
     /**
@@ -110,7 +126,7 @@ public final class GroupNorm {
         for (int i = 0; i < parts.size(); i++) {
             xrs.add(tf.reshape(parts.get(i), tf.constant(new long[]{-1, sizes.get(i), groups, cg})));
         }
-        Operand<TFloat32> inv = tf.constant((float) (1.0 / (spatial * cg)));
+        Operand<TFloat32> inv = tf.constant((float) (1.0 / (spatial * cg))); // 1 / values per group
         List<Operand<TFloat32>> sums = new ArrayList<>();
         for (int i = 0; i < parts.size(); i++) {
             sums.add(groupSum(tf, xrs.get(i), sizes.get(i), groups, cg));
@@ -121,19 +137,7 @@ public final class GroupNorm {
             sq.add(groupSum(tf, tf.math.squaredDifference(xrs.get(i), mean), sizes.get(i), groups, cg));
         }
         Operand<TFloat32> var = tf.math.mul(tf.math.addN(sq), inv);
-        Operand<TFloat32> rs = tf.math.rsqrt(tf.math.add(var, tf.constant((float) eps)));
-        Operand<TFloat32> scale = tf.math.mul(rs, tf.reshape(gamma, tf.constant(new long[]{1, 1, groups, cg})));
-        Operand<TFloat32> shift = tf.math.sub(tf.reshape(beta, tf.constant(new long[]{1, 1, groups, cg})),
-                tf.math.mul(mean, scale));                                                     // [N,1,G,Cg]
-        List<Operand<TFloat32>> out = new ArrayList<>();
-        for (int i = 0; i < parts.size(); i++) {
-            Operand<TFloat32> y = tf.math.add(tf.math.mul(xrs.get(i), scale), shift);
-            if (silu) {
-                y = tf.math.mul(y, tf.math.sigmoid(y));
-            }
-            out.add(tf.reshape(y, tf.shape(parts.get(i))));
-        }
-        return out;
+        return normalise(tf, xrs, parts, mean, var, gamma, beta, groups, cg, eps, silu);
     }
 
     /**

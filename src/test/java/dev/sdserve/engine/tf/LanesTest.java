@@ -2,7 +2,6 @@ package dev.sdserve.engine.tf;
 
 import dev.sdserve.model.GoldenSet;
 import dev.sdserve.testutil.Props;
-import dev.sdserve.testutil.Shared;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -16,7 +15,6 @@ import org.tensorflow.op.Ops;
 import org.tensorflow.op.core.Placeholder;
 import org.tensorflow.types.TFloat32;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -28,33 +26,21 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Per-sample lanes ({@link Lanes}): the split, the choice by batch, and lane graphs against the plain ones. */
 class LanesTest {
+    static TinyThreadedModel tiny;
     static GoldenSet g;
     static TfModel model;
-    static String threads;
 
     @BeforeAll
     static void load() throws Exception {
-        threads = System.getProperty("sdserve.threads");
-        System.setProperty("sdserve.threads", "2"); // lanes need a thread each, whatever this machine has
-        System.setProperty("sdserve.lanes.anySize", "true"); // the tiny model is below the work that pays
-        Path dir = Shared.golden("sd15-tiny");
-        g = GoldenSet.open(dir);
-        model = TfModel.load("tiny-lanes", dir.resolve("tiny-sd15.safetensors"), g.config());
+        tiny = TinyThreadedModel.open("tiny-lanes", 2); // a thread per lane
+        g = tiny.golden;
+        model = tiny.model;
     }
 
     @AfterAll
     static void close() {
-        System.clearProperty("sdserve.lanes.anySize");
-        if (threads == null) {
-            System.clearProperty("sdserve.threads");
-        } else {
-            System.setProperty("sdserve.threads", threads);
-        }
-        if (model != null) {
-            model.close();
-        }
-        if (g != null) {
-            g.close();
+        if (tiny != null) {
+            tiny.close();
         }
     }
 

@@ -36,33 +36,21 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * conditioning and deeper transformers) at batch 1 and 3.
  */
 class RowPartsTest {
+    static TinyThreadedModel tiny;
     static GoldenSet g;
     static TfModel model;
-    static String threads;
 
     @BeforeAll
     static void load() throws Exception {
-        threads = System.getProperty("sdserve.threads");
-        System.setProperty("sdserve.threads", "4"); // a thread per part, whatever this machine has
-        System.setProperty("sdserve.lanes.anySize", "true"); // the tiny VAE is below the work that pays
-        Path dir = Shared.golden("sd15-tiny");
-        g = GoldenSet.open(dir);
-        model = TfModel.load("tiny-vae-rows", dir.resolve("tiny-sd15.safetensors"), g.config());
+        tiny = TinyThreadedModel.open("tiny-vae-rows", 4); // a thread per part, up to 4
+        g = tiny.golden;
+        model = tiny.model;
     }
 
     @AfterAll
     static void close() {
-        System.clearProperty("sdserve.lanes.anySize");
-        if (threads == null) {
-            System.clearProperty("sdserve.threads");
-        } else {
-            System.setProperty("sdserve.threads", threads);
-        }
-        if (model != null) {
-            model.close();
-        }
-        if (g != null) {
-            g.close();
+        if (tiny != null) {
+            tiny.close();
         }
     }
 
